@@ -1,0 +1,28 @@
+/** API coordinates of the FineTuneJob custom resource, defined once. */
+export const GROUP = "finetune.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = "FineTuneJob";
+export const PLURAL = "finetunejobs";
+export const SINGULAR = "finetunejob";
+export const SHORT_NAMES = ["ftj"];
+
+/**
+ * The trainer image used when a FineTuneJob names none. A pinned release tag,
+ * never `latest`, so a job re-run next month trains with the same code.
+ */
+export const DEFAULT_TRAINER_IMAGE = "axolotlai/axolotl:0.18.0";
+
+/** Labels every child object carries; selectors and the informer indexes rely on them. */
+export const LABEL_JOB_NAME = `${GROUP}/job-name`;
+export const LABEL_STAGE = `${GROUP}/stage`;
+export const LABEL_ATTEMPT = `${GROUP}/attempt`;
+export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
+export const MANAGED_BY = "finetune-operator";
+export const KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name";
+
+/** Finalizer used only when a job asks for its output claim to be deleted with it. */
+export const FINALIZER_OUTPUT_CLEANUP = `${GROUP}/output-cleanup`;
+
+export const STAGES = ["preprocess", "train", "merge"] as const;
+export type Stage = (typeof STAGES)[number];

@@ -1,0 +1,141 @@
+/**
+ * Wires informers, the work queue and the reconciler. Event handlers only
+ * compute a key and enqueue it; the reconcile rebuilds everything from the
+ * caches (level-triggered). Child objects are watched with a label selector,
+ * so the operator caches only what it owns.
+ */
+import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { GROUP, LABEL_JOB_NAME, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSION } from "../api/group.ts";
+import type { FineTuneJobObject } from "../api/schema.ts";
+import type { KubeApi } from "../kube/api.ts";
+import { ResilientInformer } from "../runtime/informer.ts";
+import { WorkQueue, type QueueMetrics } from "../runtime/workqueue.ts";
+import { Reconciler, type Caches } from "./reconciler.ts";
+import type { PlannerSettings } from "./plan.ts";
+
+export interface ControllerOptions {
+  kubeConfig: KubeConfig;
+  api: KubeApi;
+  settings: PlannerSettings;
+  logger: Logger;
+  identity: string;
+  /** Watch one namespace only (tests, namespaced installs); all namespaces when unset. */
+  namespace?: string;
+  concurrency?: number;
+  resyncIntervalMs?: number;
+  queueMetrics?: QueueMetrics;
+  onDecision?: ConstructorParameters<typeof Reconciler>[0]["onDecision"];
+  /** Called after every reconcile with its outcome and duration (metrics). */
+  onReconciled?: (outcome: "success" | "error" | "requeue_after", seconds: number) => void;
+}
+
+const OWNED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_JOB_NAME}`;
+const BY_JOB = "byJob";
+
+function collection(group: string, version: string, resource: string, namespace?: string): string {
+  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
+  return namespace ? `${base}/namespaces/${namespace}/${resource}` : `${base}/${resource}`;
+}
+
+const ownerKey = (obj: KubernetesObject): string[] => {
+  const job = obj.metadata?.labels?.[LABEL_JOB_NAME];
+  return job ? [`${obj.metadata?.namespace}/${job}`] : [];
+};
+
+export class Controller {
+  readonly queue: WorkQueue;
+  readonly ftjs: ResilientInformer<FineTuneJobObject & KubernetesObject>;
+  readonly jobs: ResilientInformer<V1Job>;
+  readonly pods: ResilientInformer<V1Pod>;
+  readonly configMaps: ResilientInformer<V1ConfigMap>;
+  readonly services: ResilientInformer<V1Service>;
+  readonly claims: ResilientInformer<V1PersistentVolumeClaim>;
+  readonly reconciler: Reconciler;
+  readonly #opts: ControllerOptions;
+  #stopResync: (() => void) | undefined;
+
+  constructor(opts: ControllerOptions) {
+    this.#opts = opts;
+    const { kubeConfig, namespace, logger } = opts;
+    const informer = <T extends KubernetesObject>(name: string, path: string, labelSelector?: string) =>
+      new ResilientInformer<T>({ kubeConfig, path, name, logger, ...(labelSelector ? { labelSelector } : {}) });
+    this.ftjs = informer("finetunejobs", collection(GROUP, VERSION, PLURAL, namespace));
+    this.jobs = informer("jobs", collection("batch", "v1", "jobs", namespace), OWNED_SELECTOR);
+    this.pods = informer("pods", collection("", "v1", "pods", namespace), OWNED_SELECTOR);
+    this.configMaps = informer("configmaps", collection("", "v1", "configmaps", namespace), OWNED_SELECTOR);
+    this.services = informer("services", collection("", "v1", "services", namespace), OWNED_SELECTOR);
+    this.claims = informer("persistentvolumeclaims", collection("", "v1", "persistentvolumeclaims", namespace), LABEL_JOB_NAME);
+    for (const inf of [this.jobs, this.pods] as ResilientInformer<KubernetesObject>[]) inf.addIndex(BY_JOB, ownerKey);
+
+    this.queue = new WorkQueue({ name: "finetunejob", logger, ...(opts.queueMetrics ? { metrics: opts.queueMetrics } : {}) });
+    const enqueueSelf = (obj: KubernetesObject) => this.queue.add(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
+    this.ftjs.on("add", enqueueSelf);
+    this.ftjs.on("update", (obj, old) => {
+      if (obj.metadata?.resourceVersion !== old.metadata?.resourceVersion) enqueueSelf(obj);
+    });
+    this.ftjs.on("delete", enqueueSelf);
+    const enqueueOwner = (obj: KubernetesObject) => {
+      for (const key of ownerKey(obj)) this.queue.add(key);
+    };
+    for (const inf of [this.jobs, this.pods, this.configMaps, this.services, this.claims] as ResilientInformer<KubernetesObject>[]) {
+      inf.on("add", enqueueOwner);
+      inf.on("update", enqueueOwner);
+      inf.on("delete", enqueueOwner);
+    }
+
+    const caches: Caches = {
+      getFineTuneJob: (key) => this.ftjs.getByKey(key),
+      jobsOf: (ns, name) => this.jobs.byIndex(BY_JOB, `${ns}/${name}`),
+      podsOf: (ns, name) => this.pods.byIndex(BY_JOB, `${ns}/${name}`),
+      configMap: (ns, name) => this.configMaps.get(ns, name),
+      service: (ns, name) => this.services.get(ns, name),
+      claim: (ns, name) => this.claims.get(ns, name),
+    };
+    this.reconciler = new Reconciler({
+      api: opts.api,
+      caches,
+      settings: opts.settings,
+      logger,
+      identity: opts.identity,
+      ...(opts.onDecision ? { onDecision: opts.onDecision } : {}),
+    });
+  }
+
+  get informers(): ResilientInformer<KubernetesObject>[] {
+    return [this.ftjs, this.jobs, this.pods, this.configMaps, this.services, this.claims] as ResilientInformer<KubernetesObject>[];
+  }
+
+  /** Starts the caches (all replicas keep them warm, so a new leader acts at once). */
+  async startCaches(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.start()));
+  }
+
+  hasSynced(): boolean {
+    return this.informers.every((i) => i.hasSynced());
+  }
+
+  /** Starts reconciling (leader only). */
+  startWorkers(): void {
+    const observe = this.#opts.onReconciled;
+    this.queue.start(async (key) => {
+      const start = performance.now();
+      try {
+        const result = await this.reconciler.reconcile(key);
+        observe?.(result.requeueAfterMs !== undefined ? "requeue_after" : "success", (performance.now() - start) / 1000);
+        return result;
+      } catch (err) {
+        observe?.("error", (performance.now() - start) / 1000);
+        throw err;
+      }
+    }, { concurrency: this.#opts.concurrency ?? 4 });
+    for (const key of this.ftjs.keys()) this.queue.add(key);
+    this.#stopResync = this.queue.resyncEvery(this.#opts.resyncIntervalMs ?? 10 * 60_000, () => this.ftjs.keys());
+  }
+
+  async stop(drainTimeoutMs = 10_000): Promise<void> {
+    this.#stopResync?.();
+    await this.queue.shutdown({ drainTimeoutMs });
+    await Promise.all(this.informers.map((i) => i.stop()));
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Known failure signatures of Axolotl runs and what to change, from the
+ * Axolotl guide's troubleshooting section. Matched against the exit code, the
+ * container's termination reason and the log tail the launcher reports.
+ */
+import type { Stage } from "../api/group.ts";
+
+export interface FailureSignature {
+  reason: string;
+  /** A retry with the same config cannot succeed. */
+  permanent: boolean;
+  hint: string;
+}
+
+interface Rule extends FailureSignature {
+  matches(ctx: HintContext): boolean;
+}
+
+export interface HintContext {
+  stage: Stage;
+  exitCode?: number;
+  containerReason?: string;
+  text: string;
+}
+
+const has = (re: RegExp) => (ctx: HintContext) => re.test(ctx.text);
+
+const RULES: Rule[] = [
+  {
+    reason: "ConfigRejected",
+    permanent: true,
+    matches: has(/validation errors? for AxolotlInputConfig|pydantic(_core)?\.?_?\w*\.?ValidationError|AxolotlConfigWasNotValid|Please set (micro_batch_size|base_model|datasets)/i),
+    hint: "Axolotl rejected the config at start-up; fix the key named in the message (`kubectl finetune validate` catches most of these before any GPU is allocated).",
+  },
+  {
+    reason: "MergeSizeMismatch",
+    permanent: true,
+    matches: (ctx) => ctx.stage === "merge" && /size mismatch for/i.test(ctx.text),
+    hint: "The adapter and base model disagree on embedding size (tokens were added in training). Set `shrink_embeddings` appropriately or merge against the resized base model; check `special_tokens`/`tokens` in the config.",
+  },
+  {
+    reason: "MergeOutOfMemory",
+    permanent: false,
+    matches: (ctx) => ctx.stage === "merge" && (ctx.exitCode === 137 || ctx.containerReason === "OOMKilled" || /out of memory/i.test(ctx.text)),
+    hint: "Merging needs the full base model in memory. Set spec.merge.onCPU: true and raise spec.resources.memory (host RAM for the whole model in bf16), or keep the default memory_efficient merge method.",
+  },
+  {
+    reason: "GPUOutOfMemory",
+    permanent: false,
+    matches: has(/CUDA out of memory|torch\.(cuda\.)?OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|HIP out of memory/i),
+    hint: "GPU memory ran out. Lower micro_batch_size (to 1, raising gradient_accumulation_steps to keep the batch), set gradient_checkpointing: true, shorten sequence_len, or use QLoRA (adapter: qlora, load_in_4bit: true).",
+  },
+  {
+    reason: "HostOutOfMemory",
+    permanent: false,
+    matches: (ctx) => ctx.exitCode === 137 || ctx.containerReason === "OOMKilled",
+    hint: "The container was killed for host RAM (exit 137 / OOMKilled), not GPU memory. Raise spec.resources.memory, lower dataloader_num_workers, or enable preprocessing so tokenization does not run inside every rank.",
+  },
+  {
+    reason: "NCCLTimeout",
+    permanent: false,
+    matches: has(/Watchdog caught collective operation timeout|NCCL.{0,80}time(d)? ?out|ProcessGroupNCCL.{0,80}Timeout|DistBackendError/i),
+    hint: "A collective timed out (one rank stalled or the network between nodes failed). Keep spec.preprocess.enabled so ranks do not tokenize while others wait, raise ddp_timeout, and set NCCL_DEBUG=INFO in spec.env to see which link failed.",
+  },
+  {
+    reason: "DeepSpeedWorldSize",
+    permanent: true,
+    matches: has(/deepspeed.{0,120}(world[_ ]size|single gpu|requires at least 2)/i),
+    hint: "DeepSpeed needs a world size of at least 2 (nodes x gpusPerNode). Remove `deepspeed` for a single GPU or raise gpusPerNode.",
+  },
+  {
+    reason: "DatasetNotFound",
+    permanent: true,
+    matches: has(/(FileNotFoundError|DatasetNotFoundError|Repository Not Found|Couldn't find a dataset)/i),
+    hint: "A dataset path could not be found. Check datasets[].path, that the dataset volume is mounted (spec.volumes/volumeMounts) and, for private Hub datasets, spec.secrets.huggingFaceToken.",
+  },
+  {
+    reason: "NoFinalModel",
+    permanent: false,
+    matches: (ctx) => ctx.exitCode === 3 && /without a final model|NoFinalModel/i.test(ctx.text),
+    hint: "The trainer exited 0 without saving the final model (interrupted). The next attempt resumes from the newest complete checkpoint.",
+  },
+];
+
+export function matchFailure(ctx: HintContext): FailureSignature | undefined {
+  const rule = RULES.find((r) => r.matches(ctx));
+  return rule ? { reason: rule.reason, permanent: rule.permanent, hint: rule.hint } : undefined;
+}
+
+/** Hints that apply to a stage rather than to one failure, e.g. EOS mismatch is seen in outputs, not logs. */
+export const GENERAL_HINTS = {
+  eosMismatch: "Garbage or endless generations after training usually mean the EOS token of the chat template and the tokenizer disagree: set special_tokens.eos_token to the template's end-of-turn token.",
+};

@@ -1,0 +1,184 @@
+/**
+ * One reconcile of one FineTuneJob: gather what the caches say, let the pure
+ * planner decide, write status (first, with optimistic concurrency), then act
+ * and emit events. Every step is idempotent.
+ */
+import type { V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { parse } from "yaml";
+import { LABEL_JOB_NAME } from "../api/group.ts";
+import type { FineTuneJobObject } from "../api/schema.ts";
+import { errorMessage, isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
+import type { KubeApi } from "../kube/api.ts";
+import { traced } from "../observability/tracing.ts";
+import { configMapName, outputClaimName, serviceName } from "../render/names.ts";
+import { validateConfigForSpec, validateSpec, type ValidationIssue } from "../validation/job.ts";
+import { MAX_JOB_NAME_LENGTH } from "../render/names.ts";
+import { getCondition } from "./conditions.ts";
+import { buildEvent } from "./events.ts";
+import { decide, type Action, type Observed, type PlannerSettings } from "./plan.ts";
+
+/** Read-only views of the informer caches the reconciler needs. */
+export interface Caches {
+  getFineTuneJob(key: string): FineTuneJobObject | undefined;
+  /** Children carrying `finetune.dev/job-name=<name>` in the namespace. */
+  jobsOf(namespace: string, name: string): V1Job[];
+  podsOf(namespace: string, name: string): V1Pod[];
+  configMap(namespace: string, name: string): V1ConfigMap | undefined;
+  service(namespace: string, name: string): V1Service | undefined;
+  claim(namespace: string, name: string): V1PersistentVolumeClaim | undefined;
+}
+
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+export interface ReconcilerDeps {
+  api: KubeApi;
+  caches: Caches;
+  settings: PlannerSettings;
+  logger: Logger;
+  identity: string;
+  now?: () => Date;
+  /** Called with every decision (metrics: phase transitions, stage durations). */
+  onDecision?: (ftj: FineTuneJobObject, status: FineTuneJobObject["status"]) => void;
+}
+
+let reconcileCounter = 0;
+
+export class Reconciler {
+  readonly #deps: ReconcilerDeps;
+
+  constructor(deps: ReconcilerDeps) {
+    this.#deps = deps;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const ftj = this.#deps.caches.getFineTuneJob(key);
+    if (!ftj) return {}; // deleted: garbage collection removes its children
+    const reconcileId = (++reconcileCounter).toString(36);
+    const log = this.#deps.logger.child({ job: key, reconcileId });
+    return traced("reconcile FineTuneJob", () => this.#reconcile(ftj, log), { "finetune.job": key, "finetune.reconcile_id": reconcileId });
+  }
+
+  async #reconcile(ftj: FineTuneJobObject, log: Logger): Promise<ReconcileResult> {
+    const { caches, settings, api } = this.#deps;
+    const now = this.#deps.now?.() ?? new Date();
+    const ns = ftj.metadata.namespace ?? "";
+    const name = ftj.metadata.name ?? "";
+    const { spec, issues: specIssues } = validateSpec(ftj.spec);
+    const issues: ValidationIssue[] = [...specIssues];
+    if (name.length > MAX_JOB_NAME_LENGTH) issues.push({ severity: "error", path: "metadata.name", message: `must be at most ${MAX_JOB_NAME_LENGTH} characters` });
+    const rendered = caches.configMap(ns, configMapName(name));
+    const needsValidation = getCondition(ftj.status?.conditions, "Validated")?.observedGeneration !== ftj.metadata.generation;
+
+    // The Axolotl config: the rendered copy once it exists (it is what the run uses), else the user's.
+    let axolotlConfig: Record<string, unknown> | undefined;
+    if (rendered?.data?.["config.yaml"] && !needsValidation) {
+      axolotlConfig = parse(rendered.data["config.yaml"]) as Record<string, unknown>;
+    } else if (spec?.config) {
+      axolotlConfig = spec.config;
+    } else if (spec?.configFrom) {
+      const ref = spec.configFrom.configMapKeyRef;
+      const source = `spec.configFrom(${ref.name}/${ref.key})`;
+      try {
+        const cm = await api.getConfigMap(ns, ref.name);
+        const text = cm.data?.[ref.key];
+        if (text === undefined) issues.push({ severity: "error", path: "spec.configFrom.configMapKeyRef.key", message: `ConfigMap ${ref.name} has no key ${ref.key}` });
+        else {
+          try {
+            axolotlConfig = parse(text) as Record<string, unknown>;
+          } catch (err) {
+            issues.push({ severity: "error", path: source, message: `not valid YAML: ${errorMessage(err)}` });
+          }
+        }
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        issues.push({ severity: "error", path: "spec.configFrom.configMapKeyRef.name", message: `ConfigMap ${ref.name} not found in namespace ${ns}` });
+      }
+      if (axolotlConfig !== undefined && needsValidation) issues.push(...validateConfigForSpec(axolotlConfig, spec, source));
+    }
+    if (spec?.config && needsValidation) issues.push(...validateConfigForSpec(spec.config, spec, "spec.config"));
+
+    const observed: Observed = {
+      ftj,
+      validation: { ...(spec ? { spec } : {}), issues },
+      ...(axolotlConfig ? { axolotlConfig } : {}),
+      children: {
+        configMap: rendered !== undefined,
+        service: caches.service(ns, serviceName(name)) !== undefined,
+        ...(caches.claim(ns, outputClaimName(name)) ? { claim: caches.claim(ns, outputClaimName(name))! } : {}),
+        jobs: caches.jobsOf(ns, name),
+        pods: caches.podsOf(ns, name),
+      },
+      settings,
+      now,
+    };
+    const decision = decide(observed);
+
+    if (decision.statusChanged) {
+      try {
+        await api.replaceStatus({ ...ftj, status: decision.status });
+      } catch (err) {
+        if (isNotFound(err)) return {};
+        // Our cache was behind: decide again from fresher state; act on nothing decided from stale state.
+        if (isConflict(err)) {
+          log.debug("status conflict; requeue");
+          return { requeueAfterMs: 200 };
+        }
+        throw err;
+      }
+      this.#deps.onDecision?.(ftj, decision.status);
+    }
+    for (const action of decision.actions) await this.#execute(ftj, action, log);
+    for (const event of decision.events) this.#emit(ftj, event.type, event.reason, event.message, log);
+    if (decision.statusChanged || decision.actions.length) {
+      log.info({ phase: decision.status.phase, actions: decision.actions.map(describe), requeueAfterMs: decision.requeueAfterMs }, "reconciled");
+    }
+    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
+  }
+
+  async #execute(ftj: FineTuneJobObject, action: Action, log: Logger): Promise<void> {
+    const { api } = this.#deps;
+    switch (action.kind) {
+      case "create":
+        try {
+          await api.create(action.object);
+          if (action.object.kind === "Job") this.#emit(ftj, "Normal", "JobCreated", `created Job ${action.object.metadata?.name}`, log);
+        } catch (err) {
+          if (!isAlreadyExists(err)) throw err; // a lagging cache: it is there already
+        }
+        return;
+      case "delete":
+        try {
+          await api.deleteJob(action.namespace, action.name);
+          this.#emit(ftj, "Normal", "JobDeleted", `deleted Job ${action.name}: ${action.reason}`, log);
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+        return;
+      case "deleteFineTuneJob":
+        try {
+          this.#emit(ftj, "Normal", "TTLExpired", action.reason, log);
+          await api.deleteFineTuneJob(ftj.metadata.namespace ?? "", ftj.metadata.name ?? "");
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+        return;
+    }
+  }
+
+  /** Events are best effort: losing one must never fail or repeat a reconcile. */
+  #emit(ftj: FineTuneJobObject, type: "Normal" | "Warning", reason: string, message: string, log: Logger): void {
+    const event = buildEvent(ftj, type, reason, message, this.#deps.now?.() ?? new Date(), this.#deps.identity);
+    this.#deps.api.createEvent(event).catch((err: unknown) => log.warn({ err: errorMessage(err), reason }, "could not record event"));
+  }
+}
+
+function describe(action: Action): string {
+  if (action.kind === "create") return `create ${action.object.kind}/${action.object.metadata?.name}`;
+  if (action.kind === "delete") return `delete Job/${action.name}`;
+  return "delete FineTuneJob";
+}
+
+export { LABEL_JOB_NAME };

@@ -1,0 +1,85 @@
+/**
+ * The operator's only door to the API server. Every call is counted by verb
+ * and resource (finetune_api_requests_total), so the cost per FineTuneJob is
+ * visible, and wrapped in a trace span.
+ */
+import {
+  BatchV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject,
+  type CoreV1Event, type V1ConfigMap, type V1Job, type V1PersistentVolumeClaim, type V1Service,
+} from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION } from "../api/group.ts";
+import type { FineTuneJobObject } from "../api/schema.ts";
+import { traced } from "../observability/tracing.ts";
+
+export interface ApiCallObserver {
+  (verb: string, resource: string, code: number | undefined): void;
+}
+
+export class KubeApi {
+  readonly core: CoreV1Api;
+  readonly batch: BatchV1Api;
+  readonly custom: CustomObjectsApi;
+  readonly #observe: ApiCallObserver;
+
+  constructor(kc: KubeConfig, observe: ApiCallObserver = () => {}) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.batch = kc.makeApiClient(BatchV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.#observe = observe;
+  }
+
+  async #call<T>(verb: string, resource: string, fn: () => Promise<T>): Promise<T> {
+    return traced(`k8s ${verb} ${resource}`, async () => {
+      try {
+        const result = await fn();
+        this.#observe(verb, resource, 200);
+        return result;
+      } catch (err) {
+        this.#observe(verb, resource, (err as { code?: number }).code);
+        throw err;
+      }
+    });
+  }
+
+  /** Creates a child object of one of the kinds the operator owns. */
+  create(obj: KubernetesObject): Promise<unknown> {
+    const namespace = obj.metadata?.namespace ?? "";
+    switch (obj.kind) {
+      case "Job":
+        return this.#call("create", "jobs", () => this.batch.createNamespacedJob({ namespace, body: obj as V1Job }));
+      case "ConfigMap":
+        return this.#call("create", "configmaps", () => this.core.createNamespacedConfigMap({ namespace, body: obj as V1ConfigMap }));
+      case "Service":
+        return this.#call("create", "services", () => this.core.createNamespacedService({ namespace, body: obj as V1Service }));
+      case "PersistentVolumeClaim":
+        return this.#call("create", "persistentvolumeclaims", () => this.core.createNamespacedPersistentVolumeClaim({ namespace, body: obj as V1PersistentVolumeClaim }));
+      default:
+        throw new Error(`the operator does not create ${obj.kind}`);
+    }
+  }
+
+  /** Background propagation: the Job goes at once and garbage collection removes its pods (the planner waits for them). */
+  deleteJob(namespace: string, name: string): Promise<unknown> {
+    return this.#call("delete", "jobs", () => this.batch.deleteNamespacedJob({ namespace, name, propagationPolicy: "Background" }));
+  }
+
+  getConfigMap(namespace: string, name: string): Promise<V1ConfigMap> {
+    return this.#call("get", "configmaps", () => this.core.readNamespacedConfigMap({ namespace, name }));
+  }
+
+  /** Replaces status through the status subresource; the resourceVersion in `obj` makes a stale write fail with 409. */
+  replaceStatus(obj: FineTuneJobObject): Promise<FineTuneJobObject> {
+    const { namespace = "", name = "" } = obj.metadata;
+    return this.#call("update", "finetunejobs/status", () =>
+      this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: obj }),
+    ) as Promise<FineTuneJobObject>;
+  }
+
+  deleteFineTuneJob(namespace: string, name: string): Promise<unknown> {
+    return this.#call("delete", "finetunejobs", () => this.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, propagationPolicy: "Background" }));
+  }
+
+  createEvent(event: CoreV1Event): Promise<unknown> {
+    return this.#call("create", "events", () => this.core.createNamespacedEvent({ namespace: event.metadata?.namespace ?? "", body: event }));
+  }
+}

@@ -1,0 +1,32 @@
+/** Branch on the HTTP status of API errors, never on message text. */
+export function statusCode(err: unknown): number | undefined {
+  if (err && typeof err === "object") {
+    const e = err as { code?: unknown; statusCode?: unknown };
+    if (typeof e.code === "number") return e.code;
+    if (typeof e.statusCode === "number") return e.statusCode;
+  }
+  return undefined;
+}
+
+export const isNotFound = (err: unknown) => statusCode(err) === 404;
+export const isConflict = (err: unknown) => statusCode(err) === 409;
+export const isAlreadyExists = isConflict;
+
+/** One line for logs and CLI output: the API server's message when there is one. */
+export function errorMessage(err: unknown): string {
+  if (err && typeof err === "object") {
+    const body = (err as { body?: unknown }).body;
+    if (typeof body === "string") {
+      try {
+        const parsed = JSON.parse(body) as { message?: string };
+        if (parsed.message) return parsed.message;
+      } catch {
+        // not JSON; fall through
+      }
+    } else if (body && typeof body === "object" && typeof (body as { message?: unknown }).message === "string") {
+      return (body as { message: string }).message;
+    }
+    if (err instanceof Error) return err.message.split("\n")[0] ?? err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,107 @@
+/**
+ * The operator process: `npm start` (from source, against $KUBECONFIG) or the
+ * image's entrypoint (in-cluster config). All replicas keep warm caches; only
+ * the Lease holder reconciles.
+ */
+import { readFileSync } from "node:fs";
+import { KubeConfig } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { Controller } from "./controller/controller.ts";
+import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/plan.ts";
+import { KubeApi } from "./kube/api.ts";
+import { OperatorMetrics } from "./observability/metrics.ts";
+import { parseOperatorOptions, type OperatorOptions } from "./options.ts";
+import { startHttpServer } from "./runtime/http-server.ts";
+import { LeaderElector, defaultIdentity } from "./runtime/leader-election.ts";
+
+export function launcherSource(): string {
+  return readFileSync(new URL("./trainer/launcher.py", import.meta.url), "utf8");
+}
+
+export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => Promise<void> }> {
+  const logger = pino({ level: opts.logLevel, base: { component: "finetune-operator" } });
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  const identity = opts.identity ?? process.env.POD_NAME ?? defaultIdentity();
+  let leading = false;
+  let controller: Controller | undefined;
+  const metrics = new OperatorMetrics({ fineTuneJobs: () => controller?.ftjs.list() ?? [], isLeader: () => leading }, { perJobSeriesLimit: opts.perJobSeriesLimit });
+  const api = new KubeApi(kc, (verb, resource, code) => metrics.apiCall(verb, resource, code));
+  const settings: PlannerSettings = {
+    ...DEFAULT_PLANNER_SETTINGS,
+    launcherSource: launcherSource(),
+    restartBackoffBaseMs: opts.restartBackoffBaseMs,
+    imagePullGraceMs: opts.imagePullGraceMs,
+    ...(opts.progressUrl ? { progressUrl: opts.progressUrl } : {}),
+  };
+  controller = new Controller({
+    kubeConfig: kc,
+    api,
+    settings,
+    logger,
+    identity,
+    concurrency: opts.concurrency,
+    resyncIntervalMs: opts.resyncIntervalMs,
+    queueMetrics: metrics.queueMetrics(),
+    onReconciled: (outcome, seconds) => metrics.reconciled(outcome, seconds),
+    ...(opts.namespace ? { namespace: opts.namespace } : {}),
+  });
+  const ctrl = controller;
+  const http = await startHttpServer({
+    host: opts.bindAddress,
+    port: opts.port,
+    ready: () => ctrl.hasSynced(),
+    metrics: () => metrics.scrape(),
+    logger,
+  });
+  logger.info({ identity, port: http.port, namespace: opts.namespace ?? "(all)" }, "starting");
+  await ctrl.startCaches();
+  logger.info("caches synced");
+
+  let elector: LeaderElector | undefined;
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutting down");
+    // Finish in-flight reconciles first (each is idempotent, so one cut short is also safe), then hand the lease over at once.
+    await ctrl.stop(opts.drainTimeoutMs);
+    await elector?.stop({ release: true });
+    await http.close();
+  };
+  if (opts.leaderElect) {
+    elector = new LeaderElector({
+      kubeConfig: kc,
+      namespace: opts.leaseNamespace,
+      name: opts.leaseName,
+      identity,
+      logger,
+      onStartedLeading: () => {
+        leading = true;
+        logger.info("became leader; reconciling");
+        ctrl.startWorkers();
+      },
+      onStoppedLeading: (reason) => {
+        leading = false;
+        logger.warn({ reason }, "leadership ended");
+        // Never keep reconciling without the lease: exit and let the Deployment restart us as a candidate.
+        if (!stopping) void stop().then(() => process.exit(reason === "lost" ? 1 : 0));
+      },
+    });
+    void elector.start();
+  } else {
+    leading = true;
+    ctrl.startWorkers();
+  }
+  return { stop };
+}
+
+if (import.meta.main) {
+  const opts = parseOperatorOptions(process.argv.slice(2), process.env);
+  const { stop } = await runOperator(opts);
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      void stop().then(() => process.exit(0));
+    });
+  }
+}

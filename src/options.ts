@@ -1,0 +1,73 @@
+/** Operator settings from flags (--name=value) and FINETUNE_* environment variables; flags win. */
+import { parseArgs } from "node:util";
+
+export interface OperatorOptions {
+  namespace?: string;
+  bindAddress: string;
+  port: number;
+  leaderElect: boolean;
+  leaseNamespace: string;
+  leaseName: string;
+  identity?: string;
+  concurrency: number;
+  resyncIntervalMs: number;
+  restartBackoffBaseMs: number;
+  imagePullGraceMs: number;
+  drainTimeoutMs: number;
+  perJobSeriesLimit: number;
+  progressUrl?: string;
+  logLevel: string;
+}
+
+const FLAGS = {
+  namespace: { type: "string", env: "FINETUNE_WATCH_NAMESPACE" },
+  "bind-address": { type: "string", env: "FINETUNE_BIND_ADDRESS", default: "0.0.0.0" },
+  port: { type: "string", env: "FINETUNE_PORT", default: "8080" },
+  "leader-elect": { type: "string", env: "FINETUNE_LEADER_ELECT", default: "true" },
+  "lease-namespace": { type: "string", env: "FINETUNE_LEASE_NAMESPACE", default: "" },
+  "lease-name": { type: "string", env: "FINETUNE_LEASE_NAME", default: "finetune-operator" },
+  identity: { type: "string", env: "FINETUNE_IDENTITY" },
+  concurrency: { type: "string", env: "FINETUNE_CONCURRENCY", default: "8" },
+  "resync-seconds": { type: "string", env: "FINETUNE_RESYNC_SECONDS", default: "600" },
+  "restart-backoff-seconds": { type: "string", env: "FINETUNE_RESTART_BACKOFF_SECONDS", default: "10" },
+  "image-pull-grace-seconds": { type: "string", env: "FINETUNE_IMAGE_PULL_GRACE_SECONDS", default: "300" },
+  "drain-timeout-seconds": { type: "string", env: "FINETUNE_DRAIN_TIMEOUT_SECONDS", default: "10" },
+  "per-job-series-limit": { type: "string", env: "FINETUNE_PER_JOB_SERIES_LIMIT", default: "100" },
+  "progress-url": { type: "string", env: "FINETUNE_PROGRESS_URL" },
+  "log-level": { type: "string", env: "FINETUNE_LOG_LEVEL", default: "info" },
+} as const;
+
+type FlagName = keyof typeof FLAGS;
+
+export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): OperatorOptions {
+  const { values } = parseArgs({ args: argv, options: Object.fromEntries(Object.keys(FLAGS).map((k) => [k, { type: "string" as const }])), strict: true });
+  const get = (name: FlagName): string | undefined => {
+    const flag = FLAGS[name];
+    return (values as Record<string, string | undefined>)[name] ?? env[flag.env] ?? ("default" in flag ? flag.default : undefined);
+  };
+  const num = (name: FlagName): number => {
+    const raw = get(name);
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got ${raw}`);
+    return n;
+  };
+  const namespace = get("namespace") || undefined;
+  const leaseNamespace = get("lease-namespace") || env.POD_NAMESPACE || namespace || "default";
+  return {
+    ...(namespace ? { namespace } : {}),
+    bindAddress: get("bind-address")!,
+    port: num("port"),
+    leaderElect: get("leader-elect") !== "false",
+    leaseNamespace,
+    leaseName: get("lease-name")!,
+    ...(get("identity") ? { identity: get("identity")! } : {}),
+    concurrency: Math.max(1, num("concurrency")),
+    resyncIntervalMs: num("resync-seconds") * 1000,
+    restartBackoffBaseMs: num("restart-backoff-seconds") * 1000,
+    imagePullGraceMs: num("image-pull-grace-seconds") * 1000,
+    drainTimeoutMs: num("drain-timeout-seconds") * 1000,
+    perJobSeriesLimit: num("per-job-series-limit"),
+    ...(get("progress-url") ? { progressUrl: get("progress-url")! } : {}),
+    logLevel: get("log-level")!,
+  };
+}

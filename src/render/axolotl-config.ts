@@ -1,0 +1,47 @@
+/**
+ * The Axolotl config as the trainer receives it: the user's config with the
+ * keys the operator owns set to the paths on the output claim. Resume is the
+ * launcher's job (it picks the newest COMPLETE checkpoint and passes it
+ * explicitly), so Axolotl's own auto-resume, which trusts the highest-numbered
+ * and possibly half-written checkpoint, is turned off.
+ */
+import { OUTPUT_DIR, PREPARED_DIR } from "./names.ts";
+
+export interface RenderedAxolotlConfig {
+  config: Record<string, unknown>;
+  /** Keys the user set that were replaced, for the warning the validator also reports. */
+  overridden: string[];
+}
+
+const OWNED: Record<string, unknown> = {
+  output_dir: OUTPUT_DIR,
+  dataset_prepared_path: PREPARED_DIR,
+  auto_resume_from_checkpoints: false,
+};
+const REMOVED = ["resume_from_checkpoint"];
+
+export function renderAxolotlConfig(userConfig: Record<string, unknown>): RenderedAxolotlConfig {
+  const config: Record<string, unknown> = { ...userConfig };
+  const overridden: string[] = [];
+  for (const [key, value] of Object.entries(OWNED)) {
+    if (key in config && config[key] !== value) overridden.push(key);
+    config[key] = value;
+  }
+  for (const key of REMOVED) {
+    if (key in config) {
+      overridden.push(key);
+      delete config[key];
+    }
+  }
+  return { config, overridden };
+}
+
+/** Whether the run trains a LoRA-style adapter that `axolotl merge-lora` can fold into the base model. */
+export function trainsMergeableAdapter(config: Record<string, unknown>): boolean {
+  return config.adapter === "lora" || config.adapter === "qlora";
+}
+
+export function dynamicCheckpointEnabled(config: Record<string, unknown>): boolean {
+  const dc = config.dynamic_checkpoint;
+  return typeof dc === "object" && dc !== null && (dc as Record<string, unknown>).enabled === true;
+}

@@ -1,0 +1,302 @@
+/**
+ * Pure builders: FineTuneJob (+ operator settings) -> the Kubernetes objects
+ * it needs. No I/O here; the controller decides when to create them and the
+ * CLI prints them (`kubectl finetune render`). Golden tests pin the output.
+ */
+import type { V1ConfigMap, V1Container, V1EnvVar, V1Job, V1PersistentVolumeClaim, V1PodSpec, V1PodTemplateSpec, V1Service, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import { stringify } from "yaml";
+import { KUEUE_QUEUE_LABEL, type Stage } from "../api/group.ts";
+import type { FineTuneJobSpec } from "../api/schema.ts";
+import { dynamicCheckpointEnabled, renderAxolotlConfig } from "./axolotl-config.ts";
+import { childLabels, ownerReference, type JobRef } from "./labels.ts";
+import {
+  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_OUTPUT, OUTPUT_DIR,
+  configMapName, outputClaimName, serviceName, stageJobName,
+} from "./names.ts";
+
+/** Settings of the operator installation (flags / Helm values), not of one job. */
+export interface OperatorSettings {
+  /** Source of src/trainer/launcher.py, shipped to pods in the config ConfigMap. */
+  launcherSource: string;
+  /** Where trainers push progress (optional; logs are the fallback). */
+  progressUrl?: string;
+  /** PEM CA bundle the trainer uses to verify progressUrl (optional). */
+  progressCaConfigMap?: string;
+}
+
+export interface RenderInput {
+  job: JobRef;
+  spec: FineTuneJobSpec;
+  /** The user's Axolotl config, resolved from spec.config or spec.configFrom. */
+  axolotlConfig: Record<string, unknown>;
+  settings: OperatorSettings;
+}
+
+const TRAINER = "trainer";
+export const PROGRESS_TOKEN_PATH = "/var/run/secrets/finetune.dev/progress/token";
+export const progressAudience = (job: JobRef) => `finetune.dev/${job.namespace}/${job.name}`;
+
+function meta(input: RenderInput, name: string, stage?: Stage, attempt?: number, owned = true) {
+  return {
+    name,
+    namespace: input.job.namespace,
+    labels: childLabels(input.job, stage, attempt),
+    ...(owned ? { ownerReferences: [ownerReference(input.job)] } : {}),
+  };
+}
+
+export function outputSubPath(input: RenderInput): string {
+  const out = input.spec.storage.output;
+  return out.subPath ?? (out.existingClaim ? input.job.name : "");
+}
+
+export function outputClaim(input: RenderInput): string {
+  return input.spec.storage.output.existingClaim ?? outputClaimName(input.job.name);
+}
+
+/** Paths of the results inside the output claim, for status.outputs. */
+export function outputPaths(input: RenderInput) {
+  const prefix = outputSubPath(input) ? `${outputSubPath(input)}/` : "";
+  return { claimName: outputClaim(input), outputDir: OUTPUT_DIR, adapterPath: `${prefix}model`, mergedModelPath: `${prefix}model/merged` };
+}
+
+export function renderConfigMap(input: RenderInput): V1ConfigMap {
+  const { config } = renderAxolotlConfig(input.axolotlConfig);
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: meta(input, configMapName(input.job.name)),
+    data: {
+      "config.yaml": stringify(config, { lineWidth: 0 }),
+      "launcher.py": input.settings.launcherSource,
+    },
+  };
+}
+
+export function defaultAccessModes(spec: FineTuneJobSpec): string[] {
+  return spec.storage.output.accessModes ?? (spec.nodes > 1 ? ["ReadWriteMany"] : ["ReadWriteOnce"]);
+}
+
+/** The output claim the operator creates (none when existingClaim is set). Retained claims carry no ownerReference, so garbage collection cannot take them. */
+export function renderOutputClaim(input: RenderInput): V1PersistentVolumeClaim | undefined {
+  const out = input.spec.storage.output;
+  if (out.existingClaim) return undefined;
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: meta(input, outputClaimName(input.job.name), undefined, undefined, out.deletionPolicy === "Delete"),
+    spec: {
+      accessModes: defaultAccessModes(input.spec),
+      resources: { requests: { storage: String(out.size) } },
+      ...(out.storageClassName !== undefined ? { storageClassName: out.storageClassName } : {}),
+    },
+  };
+}
+
+/** Headless Service giving every training pod a stable DNS name, so rank 0 is reachable as `<job>-0.<service>`. */
+export function renderService(input: RenderInput): V1Service {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: meta(input, serviceName(input.job.name), "train"),
+    spec: {
+      clusterIP: "None",
+      publishNotReadyAddresses: true,
+      selector: childLabels(input.job, "train"),
+      ports: [{ name: "rendezvous", port: MASTER_PORT, targetPort: MASTER_PORT }],
+    },
+  };
+}
+
+function volumes(input: RenderInput): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const spec = input.spec;
+  const subPath = outputSubPath(input);
+  const vols: V1Volume[] = [
+    { name: "finetune-config", configMap: { name: configMapName(input.job.name) } },
+    { name: "finetune-output", persistentVolumeClaim: { claimName: outputClaim(input) } },
+    // NCCL and dataloader workers need far more than the container runtime's 64 MiB /dev/shm (SIGBUS otherwise).
+    { name: "dshm", emptyDir: { medium: "Memory", sizeLimit: String(spec.sharedMemory) } },
+  ];
+  const mounts: V1VolumeMount[] = [
+    { name: "finetune-config", mountPath: MOUNT_CONFIG, readOnly: true },
+    { name: "finetune-output", mountPath: MOUNT_OUTPUT, ...(subPath ? { subPath } : {}) },
+    { name: "dshm", mountPath: "/dev/shm" },
+  ];
+  const cache = spec.storage.cache;
+  if (cache) {
+    vols.push({ name: "finetune-cache", persistentVolumeClaim: { claimName: cache.existingClaim } });
+    mounts.push({ name: "finetune-cache", mountPath: MOUNT_CACHE, ...(cache.subPath ? { subPath: cache.subPath } : {}) });
+  }
+  if (input.settings.progressUrl) {
+    vols.push({
+      name: "finetune-progress-token",
+      projected: { sources: [{ serviceAccountToken: { audience: progressAudience(input.job), expirationSeconds: 3600, path: "token" } }] },
+    });
+    mounts.push({ name: "finetune-progress-token", mountPath: PROGRESS_TOKEN_PATH.replace(/\/token$/, ""), readOnly: true });
+  }
+  vols.push(...((spec.volumes ?? []) as unknown as V1Volume[]));
+  mounts.push(...((spec.volumeMounts ?? []) as unknown as V1VolumeMount[]));
+  return { volumes: vols, mounts };
+}
+
+function env(input: RenderInput, stage: Stage, attempt: number): V1EnvVar[] {
+  const spec = input.spec;
+  const vars: V1EnvVar[] = [
+    { name: "FINETUNE_STAGE", value: stage },
+    { name: "FINETUNE_ATTEMPT", value: String(attempt) },
+    { name: "FINETUNE_OUTPUT_DIR", value: OUTPUT_DIR },
+    { name: "FINETUNE_NNODES", value: String(stage === "train" ? spec.nodes : 1) },
+    { name: "FINETUNE_TERMINATION_GRACE_SECONDS", value: String(spec.terminationGracePeriodSeconds) },
+    { name: "PYTHONUNBUFFERED", value: "1" },
+  ];
+  if (stage === "train") {
+    vars.push(
+      // torchrun reads PET_* as defaults of its flags; the node rank comes from the Job's completion index.
+      { name: "FINETUNE_NODE_RANK", valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } },
+      { name: "PET_NODE_RANK", valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } },
+      { name: "FINETUNE_REQUIRE_FINAL_MODEL", value: "true" },
+      { name: "FINETUNE_DYNAMIC_CHECKPOINT", value: String(dynamicCheckpointEnabled(input.axolotlConfig)) },
+      { name: "TORCH_NCCL_ASYNC_ERROR_HANDLING", value: "1" },
+    );
+    if (input.settings.progressUrl) {
+      vars.push({ name: "FINETUNE_PROGRESS_URL", value: input.settings.progressUrl }, { name: "FINETUNE_PROGRESS_TOKEN_FILE", value: PROGRESS_TOKEN_PATH });
+    }
+  } else {
+    vars.push({ name: "FINETUNE_NODE_RANK", value: "0" });
+  }
+  if (!spec.telemetry) vars.push({ name: "AXOLOTL_DO_NOT_TRACK", value: "1" });
+  if (spec.storage.cache) vars.push({ name: "HF_HOME", value: `${MOUNT_CACHE}/huggingface` });
+  const token = spec.secrets?.huggingFaceToken;
+  if (token) vars.push({ name: "HF_TOKEN", valueFrom: { secretKeyRef: { name: token.name, key: token.key } } });
+  const wandb = spec.secrets?.wandbApiKey;
+  if (wandb) vars.push({ name: "WANDB_API_KEY", valueFrom: { secretKeyRef: { name: wandb.name, key: wandb.key } } });
+  // User variables last: they win over ours where names collide.
+  vars.push(...((spec.env ?? []) as unknown as V1EnvVar[]));
+  return vars;
+}
+
+interface ContainerPlan {
+  stage: Stage;
+  attempt: number;
+  gpus: number;
+  command: string[];
+  extraEnv?: V1EnvVar[];
+}
+
+function podTemplate(input: RenderInput, plan: ContainerPlan, podSpecExtra: Partial<V1PodSpec>): V1PodTemplateSpec {
+  const spec = input.spec;
+  const { volumes: vols, mounts } = volumes(input);
+  const requests: Record<string, string> = {};
+  const limits: Record<string, string> = {};
+  if (spec.resources?.cpu !== undefined) requests.cpu = String(spec.resources.cpu);
+  if (spec.resources?.memory !== undefined) {
+    requests.memory = String(spec.resources.memory);
+    limits.memory = String(spec.resources.memory);
+  }
+  if (plan.gpus > 0) {
+    requests[spec.gpuResourceName] = String(plan.gpus);
+    limits[spec.gpuResourceName] = String(plan.gpus);
+  }
+  const container: V1Container = {
+    name: TRAINER,
+    image: spec.image,
+    imagePullPolicy: spec.imagePullPolicy,
+    command: ["python3", LAUNCHER_FILE, "--", ...plan.command],
+    env: [...env(input, plan.stage, plan.attempt), ...(plan.extraEnv ?? [])],
+    ...(spec.envFrom ? { envFrom: spec.envFrom as V1Container["envFrom"] } : {}),
+    resources: { ...(Object.keys(requests).length ? { requests } : {}), ...(Object.keys(limits).length ? { limits } : {}) },
+    volumeMounts: mounts,
+    // The launcher writes a JSON summary (exit code, resume point, log tail) here; the operator explains failures from it without reading logs.
+    terminationMessagePath: "/dev/termination-log",
+    terminationMessagePolicy: "FallbackToLogsOnError",
+  };
+  const scheduling = spec.scheduling;
+  const podSpec: V1PodSpec = {
+    restartPolicy: "Never",
+    terminationGracePeriodSeconds: spec.terminationGracePeriodSeconds,
+    containers: [container],
+    volumes: vols,
+    enableServiceLinks: false,
+    ...(spec.serviceAccountName ? { serviceAccountName: spec.serviceAccountName } : {}),
+    ...(spec.imagePullSecrets ? { imagePullSecrets: spec.imagePullSecrets } : {}),
+    ...(scheduling?.nodeSelector ? { nodeSelector: scheduling.nodeSelector } : {}),
+    ...(scheduling?.tolerations ? { tolerations: scheduling.tolerations as V1PodSpec["tolerations"] } : {}),
+    ...(scheduling?.affinity ? { affinity: scheduling.affinity as V1PodSpec["affinity"] } : {}),
+    ...(scheduling?.priorityClassName ? { priorityClassName: scheduling.priorityClassName } : {}),
+    ...(scheduling?.schedulerName ? { schedulerName: scheduling.schedulerName } : {}),
+    ...podSpecExtra,
+  };
+  return {
+    metadata: {
+      labels: { ...(spec.podLabels ?? {}), ...childLabels(input.job, plan.stage, plan.attempt) },
+      ...(spec.podAnnotations ? { annotations: { ...spec.podAnnotations } } : {}),
+    },
+    spec: podSpec,
+  };
+}
+
+function stageJob(input: RenderInput, plan: ContainerPlan, jobSpec: Partial<V1Job["spec"]>, podSpecExtra: Partial<V1PodSpec> = {}): V1Job {
+  const queue = input.spec.scheduling?.queueName;
+  const metadata = meta(input, stageJobName(input.job.name, plan.stage, plan.attempt), plan.stage, plan.attempt);
+  if (queue) metadata.labels[KUEUE_QUEUE_LABEL] = queue;
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata,
+    spec: {
+      // The operator owns retries (it must restart all ranks together and resume), so the Job never retries a pod itself.
+      backoffLimit: 0,
+      // Kueue admits a queued Job by unsuspending it; created suspended, it waits for quota for ALL its pods.
+      ...(queue ? { suspend: true } : {}),
+      ...jobSpec,
+      template: podTemplate(input, plan, podSpecExtra),
+    },
+  };
+}
+
+export function renderPreprocessJob(input: RenderInput, attempt: number): V1Job {
+  return stageJob(
+    input,
+    // Tokenizing needs no GPU; keeping it off GPUs frees them and avoids NCCL timeouts while training ranks wait (Axolotl #2684).
+    { stage: "preprocess", attempt, gpus: 0, command: ["axolotl", "preprocess", CONFIG_FILE], extraEnv: [{ name: "CUDA_VISIBLE_DEVICES", value: "" }] },
+    { completions: 1, parallelism: 1 },
+  );
+}
+
+export function renderTrainJob(input: RenderInput, attempt: number): V1Job {
+  const spec = input.spec;
+  const jobName = stageJobName(input.job.name, "train", attempt);
+  const master = `${jobName}-0.${serviceName(input.job.name)}.${input.job.namespace}.svc`;
+  // Static rendezvous: rank 0 is pinned to pod index 0, every node names the same
+  // master, and no random --rdzv_id can split the gang (see axolotl.md).
+  const torchrun = [`--nnodes=${spec.nodes}`, `--nproc_per_node=${spec.gpusPerNode}`, `--master_addr=${master}`, `--master_port=${MASTER_PORT}`];
+  return stageJob(
+    input,
+    { stage: "train", attempt, gpus: spec.gpusPerNode, command: ["axolotl", "train", CONFIG_FILE, "--launcher", "torchrun", "--", ...torchrun] },
+    {
+      completionMode: "Indexed",
+      completions: spec.nodes,
+      parallelism: spec.nodes,
+      // A disruption fails the Job at once and says so in the Job's condition, so the
+      // operator can restart the whole gang without counting it against maxRestarts.
+      podFailurePolicy: { rules: [{ action: "FailJob", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] }] },
+      podReplacementPolicy: "Failed",
+    },
+    { subdomain: serviceName(input.job.name) },
+  );
+}
+
+export function renderMergeJob(input: RenderInput, attempt: number): V1Job {
+  const onCPU = input.spec.merge.onCPU;
+  return stageJob(
+    input,
+    {
+      stage: "merge",
+      attempt,
+      gpus: onCPU ? 0 : 1,
+      command: ["axolotl", "merge-lora", CONFIG_FILE, `--lora-model-dir=${OUTPUT_DIR}`],
+      ...(onCPU ? { extraEnv: [{ name: "CUDA_VISIBLE_DEVICES", value: "" }] } : {}),
+    },
+    { completions: 1, parallelism: 1 },
+  );
+}
