@@ -1,0 +1,491 @@
+/**
+ * The local test control plane: etcd, kube-apiserver, kube-controller-manager,
+ * kube-scheduler and kwok (fake GPU nodes) on 127.0.0.1, plus a hostPath PV
+ * provisioner. Binaries come from build.sh (cached by version).
+ *
+ *   up()            idempotent start (fresh state every time it has to start)
+ *   down()          stop every process, delete the state dir
+ *   status()        what is running
+ *   ensureCluster() used by test runners: start unless already running and healthy
+ *
+ * Contracts for tests (node names, labels, taint, pod fate annotations, storage
+ * class) are exported from manifests.ts.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import { join } from 'node:path';
+import { Api } from './api.ts';
+import { clientCerts, generatePki, readClientCredentials } from './certs.ts';
+import { withLock } from './lock.ts';
+import { clusterLogsYaml, fakeNode, kubeconfigYaml, kwokLogsCrd, nodeNames, schedulerConfigYaml, storageClass, KWOK_NODE_ANNOTATION } from './manifests.ts';
+import { binaryPath, clusterSrcDir, controlPlaneTools, layout, stateDir, type Layout, type Tool } from './paths.ts';
+import { pickPorts, type Ports } from './ports.ts';
+import { componentNames, logTail, removePidFiles, runningPid, startProcess, stopAll, type Component } from './processes.ts';
+
+export { stateDir } from './paths.ts';
+
+export type Log = (msg: string) => void;
+const stderrLog: Log = (m) => process.stderr.write(`[cluster] ${m}\n`);
+
+const MARKER = '.finetune-cluster';
+const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+
+export interface ClusterInfo {
+  kubeconfigPath: string;
+  server: string;
+  stateDir: string;
+  ports: Ports;
+  nodes: string[];
+  startedAt: string;
+}
+
+/** Path of the admin kubeconfig (exists only while the cluster is up). */
+export function kubeconfigPath(): string {
+  return layout().kubeconfig;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
+
+// ---- binaries ----------------------------------------------------------------
+
+/**
+ * Makes sure the given tools are built (runs build.sh for the missing ones).
+ * Returns the build duration in seconds when something was built.
+ */
+export async function ensureBinaries(tools: Tool[] = controlPlaneTools, log: Log = stderrLog): Promise<number | undefined> {
+  const missing = tools.filter((t) => !existsSync(binaryPath(t)));
+  if (missing.length === 0) return undefined;
+  const t0 = Date.now();
+  log(`building ${missing.join(', ')} from Go modules via build.sh (first run only; several minutes on 2 cores)`);
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('bash', [join(clusterSrcDir, 'build.sh'), ...missing], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let tail = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      tail = (tail + chunk).slice(-4000);
+      for (const line of chunk.split('\n')) if (/^(building|built) /.test(line)) log(`  ${line}`);
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`build.sh ${missing.join(' ')} failed (exit ${code}):\n${tail}`))));
+  });
+  const took = (Date.now() - t0) / 1000;
+  log(`cold build finished in ${took.toFixed(0)}s (binaries cached in ${join(binaryPath('etcd'), '..')})`);
+  return took;
+}
+
+/** Path of a pinned tool binary (e.g. helm), building it first if needed. */
+export async function toolPath(tool: Tool, log: Log = stderrLog): Promise<string> {
+  await ensureBinaries([tool], log);
+  return binaryPath(tool);
+}
+
+// ---- probes ------------------------------------------------------------------
+
+function probe(url: string, timeoutMs = 2000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const get = url.startsWith('https:') ? httpsGet : httpGet;
+    const req = get(url, { timeout: timeoutMs, rejectUnauthorized: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+async function probeOk(url: string): Promise<boolean> {
+  try {
+    const r = await probe(url);
+    return r.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+function healthUrls(p: Ports): Record<Component, string | undefined> {
+  return {
+    etcd: `http://127.0.0.1:${p.etcdClient}/health`,
+    'kube-apiserver': undefined, // needs client auth; checked through Api
+    'kube-controller-manager': `https://127.0.0.1:${p.controllerManager}/healthz`,
+    'kube-scheduler': `https://127.0.0.1:${p.scheduler}/healthz`,
+    kwok: `http://127.0.0.1:${p.kwok}/healthz`,
+    provisioner: undefined, // pid + ready file
+  };
+}
+
+async function readPorts(l: Layout): Promise<Ports | undefined> {
+  try {
+    return JSON.parse(await readFile(l.portsFile, 'utf8')) as Ports;
+  } catch {
+    return undefined;
+  }
+}
+
+async function adminApi(l: Layout, ports: Ports): Promise<Api> {
+  return new Api(`https://127.0.0.1:${ports.apiserver}`, await readClientCredentials(l.certs, 'admin'));
+}
+
+async function apiserverReady(api: Api): Promise<boolean> {
+  try {
+    return (await api.request<string>('GET', '/readyz', undefined, 'application/json', 3000)) === 'ok';
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `fn` until it returns a truthy value; fails fast when a component died. */
+async function waitUntil<T>(l: Layout, what: string, fn: () => Promise<T | undefined | false>, watch: Component[], timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    for (const c of watch) {
+      if ((await runningPid(l, c)) === undefined) {
+        throw new Error(`${c} exited while waiting for ${what}; last log lines (${join(l.logs, c + '.log')}):\n${await logTail(l, c)}`);
+      }
+    }
+    if (Date.now() > deadline) {
+      const tails = await Promise.all(watch.map(async (c) => `--- ${c} ---\n${await logTail(l, c, 15)}`));
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}\n${tails.join('\n')}`);
+    }
+    await sleep(100);
+  }
+}
+
+// ---- state dir -----------------------------------------------------------------
+
+async function removeStateDir(l: Layout): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(l.root);
+  } catch {
+    return;
+  }
+  if (entries.length > 0 && !entries.includes(MARKER)) {
+    throw new Error(`refusing to delete ${l.root}: it exists but was not created by this tool (no ${MARKER}); set FINETUNE_CLUSTER_DIR elsewhere or remove it yourself`);
+  }
+  await rm(l.root, { recursive: true, force: true, maxRetries: 3 });
+}
+
+// ---- health ---------------------------------------------------------------------
+
+export interface ComponentStatus {
+  name: Component;
+  pid?: number;
+  healthy: boolean;
+}
+
+export interface ClusterStatus {
+  running: boolean;
+  healthy: boolean;
+  stateDir: string;
+  kubeconfigPath?: string;
+  server?: string;
+  ports?: Ports;
+  components: ComponentStatus[];
+  nodesReady?: string;
+}
+
+export async function status(): Promise<ClusterStatus> {
+  const l = layout();
+  const ports = await readPorts(l);
+  const urls = ports ? healthUrls(ports) : undefined;
+  const api = ports && existsSync(join(l.certs, 'admin.crt')) ? await adminApi(l, ports) : undefined;
+  try {
+    const components = await Promise.all(
+      componentNames.map(async (name): Promise<ComponentStatus> => {
+        const pid = await runningPid(l, name);
+        let healthy = pid !== undefined;
+        if (healthy && name === 'kube-apiserver') healthy = api ? await apiserverReady(api) : false;
+        else if (healthy && name === 'provisioner') healthy = existsSync(join(l.pids, 'provisioner.ready'));
+        else if (healthy && urls?.[name]) healthy = await probeOk(urls[name]);
+        return { name, ...(pid === undefined ? {} : { pid }), healthy };
+      }),
+    );
+    let nodesReady: string | undefined;
+    if (api && components.find((c) => c.name === 'kube-apiserver')?.healthy) {
+      try {
+        const nodes = await api.get<{ items: any[] }>('/api/v1/nodes');
+        const ready = nodes.items.filter((n) => n.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'));
+        nodesReady = `${ready.length}/${nodes.items.length} Ready`;
+      } catch {
+        /* ignore */
+      }
+    }
+    const running = components.some((c) => c.pid !== undefined);
+    const healthy = components.every((c) => c.healthy) && existsSync(l.readyFile);
+    return {
+      running,
+      healthy,
+      stateDir: l.root,
+      ...(existsSync(l.kubeconfig) ? { kubeconfigPath: l.kubeconfig } : {}),
+      ...(ports ? { server: `https://127.0.0.1:${ports.apiserver}`, ports } : {}),
+      components,
+      ...(nodesReady ? { nodesReady } : {}),
+    };
+  } finally {
+    api?.close();
+  }
+}
+
+/** Quick check used by up/ensureCluster: every pid alive and the apiserver ready. */
+async function isHealthy(l: Layout): Promise<ClusterInfo | undefined> {
+  let info: ClusterInfo;
+  try {
+    info = JSON.parse(await readFile(l.readyFile, 'utf8')) as ClusterInfo;
+  } catch {
+    return undefined;
+  }
+  for (const name of componentNames) if ((await runningPid(l, name)) === undefined) return undefined;
+  const api = await adminApi(l, info.ports).catch(() => undefined);
+  if (!api) return undefined;
+  try {
+    return (await apiserverReady(api)) ? info : undefined;
+  } finally {
+    api.close();
+  }
+}
+
+// ---- up / down ---------------------------------------------------------------------
+
+export interface UpResult extends ClusterInfo {
+  alreadyRunning: boolean;
+  /** Seconds spent building binaries (cold start only). */
+  buildSeconds?: number;
+  /** Seconds from process start to a ready cluster (excluding the build). */
+  startSeconds: number;
+}
+
+export async function up(opts: { log?: Log } = {}): Promise<UpResult> {
+  const log = opts.log ?? stderrLog;
+  const l = layout();
+  return withLock(
+    l.lockFile,
+    async () => {
+      const existing = await isHealthy(l);
+      if (existing) return { ...existing, alreadyRunning: true, startSeconds: 0 };
+      const buildSeconds = await ensureBinaries(controlPlaneTools, log);
+      const t0 = Date.now();
+      const stale = await stopAll(l);
+      if (stale.length > 0) log(`stopped ${stale.length} leftover process(es) from a previous run: ${stale.join(', ')}`);
+      await removeStateDir(l);
+      try {
+        const info = await start(l, log);
+        const startSeconds = (Date.now() - t0) / 1000;
+        return { ...info, alreadyRunning: false, startSeconds, ...(buildSeconds === undefined ? {} : { buildSeconds }) };
+      } catch (err) {
+        // Leave logs for debugging, but no processes.
+        await stopAll(l, 2000);
+        await removePidFiles(l);
+        await rm(l.readyFile, { force: true });
+        throw err;
+      }
+    },
+    { onWait: (pid) => log(`another process (pid ${pid}) is starting/stopping the cluster; waiting`) },
+  );
+}
+
+async function start(l: Layout, log: Log): Promise<ClusterInfo> {
+  const t0 = Date.now();
+  await mkdir(l.root, { recursive: true });
+  await writeFile(join(l.root, MARKER), 'state dir of the finetune-operator local test cluster (e2e/cluster); `npm run cluster:down` deletes it\n');
+  await Promise.all([l.config, l.logs, l.pids, l.volumes, l.podLogs].map((d) => mkdir(d, { recursive: true })));
+  const ports = await pickPorts();
+  await writeFile(l.portsFile, JSON.stringify(ports, null, 2) + '\n');
+  await generatePki(l.certs);
+  const server = `https://127.0.0.1:${ports.apiserver}`;
+  const ca = await readFile(join(l.certs, 'ca.crt'));
+  const kubeconfigs: Record<string, string> = {};
+  for (const c of clientCerts) {
+    if (c.name === 'apiserver-kubelet-client' || c.name === 'front-proxy-client') continue;
+    const creds = await readClientCredentials(l.certs, c.name);
+    const path = c.name === 'admin' ? l.kubeconfig : join(l.config, `${c.name}.kubeconfig`);
+    await writeFile(path, kubeconfigYaml({ server, user: c.user, ca, cert: creds.cert, key: creds.key }), { mode: 0o600 });
+    kubeconfigs[c.name] = path;
+  }
+  await writeFile(join(l.config, 'kube-scheduler.yaml'), schedulerConfigYaml(kubeconfigs['kube-scheduler']!));
+  // Pods without their own Logs object read an empty log (like a container that printed nothing).
+  const emptyLog = join(l.podLogs, 'empty.log');
+  await writeFile(emptyLog, '');
+  await writeFile(join(l.config, 'kwok.yaml'), (await readFile(join(clusterSrcDir, 'kwok-stages.yaml'), 'utf8')) + '\n---\n' + clusterLogsYaml(emptyLog));
+  log(`state dir ${l.root}; ports ${JSON.stringify(ports)}`);
+
+  // etcd
+  await startProcess(l, 'etcd', binaryPath('etcd'), [
+    '--name=default',
+    `--data-dir=${l.etcdData}`,
+    `--listen-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+    `--advertise-client-urls=http://127.0.0.1:${ports.etcdClient}`,
+    `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+    `--initial-cluster=default=http://127.0.0.1:${ports.etcdPeer}`,
+    '--initial-cluster-state=new',
+    '--unsafe-no-fsync=true',
+    '--quota-backend-bytes=4294967296',
+    '--log-level=warn',
+  ]);
+  const urls = healthUrls(ports);
+  await waitUntil(l, 'etcd health', () => probeOk(urls.etcd!), ['etcd'], 30_000);
+
+  // kube-apiserver
+  const cert = (n: string) => join(l.certs, n);
+  await startProcess(l, 'kube-apiserver', binaryPath('kube-apiserver'), [
+    `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${ports.apiserver}`,
+    `--cert-dir=${join(l.certs, 'apiserver-generated')}`,
+    `--tls-cert-file=${cert('apiserver.crt')}`,
+    `--tls-private-key-file=${cert('apiserver.key')}`,
+    `--client-ca-file=${cert('ca.crt')}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
+    `--service-account-key-file=${cert('sa.pub')}`,
+    `--service-account-signing-key-file=${cert('sa.key')}`,
+    '--authorization-mode=Node,RBAC',
+    '--allow-privileged=true',
+    `--kubelet-client-certificate=${cert('apiserver-kubelet-client.crt')}`,
+    `--kubelet-client-key=${cert('apiserver-kubelet-client.key')}`,
+    '--kubelet-preferred-address-types=InternalIP',
+    // Request-header auth (aggregation layer); also what controller-manager/scheduler look up for delegated authn.
+    `--requestheader-client-ca-file=${cert('ca.crt')}`,
+    '--requestheader-allowed-names=front-proxy-client',
+    '--requestheader-username-headers=X-Remote-User',
+    '--requestheader-group-headers=X-Remote-Group',
+    '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+    `--proxy-client-cert-file=${cert('front-proxy-client.crt')}`,
+    `--proxy-client-key-file=${cert('front-proxy-client.key')}`,
+    // Loopback addresses are not valid Endpoints, so do not publish the kubernetes service endpoints.
+    '--endpoint-reconciler-type=none',
+    '--max-requests-inflight=800',
+    '--max-mutating-requests-inflight=400',
+    '--profiling=false',
+    '--v=1',
+  ]);
+  const api = await adminApi(l, ports);
+  try {
+    await waitUntil(l, 'kube-apiserver /readyz', () => apiserverReady(api), ['etcd', 'kube-apiserver'], 90_000);
+    log(`apiserver ready after ${seconds(t0)}s`);
+
+    // controller-manager and scheduler
+    await startProcess(l, 'kube-controller-manager', binaryPath('kube-controller-manager'), [
+      `--kubeconfig=${kubeconfigs['kube-controller-manager']}`,
+      `--authentication-kubeconfig=${kubeconfigs['kube-controller-manager']}`,
+      `--authorization-kubeconfig=${kubeconfigs['kube-controller-manager']}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${ports.controllerManager}`,
+      `--cert-dir=${join(l.certs, 'kcm-generated')}`,
+      '--leader-elect=false',
+      `--root-ca-file=${cert('ca.crt')}`,
+      `--service-account-private-key-file=${cert('sa.key')}`,
+      '--use-service-account-credentials=true',
+      `--cluster-signing-cert-file=${cert('ca.crt')}`,
+      `--cluster-signing-key-file=${cert('ca.key')}`,
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--kube-api-qps=200',
+      '--kube-api-burst=400',
+      '--concurrent-job-syncs=10',
+      '--v=1',
+    ]);
+    await startProcess(l, 'kube-scheduler', binaryPath('kube-scheduler'), [
+      `--config=${join(l.config, 'kube-scheduler.yaml')}`,
+      `--authentication-kubeconfig=${kubeconfigs['kube-scheduler']}`,
+      `--authorization-kubeconfig=${kubeconfigs['kube-scheduler']}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${ports.scheduler}`,
+      `--cert-dir=${join(l.certs, 'scheduler-generated')}`,
+      '--v=1',
+    ]);
+
+    // Cluster objects kwok and tests need.
+    await api.createIfAbsent('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', kwokLogsCrd);
+    await api.createIfAbsent('/apis/storage.k8s.io/v1/storageclasses', storageClass);
+    const nodes = nodeNames();
+    await Promise.all(nodes.map((n) => api.createIfAbsent('/api/v1/nodes', fakeNode(n))));
+    await waitUntil(
+      l,
+      'kwok Logs CRD to be established',
+      async () => {
+        const crd = await api.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${kwokLogsCrd.metadata.name}`);
+        return crd.status?.conditions?.some((c: any) => c.type === 'Established' && c.status === 'True');
+      },
+      ['kube-apiserver'],
+      30_000,
+    );
+
+    await startProcess(l, 'kwok', binaryPath('kwok'), [
+      `--kubeconfig=${kubeconfigs['kwok']}`,
+      `--config=${join(l.config, 'kwok.yaml')}`,
+      '--manage-all-nodes=false',
+      `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=fake`,
+      '--node-ip=127.0.0.1',
+      `--node-port=${ports.kwok}`,
+      `--server-address=127.0.0.1:${ports.kwok}`,
+      '--cidr=10.244.0.1/16',
+      '--enable-crds=Logs',
+      '--node-lease-duration-seconds=40',
+    ]);
+    await startProcess(l, 'provisioner', process.execPath, [join(clusterSrcDir, 'provisioner.ts'), l.root]);
+
+    const all: Component[] = [...componentNames];
+    await Promise.all([
+      waitUntil(l, 'kube-controller-manager /healthz', () => probeOk(urls['kube-controller-manager']!), all),
+      waitUntil(l, 'kube-scheduler /healthz', () => probeOk(urls['kube-scheduler']!), all),
+      waitUntil(l, 'kwok /healthz', () => probeOk(urls.kwok!), all),
+      waitUntil(l, 'provisioner to be ready', async () => existsSync(join(l.pids, 'provisioner.ready')), all),
+      waitUntil(
+        l,
+        `${nodes.length} fake nodes to be Ready`,
+        async () => {
+          const list = await api.get<{ items: any[] }>(`/api/v1/nodes?labelSelector=type%3Dkwok`);
+          const ready = list.items.filter((n) => n.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True'));
+          return ready.length >= nodes.length;
+        },
+        all,
+      ),
+      waitUntil(l, 'default service account', () => api.get('/api/v1/namespaces/default/serviceaccounts/default').then(() => true), all),
+    ]);
+    const info: ClusterInfo = { kubeconfigPath: l.kubeconfig, server, stateDir: l.root, ports, nodes, startedAt: new Date().toISOString() };
+    await writeFile(l.readyFile, JSON.stringify(info, null, 2) + '\n');
+    return info;
+  } finally {
+    api.close();
+  }
+}
+
+export async function down(opts: { log?: Log } = {}): Promise<{ stopped: number[] }> {
+  const log = opts.log ?? stderrLog;
+  const l = layout();
+  return withLock(
+    l.lockFile,
+    async () => {
+      const stopped = await stopAll(l);
+      await removeStateDir(l);
+      return { stopped };
+    },
+    { onWait: (pid) => log(`another process (pid ${pid}) is starting/stopping the cluster; waiting`) },
+  );
+}
+
+let ensured: Promise<{ kubeconfigPath: string }> | undefined;
+
+/**
+ * Returns the admin kubeconfig of the local cluster, starting the cluster first
+ * when it is not running and healthy (safe to call from concurrent processes).
+ */
+export function ensureCluster(opts: { log?: Log } = {}): Promise<{ kubeconfigPath: string }> {
+  ensured ??= (async () => {
+    const l = layout();
+    const info = (await isHealthy(l)) ?? (await up(opts));
+    return { kubeconfigPath: info.kubeconfigPath };
+  })();
+  ensured.catch(() => (ensured = undefined));
+  return ensured;
+}
+
