@@ -256,6 +256,18 @@ describe('ResilientInformer', () => {
     await inf.stop();
   });
 
+  it('forceRestart() right after start() resolves (watch not yet open) still restarts', async () => {
+    const api = new FakeApi();
+    api.put('a');
+    const { inf, log } = setup(api);
+    await inf.start();
+    inf.forceRestart('early');
+    api.del('a');
+    await waitFor(() => log.includes('delete:a?'), 'relist delete');
+    assert.equal(inf.restarts, 1);
+    await inf.stop();
+  });
+
   it('a throwing handler does not break the informer', async () => {
     const api = new FakeApi();
     const { inf, log } = setup(api);

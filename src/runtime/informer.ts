@@ -186,6 +186,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   /** Aborts the current watch (set while one is open). */
   #abortWatch: ((reason: Error) => void) | undefined;
   #restarts = 0;
+  #pendingRestart: ForcedRestart | undefined;
 
   constructor(opts: InformerOptions<T>) {
     this.#path = opts.path;
@@ -252,6 +253,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
+    this.#pendingRestart = undefined;
     this.#stop?.abort();
     this.#abortWatch?.(new ForcedRestart('informer stopped'));
     this.#releaseSyncWaiters();
@@ -278,7 +280,9 @@ export class ResilientInformer<T extends KubernetesObject> {
    * reconciles. For tests, and for callers that suspect the cache is stale.
    */
   forceRestart(reason = 'forced restart'): void {
-    this.#abortWatch?.(new ForcedRestart(reason));
+    const err = new ForcedRestart(reason);
+    if (this.#abortWatch) this.#abortWatch(err);
+    else if (this.#running) this.#pendingRestart = err; // consumed by the next watch attempt
   }
 
   // ---- cache reads (objects are read-only) ----
@@ -407,6 +411,11 @@ export class ResilientInformer<T extends KubernetesObject> {
    * throws on errors (caller relists).
    */
   #watchOnce(signal: AbortSignal): Promise<'closed' | 'quick-close'> {
+    if (this.#pendingRestart) {
+      const err = this.#pendingRestart;
+      this.#pendingRestart = undefined;
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
       let settled = false;
       let events = 0;

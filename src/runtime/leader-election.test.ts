@@ -129,6 +129,8 @@ describe('LeaderElector', () => {
     assert.throws(() => new LeaderElector({ ...base, leaseDurationSeconds: 10, renewDeadlineSeconds: 10 }));
     assert.throws(() => new LeaderElector({ ...base, renewDeadlineSeconds: 2, retryPeriodSeconds: 2 }));
     assert.throws(() => new LeaderElector({ ...base, identity: '' }));
+    assert.throws(() => new LeaderElector({ ...base, leaseDurationSeconds: 2.5, renewDeadlineSeconds: 2, retryPeriodSeconds: 0.5 }), /whole number/);
+    new LeaderElector({ ...base, leaseDurationSeconds: 3, renewDeadlineSeconds: 2, retryPeriodSeconds: 0.5 });
     assert.throws(() => new LeaderElector({ ...base, lock: undefined }));
     new LeaderElector(base);
   });

@@ -243,6 +243,9 @@ export class LeaderElector {
     this.#renewDeadlineMs = (opts.renewDeadlineSeconds ?? 10) * 1000;
     this.#retryMs = (opts.retryPeriodSeconds ?? 2) * 1000;
     if (!opts.identity) throw new Error('leader election: identity is required');
+    if (!Number.isInteger(this.#leaseMs / 1000) || this.#leaseMs < 1000) {
+      throw new Error('leader election: leaseDurationSeconds must be a whole number >= 1 (it is written to the Lease)');
+    }
     if (!(this.#retryMs > 0)) throw new Error('leader election: retryPeriod must be > 0');
     if (!(this.#leaseMs > this.#renewDeadlineMs)) throw new Error('leader election: leaseDuration must be greater than renewDeadline');
     if (!(this.#renewDeadlineMs > JITTER_FACTOR * this.#retryMs)) throw new Error('leader election: renewDeadline must be greater than retryPeriod*1.2');
