@@ -122,7 +122,7 @@ describe('ResilientInformer (real API server)', { timeout: 180_000 }, () => {
       await patchData('change', { v: '2' });
       await remove('vanish');
       await waitFor(() => failedLists >= 1, 'at least one failed relist');
-      assert.deepEqual(log, [], 'nothing seen while down');
+      assert.equal(log.length, 0, 'nothing seen while down');
       down = false;
 
       await waitFor(() => log.length >= 3, 'relist events');
