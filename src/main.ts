@@ -3,7 +3,6 @@
  * image's entrypoint (in-cluster config). All replicas keep warm caches; only
  * the Lease holder reconciles.
  */
-import { readFileSync } from "node:fs";
 import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Controller } from "./controller/controller.ts";
@@ -13,10 +12,7 @@ import { OperatorMetrics } from "./observability/metrics.ts";
 import { parseOperatorOptions, type OperatorOptions } from "./options.ts";
 import { startHttpServer } from "./runtime/http-server.ts";
 import { LeaderElector, defaultIdentity } from "./runtime/leader-election.ts";
-
-export function launcherSource(): string {
-  return readFileSync(new URL("./trainer/launcher.py", import.meta.url), "utf8");
-}
+import { launcherSource } from "./trainer/source.ts";
 
 export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => Promise<void> }> {
   const logger = pino({ level: opts.logLevel, base: { component: "finetune-operator" } });
