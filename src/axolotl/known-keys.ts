@@ -1,0 +1,772 @@
+/**
+ * Axolotl's config vocabulary, transcribed by hand from its pydantic schema.
+ *
+ * Source: github.com/axolotl-ai-cloud/axolotl, `main` as of the release line that made
+ * `attn_implementation` the single attention setting (v0.18-era, transformers 5.x).
+ * Files and the commits read (where the index named one):
+ *   - src/axolotl/utils/schemas/config.py      (AxolotlInputConfig; the version importing
+ *                                               LEGACY_ATTN_FLAG_TO_IMPL, EBFTConfig, SyntheticDataset)
+ *   - src/axolotl/utils/schemas/enums.py       (same version: RLType, ChatTemplate, CANONICAL_ATTN_IMPLS)
+ *   - src/axolotl/utils/schemas/model.py       @ 04980d49e98d30d0af16ca3cb95b59683b74d42e
+ *   - src/axolotl/utils/schemas/peft.py        @ 00564c8f9909b0a895823b620145c0618991cb55
+ *   - src/axolotl/utils/schemas/training.py    (the version with JaggedLRConfig / qgalore_*)
+ *   - src/axolotl/utils/schemas/integrations.py (the version with Trackio / OpenTelemetry)
+ *   - src/axolotl/utils/schemas/deprecated.py  @ 1377ccc3e46bdc1c8b01a9c23da57446b85aa1d5
+ *   - src/axolotl/utils/schemas/datasets.py    @ 07e83ab884f5849585a8b6d1856bca62f21bb041
+ *   - src/axolotl/utils/schemas/fsdp.py        @ 06dcd85d0287a0670724834c6e637048caf7898e
+ *   - src/axolotl/utils/schemas/validation.py  @ 00eea01115d7b075154d93bc734df02f34f10656
+ *   - src/axolotl/utils/data/wrappers.py       @ 0ca4645acd5c0c3fe012c1aae346b303b398909b
+ *   - src/axolotl/integrations/{liger,cut_cross_entropy,spectrum,grokfast,lm_eval,kd,llm_compressor}/args.py
+ * Cross-check against a pinned image with `axolotl config-schema --format json` when bumping
+ * the Axolotl version. Axolotl silently drops keys it does not know, which is why a typo
+ * passes its own validation and why this list exists.
+ */
+
+// Keys of AxolotlInputConfig and the mixins it inherits, grouped by the schema class that
+// declares them so a version bump can be diffed class by class.
+const MODEL_INPUT = [
+  "base_model",
+  "base_model_config",
+  "cls_model_config",
+  "tokenizer_config",
+  "tokenizer_use_fast",
+  "tokenizer_legacy",
+  "tokenizer_use_mistral_common",
+  "tokenizer_type",
+  "processor_type",
+  "tokenizer_save_jinja_files",
+  "trust_remote_code",
+  "experimental_skip_move_to_device",
+  "use_kernels",
+  "model_quantization_config",
+  "model_quantization_config_kwargs",
+] as const;
+
+const MODEL_OUTPUT = ["output_dir", "hub_model_id", "hub_strategy", "hub_revision", "save_safetensors"] as const;
+
+const LORA = [
+  "load_in_8bit",
+  "load_in_4bit",
+  "adapter",
+  "lora_model_dir",
+  "lora_r",
+  "lora_alpha",
+  "lora_fan_in_fan_out",
+  "lora_target_modules",
+  "lora_target_parameters",
+  "lora_target_linear",
+  "lora_modules_to_save",
+  "lora_dropout",
+  "peft_layers_to_transform",
+  "peft_layers_pattern",
+  "peft",
+  "peft_use_dora",
+  "peft_use_rslora",
+  "peft_layer_replication",
+  "peft_init_lora_weights",
+  "peft_trainable_token_indices",
+  "peft_ensure_weight_tying",
+  "peft_autocast_adapter_dtype",
+  "qlora_sharded_model_loading",
+  "lora_on_cpu",
+  "gptq",
+  "bnb_config_kwargs",
+  "loraplus_lr_ratio",
+  "loraplus_lr_embedding",
+  "merge_lora",
+  "merge_method",
+  // ReLoRAConfig + JaggedLRConfig
+  "relora",
+  "relora_prune_ratio",
+  "relora_prune_method",
+  "relora_cpu_offload",
+  "jagged_restart_steps",
+  "jagged_restart_warmup_steps",
+  "jagged_restart_anneal_steps",
+] as const;
+
+const HYPERPARAMETERS = [
+  "gradient_accumulation_steps",
+  "micro_batch_size",
+  "batch_size",
+  "eval_batch_size",
+  "auto_find_batch_size",
+  "train_on_inputs",
+  "group_by_length",
+  "learning_rate",
+  "embedding_lr",
+  "embedding_lr_scale",
+  "weight_decay",
+  "optimizer",
+  "optim_args",
+  "optim_target_modules",
+  "torchdistx_path",
+  "lr_scheduler",
+  "lr_scheduler_kwargs",
+  "lr_quadratic_warmup",
+  "cosine_min_lr_ratio",
+  "cosine_constant_lr_ratio",
+  "lr_div_factor",
+  "lr_groups",
+  "adam_epsilon",
+  "adam_epsilon2",
+  "adam_beta1",
+  "adam_beta2",
+  "adam_beta3",
+  "dion_lr",
+  "dion_momentum",
+  "dion_rank_fraction",
+  "dion_rank_multiple_of",
+  "qgalore_rank",
+  "qgalore_update_proj_gap",
+  "qgalore_scale",
+  "qgalore_proj_type",
+  "qgalore_proj_quant",
+  "qgalore_proj_bits",
+  "qgalore_proj_group_size",
+  "qgalore_cos_threshold",
+  "qgalore_gamma_proj",
+  "qgalore_queue_size",
+  "max_grad_norm",
+  "num_epochs",
+] as const;
+
+const INTEGRATIONS = [
+  "use_wandb",
+  "wandb_name",
+  "wandb_run_id",
+  "wandb_mode",
+  "wandb_project",
+  "wandb_entity",
+  "wandb_watch",
+  "wandb_log_model",
+  "use_mlflow",
+  "mlflow_tracking_uri",
+  "mlflow_experiment_name",
+  "mlflow_run_name",
+  "hf_mlflow_log_artifacts",
+  "use_comet",
+  "comet_api_key",
+  "comet_workspace",
+  "comet_project_name",
+  "comet_experiment_key",
+  "comet_mode",
+  "comet_online",
+  "comet_experiment_config",
+  "use_trackio",
+  "trackio_project_name",
+  "trackio_run_name",
+  "trackio_space_id",
+  "use_otel_metrics",
+  "otel_metrics_host",
+  "otel_metrics_port",
+  "lisa_n_layers",
+  "lisa_step_interval",
+  "lisa_layers_attribute",
+  "gradio_title",
+  "gradio_share",
+  "gradio_server_name",
+  "gradio_server_port",
+  "gradio_max_new_tokens",
+  "gradio_temperature",
+  "use_ray",
+  "ray_run_name",
+  "ray_num_workers",
+  "resources_per_worker",
+  // MultiModalConfig
+  "image_size",
+  "image_resize_algorithm",
+] as const;
+
+// RemappedParameters: the YAML spelling is the alias (`model_config`); the python field name is
+// accepted too because the model sets populate_by_name.
+const REMAPPED = [
+  "model_config",
+  "model_kwargs",
+  "model_type",
+  "model_revision",
+  "overrides_of_model_config",
+  "overrides_of_model_kwargs",
+  "type_of_model",
+  "revision_of_model",
+] as const;
+
+const DEPRECATED = [
+  "max_packed_sequence_len",
+  "rope_scaling",
+  "noisy_embedding_alpha",
+  "dpo_beta",
+  "evaluation_strategy",
+  "eval_table_size",
+  "eval_max_new_tokens",
+  "dpo_use_logits_to_keep",
+  "dpo_generate_during_eval",
+  "dpo_norm_loss",
+  "rpo_alpha",
+  "s2_attention",
+  "flash_attn_rms_norm",
+] as const;
+
+const INPUT_CONFIG = [
+  "strict",
+  "resume_from_checkpoint",
+  "auto_resume_from_checkpoints",
+  "resize_token_embeddings_to_32x",
+  "mean_resizing_embeddings",
+  "shrink_embeddings",
+  "embeddings_skip_upcast",
+  "reinit_weights",
+  "trainer_cls",
+  "rl",
+  "trl",
+  "vllm",
+  "ebft",
+  "qat",
+  "quantization",
+  "reward_model",
+  "dynamic_checkpoint",
+  "process_reward_model",
+  "center_rewards_coefficient",
+  "num_labels",
+  "dpo_use_weighting",
+  "dpo_label_smoothing",
+  "precompute_ref_log_probs",
+  "dpo_use_liger_kernel",
+  "dpo_padding_free",
+  "dpo_loss_type",
+  "dpo_loss_weights",
+  "datasets",
+  "test_datasets",
+  "shuffle_merged_datasets",
+  "shuffle_before_merging_datasets",
+  "dataset_prepared_path",
+  "dataset_shard_num",
+  "dataset_shard_idx",
+  "skip_prepare_dataset",
+  "num_dataset_shards_to_save",
+  "pretraining_dataset",
+  "dataset_processes",
+  "dataset_num_proc",
+  "dataset_exact_deduplication",
+  "dataset_keep_in_memory",
+  "dataloader_pin_memory",
+  "dataloader_num_workers",
+  "dataloader_prefetch_factor",
+  "dataloader_drop_last",
+  "accelerator_config",
+  "remove_unused_columns",
+  "push_dataset_to_hub",
+  "hf_use_auth_token",
+  "device",
+  "device_map",
+  "world_size",
+  "local_rank",
+  "ddp",
+  "seed",
+  "ddp_timeout",
+  "ddp_bucket_cap_mb",
+  "ddp_broadcast_buffers",
+  "ddp_find_unused_parameters",
+  "do_causal_lm_eval",
+  "eval_causal_lm_metrics",
+  "do_bench_eval",
+  "bench_dataset",
+  "bench_split",
+  "metric_for_best_model",
+  "greater_is_better",
+  "loss_watchdog_threshold",
+  "loss_watchdog_patience",
+  "gc_steps",
+  "bf16",
+  "fp16",
+  "fp8",
+  "fp8_enable_fsdp_float8_all_gather",
+  "bfloat16",
+  "float16",
+  "tf32",
+  "float32",
+  "gradient_checkpointing",
+  "gradient_checkpointing_kwargs",
+  "activation_offloading",
+  "layer_offloading",
+  "freeze_mm_modules",
+  "unfrozen_parameters",
+  "sequence_len",
+  "excess_length_strategy",
+  "eval_sequence_len",
+  "min_sample_len",
+  "max_prompt_len",
+  "sample_packing",
+  "sample_packing_group_size",
+  "sample_packing_bin_size",
+  "sample_packing_sequentially",
+  "sample_packing_mp_start_method",
+  "eval_sample_packing",
+  "pad_to_sequence_len",
+  "pad_to_multiple_of",
+  "curriculum_sampling",
+  "multipack_real_batches",
+  "batch_flattening",
+  "use_pose",
+  "pose_split_on_token_ids",
+  "pose_max_context_len",
+  "pose_num_chunks",
+  "pretrain_multipack_buffer_size",
+  "pretrain_multipack_attn",
+  "pretraining_sample_concatenation",
+  "streaming",
+  "streaming_multipack_buffer_size",
+  "xformers_attention",
+  "sdp_attention",
+  "flex_attention",
+  "flex_attn_compile_kwargs",
+  "flash_attention",
+  "flash_attn_cross_entropy",
+  "flash_attn_fuse_mlp",
+  "flash_optimum",
+  "sage_attention",
+  "eager_attention",
+  "attn_implementation",
+  "gemma4_hybrid_attn_impl",
+  "experts_implementation",
+  "quantize_moe_experts",
+  "scaling_softmax",
+  "scaling_softmax_factor",
+  "scaling_softmax_bias",
+  "lora_mlp_kernel",
+  "lora_qkv_kernel",
+  "lora_o_kernel",
+  "lora_embedding_kernel",
+  "chunked_cross_entropy",
+  "chunked_cross_entropy_num_chunks",
+  "use_eaft",
+  "eaft_alpha",
+  "eaft_k",
+  "tiled_mlp",
+  "tiled_mlp_num_shards",
+  "tiled_mlp_use_original_mlp",
+  "llama4_linearized_experts",
+  "deepspeed",
+  "deepcompile",
+  "fsdp",
+  "fsdp_config",
+  "fsdp_version",
+  "fsdp_final_state_dict_type",
+  "val_set_size",
+  "dp_shard_size",
+  "dp_replicate_size",
+  "sequence_parallel_degree",
+  "context_parallel_size",
+  "heads_k_stride",
+  "ring_attn_func",
+  "tensor_parallel_size",
+  "special_tokens",
+  "tokens",
+  "added_tokens_overrides",
+  "torch_compile",
+  "torch_compile_backend",
+  "torch_compile_mode",
+  "max_steps",
+  "warmup_steps",
+  "warmup_ratio",
+  "eval_steps",
+  "evals_per_epoch",
+  "eval_strategy",
+  "save_steps",
+  "saves_per_epoch",
+  "save_strategy",
+  "save_total_limit",
+  "save_first_step",
+  "logging_steps",
+  "early_stopping_patience",
+  "load_best_model_at_end",
+  "save_only_model",
+  "use_tensorboard",
+  "profiler_steps",
+  "profiler_steps_start",
+  "include_tokens_per_second",
+  "include_tkps",
+  "neftune_noise_alpha",
+  "orpo_alpha",
+  "simpo_gamma",
+  "cpo_alpha",
+  "kto_desirable_weight",
+  "kto_undesirable_weight",
+  "rl_beta",
+  "max_memory",
+  "gpu_memory_limit",
+  "low_cpu_mem_usage",
+  "chat_template",
+  "chat_template_jinja",
+  "chat_template_kwargs",
+  "eot_tokens",
+  "default_system_message",
+  "fix_untrained_tokens",
+  // "INTERNALS - document for now, generally not set externally" in the schema; known, so
+  // no typo warning, but nobody should need them.
+  "is_preprocess",
+  "preprocess_iterable",
+  "total_num_tokens",
+  "total_supervised_tokens",
+  "sample_packing_eff_est",
+  "axolotl_config_path",
+  "is_falcon_derived_model",
+  "is_llama_derived_model",
+  "is_mistral_derived_model",
+  "is_qwen_derived_model",
+  "plugins",
+  "generate_samples",
+  "num_generation_samples",
+  "generation_max_new_tokens",
+  "generation_temperature",
+  "generation_top_p",
+  "generation_top_k",
+  "generation_prompt_ratio",
+  "generation_do_sample",
+] as const;
+
+/**
+ * Keys contributed by Axolotl's bundled plugins (`integrations/<name>/args.py`). Axolotl merges
+ * a plugin's args into the schema only when the plugin is listed in `plugins:`; see
+ * {@link PLUGIN_KEY_OWNERS}.
+ */
+const PLUGIN_KEYS = [
+  "liger_rope",
+  "liger_rms_norm",
+  "liger_layer_norm",
+  "liger_swiglu",
+  "liger_glu_activation",
+  "liger_cross_entropy",
+  "liger_fused_linear_cross_entropy",
+  "cut_cross_entropy",
+  "cut_cross_entropy_accum_c_fp32",
+  "cut_cross_entropy_c_grad_chunk_size",
+  "spectrum_top_fraction",
+  "spectrum_model_name",
+  "grokfast_alpha",
+  "grokfast_lamb",
+  "lm_eval_tasks",
+  "lm_eval_batch_size",
+  "lm_eval_post_train",
+  "kd_trainer",
+  "kd_ce_alpha",
+  "kd_alpha",
+  "kd_temperature",
+  "kd_beta",
+  "kd_normalize_topk",
+  "kd_online_server_base_url",
+  "kd_online_topk",
+  "kd_online_server",
+  "kd_online_server_model",
+  "kd_online_timeout",
+  "kd_online_max_new_tokens",
+  "kd_temperature_min",
+  "llmcompressor",
+  "use_dynamic_finetuning",
+] as const;
+
+/** Every top-level key Axolotl's schema (plus its bundled plugins) declares. */
+export const TOP_LEVEL_KEYS: readonly string[] = [
+  ...MODEL_INPUT,
+  ...MODEL_OUTPUT,
+  ...LORA,
+  ...HYPERPARAMETERS,
+  ...INTEGRATIONS,
+  ...REMAPPED,
+  ...DEPRECATED,
+  ...INPUT_CONFIG,
+  ...PLUGIN_KEYS,
+];
+
+/**
+ * Keys that are not in the schema but that users carry over from older Axolotl versions or
+ * from examples, mapped to what replaced them. Used as the did-you-mean when edit distance
+ * would not find it.
+ */
+export const RENAMED_KEYS: Readonly<Record<string, string>> = {
+  attention: "attn_implementation",
+  relora_steps: "jagged_restart_steps",
+  relora_warmup_steps: "jagged_restart_warmup_steps",
+  relora_anneal_steps: "jagged_restart_anneal_steps",
+  unsloth_lora_mlp: "lora_mlp_kernel",
+  unsloth_lora_qkv: "lora_qkv_kernel",
+  unsloth_lora_o: "lora_o_kernel",
+};
+
+/**
+ * Key prefix -> the fragment a `plugins:` entry must contain for Axolotl to read the key
+ * (e.g. `axolotl.integrations.liger.LigerPlugin`).
+ */
+export const PLUGIN_KEY_OWNERS: readonly { prefix: string; plugin: string; example: string }[] = [
+  { prefix: "liger_", plugin: "liger", example: "axolotl.integrations.liger.LigerPlugin" },
+  {
+    prefix: "cut_cross_entropy",
+    plugin: "cut_cross_entropy",
+    example: "axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin",
+  },
+  { prefix: "spectrum_", plugin: "spectrum", example: "axolotl.integrations.spectrum.SpectrumPlugin" },
+  { prefix: "grokfast_", plugin: "grokfast", example: "axolotl.integrations.grokfast.GrokfastPlugin" },
+  { prefix: "lm_eval_", plugin: "lm_eval", example: "axolotl.integrations.lm_eval.LMEvalPlugin" },
+  { prefix: "kd_", plugin: "kd", example: "axolotl.integrations.kd.KDPlugin" },
+  { prefix: "llmcompressor", plugin: "llm_compressor", example: "axolotl.integrations.llm_compressor.LLMCompressorPlugin" },
+];
+
+/**
+ * Keys of a `datasets[]` / `test_datasets[]` / `pretraining_dataset[]` entry: the union of
+ * SFTDataset, PretrainingDataset, DPODataset, KTODataset, StepwiseSupervisedDataset and
+ * SyntheticDataset (Axolotl picks the class per entry, so any of them may appear).
+ */
+export const DATASET_KEYS: readonly string[] = [
+  "path",
+  "split",
+  "type",
+  "input_transform",
+  "shards",
+  "shards_idx",
+  "preprocess_shards",
+  "conversation",
+  "chat_template",
+  "chat_template_jinja",
+  "data_files",
+  "input_format",
+  "name",
+  "ds_type",
+  "field",
+  "field_human",
+  "field_model",
+  "field_messages",
+  "field_tools",
+  "field_thinking",
+  "template_thinking_key",
+  "message_field_role",
+  "message_field_content",
+  "message_property_mappings",
+  "message_field_training",
+  "message_field_training_detail",
+  "split_thinking",
+  "logprobs_field",
+  "temperature",
+  "roles_to_train",
+  "train_on_eos",
+  "roles",
+  "drop_system_message",
+  "trust_remote_code",
+  "revision",
+  // PretrainingDataset
+  "text_column",
+  "skip",
+  // StepwiseSupervisedDataset
+  "step_separator",
+  "max_completion_length",
+  "train_on_last_step_only",
+  // Not schema fields, but read from the entry by the RL prompt strategies
+  // (prompt_strategies/dpo/chat_template.py and friends) and documented for DPO/KTO data.
+  "field_chosen",
+  "field_rejected",
+  "field_prompt",
+  "field_system",
+  // SyntheticDataset
+  "length",
+  "sequence_length",
+  "min_input_id",
+  "max_input_id",
+  "seed",
+];
+
+/** Keys of a mapping-valued dataset `type` (UserDefinedPrompterType / UserDefinedDPOType / UserDefinedKTOType). */
+export const DATASET_TYPE_OBJECT_KEYS: readonly string[] = [
+  "system_prompt",
+  "system_format",
+  "field_system",
+  "field_instruction",
+  "field_input",
+  "field_output",
+  "format",
+  "no_input_format",
+  "field_prompt",
+  "field_chosen",
+  "field_rejected",
+  "prompt_format",
+  "chosen_format",
+  "rejected_format",
+  "field_completion",
+  "field_label",
+  "completion_format",
+];
+
+/**
+ * Dataset `type` names that need no module path. Two sources in Axolotl:
+ *  - DATASET_HANDLERS in utils/data/wrappers.py (alpaca ... reflection), which also accept a
+ *    `base:style` form such as `alpaca:chat`;
+ *  - modules under src/axolotl/prompt_strategies/ loaded by name (`chat_template`, `completion`, ...).
+ * A dotted `type` (`alpaca_w_system.load_open_orca`, `my_pkg.my_strategy`) is resolved as
+ * module.function or as an importable user module, so it is accepted without a list.
+ */
+export const BUILTIN_DATASET_TYPES: readonly string[] = [
+  "alpaca",
+  "explainchoice",
+  "concisechoice",
+  "summarizetldr",
+  "jeopardy",
+  "oasst",
+  "gpteacher",
+  "reflection",
+  "alpaca_chat",
+  "alpaca_instruct",
+  "alpaca_w_system",
+  "chat_template",
+  "completion",
+  "context_qa",
+  "creative_acr",
+  "input_output",
+  "llama2_chat",
+  "messages",
+  "metharme",
+  "orcamini",
+  "pretrain",
+  "pygmalion",
+  "stepwise_supervised",
+  "user_defined",
+  "bradley_terry",
+  "multimodal_pretrain",
+  "synthetic",
+  "vicuna",
+  "conversational_lm",
+  "summarization",
+];
+
+/**
+ * With `rl:` set, Axolotl resolves `type` inside prompt_strategies/{dpo,kto,orpo}/, whose
+ * modules are also valid bare names (their function is usually given: `chatml.intel`).
+ */
+export const RL_DATASET_TYPES: readonly string[] = [
+  "chatml",
+  "llama3",
+  "chat_template",
+  "passthrough",
+  "user_defined",
+  "zephyr",
+  "mistral",
+];
+
+/**
+ * `ds_type` is handed to Hugging Face `datasets.load_dataset(ds_type, data_files=...)`
+ * (utils/data/shared.py get_ds_type), so it must name one of its packaged builders.
+ */
+export const DS_TYPES: readonly string[] = [
+  "json",
+  "csv",
+  "parquet",
+  "arrow",
+  "text",
+  "pandas",
+  "sql",
+  "webdataset",
+  "xml",
+  "imagefolder",
+  "audiofolder",
+  "videofolder",
+];
+
+/** enums.py ChatTemplate; `tokenizer_default_fallback_<name>` is accepted as well. */
+export const CHAT_TEMPLATES: readonly string[] = [
+  "alpaca",
+  "chatml",
+  "mistral_v1",
+  "mistral_v2v3",
+  "mistral_v3_tekken",
+  "mistral_v7_tekken",
+  "gemma",
+  "cohere",
+  "llama3",
+  "llama3_2_vision",
+  "llama4",
+  "phi_3",
+  "phi_35",
+  "deepseek_v2",
+  "deepseek_v3",
+  "jamba",
+  "jinja",
+  "qwen_25",
+  "qwen3",
+  "qwen3_5",
+  "falcon_h1",
+  "nemotron_h",
+  "tokenizer_default",
+  "exaone",
+  "exaone4",
+  "metharme",
+  "pixtral",
+  "llava",
+  "qwen2_vl",
+  "gemma3",
+  "gemma3n",
+  "gemma4",
+  "command_a",
+  "command_a_tool_use",
+  "command_a_rag",
+  "aya",
+];
+
+/** enums.py RLType. */
+export const RL_TYPES: readonly string[] = ["dpo", "gdpo", "grpo", "ipo", "orpo", "kto", "simpo", "ebft"];
+
+/** peft.py validate_adapter: built in; anything else must be registered by a plugin. */
+export const BUILTIN_ADAPTERS: readonly string[] = ["lora", "qlora", "llama-adapter"];
+
+/** enums.py CANONICAL_ATTN_IMPLS; a hub-kernel path containing "/" is accepted too. */
+export const CANONICAL_ATTN_IMPLS: readonly string[] = [
+  "eager",
+  "sdpa",
+  "flash_attention_2",
+  "flash_attention_3",
+  "flex_attention",
+  "xformers",
+  "sage",
+  "s2",
+  "fp8",
+];
+
+/** enums.py SHORT_FORM_ALIAS_TO_CANONICAL: rejected by Axolotl with a pointer to the real name. */
+export const ATTN_SHORT_FORMS: Readonly<Record<string, string>> = {
+  flash: "flash_attention_2",
+  flex: "flex_attention",
+  sdp: "sdpa",
+};
+
+/** enums.py LEGACY_ATTN_FLAG_TO_IMPL: deprecated boolean flags and what they map to. */
+export const LEGACY_ATTN_FLAGS: Readonly<Record<string, string>> = {
+  xformers_attention: "xformers",
+  s2_attention: "s2",
+  sage_attention: "sage",
+  flex_attention: "flex_attention",
+  flash_attention: "flash_attention_2",
+  sdp_attention: "sdpa",
+  eager_attention: "eager",
+};
+
+/**
+ * Keys of `fsdp_config` (schemas/fsdp.py FSDPConfig, both recent shapes, plus the FSDP1
+ * settings older configs carry). Axolotl strips an `fsdp_` prefix before matching.
+ */
+export const FSDP_CONFIG_KEYS: readonly string[] = [
+  "fsdp_version",
+  "version",
+  "activation_checkpointing",
+  "offload_params",
+  "cpu_ram_efficient_loading",
+  "cpu_offload_pin_memory",
+  "state_dict_type",
+  "final_state_dict_type",
+  "auto_wrap_policy",
+  "transformer_layer_cls_to_wrap",
+  "min_num_params",
+  "reshard_after_forward",
+  "mixed_precision_policy",
+  "sync_module_states",
+  "use_orig_params",
+  "sharding_strategy",
+  "limit_all_gathers",
+  "backward_prefetch",
+  "forward_prefetch",
+];
