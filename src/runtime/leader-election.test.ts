@@ -1,8 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { V1MicroTime } from '@kubernetes/client-node';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig, V1MicroTime } from '@kubernetes/client-node';
 import { FakeClock } from './backoff.ts';
 import {
+  LeaseApiLock,
   LeaderElector,
   leaseToRecord,
   recordToLeaseSpec,
@@ -311,5 +314,69 @@ describe('LeaderElector', () => {
     });
     assert.equal(cs.filter((c) => c.le.isLeader()).length, 1);
     for (const c of cs) await c.le.stop();
+  });
+});
+
+describe('LeaseApiLock (against a stub HTTP API server)', () => {
+  async function stubServer(handler: (req: IncomingMessage, body: string, res: ServerResponse) => void) {
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => handler(req, body, res));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    return { kc, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  }
+  const json = (res: ServerResponse, code: number, obj: unknown) => {
+    res.writeHead(code, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(obj));
+  };
+
+  it('maps 404 to null, writes MicroTime bodies, surfaces 409 with code', async () => {
+    const requests: { method: string; url: string; body: any }[] = [];
+    const { kc, close } = await stubServer((req, body, res) => {
+      requests.push({ method: req.method!, url: req.url!, body: body ? JSON.parse(body) : undefined });
+      if (req.method === 'GET') return json(res, 404, { kind: 'Status', code: 404, reason: 'NotFound' });
+      if (req.method === 'POST') return json(res, 201, { ...JSON.parse(body), metadata: { ...JSON.parse(body).metadata, resourceVersion: '7' } });
+      return json(res, 409, { kind: 'Status', code: 409, reason: 'Conflict' });
+    });
+    try {
+      const lock = new LeaseApiLock(kc, 'ns', 'l');
+      assert.equal(await lock.get(), null);
+      const t = Date.parse('2025-01-02T03:04:05.678Z');
+      const rec = { holderIdentity: 'me', leaseDurationSeconds: 15, acquireTime: t, renewTime: t, leaseTransitions: 0 };
+      assert.equal(await lock.create(rec, AbortSignal.timeout(5000)), '7');
+      const post = requests.find((r) => r.method === 'POST')!;
+      assert.equal(post.url, '/apis/coordination.k8s.io/v1/namespaces/ns/leases');
+      assert.equal(post.body.spec.renewTime, '2025-01-02T03:04:05.678000Z');
+      assert.equal(post.body.spec.holderIdentity, 'me');
+      await assert.rejects(lock.update(rec, '6'), (err: { code?: number }) => err.code === 409);
+      const put = requests.find((r) => r.method === 'PUT')!;
+      assert.equal(put.body.metadata.resourceVersion, '6');
+    } finally {
+      await close();
+    }
+  });
+
+  it('aborts a hanging request through the signal', async () => {
+    const { kc, close } = await stubServer(() => {
+      /* never answer */
+    });
+    try {
+      const lock = new LeaseApiLock(kc, 'ns', 'l');
+      const t0 = Date.now();
+      await assert.rejects(lock.get(AbortSignal.timeout(100)), (err: Error) => /Abort|Timeout/.test(err.name));
+      assert.ok(Date.now() - t0 < 2000);
+    } finally {
+      await close();
+    }
   });
 });

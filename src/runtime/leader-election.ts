@@ -24,7 +24,15 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { ApiException, CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoordinationV1Api,
+  Observable,
+  V1MicroTime,
+  type KubeConfig,
+  type ObservableMiddleware,
+  type V1Lease,
+} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { realClock, sleep, type Clock } from './backoff.ts';
 
@@ -122,15 +130,15 @@ export class LeaseApiLock implements LeaseLock {
   /** Per-call options that attach an AbortSignal to the request. */
   #opts(signal?: AbortSignal): Parameters<CoordinationV1Api['readNamespacedLease']>[1] {
     if (!signal) return undefined;
-    const mw = {
-      pre: async (ctx: { setSignal(s: AbortSignal): void }) => {
+    // The object-param API hands these to the Observable API: middleware returns Observables.
+    const mw: ObservableMiddleware = {
+      pre: (ctx) => {
         ctx.setSignal(signal);
-        return ctx;
+        return new Observable(Promise.resolve(ctx));
       },
-      post: async (r: unknown) => r,
+      post: (res) => new Observable(Promise.resolve(res)),
     };
-    // The object API forwards these to the promise API, which wraps promise middleware.
-    return { middleware: [mw], middlewareMergeStrategy: 'append' } as unknown as Parameters<CoordinationV1Api['readNamespacedLease']>[1];
+    return { middleware: [mw], middlewareMergeStrategy: 'append' };
   }
 
   async get(signal?: AbortSignal): Promise<VersionedRecord | null> {
