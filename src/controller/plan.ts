@@ -153,7 +153,12 @@ function run(p: Planner): void {
     p.condition({ type: "Suspended", status: "False", reason: Reason.Resumed, message: "resumed; the interrupted stage starts a new attempt" });
   }
 
-  ensureBaseObjects(p, input);
+  // Storage and the rendered config come first; stages start once the cache shows them (so status says Pending, truthfully, until then).
+  if (!ensureBaseObjects(p, input)) {
+    st.phase = "Pending";
+    st.message = "preparing the output claim, rendered config and rank Service";
+    return;
+  }
   const stages = enabledStages(spec, config);
   st.outputs = { ...outputPaths(input), ...(st.outputs ?? {}) };
   markSkippedStages(p, spec, config);
@@ -233,12 +238,20 @@ function driftCheck(p: Planner, spec: FineTuneJobSpec): void {
   }
 }
 
-function ensureBaseObjects(p: Planner, input: RenderInput): void {
+/** Creates the missing base objects; true when all of them are observed. Never waits for the claim to bind (WaitForFirstConsumer classes bind only once a pod uses it). */
+function ensureBaseObjects(p: Planner, input: RenderInput): boolean {
   const c = p.obs.children;
+  // A stage already running proves they existed; a later deletion must not stall the run.
+  if (p.status.stages && Object.keys(p.status.stages).length > 0) {
+    if (!c.configMap) p.actions.push({ kind: "create", object: renderConfigMap(input) as never });
+    if (!c.service) p.actions.push({ kind: "create", object: renderService(input) as never });
+    return true;
+  }
   const claim = renderOutputClaim(input);
   if (claim && !c.claim) p.actions.push({ kind: "create", object: claim as never });
   if (!c.configMap) p.actions.push({ kind: "create", object: renderConfigMap(input) as never });
   if (!c.service) p.actions.push({ kind: "create", object: renderService(input) as never });
+  return p.actions.length === 0;
 }
 
 function markSkippedStages(p: Planner, spec: FineTuneJobSpec, config: Record<string, unknown>): void {
@@ -291,7 +304,7 @@ function runStage(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus,
   const st = p.status;
   const name = input.job.name;
   st.phase = STAGE_PHASE[stage];
-  st.message = undefined;
+  st.message = `${stage} attempt ${ss.attempt}: Job ${stageJobName(name, stage, ss.attempt)}`;
   const jobs = jobsOf(p, stage);
   const current = jobs.find((j) => j.metadata?.name === stageJobName(name, stage, ss.attempt));
   // Leftovers of earlier attempts (e.g. the operator died mid-teardown) go first.
@@ -314,7 +327,7 @@ function runStage(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus,
     return;
   }
   copyCounts(ss, current);
-  if (jobCondition(current, "Complete", "SuccessCriteriaMet")) {
+  if (jobCondition(current, "Complete")) {
     stageSucceeded(p, stage, ss, current);
     const next = stages[stages.indexOf(stage) + 1];
     if (next) runStage(p, input, next, stageStatus(st, next), stages);
@@ -335,6 +348,7 @@ function runStage(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus,
     return;
   }
   ss.phase = current.spec?.suspend ? "Pending" : (current.status?.active ?? 0) > 0 ? "Running" : "Pending";
+  st.message = `${stage} attempt ${ss.attempt}: ${current.status?.ready ?? 0}/${current.spec?.parallelism ?? 1} pod(s) ready (Job ${current.metadata?.name})`;
   if (current.spec?.suspend) st.message = `${stage} Job ${current.metadata?.name} is queued (suspended until admitted, e.g. by Kueue)`;
   const resume = resumePoint(pods);
   if (resume && record && record.resumedFrom === undefined && resume !== "none") record.resumedFrom = resume;
@@ -460,7 +474,7 @@ function startNextAttempt(p: Planner, input: RenderInput, stage: Stage, ss: Stag
   delete ss.failed;
   addRecord(p, { stage, attempt: ss.attempt, startTime: p.now, result: "Running" });
   if (stage === "train") syncTrainCounters(st);
-  st.message = undefined;
+  st.message = `${stage} attempt ${ss.attempt}: Job ${ss.jobName}`;
   p.event("Normal", Reason.Restarting, `starting ${stage} attempt ${ss.attempt}${stage === "train" ? "; it resumes from the newest complete checkpoint" : ""}`);
   p.actions.push({ kind: "create", object: renderStageJob(input, stage, ss.attempt) as never });
 }
