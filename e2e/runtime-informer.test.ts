@@ -4,9 +4,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { CoreV1Api, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import { ensureCluster } from './cluster/cluster.ts';
+import type { CoreV1Api, KubeConfig, V1ConfigMap } from '@kubernetes/client-node';
+import { freshNamespace, kubeClients, type TestNamespace } from './lib/index.ts';
 import { rawListFn, ResilientInformer, type ListFn } from '../src/runtime/informer.ts';
 
 const LABEL = 'runtime-e2e=informer';
@@ -22,7 +21,8 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 15_000): P
 describe('ResilientInformer (real API server)', { timeout: 180_000 }, () => {
   let kc: KubeConfig;
   let core: CoreV1Api;
-  const ns = `rt-inf-${randomBytes(3).toString('hex')}`;
+  let testNs: TestNamespace;
+  let ns: string;
 
   const cmBody = (name: string, data: Record<string, string> = {}): V1ConfigMap => ({
     metadata: { name, namespace: ns, labels: { 'runtime-e2e': 'informer' } },
@@ -34,15 +34,15 @@ describe('ResilientInformer (real API server)', { timeout: 180_000 }, () => {
   const remove = (name: string) => core.deleteNamespacedConfigMap({ name, namespace: ns });
 
   before(async () => {
-    const { kubeconfigPath } = await ensureCluster();
-    kc = new KubeConfig();
-    kc.loadFromFile(kubeconfigPath);
-    core = kc.makeApiClient(CoreV1Api);
-    await core.createNamespace({ body: { metadata: { name: ns } } });
+    const k = await kubeClients();
+    kc = k.kc;
+    core = k.core;
+    testNs = await freshNamespace('rt-informer', { clients: k });
+    ns = testNs.name;
   });
 
   after(async () => {
-    await core?.deleteNamespace({ name: ns }).catch(() => {});
+    await testNs?.cleanup();
   });
 
   function newInformer(listFn?: ListFn<V1ConfigMap>) {

@@ -4,9 +4,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { ensureCluster } from './cluster/cluster.ts';
+import type { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
+import { freshNamespace, kubeClients, type TestNamespace } from './lib/index.ts';
 import { LeaderElector, type StoppedReason } from '../src/runtime/leader-election.ts';
 
 const LEASE_S = 4;
@@ -25,23 +24,22 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs: number, onP
 
 describe('LeaderElector (real API server)', { timeout: 120_000 }, () => {
   let kc: KubeConfig;
-  let core: CoreV1Api;
   let coord: CoordinationV1Api;
-  const ns = `rt-le-${randomBytes(3).toString('hex')}`;
+  let testNs: TestNamespace;
+  let ns: string;
   const electors: LeaderElector[] = [];
 
   before(async () => {
-    const { kubeconfigPath } = await ensureCluster();
-    kc = new KubeConfig();
-    kc.loadFromFile(kubeconfigPath);
-    core = kc.makeApiClient(CoreV1Api);
-    coord = kc.makeApiClient(CoordinationV1Api);
-    await core.createNamespace({ body: { metadata: { name: ns } } });
+    const k = await kubeClients();
+    kc = k.kc;
+    coord = k.coordination;
+    testNs = await freshNamespace('rt-leader', { clients: k });
+    ns = testNs.name;
   });
 
   after(async () => {
     for (const e of electors) await e.stop({ release: false }).catch(() => {});
-    await core?.deleteNamespace({ name: ns }).catch(() => {});
+    await testNs?.cleanup();
   });
 
   function candidate(lease: string, identity: string) {
