@@ -103,7 +103,7 @@ async function provision(pvc: Obj): Promise<void> {
 }
 
 async function reclaim(pv: Obj): Promise<void> {
-  if (pv.metadata.annotations?.[PROVISIONED_BY] !== PROVISIONER_NAME) return;
+  if (pv.metadata.annotations?.[PROVISIONED_BY] !== PROVISIONER_NAME || pv.metadata.deletionTimestamp) return;
   if (pv['status']?.phase !== 'Released' || pv['spec']?.persistentVolumeReclaimPolicy !== 'Delete') return;
   const path: string | undefined = pv['spec']?.hostPath?.path;
   if (path && resolve(path).startsWith(l.volumes + '/')) await rm(path, { recursive: true, force: true });
