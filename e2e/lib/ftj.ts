@@ -1,0 +1,85 @@
+/** FineTuneJob helpers for e2e tests: manifests, CRUD through CustomObjectsApi (plain JSON, nothing dropped), pod fates. */
+import { PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION } from "../../src/api/group.ts";
+import type { FineTuneJobObject, FineTuneJobSpecInput } from "../../src/api/schema.ts";
+import { kwokToleration } from "../cluster/manifests.ts";
+import type { KubeClients } from "./kube.ts";
+
+export const LORA_CONFIG = {
+  base_model: "meta-llama/Llama-3.1-8B",
+  adapter: "lora",
+  lora_r: 32,
+  lora_alpha: 64,
+  lora_dropout: 0.05,
+  lora_target_linear: true,
+  datasets: [{ path: "mhenrichsen/alpaca_2k_test", type: "alpaca" }],
+  micro_batch_size: 1,
+  gradient_accumulation_steps: 4,
+  num_epochs: 1,
+  learning_rate: 0.0002,
+  sequence_len: 2048,
+};
+
+/** A FineTuneJob that schedules on the fake GPU nodes (the kwok taint is tolerated through the pass-through scheduling field). */
+export function ftjManifest(name: string, namespace: string, spec: Partial<FineTuneJobSpecInput> = {}): FineTuneJobObject {
+  return {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: "FineTuneJob",
+    metadata: { name, namespace },
+    spec: { config: LORA_CONFIG, ...spec, scheduling: { tolerations: [{ ...kwokToleration }], ...(spec.scheduling ?? {}) } },
+  };
+}
+
+export async function createFtj(k: KubeClients, obj: FineTuneJobObject): Promise<FineTuneJobObject> {
+  return (await k.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: obj.metadata.namespace!, plural: PLURAL, body: obj })) as FineTuneJobObject;
+}
+
+export async function getFtj(k: KubeClients, namespace: string, name: string): Promise<FineTuneJobObject> {
+  return (await k.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name })) as FineTuneJobObject;
+}
+
+export async function patchFtjSpec(k: KubeClients, namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
+  await k.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { spec } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+}
+
+export async function deleteFtj(k: KubeClients, namespace: string, name: string): Promise<void> {
+  await k.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name });
+}
+
+export async function listPods(k: KubeClients, namespace: string, selector: string): Promise<V1Pod[]> {
+  return (await k.core.listNamespacedPod({ namespace, labelSelector: selector })).items;
+}
+
+/** Ends a (fate=run) pod as if its container exited, through the status subresource. */
+export async function finishPod(k: KubeClients, pod: V1Pod, exitCode: number, message?: string): Promise<void> {
+  const now = new Date().toISOString();
+  const body = {
+    status: {
+      phase: exitCode === 0 ? "Succeeded" : "Failed",
+      conditions: [{ type: "Ready", status: "False", lastTransitionTime: now }],
+      containerStatuses: (pod.spec?.containers ?? []).map((c) => ({
+        name: c.name,
+        image: c.image,
+        imageID: "",
+        ready: false,
+        restartCount: 0,
+        started: false,
+        state: { terminated: { exitCode, reason: exitCode === 0 ? "Completed" : exitCode === 137 ? "OOMKilled" : "Error", startedAt: now, finishedAt: now, ...(message ? { message } : {}) } },
+      })),
+    },
+  };
+  await k.core.patchNamespacedPodStatus({ namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, body }, setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch));
+}
+
+/** Marks a pod as a disruption target (what preemption and eviction do) and fails it. */
+export async function disruptPod(k: KubeClients, pod: V1Pod, reason = "PreemptionByScheduler"): Promise<void> {
+  const now = new Date().toISOString();
+  await k.core.patchNamespacedPodStatus(
+    {
+      namespace: pod.metadata!.namespace!,
+      name: pod.metadata!.name!,
+      body: { status: { phase: "Failed", reason: "Preempted", message: "preempted by a higher-priority pod", conditions: [{ type: "DisruptionTarget", status: "True", reason, message: "preempted", lastTransitionTime: now }] } },
+    },
+    setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+  );
+}
