@@ -53,7 +53,7 @@ spec:
   backoffLimit: 0
   template:
     metadata:
-      annotations: {"${RUN_SECONDS_ANNOTATION}": "2"}
+      annotations: {"${RUN_SECONDS_ANNOTATION}": "3"}
     spec:
       restartPolicy: Never
       tolerations: [${toleration}]
