@@ -434,6 +434,8 @@ function attemptEnded(p: Planner, input: RenderInput, stage: Stage, ss: StageSta
     const why = failure.permanent ? "a retry cannot fix this" : `retry limit reached (${limit})`;
     const message = `${stage} failed (${why}): ${failure.message}${failure.hint ? `. Hint: ${failure.hint}` : ""}`;
     fail(p, failure.permanent ? Reason.PermanentFailure : Reason.BackoffLimitExceeded, message);
+    // The last failure ended the job; it did not cause a restart.
+    if (stage === "train") st.restarts = Math.max(0, ss.retries - 1);
     p.condition({ type: STAGE_CONDITION[stage], status: "False", reason: Reason.StageFailed, message: failure.message });
     // Failed pods stay for `kubectl logs`; anything still running is stopped.
     if ((current.status?.active ?? 0) > 0 || !jobCondition(current, "Failed")) deleteJob(p, current, "job failed");
