@@ -1,0 +1,94 @@
+/**
+ * `npm test`: every test, one command. Type-check, unit tests, the Python
+ * launcher's tests, then the e2e suites on the local control plane (started,
+ * and built on first use, when it is not running). Ends with one line
+ * "N passed, N failed" summing every runner.
+ *
+ *   npm test                 everything
+ *   npm test -- --unit-only  no cluster needed
+ *   npm test -- --e2e-only   only the e2e suites
+ *   npm test -- e2e/faults.test.ts   only the named test files
+ */
+import { spawn } from "node:child_process";
+import { ensureCluster } from "../e2e/cluster/cluster.ts";
+
+interface Tally {
+  passed: number;
+  failed: number;
+}
+
+const args = process.argv.slice(2);
+const unitOnly = args.includes("--unit-only");
+const e2eOnly = args.includes("--e2e-only");
+const files = args.filter((a) => !a.startsWith("--"));
+const total: Tally = { passed: 0, failed: 0 };
+let stepsFailed = 0;
+
+function run(title: string, cmd: string, cmdArgs: string[], parse: (out: string) => Tally | undefined, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  process.stdout.write(`\n=== ${title}\n`);
+  return new Promise((resolve) => {
+    const child = spawn(cmd, cmdArgs, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      process.stdout.write(d);
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      out += d.toString();
+      process.stderr.write(d);
+    });
+    child.on("close", (code) => {
+      const tally = parse(out);
+      if (tally) {
+        total.passed += tally.passed;
+        total.failed += tally.failed;
+      }
+      if (code !== 0) {
+        stepsFailed++;
+        // A step that failed without failing a test (a crash, a type error) still counts as one failure.
+        if (!tally || tally.failed === 0) total.failed += 1;
+      }
+      resolve();
+    });
+  });
+}
+
+const nodeTap = (out: string): Tally | undefined => {
+  const pass = [...out.matchAll(/^ℹ pass (\d+)$/gm)].pop();
+  const fail = [...out.matchAll(/^ℹ fail (\d+)$/gm)].pop();
+  const cancelled = [...out.matchAll(/^ℹ cancelled (\d+)$/gm)].pop();
+  if (!pass || !fail) return undefined;
+  return { passed: Number(pass[1]), failed: Number(fail[1]) + Number(cancelled?.[1] ?? 0) };
+};
+
+const pyUnittest = (out: string): Tally | undefined => {
+  const ran = out.match(/^Ran (\d+) tests?/m);
+  if (!ran) return undefined;
+  const f = out.match(/^FAILED \((.*)\)$/m);
+  const failed = f ? [...f[1]!.matchAll(/(?:failures|errors)=(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0) : 0;
+  return { passed: Number(ran[1]) - failed, failed };
+};
+
+const node = process.execPath;
+const nodeTest = ["--test", "--test-reporter=spec", "--test-reporter-destination=stdout"];
+
+if (files.length > 0) {
+  if (files.some((f) => f.startsWith("e2e/"))) await ensureCluster();
+  await run(`tests: ${files.join(" ")}`, node, [...nodeTest, "--test-concurrency=1", ...files], nodeTap);
+} else {
+  if (!e2eOnly) {
+    await run("type-check (tsc --noEmit)", node, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], () => undefined);
+    await run("unit tests", node, [...nodeTest, "src/**/*.test.ts"], nodeTap);
+    await run("launcher tests (Python, stdlib only)", "python3", ["-m", "unittest", "discover", "-s", "src/trainer/tests"], pyUnittest);
+  }
+  if (!unitOnly) {
+    process.stdout.write("\n=== local control plane\n");
+    const { kubeconfigPath } = await ensureCluster();
+    process.stdout.write(`cluster ready (KUBECONFIG=${kubeconfigPath})\n`);
+    // One file at a time: each suite runs its own operator process, and this machine has two cores.
+    await run("e2e tests (real kube-apiserver, etcd, scheduler, controller-manager, kwok)", node, [...nodeTest, "--test-concurrency=1", "e2e/**/*.test.ts"], nodeTap);
+  }
+}
+
+process.stdout.write(`\n${total.passed} passed, ${total.failed} failed\n`);
+process.exitCode = stepsFailed > 0 || total.failed > 0 ? 1 : 0;
