@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
-import { ResilientInformer, type ListPage, type WatchLike } from './informer.ts';
+import { composeTransforms, omitPaths, ResilientInformer, type ListPage, type WatchLike } from './informer.ts';
 
 type Obj = KubernetesObject;
 
@@ -317,5 +317,43 @@ describe('ResilientInformer', () => {
     assert.equal(w.controller.signal.aborted, true);
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(api.watches.length, 1, 'no new watch after stop');
+  });
+});
+
+describe('transforms', () => {
+  it('omitPaths deletes dotted paths in place and ignores missing ones', () => {
+    const o = { data: { a: '1' }, spec: { template: { metadata: { labels: {} }, spec: { containers: [] } } }, keep: 1 };
+    const t = omitPaths<typeof o>('data', 'spec.template.spec', 'nope.deeper', 'keep.x');
+    assert.equal(t(o), o);
+    assert.deepEqual(o, { spec: { template: { metadata: { labels: {} } } }, keep: 1 });
+  });
+
+  it('composeTransforms applies left to right', () => {
+    const t = composeTransforms<string[]>((a) => [...a, 'x'], (a) => [...a, 'y']);
+    assert.deepEqual(t([]), ['x', 'y']);
+  });
+
+  it('a user transform runs after managedFields stripping; keepManagedFields keeps them', async () => {
+    for (const keep of [false, true]) {
+      const api = new FakeApi();
+      api.put('a', { managedFields: [{ manager: 'm' }], annotations: { big: 'x'.repeat(100) } });
+      const inf = new ResilientInformer<Obj>({
+        kubeConfig: new KubeConfig(),
+        path: '/p',
+        listFn: api.listFn,
+        watch: api,
+        keepManagedFields: keep,
+        transform: omitPaths('metadata.annotations'),
+      });
+      await inf.start();
+      await waitFor(() => api.watches.length === 1, 'watch');
+      api.send('ADDED', api.put('b', { managedFields: [{ manager: 'm' }], annotations: { big: 'y' } }));
+      for (const n of ['a', 'b']) {
+        const o = inf.get('ns', n)!;
+        assert.equal(o.metadata?.annotations, undefined);
+        assert.equal(o.metadata?.managedFields !== undefined, keep);
+      }
+      await inf.stop();
+    }
   });
 });

@@ -19,7 +19,8 @@
  * Cached objects are shared, read-only JSON (raw API JSON, never client-node model classes,
  * so timestamps are strings). Never mutate them: deep-copy (`structuredClone`) before
  * editing. They are deep-frozen unless `freeze: false` or NODE_ENV=production.
- * `metadata.managedFields` is dropped by default to save memory (`transform` to override).
+ * `metadata.managedFields` is dropped by default to save memory (`keepManagedFields` to keep it);
+ * `transform` can drop more (see README.md here for measured cache sizes).
  */
 import {
   ApiException,
@@ -76,8 +77,16 @@ export interface InformerOptions<T extends KubernetesObject> {
   pageSize?: number;
   /** Restart backoff (default 1 s doubling to 30 s, jitter 0.5). */
   backoff?: BackoffOptions;
-  /** Applied to every object before caching. Default: drop `metadata.managedFields`. */
+  /**
+   * Applied to every object (from lists and watch events) before it is cached and handed to
+   * handlers; may mutate and return its argument. Use it to drop fields the controller never
+   * reads, e.g. `omitPaths('data', 'binaryData')` for ConfigMaps or
+   * `omitPaths('spec.template.spec')` for Jobs (see README.md in this directory for measured
+   * cache sizes). Runs after `metadata.managedFields` is dropped.
+   */
   transform?: (obj: T) => T;
+  /** Keep `metadata.managedFields` (dropped by default: often a third of an object). */
+  keepManagedFields?: boolean;
   /** Deep-freeze cached objects (default: unless NODE_ENV=production). */
   freeze?: boolean;
   /** Watch seam (default: client-node `Watch` on `kubeConfig`). */
@@ -94,6 +103,27 @@ export const DEFAULT_INFORMER_BACKOFF: BackoffOptions = { baseMs: 1000, maxMs: 3
 export function stripManagedFields<T extends KubernetesObject>(obj: T): T {
   if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
   return obj;
+}
+
+/**
+ * A transform deleting dotted paths (`'data'`, `'spec.template.spec'`) from an object in
+ * place. Missing intermediate fields are ignored.
+ */
+export function omitPaths<T extends object>(...paths: string[]): (obj: T) => T {
+  const split = paths.map((p) => p.split('.'));
+  return (obj) => {
+    for (const parts of split) {
+      let cur: unknown = obj;
+      for (let i = 0; i < parts.length - 1 && cur && typeof cur === 'object'; i++) cur = (cur as Record<string, unknown>)[parts[i]!];
+      if (cur && typeof cur === 'object') delete (cur as Record<string, unknown>)[parts[parts.length - 1]!];
+    }
+    return obj;
+  };
+}
+
+/** Apply transforms left to right. */
+export function composeTransforms<T>(...fns: ((obj: T) => T)[]): (obj: T) => T {
+  return (obj) => fns.reduce((o, f) => f(o), obj);
 }
 
 function statusCodeOf(err: unknown): number | undefined {
@@ -199,7 +229,9 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.#logger = opts.logger?.child({ informer: this.name });
     this.#pageSize = opts.pageSize ?? 500;
     this.#backoff = new ExponentialBackoff(opts.backoff ?? DEFAULT_INFORMER_BACKOFF);
-    this.#transform = opts.transform ?? stripManagedFields;
+    const user = opts.transform;
+    const strip = !opts.keepManagedFields;
+    this.#transform = strip && user ? (o) => user(stripManagedFields(o)) : strip ? stripManagedFields : (user ?? ((o) => o));
     this.#freeze = opts.freeze ?? process.env.NODE_ENV !== 'production';
   }
 
