@@ -9,6 +9,8 @@ import { Controller } from "./controller/controller.ts";
 import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/plan.ts";
 import { KubeApi } from "./kube/api.ts";
 import { OperatorMetrics } from "./observability/metrics.ts";
+import { ProgressAuthenticator } from "./progress/auth.ts";
+import { ProgressServer } from "./progress/server.ts";
 import { parseOperatorOptions, type OperatorOptions } from "./options.ts";
 import { startHttpServer } from "./runtime/http-server.ts";
 import { LeaderElector, defaultIdentity } from "./runtime/leader-election.ts";
@@ -50,7 +52,21 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     metrics: () => metrics.scrape(),
     logger,
   });
-  logger.info({ identity, port: http.port, namespace: opts.namespace ?? "(all)" }, "starting");
+  let progress: ProgressServer | undefined;
+  if (opts.progressPort !== undefined) {
+    progress = new ProgressServer({
+      api,
+      auth: new ProgressAuthenticator(kc, { pod: (ns, name) => ctrl.pods.get(ns, name) }),
+      getJob: (ns, name) => ctrl.ftjs.get(ns, name),
+      logger,
+      host: opts.bindAddress,
+      port: opts.progressPort,
+      writeIntervalMs: opts.progressWriteIntervalMs,
+      ...(opts.progressTls ? { tls: opts.progressTls } : {}),
+    });
+    await progress.start();
+  }
+  logger.info({ identity, port: http.port, progressPort: progress?.port, namespace: opts.namespace ?? "(all)" }, "starting");
   await ctrl.startCaches();
   logger.info("caches synced");
 
@@ -62,6 +78,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     logger.info("shutting down");
     // Finish in-flight reconciles first (each is idempotent, so one cut short is also safe), then hand the lease over at once.
     await ctrl.stop(opts.drainTimeoutMs);
+    await progress?.close();
     await elector?.stop({ release: true });
     await http.close();
   };

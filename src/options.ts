@@ -16,6 +16,10 @@ export interface OperatorOptions {
   drainTimeoutMs: number;
   perJobSeriesLimit: number;
   progressUrl?: string;
+  /** Port of the progress endpoint; disabled when unset. */
+  progressPort?: number;
+  progressWriteIntervalMs: number;
+  progressTls?: { certFile: string; keyFile: string };
   logLevel: string;
 }
 
@@ -34,6 +38,10 @@ const FLAGS = {
   "drain-timeout-seconds": { type: "string", env: "FINETUNE_DRAIN_TIMEOUT_SECONDS", default: "10" },
   "per-job-series-limit": { type: "string", env: "FINETUNE_PER_JOB_SERIES_LIMIT", default: "100" },
   "progress-url": { type: "string", env: "FINETUNE_PROGRESS_URL" },
+  "progress-port": { type: "string", env: "FINETUNE_PROGRESS_PORT" },
+  "progress-write-interval-seconds": { type: "string", env: "FINETUNE_PROGRESS_WRITE_INTERVAL_SECONDS", default: "30" },
+  "progress-tls-cert": { type: "string", env: "FINETUNE_PROGRESS_TLS_CERT" },
+  "progress-tls-key": { type: "string", env: "FINETUNE_PROGRESS_TLS_KEY" },
   "log-level": { type: "string", env: "FINETUNE_LOG_LEVEL", default: "info" },
 } as const;
 
@@ -68,6 +76,9 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): Op
     drainTimeoutMs: num("drain-timeout-seconds") * 1000,
     perJobSeriesLimit: num("per-job-series-limit"),
     ...(get("progress-url") ? { progressUrl: get("progress-url")! } : {}),
+    ...(get("progress-port") !== undefined ? { progressPort: num("progress-port") } : {}),
+    progressWriteIntervalMs: num("progress-write-interval-seconds") * 1000,
+    ...(get("progress-tls-cert") && get("progress-tls-key") ? { progressTls: { certFile: get("progress-tls-cert")!, keyFile: get("progress-tls-key")! } } : {}),
     logLevel: get("log-level")!,
   };
 }

@@ -31,6 +31,8 @@ export interface OperatorProcess {
   proc: ChildProcess;
   /** Port of /healthz, /readyz, /metrics. */
   port: number;
+  /** Port of the progress endpoint (when started with --progress-port). */
+  progressPort?: number;
   /** Every log line so far (pino JSON objects). */
   logs: Record<string, unknown>[];
   /** Stops with SIGTERM (graceful) or SIGKILL, and waits for the exit. */
@@ -89,21 +91,21 @@ export async function startOperator(opts: StartOptions = {}): Promise<OperatorPr
     stderr += chunk.toString();
   });
   const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
-  const port = await waitFor("operator to report its port", () => {
+  const start = await waitFor("operator to report its port", () => {
     if (proc.exitCode !== null) throw new Error(`operator exited with ${proc.exitCode}: ${stderr.slice(-2000)}`);
-    const start = logs.find((l) => l.msg === "starting");
-    return start ? Number(start.port) : undefined;
+    return logs.find((l) => l.msg === "starting");
   }, { timeoutMs: 30_000 });
   return {
     proc,
-    port,
+    port: Number(start.port),
+    ...(start.progressPort !== undefined ? { progressPort: Number(start.progressPort) } : {}),
     logs,
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;
     },
     async metrics() {
-      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      const res = await fetch(`http://127.0.0.1:${Number(start.port)}/metrics`);
       return res.text();
     },
   };

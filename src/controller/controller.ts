@@ -43,6 +43,25 @@ const ownerKey = (obj: KubernetesObject): string[] => {
   return job ? [`${obj.metadata?.namespace}/${job}`] : [];
 };
 
+function trimJob(job: V1Job): V1Job {
+  delete job.metadata?.managedFields;
+  if (job.spec) job.spec = { parallelism: job.spec.parallelism, completions: job.spec.completions, suspend: job.spec.suspend } as V1Job["spec"];
+  return job;
+}
+
+function trimPod(pod: V1Pod): V1Pod {
+  delete pod.metadata?.managedFields;
+  if (pod.spec) pod.spec = { nodeName: pod.spec.nodeName, containers: pod.spec.containers.map((c) => ({ name: c.name, image: c.image })) } as V1Pod["spec"];
+  return pod;
+}
+
+/** The launcher source is the bulk of each rendered ConfigMap and the planner never reads it. */
+function trimConfigMap(cm: V1ConfigMap): V1ConfigMap {
+  delete cm.metadata?.managedFields;
+  if (cm.data) cm.data = { ...(cm.data["config.yaml"] !== undefined ? { "config.yaml": cm.data["config.yaml"] } : {}) };
+  return cm;
+}
+
 export class Controller {
   readonly queue: WorkQueue;
   readonly ftjs: ResilientInformer<FineTuneJobObject & KubernetesObject>;
@@ -58,12 +77,13 @@ export class Controller {
   constructor(opts: ControllerOptions) {
     this.#opts = opts;
     const { kubeConfig, namespace, logger } = opts;
-    const informer = <T extends KubernetesObject>(name: string, path: string, labelSelector?: string) =>
-      new ResilientInformer<T>({ kubeConfig, path, name, logger, ...(labelSelector ? { labelSelector } : {}) });
+    const informer = <T extends KubernetesObject>(name: string, path: string, labelSelector?: string, transform?: (o: T) => T) =>
+      new ResilientInformer<T>({ kubeConfig, path, name, logger, ...(labelSelector ? { labelSelector } : {}), ...(transform ? { transform } : {}) });
     this.ftjs = informer("finetunejobs", collection(GROUP, VERSION, PLURAL, namespace));
-    this.jobs = informer("jobs", collection("batch", "v1", "jobs", namespace), OWNED_SELECTOR);
-    this.pods = informer("pods", collection("", "v1", "pods", namespace), OWNED_SELECTOR);
-    this.configMaps = informer("configmaps", collection("", "v1", "configmaps", namespace), OWNED_SELECTOR);
+    // Caches keep only what the planner reads: thousands of jobs must fit in a small operator (see src/runtime/README.md).
+    this.jobs = informer("jobs", collection("batch", "v1", "jobs", namespace), OWNED_SELECTOR, trimJob);
+    this.pods = informer("pods", collection("", "v1", "pods", namespace), OWNED_SELECTOR, trimPod);
+    this.configMaps = informer("configmaps", collection("", "v1", "configmaps", namespace), OWNED_SELECTOR, trimConfigMap);
     this.services = informer("services", collection("", "v1", "services", namespace), OWNED_SELECTOR);
     this.claims = informer("persistentvolumeclaims", collection("", "v1", "persistentvolumeclaims", namespace), LABEL_JOB_NAME);
     for (const inf of [this.jobs, this.pods] as ResilientInformer<KubernetesObject>[]) inf.addIndex(BY_JOB, ownerKey);

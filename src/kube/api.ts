@@ -4,7 +4,7 @@
  * visible, and wrapped in a trace span.
  */
 import {
-  BatchV1Api, CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject,
+  BatchV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject,
   type CoreV1Event, type V1ConfigMap, type V1Job, type V1PersistentVolumeClaim, type V1Service,
 } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../api/group.ts";
@@ -73,6 +73,13 @@ export class KubeApi {
     return this.#call("update", "finetunejobs/status", () =>
       this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: obj }),
     ) as Promise<FineTuneJobObject>;
+  }
+
+  /** Merge patch of part of status (progress reports): touches only the fields given. */
+  patchStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<unknown> {
+    return this.#call("patch", "finetunejobs/status", () =>
+      this.custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch)),
+    );
   }
 
   deleteFineTuneJob(namespace: string, name: string): Promise<unknown> {

@@ -159,7 +159,7 @@ function env(input: RenderInput, stage: Stage, attempt: number): V1EnvVar[] {
       { name: "TORCH_NCCL_ASYNC_ERROR_HANDLING", value: "1" },
     );
     if (input.settings.progressUrl) {
-      vars.push({ name: "FINETUNE_PROGRESS_URL", value: input.settings.progressUrl }, { name: "FINETUNE_PROGRESS_TOKEN_FILE", value: PROGRESS_TOKEN_PATH });
+      vars.push({ name: "FINETUNE_PROGRESS_URL", value: `${input.settings.progressUrl.replace(/\/+$/, "")}/v1/progress/${input.job.namespace}/${input.job.name}` }, { name: "FINETUNE_PROGRESS_TOKEN_FILE", value: PROGRESS_TOKEN_PATH });
     }
   } else {
     vars.push({ name: "FINETUNE_NODE_RANK", value: "0" });

@@ -1,0 +1,64 @@
+/**
+ * What a trainer reports (src/trainer/launcher.py POSTs its progress state as
+ * JSON), validated and mapped onto status.progress / status.checkpoints. Pure.
+ */
+import { z } from "zod";
+import type { Checkpoint, Progress } from "../api/schema.ts";
+
+export const MAX_BODY_BYTES = 64 * 1024;
+const MAX_CHECKPOINTS = 20;
+
+const num = z.number().finite().nullish();
+const ReportSchema = z.object({
+  step: z.number().int().nonnegative().nullish(),
+  totalSteps: z.number().int().positive().nullish(),
+  epoch: num,
+  loss: num,
+  evalLoss: num,
+  learningRate: num,
+  gradNorm: num,
+  tokensPerSecond: num,
+  etaSeconds: num,
+  checkpoints: z.array(z.object({ step: z.number().int().nonnegative(), path: z.string().max(1024), complete: z.boolean().optional() })).max(1000).nullish(),
+});
+
+export interface ParsedReport {
+  progress: Progress;
+  checkpoints: Checkpoint[];
+}
+
+export function parseReport(body: string, now: Date): ParsedReport | { error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { error: "body is not JSON" };
+  }
+  const parsed = ReportSchema.safeParse(json);
+  if (!parsed.success) return { error: `invalid report: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).slice(0, 3).join("; ")}` };
+  const r = parsed.data;
+  const progress: Progress = { updatedAt: now.toISOString(), source: "push" };
+  const set = <K extends keyof Progress>(key: K, value: Progress[K] | null | undefined) => {
+    if (value !== null && value !== undefined) progress[key] = value;
+  };
+  set("step", r.step);
+  set("totalSteps", r.totalSteps);
+  set("epoch", r.epoch);
+  set("loss", r.loss);
+  set("evalLoss", r.evalLoss);
+  set("learningRate", r.learningRate);
+  set("gradNorm", r.gradNorm);
+  set("tokensPerSecond", r.tokensPerSecond);
+  if (r.etaSeconds !== null && r.etaSeconds !== undefined) progress.etaSeconds = Math.max(0, Math.round(r.etaSeconds));
+  if (r.step !== null && r.step !== undefined && r.totalSteps) {
+    progress.percent = Math.min(100, Math.floor((r.step / r.totalSteps) * 1000) / 10);
+    progress.summary = `${r.step}/${r.totalSteps} (${Math.floor(progress.percent)}%)`;
+  } else if (r.step !== null && r.step !== undefined) progress.summary = `step ${r.step}`;
+  // Only complete checkpoints are worth showing: they are what a restart resumes from.
+  const checkpoints = (r.checkpoints ?? [])
+    .filter((c) => c.complete !== false)
+    .map((c) => ({ step: c.step, path: c.path }))
+    .sort((a, b) => a.step - b.step)
+    .slice(-MAX_CHECKPOINTS);
+  return { progress, checkpoints };
+}
