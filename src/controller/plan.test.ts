@@ -1,0 +1,937 @@
+/**
+ * Table-style tests of the pure planner. A small builder DSL makes the
+ * observed world: `ftj()` is the FineTuneJob, `job(stage, attempt)` and
+ * `pod(stage, attempt, index)` its children, `observe(...)` the input of
+ * decide(). Time is fixed (NOW) so every decision is deterministic.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { V1Job, V1Pod } from "@kubernetes/client-node";
+
+import { API_VERSION, KIND, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, type Stage } from "../api/group.ts";
+import type { Condition, FineTuneJobObject, FineTuneJobSpecInput, FineTuneJobStatus } from "../api/schema.ts";
+import { validateConfigForSpec, validateSpec } from "../validation/job.ts";
+import { DEFAULT_PLANNER_SETTINGS, decide, enabledStages, type Action, type Decision, type Observed, type PlannerSettings } from "./plan.ts";
+import { specHash } from "./spec-hash.ts";
+
+// ---------------------------------------------------------------------------
+// Fixtures and builders
+// ---------------------------------------------------------------------------
+
+const NOW = new Date("2030-01-01T12:00:00.000Z");
+/** NOW plus `s` seconds. */
+const at = (s: number) => new Date(NOW.getTime() + s * 1000);
+const NS = "ml";
+const NAME = "demo";
+
+const SETTINGS: PlannerSettings = { ...DEFAULT_PLANNER_SETTINGS, launcherSource: "# launcher stub\n" };
+
+const LORA: Record<string, unknown> = {
+  base_model: "meta-llama/Llama-3.1-8B-Instruct",
+  adapter: "lora",
+  lora_r: 16,
+  lora_alpha: 32,
+  lora_target_linear: true,
+  micro_batch_size: 2,
+  gradient_accumulation_steps: 4,
+  num_epochs: 1,
+  learning_rate: 0.0002,
+  sequence_len: 2048,
+  datasets: [{ path: "data/train.jsonl", ds_type: "json", type: "alpaca" }],
+};
+const FULL: Record<string, unknown> = { ...LORA };
+delete FULL.adapter;
+delete FULL.lora_r;
+delete FULL.lora_alpha;
+delete FULL.lora_target_linear;
+
+class FtjBuilder {
+  readonly obj: FineTuneJobObject;
+  constructor(name: string) {
+    this.obj = {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name, namespace: NS, uid: `uid-${name}`, generation: 1 },
+      spec: { config: structuredClone(LORA) },
+    };
+  }
+  nodes(n: number): this {
+    this.obj.spec.nodes = n;
+    return this;
+  }
+  gpus(n: number): this {
+    this.obj.spec.gpusPerNode = n;
+    return this;
+  }
+  config(config: Record<string, unknown>): this {
+    this.obj.spec.config = structuredClone(config);
+    return this;
+  }
+  spec(patch: Partial<FineTuneJobSpecInput>): this {
+    Object.assign(this.obj.spec, structuredClone(patch));
+    return this;
+  }
+  generation(g: number): this {
+    this.obj.metadata.generation = g;
+    return this;
+  }
+  status(status: FineTuneJobStatus | undefined): this {
+    if (status === undefined) delete this.obj.status;
+    else this.obj.status = structuredClone(status);
+    return this;
+  }
+  deleting(): this {
+    this.obj.metadata.deletionTimestamp = NOW.toISOString();
+    return this;
+  }
+  build(): FineTuneJobObject {
+    return structuredClone(this.obj);
+  }
+}
+const ftj = (name = NAME) => new FtjBuilder(name);
+
+const childLabels = (stage: Stage, attempt: number) => ({
+  [LABEL_JOB_NAME]: NAME,
+  "app.kubernetes.io/managed-by": "finetune-operator",
+  [LABEL_STAGE]: stage,
+  [LABEL_ATTEMPT]: String(attempt),
+});
+
+class JobBuilder {
+  readonly obj: V1Job;
+  constructor(stage: Stage, attempt: number, parallelism = 1) {
+    this.obj = {
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: `${NAME}-${stage}-${attempt}`, namespace: NS, labels: childLabels(stage, attempt), creationTimestamp: at(-600) },
+      spec: { parallelism, completions: parallelism, template: {} },
+      status: {},
+    };
+  }
+  active(n = this.obj.spec!.parallelism ?? 1, ready = n): this {
+    this.obj.status!.active = n;
+    this.obj.status!.ready = ready;
+    return this;
+  }
+  complete(): this {
+    this.obj.status = { succeeded: this.obj.spec!.parallelism ?? 1, active: 0, conditions: [{ type: "Complete", status: "True", reason: "CompletionsReached", message: "" }] };
+    return this;
+  }
+  failed(reason = "BackoffLimitExceeded", message = "Job has reached the specified backoff limit"): this {
+    this.obj.status = { failed: 1, active: 0, conditions: [{ type: "Failed", status: "True", reason, message }] };
+    return this;
+  }
+  suspended(): this {
+    this.obj.spec!.suspend = true;
+    return this;
+  }
+  deleting(): this {
+    this.obj.metadata!.deletionTimestamp = at(-1);
+    return this;
+  }
+  build(): V1Job {
+    return structuredClone(this.obj);
+  }
+}
+const job = (stage: Stage, attempt: number, parallelism = 1) => new JobBuilder(stage, attempt, parallelism);
+
+class PodBuilder {
+  readonly obj: V1Pod;
+  constructor(stage: Stage, attempt: number, index: number) {
+    this.obj = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name: `${NAME}-${stage}-${attempt}-${index}-x${index}`,
+        namespace: NS,
+        labels: childLabels(stage, attempt),
+        annotations: { "batch.kubernetes.io/job-completion-index": String(index) },
+        creationTimestamp: at(-600),
+      },
+      spec: { nodeName: `gpu-${index}`, containers: [{ name: "trainer", image: "axolotlai/axolotl:0.18.0" }] },
+      status: { phase: "Running", containerStatuses: [{ name: "trainer", image: "axolotlai/axolotl:0.18.0", imageID: "", ready: true, restartCount: 0, state: { running: {} } }] },
+    };
+  }
+  private terminated(exitCode: number, message?: string, reason = exitCode === 0 ? "Completed" : "Error", finishedAt = at(-5)) {
+    this.obj.status!.containerStatuses![0]!.ready = false;
+    this.obj.status!.containerStatuses![0]!.state = { terminated: { exitCode, reason, finishedAt, ...(message !== undefined ? { message } : {}) } };
+  }
+  /** Exit `exitCode`; `message` is the termination message (launcher JSON or a raw log tail). */
+  failed(exitCode = 1, message?: string, opts: { reason?: string; finishedAt?: Date } = {}): this {
+    this.obj.status!.phase = "Failed";
+    this.terminated(exitCode, message, opts.reason, opts.finishedAt);
+    return this;
+  }
+  succeeded(message?: string): this {
+    this.obj.status!.phase = "Succeeded";
+    this.terminated(0, message);
+    return this;
+  }
+  /** Preempted / evicted: the DisruptionTarget condition, then killed. */
+  disrupted(reason = "PreemptionByScheduler"): this {
+    this.obj.status!.conditions = [{ type: "DisruptionTarget", status: "True", reason, message: "preempted by a higher-priority pod" }];
+    return this.failed(143, undefined, { reason: "Error" });
+  }
+  waiting(reason: string, message = "", createdSecondsAgo = 60): this {
+    this.obj.status!.phase = "Pending";
+    this.obj.metadata!.creationTimestamp = at(-createdSecondsAgo);
+    this.obj.status!.containerStatuses![0]!.ready = false;
+    this.obj.status!.containerStatuses![0]!.state = { waiting: { reason, message } };
+    return this;
+  }
+  build(): V1Pod {
+    return structuredClone(this.obj);
+  }
+}
+const pod = (stage: Stage, attempt: number, index = 0) => new PodBuilder(stage, attempt, index);
+
+interface ObserveOptions {
+  jobs?: (JobBuilder | V1Job)[];
+  pods?: (PodBuilder | V1Pod)[];
+  /** Claim, ConfigMap and Service observed (default true). */
+  base?: boolean;
+  now?: Date;
+  settings?: Partial<PlannerSettings>;
+}
+
+const built = <T>(x: { build(): T } | T): T => (x instanceof JobBuilder || x instanceof PodBuilder ? (x.build() as T) : structuredClone(x as T));
+
+/** What the reconciler hands decide(): the spec validated (config issues included), the children as the caches show them. */
+function observe(f: FtjBuilder | FineTuneJobObject, opts: ObserveOptions = {}): Observed {
+  const obj = f instanceof FtjBuilder ? f.build() : structuredClone(f);
+  const { spec, issues } = validateSpec(obj.spec);
+  const all = [...issues];
+  if (spec?.config) all.push(...validateConfigForSpec(spec.config, spec));
+  const base = opts.base ?? true;
+  const ownsClaim = spec ? !spec.storage.output.existingClaim : true;
+  return {
+    ftj: obj,
+    validation: { ...(spec ? { spec } : {}), issues: all },
+    ...(spec?.config ? { axolotlConfig: spec.config } : {}),
+    children: {
+      configMap: base,
+      service: base,
+      ...(base && ownsClaim ? { claim: { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: `${obj.metadata.name}-output`, namespace: NS } } } : {}),
+      jobs: (opts.jobs ?? []).map(built),
+      pods: (opts.pods ?? []).map(built),
+    },
+    settings: { ...SETTINGS, ...opts.settings },
+    now: opts.now ?? NOW,
+  };
+}
+
+/** decide() on `f` and the given children; returns the decision and the FineTuneJob with the decided status written. */
+function step(f: FtjBuilder, opts: ObserveOptions = {}): { d: Decision; next: FtjBuilder } {
+  const d = decide(observe(f, opts));
+  const next = new FtjBuilder(f.obj.metadata.name!);
+  Object.assign(next.obj, structuredClone(f.obj));
+  next.status(d.status);
+  return { d, next };
+}
+
+const cond = (st: FineTuneJobStatus, type: string): Condition | undefined => st.conditions?.find((c) => c.type === type);
+const created = (d: Decision) => d.actions.filter((a) => a.kind === "create").map((a) => `${(a as Extract<Action, { kind: "create" }>).object.kind}/${(a as Extract<Action, { kind: "create" }>).object.metadata?.name}`);
+const deleted = (d: Decision) => d.actions.filter((a): a is Extract<Action, { kind: "delete" }> => a.kind === "delete").map((a) => a.name);
+const eventReasons = (d: Decision) => d.events.map((e) => `${e.type}/${e.reason}`);
+const record = (st: FineTuneJobStatus, stage: Stage, attempt: number) => st.attempts?.find((a) => a.stage === stage && a.attempt === attempt);
+const createdJob = (d: Decision, name: string) =>
+  d.actions.find((a): a is Extract<Action, { kind: "create" }> => a.kind === "create" && a.object.metadata?.name === name)?.object as V1Job | undefined;
+
+// Canonical points of a run, reached by driving the planner itself (so the statuses are the ones it really writes).
+
+/** Base objects requested (first pass). */
+function pending(f = ftj()) {
+  return step(f, { base: false }).next;
+}
+/** The preprocess Job requested. */
+function preprocessing(f = ftj()) {
+  return step(pending(f)).next;
+}
+/** Preprocess done, train attempt 0 requested (or, with preprocess disabled, the first stage pass). */
+function training(f = ftj()) {
+  const p = pending(f);
+  const stages = enabledStages(validateSpec(f.obj.spec).spec!, f.obj.spec.config ?? {});
+  if (!stages.includes("preprocess")) return step(p).next;
+  return step(step(p).next, { jobs: [job("preprocess", 0).complete()] }).next;
+}
+/** Train attempt 0 running with `nodes` ranks. */
+function trainRunning(f = ftj(), nodes = f.obj.spec.nodes ?? 1) {
+  const t = training(f);
+  return step(t, { jobs: [job("preprocess", 0).complete(), job("train", 0, nodes).active()], pods: ranks("train", 0, nodes) }).next;
+}
+const ranks = (stage: Stage, attempt: number, n: number) => Array.from({ length: n }, (_, i) => pod(stage, attempt, i));
+
+const TRACEBACK = "Traceback (most recent call last):\n  File \"train.py\", line 1\nRuntimeError: something broke\n";
+const launcherJson = (tail: string[], extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ stage: "train", exitCode: 1, reason: "Failed", resumeFrom: null, resumeStep: null, tail, ...extra });
+
+// ---------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------
+
+describe("decide: validation", () => {
+  const invalid: { name: string; f: () => FtjBuilder; path: string }[] = [
+    { name: "Axolotl rule (qlora without load_in_4bit)", f: () => ftj().config({ ...LORA, adapter: "qlora" }), path: "spec.config.load_in_4bit" },
+    { name: "schema (nodes: 0)", f: () => ftj().nodes(0), path: "spec.nodes" },
+    { name: "cross-field (deepspeed on one GPU)", f: () => ftj().config({ ...FULL, deepspeed: "zero2.json" }), path: "spec.config.deepspeed" },
+    { name: "neither config nor configFrom", f: () => ftj().spec({ config: undefined }), path: "spec.config" },
+  ];
+  for (const c of invalid) {
+    it(`invalid spec -> Failed/InvalidSpec with a Warning event and no actions: ${c.name}`, () => {
+      const { d } = step(c.f(), { base: false });
+      assert.deepEqual(d.actions, []);
+      assert.equal(d.status.phase, "Failed");
+      assert.equal(d.statusChanged, true);
+      assert.equal(d.status.observedGeneration, 1);
+      const validated = cond(d.status, "Validated")!;
+      assert.equal(validated.status, "False");
+      assert.equal(validated.reason, "InvalidSpec");
+      assert.ok(validated.message.includes(c.path), `${validated.message} names ${c.path}`);
+      assert.equal(cond(d.status, "Failed")?.status, "True");
+      assert.equal(cond(d.status, "Failed")?.reason, "InvalidSpec");
+      assert.ok(d.status.message?.startsWith("invalid spec: "));
+      assert.ok(d.events.some((e) => e.type === "Warning" && e.reason === "InvalidSpec" && e.message.includes(c.path)), JSON.stringify(d.events));
+      assert.equal(d.status.startTime, undefined);
+      assert.equal(d.status.specHash, undefined);
+    });
+  }
+
+  it("an invalid spec is reported once: the next pass is quiet", () => {
+    const { next } = step(ftj().nodes(0), { base: false });
+    const { d } = step(next, { base: false });
+    assert.equal(d.statusChanged, false);
+    assert.deepEqual(d.actions, []);
+    assert.deepEqual(d.events, []);
+  });
+
+  it("a new generation with a fixed spec revalidates and proceeds", () => {
+    const failed = step(ftj().config({ ...LORA, adapter: "qlora" }), { base: false }).next;
+    const fixed = failed.generation(2).config({ ...LORA, adapter: "qlora", load_in_4bit: true });
+    const { d, next } = step(fixed, { base: false });
+    assert.equal(d.status.phase, "Pending");
+    assert.equal(d.status.observedGeneration, 2);
+    assert.equal(cond(d.status, "Validated")?.status, "True");
+    assert.equal(cond(d.status, "Validated")?.observedGeneration, 2);
+    assert.equal(cond(d.status, "Failed")?.status, "False");
+    assert.deepEqual(created(d).toSorted(), ["ConfigMap/demo-config", "PersistentVolumeClaim/demo-output", "Service/demo-ranks"]);
+    // ...and goes on to the first stage.
+    const { d: d2 } = step(next);
+    assert.deepEqual(created(d2), ["Job/demo-preprocess-0"]);
+    assert.equal(d2.status.phase, "Preprocessing");
+  });
+
+  it("the same generation, still invalid, stays Failed without revalidating", () => {
+    const failed = step(ftj().nodes(0), { base: false }).next;
+    const { d } = step(failed.nodes(1), { base: false }); // spec changed but generation not bumped: not a new spec as far as the API is concerned
+    assert.equal(d.status.phase, "Failed");
+    assert.deepEqual(d.actions, []);
+  });
+
+  it("warnings do not block the run and are reported once per generation", () => {
+    const f = ftj().config({ ...LORA, lora_rr: 8 });
+    const { d, next } = step(f, { base: false });
+    assert.equal(d.status.phase, "Pending");
+    assert.equal(cond(d.status, "Validated")?.status, "True");
+    assert.match(cond(d.status, "Validated")!.message, /1 warning/);
+    assert.ok(eventReasons(d).includes("Warning/ConfigWarnings"));
+    assert.ok(!eventReasons(step(next, { base: false }).d).includes("Warning/ConfigWarnings"));
+  });
+
+  it("a FineTuneJob being deleted gets no actions and no status change", () => {
+    const { d } = step(trainRunning().deleting(), { jobs: [job("train", 0).active()] });
+    assert.deepEqual(d.actions, []);
+    assert.equal(d.statusChanged, false);
+    assert.deepEqual(d.events, []);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Happy path
+// ---------------------------------------------------------------------------
+
+describe("decide: stages", () => {
+  it("first pass creates the claim, the config and the Service and stays Pending", () => {
+    const { d } = step(ftj(), { base: false });
+    assert.deepEqual(created(d), ["PersistentVolumeClaim/demo-output", "ConfigMap/demo-config", "Service/demo-ranks"]);
+    assert.equal(d.status.phase, "Pending");
+    assert.equal(d.status.stages, undefined);
+    assert.equal(cond(d.status, "Validated")?.status, "True");
+    assert.ok(eventReasons(d).includes("Normal/Pending"));
+    assert.equal(d.requeueAfterMs, undefined);
+  });
+
+  it("only the missing base objects are created", () => {
+    const obs = observe(ftj(), { base: false });
+    obs.children.configMap = true;
+    assert.deepEqual(created(decide(obs)), ["PersistentVolumeClaim/demo-output", "Service/demo-ranks"]);
+  });
+
+  it("with an existingClaim no claim is created", () => {
+    const { d } = step(ftj().spec({ storage: { output: { existingClaim: "models" } } }), { base: false });
+    assert.deepEqual(created(d), ["ConfigMap/demo-config", "Service/demo-ranks"]);
+  });
+
+  it("next pass creates the preprocess Job (Preprocessing)", () => {
+    const { d } = step(pending());
+    assert.deepEqual(created(d), ["Job/demo-preprocess-0"]);
+    assert.equal(d.status.phase, "Preprocessing");
+    assert.deepEqual({ ...d.status.stages?.preprocess }, { phase: "Pending", attempt: 0, retries: 0, jobName: "demo-preprocess-0", startTime: NOW.toISOString() });
+    assert.equal(d.status.startTime, NOW.toISOString());
+    assert.equal(d.status.specHash, specHash(validateSpec(ftj().obj.spec).spec!));
+    assert.deepEqual(record(d.status, "preprocess", 0), { stage: "preprocess", attempt: 0, startTime: NOW.toISOString(), result: "Running" });
+    assert.deepEqual(d.status.outputs, { claimName: "demo-output", outputDir: "/finetune/output/model", adapterPath: "model", mergedModelPath: "model/merged" });
+    assert.ok(eventReasons(d).includes("Normal/Preprocessing"));
+  });
+
+  it("a running preprocess Job is Running; its counts are copied", () => {
+    const { d } = step(preprocessing(), { jobs: [job("preprocess", 0).active(1)], pods: [pod("preprocess", 0)] });
+    assert.equal(d.status.phase, "Preprocessing");
+    assert.equal(d.status.stages?.preprocess?.phase, "Running");
+    assert.equal(d.status.stages?.preprocess?.active, 1);
+    assert.equal(cond(d.status, "Preprocessed")?.status, "False");
+    assert.equal(cond(d.status, "Preprocessed")?.reason, "Running");
+    assert.deepEqual(d.actions, []);
+  });
+
+  it("preprocess Complete -> the train Job is created (Training)", () => {
+    const { d } = step(preprocessing(), { jobs: [job("preprocess", 0).complete()] });
+    assert.deepEqual(created(d), ["Job/demo-train-0"]);
+    assert.equal(d.status.phase, "Training");
+    assert.equal(d.status.stages?.preprocess?.phase, "Succeeded");
+    assert.equal(record(d.status, "preprocess", 0)?.result, "Succeeded");
+    assert.equal(cond(d.status, "Preprocessed")?.status, "True");
+    assert.equal(d.status.attempt, 0);
+    assert.equal(d.status.restarts, 0);
+    assert.ok(eventReasons(d).includes("Normal/PreprocessSucceeded"));
+    const train = createdJob(d, "demo-train-0")!;
+    assert.equal(train.spec?.completionMode, "Indexed");
+  });
+
+  it("a 2-node train Job is rendered for 2 ranks", () => {
+    const { d } = step(step(pending(ftj().nodes(2).gpus(8))).next, { jobs: [job("preprocess", 0).complete()] });
+    const train = createdJob(d, "demo-train-0")!;
+    assert.equal(train.spec?.completions, 2);
+    assert.equal(train.spec?.parallelism, 2);
+  });
+
+  it("train Complete with an adapter -> the merge Job is created (Merging)", () => {
+    const { d } = step(trainRunning(), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] });
+    assert.deepEqual(created(d), ["Job/demo-merge-0"]);
+    assert.equal(d.status.phase, "Merging");
+    assert.equal(cond(d.status, "Trained")?.status, "True");
+    assert.ok(eventReasons(d).includes("Normal/TrainSucceeded"));
+  });
+
+  it("merge Complete -> Succeeded with outputs.mergedModelPath and completionTime", () => {
+    const merging = step(trainRunning(), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] }).next;
+    const { d } = step(merging, { jobs: [job("preprocess", 0).complete(), job("train", 0).complete(), job("merge", 0).complete()], now: at(60) });
+    assert.equal(d.status.phase, "Succeeded");
+    assert.equal(d.status.completionTime, at(60).toISOString());
+    assert.equal(d.status.outputs?.mergedModelPath, "model/merged");
+    assert.equal(d.status.outputs?.claimName, "demo-output");
+    assert.equal(cond(d.status, "Succeeded")?.status, "True");
+    assert.equal(cond(d.status, "Merged")?.status, "True");
+    assert.match(d.status.message!, /model\/merged/);
+    assert.deepEqual(d.actions, []);
+    assert.ok(eventReasons(d).includes("Normal/Succeeded"));
+  });
+
+  it("without an adapter there is no merge (Merged NotApplicable) and no mergedModelPath", () => {
+    const f = ftj().config(FULL);
+    const running = trainRunning(f);
+    assert.equal(cond(running.obj.status!, "Merged")?.status, "False");
+    assert.equal(cond(running.obj.status!, "Merged")?.reason, "NotApplicable");
+    const { d } = step(running, { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] });
+    assert.equal(d.status.phase, "Succeeded");
+    assert.deepEqual(created(d), []);
+    assert.equal(d.status.outputs?.mergedModelPath, undefined);
+    assert.equal(d.status.outputs?.adapterPath, "model");
+    assert.equal(d.status.stages?.merge, undefined);
+  });
+
+  it("merge.enabled: false skips the merge of an adapter (Merged Disabled)", () => {
+    const f = ftj().spec({ merge: { enabled: false } });
+    const { d } = step(trainRunning(f), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] });
+    assert.equal(d.status.phase, "Succeeded");
+    assert.equal(cond(d.status, "Merged")?.reason, "Disabled");
+  });
+
+  it("preprocess disabled: the first stage is training (Preprocessed True/Disabled)", () => {
+    const { d } = step(pending(ftj().spec({ preprocess: { enabled: false } })));
+    assert.deepEqual(created(d), ["Job/demo-train-0"]);
+    assert.equal(d.status.phase, "Training");
+    assert.equal(d.status.stages?.preprocess, undefined);
+    assert.equal(cond(d.status, "Preprocessed")?.status, "True");
+    assert.equal(cond(d.status, "Preprocessed")?.reason, "Disabled");
+  });
+
+  it("a Kueue-queued (suspended) Job is Pending with a queued message", () => {
+    const f = ftj().spec({ scheduling: { queueName: "gpus" } });
+    const { d } = step(training(f), { jobs: [job("preprocess", 0).complete(), job("train", 0).suspended()] });
+    assert.equal(d.status.phase, "Training");
+    assert.equal(d.status.stages?.train?.phase, "Pending");
+    assert.match(d.status.message!, /queued/);
+    assert.equal(cond(d.status, "Trained")?.reason, "Pending");
+  });
+
+  it("the resume point from a finished rank's termination message is recorded on the attempt", () => {
+    const running = trainRunning();
+    const done = pod("train", 0).succeeded(JSON.stringify({ stage: "train", exitCode: 0, reason: "Completed", resumeFrom: "/finetune/output/model/checkpoint-200", tail: [] }));
+    const { d } = step(running, { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()], pods: [done] });
+    assert.equal(record(d.status, "train", 0)?.resumedFrom, "/finetune/output/model/checkpoint-200");
+    assert.equal(record(d.status, "train", 0)?.result, "Succeeded");
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Failures and restarts
+// ---------------------------------------------------------------------------
+
+describe("decide: failures and restarts", () => {
+  const jobsWith = (...train: JobBuilder[]) => [job("preprocess", 0).complete(), ...train];
+
+  it("a failed train Job (rank exit 1) ends the attempt: recorded, counted, Job deleted, lastFailure set, backoff requeued", () => {
+    const { d } = step(trainRunning(ftj().nodes(2), 2), {
+      jobs: jobsWith(job("train", 0, 2).failed()),
+      pods: [pod("train", 0, 0).failed(1, TRACEBACK), pod("train", 0, 1).failed(1, "NCCL error: remote process exited")],
+    });
+    const st = d.status;
+    const rec = record(st, "train", 0)!;
+    assert.equal(rec.result, "Failed");
+    assert.equal(rec.endTime, NOW.toISOString());
+    assert.equal(rec.counted, true);
+    assert.equal(st.restarts, 1);
+    assert.equal(st.stages?.train?.retries, 1);
+    assert.equal(st.attempt, 0, "the next attempt starts after the backoff");
+    assert.deepEqual(deleted(d), ["demo-train-0"]);
+    assert.deepEqual(created(d), []);
+    assert.equal(d.requeueAfterMs, SETTINGS.restartBackoffBaseMs);
+    assert.equal(st.phase, "Training");
+    assert.equal(st.lastFailure?.stage, "train");
+    assert.equal(st.lastFailure?.attempt, 0);
+    assert.equal(st.lastFailure?.exitCode, 1);
+    assert.equal(st.lastFailure?.reason, "TrainerError");
+    assert.equal(st.lastFailure?.permanent, false);
+    assert.equal(st.lastFailure?.time, NOW.toISOString());
+    assert.match(st.lastFailure!.message, /RuntimeError: something broke/);
+    assert.ok(eventReasons(d).includes("Warning/TrainFailed"));
+  });
+
+  it("pods gone and backoff elapsed -> attempt 1 is created", () => {
+    const failed = step(trainRunning(), { jobs: jobsWith(job("train", 0).failed()), pods: [pod("train", 0).failed(1, TRACEBACK)] }).next;
+    const { d } = step(failed, { jobs: jobsWith(), pods: [], now: at(11) });
+    assert.deepEqual(created(d), ["Job/demo-train-1"]);
+    assert.equal(d.status.attempt, 1);
+    assert.equal(d.status.restarts, 1);
+    assert.equal(d.status.stages?.train?.attempt, 1);
+    assert.equal(d.status.stages?.train?.jobName, "demo-train-1");
+    assert.equal(record(d.status, "train", 1)?.result, "Running");
+    assert.equal(record(d.status, "train", 0)?.result, "Failed");
+    assert.ok(eventReasons(d).includes("Normal/Restarting"));
+    assert.equal(d.requeueAfterMs, undefined);
+    const train1 = createdJob(d, "demo-train-1")!;
+    assert.equal(train1.metadata?.labels?.[LABEL_ATTEMPT], "1");
+    assert.ok(train1.spec?.template.spec?.containers[0]?.command?.some((a) => a.startsWith("--master_addr=demo-train-1-0.")));
+  });
+
+  it("a rank of the ended attempt still running -> waits (no new Job)", () => {
+    const failed = step(trainRunning(ftj().nodes(2), 2), {
+      jobs: jobsWith(job("train", 0, 2).failed()),
+      pods: [pod("train", 0, 0).failed(1, TRACEBACK), pod("train", 0, 1)],
+    }).next;
+    const { d } = step(failed, { jobs: jobsWith(job("train", 0, 2).failed().deleting()), pods: [pod("train", 0, 1)], now: at(60) });
+    assert.deepEqual(created(d), []);
+    assert.deepEqual(deleted(d), [], "the Job is already being deleted");
+    assert.match(d.status.message!, /waiting for 1 pod/);
+    assert.equal(d.status.attempt, 0);
+  });
+
+  it("a Job with FailureTarget (pods still terminating) ends the attempt but waits for the ranks to stop", () => {
+    const failing = job("train", 0, 2);
+    failing.obj.status = { active: 1, failed: 1, conditions: [{ type: "FailureTarget", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }] };
+    const { d, next } = step(trainRunning(ftj().nodes(2), 2), { jobs: jobsWith(failing), pods: [pod("train", 0, 0).failed(1, TRACEBACK), pod("train", 0, 1)] });
+    assert.equal(d.status.restarts, 1);
+    assert.deepEqual(deleted(d), ["demo-train-0"]);
+    assert.deepEqual(created(d), []);
+    assert.match(d.status.message!, /waiting for 1 pod/);
+    // Even after the backoff, nothing starts while the Job is still being torn down.
+    const later = step(next, { jobs: jobsWith(job("train", 0, 2).deleting()), now: at(60) }).d;
+    assert.deepEqual(created(later), []);
+    assert.equal(step(next, { jobs: jobsWith(), now: at(60) }).d.status.attempt, 1);
+  });
+
+  it("backoff not elapsed -> requeueAfterMs for the rest of it", () => {
+    const failed = step(trainRunning(), { jobs: jobsWith(job("train", 0).failed()), pods: [pod("train", 0).failed(1)] }).next;
+    const { d } = step(failed, { jobs: jobsWith(), pods: [], now: at(4) });
+    assert.deepEqual(d.actions, []);
+    assert.equal(d.requeueAfterMs, SETTINGS.restartBackoffBaseMs - 4000);
+    assert.match(d.status.message!, /backoff/);
+  });
+
+  it("the backoff doubles per counted failure and is capped", () => {
+    const settings = { restartBackoffBaseMs: 1000, restartBackoffMaxMs: 3000 };
+    let f = trainRunning(ftj().spec({ maxRestarts: 10 }));
+    const delays: number[] = [];
+    let now = 0;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const ended = step(f, { jobs: jobsWith(job("train", attempt).failed()), pods: [pod("train", attempt).failed(1)], now: at(now), settings });
+      delays.push(ended.d.requeueAfterMs!);
+      now += 100;
+      f = step(ended.next, { jobs: jobsWith(), now: at(now), settings }).next;
+      assert.equal(f.obj.status?.attempt, attempt + 1);
+    }
+    assert.deepEqual(delays, [1000, 2000, 3000, 3000]);
+  });
+
+  const disruptions: { name: string; jobs: () => JobBuilder[]; pods: () => PodBuilder[] }[] = [
+    {
+      name: "a pod with the DisruptionTarget condition",
+      jobs: () => jobsWith(job("train", 0, 2).failed("PodFailurePolicy", "Pod ml/demo-train-0-1 has condition DisruptionTarget matching FailJob rule at index 0")),
+      pods: () => [pod("train", 0, 0).failed(1, "NCCL watchdog"), pod("train", 0, 1).disrupted()],
+    },
+    {
+      name: "a Job failed by the PodFailurePolicy DisruptionTarget rule (pods gone)",
+      jobs: () => jobsWith(job("train", 0, 2).failed("PodFailurePolicy", "Pod ml/demo-train-0-1 has condition DisruptionTarget matching FailJob rule at index 0")),
+      pods: () => [],
+    },
+    {
+      name: "an evicted pod",
+      jobs: () => jobsWith(job("train", 0, 2).failed()),
+      pods: () => {
+        const p = pod("train", 0, 1).failed(137);
+        p.obj.status!.reason = "Evicted";
+        return [p];
+      },
+    },
+  ];
+  for (const c of disruptions) {
+    it(`disruption is not counted: ${c.name}`, () => {
+      const { d } = step(trainRunning(ftj().nodes(2), 2), { jobs: c.jobs(), pods: c.pods() });
+      assert.equal(d.status.restarts, 0);
+      assert.equal(d.status.stages?.train?.retries, 0);
+      assert.equal(d.status.disruptions, 1);
+      const rec = record(d.status, "train", 0)!;
+      assert.equal(rec.result, "Disrupted");
+      assert.equal(rec.counted, false);
+      assert.equal(d.status.lastFailure?.reason, "Disrupted");
+      assert.ok(eventReasons(d).includes("Warning/Disrupted"));
+      // No backoff for a disruption: the gang restarts as soon as the old pods are gone.
+      assert.deepEqual(deleted(d), ["demo-train-0"]);
+      assert.deepEqual(created(d), ["Job/demo-train-1"]);
+      assert.equal(d.status.attempt, 1);
+    });
+  }
+
+  it("retries exhausted -> Failed with BackoffLimitExceeded and the hint in the message", () => {
+    const f = ftj().spec({ maxRestarts: 1 });
+    const oom = launcherJson(["step 10", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"]);
+    // Attempt 0 fails (restart 1 of 1), attempt 1 starts, then fails too.
+    const first = step(trainRunning(f), { jobs: jobsWith(job("train", 0).failed()), pods: [pod("train", 0).failed(1, oom)] }).next;
+    const second = step(first, { jobs: jobsWith(), now: at(30) }).next;
+    assert.equal(second.obj.status?.attempt, 1);
+    const { d } = step(second, { jobs: jobsWith(job("train", 1).failed()), pods: [pod("train", 1).failed(1, oom)], now: at(90) });
+    const st = d.status;
+    assert.equal(st.phase, "Failed");
+    assert.equal(cond(st, "Failed")?.status, "True");
+    assert.equal(cond(st, "Failed")?.reason, "BackoffLimitExceeded");
+    assert.equal(cond(st, "Succeeded")?.status, "False");
+    assert.equal(cond(st, "Trained")?.reason, "StageFailed");
+    assert.match(st.message!, /retry limit reached \(1\)/);
+    assert.match(st.message!, /Hint: GPU memory ran out/);
+    assert.match(cond(st, "Failed")!.message, /Hint: /);
+    assert.equal(st.lastFailure?.reason, "GPUOutOfMemory");
+    assert.equal(st.lastFailure?.attempt, 1);
+    assert.equal(st.restarts, 1, "one restart happened; the last failure ended the job");
+    assert.equal(st.stages?.train?.phase, "Failed");
+    assert.equal(st.completionTime, at(90).toISOString());
+    assert.deepEqual(d.actions, [], "a Failed Job with no active pods is kept for kubectl logs");
+    assert.ok(d.events.some((e) => e.type === "Warning" && e.reason === "Failed"));
+  });
+
+  it("maxRestarts 0 fails on the first counted failure", () => {
+    const { d } = step(trainRunning(ftj().spec({ maxRestarts: 0 })), { jobs: jobsWith(job("train", 0).failed()), pods: [pod("train", 0).failed(1)] });
+    assert.equal(d.status.phase, "Failed");
+    assert.equal(cond(d.status, "Failed")?.reason, "BackoffLimitExceeded");
+    assert.equal(d.status.restarts, 0);
+  });
+
+  it("a failed preprocess is retried under auxStageRetries, not maxRestarts", () => {
+    const { d } = step(preprocessing(ftj().spec({ maxRestarts: 0 })), { jobs: [job("preprocess", 0).failed()], pods: [pod("preprocess", 0).failed(1)] });
+    assert.equal(d.status.phase, "Preprocessing");
+    assert.equal(d.status.stages?.preprocess?.retries, 1);
+    assert.equal(d.status.restarts, undefined, "restarts count training only");
+    assert.deepEqual(deleted(d), ["demo-preprocess-0"]);
+  });
+
+  const permanent: { name: string; spec?: Partial<FineTuneJobSpecInput>; pod: () => PodBuilder; reason: string; hint: RegExp }[] = [
+    {
+      name: "config rejected (in the launcher JSON tail)",
+      pod: () => pod("train", 0).failed(1, launcherJson(["Loading config", "pydantic_core._pydantic_core.ValidationError: 1 validation error for AxolotlInputConfig", "micro_batch_size", "  Input should be greater than 0"])),
+      reason: "ConfigRejected",
+      hint: /Axolotl rejected the config/,
+    },
+    {
+      name: "an exit code listed in spec.permanentExitCodes",
+      spec: { permanentExitCodes: [42] },
+      pod: () => pod("train", 0).failed(42, "bad input\n"),
+      reason: "PermanentExitCode",
+      hint: /spec\.permanentExitCodes/,
+    },
+  ];
+  for (const c of permanent) {
+    it(`permanent failure fails at once: ${c.name}`, () => {
+      const { d } = step(trainRunning(ftj().spec(c.spec ?? {})), { jobs: jobsWith(job("train", 0).failed()), pods: [c.pod()] });
+      assert.equal(d.status.phase, "Failed");
+      assert.equal(cond(d.status, "Failed")?.reason, "PermanentFailure");
+      assert.equal(d.status.lastFailure?.reason, c.reason);
+      assert.equal(d.status.lastFailure?.permanent, true);
+      assert.match(d.status.lastFailure!.hint!, c.hint);
+      assert.match(d.status.message!, /a retry cannot fix this/);
+      assert.deepEqual(created(d), []);
+      assert.equal(d.requeueAfterMs, undefined);
+      assert.equal(d.status.restarts, 0);
+    });
+  }
+
+  it("ImagePullBackOff beyond the grace -> permanent ImagePullFailed, and the running Job is deleted", () => {
+    const stuck = pod("train", 0).waiting("ImagePullBackOff", "Back-off pulling image", SETTINGS.imagePullGraceMs / 1000 + 1);
+    const { d } = step(trainRunning(), { jobs: jobsWith(job("train", 0).active(1, 0)), pods: [stuck] });
+    assert.equal(d.status.phase, "Failed");
+    assert.equal(cond(d.status, "Failed")?.reason, "PermanentFailure");
+    assert.equal(d.status.lastFailure?.reason, "ImagePullFailed");
+    assert.match(d.status.lastFailure!.hint!, /axolotlai\/axolotl:0\.18\.0/);
+    assert.deepEqual(deleted(d), ["demo-train-0"]);
+  });
+
+  it("ImagePullBackOff within the grace -> waits and rechecks when the grace ends", () => {
+    const stuck = pod("train", 0).waiting("ImagePullBackOff", "Back-off pulling image", 60);
+    const { d } = step(trainRunning(), { jobs: jobsWith(job("train", 0).active(1, 0)), pods: [stuck] });
+    assert.equal(d.status.phase, "Training");
+    assert.deepEqual(d.actions, []);
+    assert.equal(d.requeueAfterMs, SETTINGS.imagePullGraceMs - 60_000);
+  });
+
+  it("a leftover Job of an earlier attempt is deleted", () => {
+    const failed = step(trainRunning(), { jobs: jobsWith(job("train", 0).failed()), pods: [pod("train", 0).failed(1)] }).next;
+    const restarted = step(failed, { jobs: jobsWith(), now: at(30) }).next;
+    const { d } = step(restarted, { jobs: jobsWith(job("train", 0).failed(), job("train", 1).active()), now: at(31) });
+    assert.deepEqual(deleted(d), ["demo-train-0"]);
+    assert.equal(d.status.stages?.train?.phase, "Running");
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Suspend, TTL, spec drift
+// ---------------------------------------------------------------------------
+
+describe("decide: suspend, TTL and spec drift", () => {
+  it("suspend deletes the running Job and sets Suspended", () => {
+    const running = trainRunning();
+    const { d } = step(running.spec({ suspend: true }), { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: [pod("train", 0)] });
+    assert.equal(d.status.phase, "Suspended");
+    assert.equal(cond(d.status, "Suspended")?.status, "True");
+    assert.deepEqual(deleted(d), ["demo-train-0"]);
+    assert.deepEqual(created(d), []);
+    const rec = record(d.status, "train", 0)!;
+    assert.equal(rec.result, "Suspended");
+    assert.equal(rec.counted, false);
+    assert.equal(d.status.restarts, 0);
+  });
+
+  it("suspend before anything ran creates nothing", () => {
+    const { d } = step(ftj().spec({ suspend: true }), { base: false });
+    assert.equal(d.status.phase, "Suspended");
+    assert.deepEqual(d.actions, []);
+  });
+
+  it("unsuspend starts the next attempt (not counted, no backoff)", () => {
+    const suspended = step(trainRunning().spec({ suspend: true }), { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: [pod("train", 0)] }).next;
+    const { d } = step(suspended.spec({ suspend: false }), { jobs: [job("preprocess", 0).complete()], now: at(1) });
+    assert.equal(cond(d.status, "Suspended")?.status, "False");
+    assert.equal(cond(d.status, "Suspended")?.reason, "Resumed");
+    assert.deepEqual(created(d), ["Job/demo-train-1"]);
+    assert.equal(d.status.phase, "Training");
+    assert.equal(d.status.attempt, 1);
+    assert.equal(d.status.restarts, 0);
+  });
+
+  it("unsuspend waits for the pods of the suspended attempt to stop", () => {
+    const suspended = step(trainRunning().spec({ suspend: true }), { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: [pod("train", 0)] }).next;
+    const { d } = step(suspended.spec({ suspend: false }), { jobs: [job("preprocess", 0).complete(), job("train", 0).active().deleting()], pods: [pod("train", 0)] });
+    assert.deepEqual(created(d), []);
+    assert.match(d.status.message!, /waiting/);
+  });
+
+  const finished: { name: string; make: () => FtjBuilder }[] = [
+    {
+      name: "Succeeded",
+      make: () => step(trainRunning(ftj().config(FULL).spec({ ttlSecondsAfterFinished: 60 })), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] }).next,
+    },
+    {
+      name: "Failed",
+      make: () => step(trainRunning(ftj().spec({ ttlSecondsAfterFinished: 60, maxRestarts: 0 })), { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).failed(1)] }).next,
+    },
+  ];
+  for (const c of finished) {
+    it(`TTL (${c.name}): requeue before completionTime+ttl, deleteFineTuneJob after`, () => {
+      const done = c.make();
+      assert.equal(done.obj.status?.phase, c.name);
+      assert.equal(done.obj.status?.completionTime, NOW.toISOString());
+      const early = step(done, { now: at(45) }).d;
+      assert.deepEqual(early.actions, []);
+      assert.equal(early.requeueAfterMs, 15_000);
+      assert.equal(early.statusChanged, false);
+      const late = step(done, { now: at(60) }).d;
+      assert.deepEqual(late.actions.map((a) => a.kind), ["deleteFineTuneJob"]);
+      assert.equal(late.requeueAfterMs, undefined);
+    });
+  }
+
+  it("no TTL: a finished job is left alone", () => {
+    const done = step(trainRunning(ftj().config(FULL)), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] }).next;
+    const { d } = step(done, { now: at(86_400 * 365) });
+    assert.deepEqual(d.actions, []);
+    assert.equal(d.requeueAfterMs, undefined);
+    assert.equal(d.statusChanged, false);
+  });
+
+  it("spec drift after start -> SpecChangeRejected (reported once), the run continues", () => {
+    const running = trainRunning();
+    const jobs = [job("preprocess", 0).complete(), job("train", 0).active()];
+    const changed = running.generation(2).spec({ image: "axolotlai/axolotl:0.19.0" });
+    const { d, next } = step(changed, { jobs, pods: [pod("train", 0)] });
+    assert.equal(cond(d.status, "SpecChangeRejected")?.status, "True");
+    assert.ok(eventReasons(d).includes("Warning/SpecChangeRejected"));
+    assert.equal(d.status.phase, "Training");
+    assert.deepEqual(d.actions, []);
+    assert.equal(d.status.specHash, running.obj.status?.specHash, "the recorded hash is the one the run started with");
+    const again = step(next, { jobs, pods: [pod("train", 0)] }).d;
+    assert.ok(!eventReasons(again).includes("Warning/SpecChangeRejected"));
+    // Reverting the change clears the condition.
+    const reverted = step(next.generation(3).spec({ image: undefined }), { jobs, pods: [pod("train", 0)] }).d;
+    assert.equal(cond(reverted.status, "SpecChangeRejected")?.status, "False");
+  });
+
+  // Known gaps (reported, not fixed: the fix needs the started spec recorded in status). `todo` tests run but do not fail the suite.
+  it("a restart after a rejected spec change runs with the image the job started with", { todo: "restarts render from the current spec, so a rejected image change is applied on the next attempt" }, () => {
+    const running = trainRunning();
+    const changed = running.generation(2).spec({ image: "axolotlai/axolotl:0.19.0" });
+    const { d } = step(changed, { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).disrupted()] });
+    assert.equal(cond(d.status, "SpecChangeRejected")?.status, "True");
+    const restarted = createdJob(d, "demo-train-1")!;
+    assert.equal(restarted.spec?.template.spec?.containers[0]?.image, "axolotlai/axolotl:0.18.0");
+  });
+
+  it("an invalid edit of a running job does not mark it Failed while its pods keep running", { todo: "validation fails the job (InvalidSpec) but leaves the running train Job alone" }, () => {
+    const running = trainRunning();
+    const { d } = step(running.generation(2).config({ ...LORA, adapter: "qlora" }), { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: [pod("train", 0)] });
+    assert.ok(d.status.phase !== "Failed" || deleted(d).includes("demo-train-0"), `phase ${d.status.phase}, actions ${JSON.stringify(d.actions)}`);
+  });
+
+  it("changes outside the bound parts (e.g. maxRestarts) are not drift", () => {
+    const running = trainRunning();
+    const { d } = step(running.generation(2).spec({ maxRestarts: 7 }), { jobs: [job("preprocess", 0).complete(), job("train", 0).active()] });
+    assert.equal(cond(d.status, "SpecChangeRejected"), undefined);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Idempotence and conditions
+// ---------------------------------------------------------------------------
+
+describe("decide: idempotence", () => {
+  const scenarios: { name: string; f: () => FtjBuilder; opts: ObserveOptions }[] = [
+    { name: "new job, nothing observed", f: () => ftj(), opts: { base: false } },
+    { name: "base objects observed", f: () => pending(), opts: {} },
+    { name: "invalid spec", f: () => ftj().nodes(0), opts: { base: false } },
+    { name: "preprocess running", f: () => preprocessing(), opts: { jobs: [job("preprocess", 0).active()], pods: [pod("preprocess", 0)] } },
+    { name: "preprocess complete", f: () => preprocessing(), opts: { jobs: [job("preprocess", 0).complete()] } },
+    { name: "train running on 2 nodes", f: () => training(ftj().nodes(2)), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0, 2).active()], pods: ranks("train", 0, 2) } },
+    { name: "train queued by Kueue", f: () => training(ftj().spec({ scheduling: { queueName: "q" } })), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).suspended()] } },
+    { name: "train failed (backoff)", f: () => trainRunning(), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).failed(1, TRACEBACK)] } },
+    {
+      name: "train failed, a rank still running",
+      f: () => trainRunning(ftj().nodes(2), 2),
+      opts: { jobs: [job("preprocess", 0).complete(), job("train", 0, 2).failed()], pods: [pod("train", 0, 0).failed(1), pod("train", 0, 1)] },
+    },
+    { name: "train disrupted (restart at once)", f: () => trainRunning(), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).disrupted()] } },
+    { name: "retries exhausted", f: () => trainRunning(ftj().spec({ maxRestarts: 0 })), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).failed(1)] } },
+    { name: "image pull stuck", f: () => trainRunning(), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).active(1, 0)], pods: [pod("train", 0).waiting("ImagePullBackOff", "", 3600)] } },
+    { name: "train complete -> merge", f: () => trainRunning(), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] } },
+    { name: "merge complete -> Succeeded", f: () => trainRunning(), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).complete(), job("merge", 0).complete()] } },
+    { name: "suspend", f: () => trainRunning().spec({ suspend: true }), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: [pod("train", 0)] } },
+    { name: "spec drift", f: () => trainRunning().generation(2).spec({ image: "other:1" }), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).active()] } },
+  ];
+
+  for (const c of scenarios) {
+    it(`decide() on its own output is a fixed point: ${c.name}`, () => {
+      const first = step(c.f(), c.opts);
+      const second = step(first.next, c.opts);
+      assert.equal(second.d.statusChanged, false, "status changed on the second pass");
+      assert.deepEqual(second.d.status, first.d.status);
+      assert.deepEqual(second.d.events, [], "no repeated events");
+      // The only actions allowed again are the same idempotent ones (deterministic names: AlreadyExists / NotFound).
+      const firstActions = new Set(first.d.actions.map((a) => JSON.stringify(a.kind === "create" ? ["create", a.object.kind, a.object.metadata?.name] : a.kind === "delete" ? ["delete", a.name] : [a.kind])));
+      for (const a of second.d.actions) {
+        const key = JSON.stringify(a.kind === "create" ? ["create", a.object.kind, a.object.metadata?.name] : a.kind === "delete" ? ["delete", a.name] : [a.kind]);
+        assert.ok(firstActions.has(key), `new action on the second pass: ${key}`);
+      }
+      assert.equal(second.d.requeueAfterMs, first.d.requeueAfterMs);
+      // And a third pass changes nothing either.
+      assert.equal(step(second.next, c.opts).d.statusChanged, false);
+    });
+  }
+
+  it("a failure is counted once even when observed again after a crash before acting", () => {
+    const running = trainRunning();
+    const opts = { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).failed(1)] };
+    let f = running;
+    for (let i = 0; i < 3; i++) f = step(f, { ...opts, now: at(i) }).next;
+    assert.equal(f.obj.status?.restarts, 1);
+    assert.equal(f.obj.status?.attempts?.filter((a) => a.stage === "train").length, 1);
+  });
+
+  it("decide() does not mutate its input", () => {
+    const obs = observe(trainRunning(), { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).failed(1)] });
+    const copy = structuredClone(obs);
+    decide(obs);
+    assert.deepEqual(obs, copy);
+  });
+});
+
+describe("decide: conditions", () => {
+  it("lastTransitionTime stays while the status does not flip, and moves when it does", () => {
+    const t = training();
+    const pendingPass = step(t, { jobs: [job("preprocess", 0).complete(), job("train", 0)], now: at(10) });
+    const trained0 = cond(pendingPass.d.status, "Trained")!;
+    assert.equal(trained0.status, "False");
+    assert.equal(trained0.reason, "Pending");
+    assert.equal(trained0.lastTransitionTime, at(10).toISOString());
+
+    const runningPass = step(pendingPass.next, { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], now: at(20) });
+    const trained1 = cond(runningPass.d.status, "Trained")!;
+    assert.equal(trained1.reason, "Running");
+    assert.equal(trained1.lastTransitionTime, at(10).toISOString(), "reason changed, status did not");
+    assert.equal(runningPass.d.statusChanged, true);
+
+    const donePass = step(runningPass.next, { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()], now: at(30) });
+    const trained2 = cond(donePass.d.status, "Trained")!;
+    assert.equal(trained2.status, "True");
+    assert.equal(trained2.lastTransitionTime, at(30).toISOString());
+
+    // Validated was set on the first pass and never flipped.
+    assert.equal(cond(donePass.d.status, "Validated")?.lastTransitionTime, NOW.toISOString());
+  });
+
+  it("conditions keep a stable order", () => {
+    const { d } = step(trainRunning(), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] });
+    const order = d.status.conditions!.map((c) => c.type);
+    const declared = ["Validated", "Preprocessed", "Trained", "Merged", "Succeeded", "Failed", "Suspended", "SpecChangeRejected"];
+    assert.deepEqual(order, declared.filter((t) => order.includes(t)));
+  });
+
+  it("every condition carries the generation it was computed for", () => {
+    const { d } = step(trainRunning(), { jobs: [job("preprocess", 0).complete(), job("train", 0).active()] });
+    for (const c of d.status.conditions!) assert.equal(c.observedGeneration, 1, c.type);
+  });
+});
