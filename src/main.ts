@@ -89,6 +89,9 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
       name: opts.leaseName,
       identity,
       logger,
+      leaseDurationSeconds: opts.leaseDurationSeconds,
+      renewDeadlineSeconds: opts.renewDeadlineSeconds,
+      retryPeriodSeconds: opts.retryPeriodSeconds,
       onStartedLeading: () => {
         leading = true;
         logger.info("became leader; reconciling");

@@ -9,6 +9,9 @@ export interface OperatorOptions {
   leaseNamespace: string;
   leaseName: string;
   identity?: string;
+  leaseDurationSeconds: number;
+  renewDeadlineSeconds: number;
+  retryPeriodSeconds: number;
   concurrency: number;
   resyncIntervalMs: number;
   restartBackoffBaseMs: number;
@@ -31,6 +34,9 @@ const FLAGS = {
   "lease-namespace": { type: "string", env: "FINETUNE_LEASE_NAMESPACE", default: "" },
   "lease-name": { type: "string", env: "FINETUNE_LEASE_NAME", default: "finetune-operator" },
   identity: { type: "string", env: "FINETUNE_IDENTITY" },
+  "lease-duration-seconds": { type: "string", env: "FINETUNE_LEASE_DURATION_SECONDS", default: "15" },
+  "renew-deadline-seconds": { type: "string", env: "FINETUNE_RENEW_DEADLINE_SECONDS", default: "10" },
+  "retry-period-seconds": { type: "string", env: "FINETUNE_RETRY_PERIOD_SECONDS", default: "2" },
   concurrency: { type: "string", env: "FINETUNE_CONCURRENCY", default: "8" },
   "resync-seconds": { type: "string", env: "FINETUNE_RESYNC_SECONDS", default: "600" },
   "restart-backoff-seconds": { type: "string", env: "FINETUNE_RESTART_BACKOFF_SECONDS", default: "10" },
@@ -69,6 +75,9 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): Op
     leaseNamespace,
     leaseName: get("lease-name")!,
     ...(get("identity") ? { identity: get("identity")! } : {}),
+    leaseDurationSeconds: num("lease-duration-seconds"),
+    renewDeadlineSeconds: num("renew-deadline-seconds"),
+    retryPeriodSeconds: num("retry-period-seconds"),
     concurrency: Math.max(1, num("concurrency")),
     resyncIntervalMs: num("resync-seconds") * 1000,
     restartBackoffBaseMs: num("restart-backoff-seconds") * 1000,
