@@ -94,7 +94,7 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
 
   const lintCases: Record<string, string[]> = {
     defaults: [],
-    "every optional feature": ["metrics.serviceMonitor.enabled=true", "dashboard.enabled=true", "progress.enabled=true", "progress.url=https://finetune-operator.finetune-system.svc:8443/progress"],
+    "every optional feature": ["metrics.serviceMonitor.enabled=true", "dashboard.enabled=true", "progress.enabled=true", "progress.tls.secretName=progress-tls"],
     "one namespace": ["watchNamespace=ml-team", "replicaCount=1", "leaderElection.enabled=false"],
   };
   for (const [name, values] of Object.entries(lintCases)) {
@@ -124,12 +124,27 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
     assert.ok(!JSON.stringify(objs).includes("tokenreviews"), "tokenreviews only with progress.enabled");
   });
 
-  test("progress.enabled adds tokenreviews create (and nothing else)", async () => {
-    const objs = await template(["progress.enabled=true", "progress.url=https://x.example/progress"]);
+  test("progress.enabled adds tokenreviews create (and nothing else), the endpoint port, its Service and URL", async () => {
+    const objs = await template(["progress.enabled=true"]);
     const rules = flatten(objs.find((o) => o.kind === "ClusterRole")!.rules as Rule[]);
     assert.deepEqual(rules, [...EXPECTED_OPERATOR_RULES, "authentication.k8s.io/tokenreviews: create"].sort());
-    const env = (deployment(objs).spec.template.spec.containers[0]!.env as { name: string; value?: string }[]);
-    assert.equal(env.find((e) => e.name === "FINETUNE_PROGRESS_URL")?.value, "https://x.example/progress");
+    const c = deployment(objs).spec.template.spec.containers[0]!;
+    const env = Object.fromEntries((c.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]));
+    assert.equal(env.FINETUNE_PROGRESS_PORT, "8443");
+    assert.equal(env.FINETUNE_PROGRESS_URL, "http://finetune-operator-progress.finetune-system.svc:8443");
+    assert.equal(env.FINETUNE_PROGRESS_TLS_CERT, undefined);
+    assert.ok((c.ports as { name: string }[]).some((p) => p.name === "progress"));
+    const svc = objs.find((o) => o.kind === "Service" && o.metadata.name === "finetune-operator-progress") as K8sDoc & { spec: { ports: { port: number; targetPort: string }[] } };
+    assert.deepEqual(svc.spec.ports.map((p) => `${p.port}->${p.targetPort}`), ["8443->progress"]);
+
+    const tls = await template(["progress.enabled=true", "progress.tls.secretName=progress-tls"]);
+    const tc = deployment(tls).spec.template.spec;
+    const tenv = Object.fromEntries((tc.containers[0].env as { name: string; value?: string }[]).map((e) => [e.name, e.value]));
+    assert.equal(tenv.FINETUNE_PROGRESS_URL, "https://finetune-operator-progress.finetune-system.svc:8443");
+    assert.equal(tenv.FINETUNE_PROGRESS_TLS_CERT, "/etc/finetune-operator/progress-tls/tls.crt");
+    assert.deepEqual(tc.volumes.find((v: { name: string }) => v.name === "progress-tls").secret, { secretName: "progress-tls" });
+    // The kubelet mounts the Secret; the operator's own RBAC still has no Secrets access.
+    assert.ok(!JSON.stringify(tls.filter((o) => o.kind.endsWith("Role"))).includes("secrets"));
   });
 
   test("watchNamespace: a Role in that namespace instead of a ClusterRole, and FINETUNE_WATCH_NAMESPACE", async () => {
@@ -196,7 +211,8 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
       [["metrics.serviceMonitor.interval=30"], /interval/],
       [["podDisruptionBudget.minAvailable=half"], /minAvailable/],
       [["leaderElection.enabled=false"], /leaderElection.enabled must be true/],
-      [["progress.enabled=true"], /progress.url is required/],
+      [["progress.enabled=true", "progress.port=8080"], /progress.port must differ/],
+      [["progress.url=ftp://x"], /url/],
     ];
     for (const [values, message] of bad) {
       await assert.rejects(template(values), message, `--set ${values.join(" ")} should be rejected`);

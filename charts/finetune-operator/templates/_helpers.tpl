@@ -68,3 +68,12 @@ namespaces never overwrite each other's permissions.
 {{- define "finetune-operator.watchNamespace" -}}
 {{- .Values.watchNamespace }}
 {{- end }}
+
+{{/* The URL trainers push progress to. */}}
+{{- define "finetune-operator.progressUrl" -}}
+{{- if .Values.progress.url }}
+{{- .Values.progress.url }}
+{{- else }}
+{{- printf "%s://%s-progress.%s.svc:%d" (ternary "https" "http" (not (empty .Values.progress.tls.secretName))) (include "finetune-operator.fullname" .) .Release.Namespace (int .Values.progress.port) }}
+{{- end }}
+{{- end }}
