@@ -388,7 +388,8 @@ describe("preprocess and merge Jobs", () => {
     const job = renderTrainJob(inputOf(byName("merge-on-cpu-existing-claim")), 0);
     const vol = job.spec!.template.spec!.volumes!.find((v) => v.name === "finetune-progress-token")!;
     assert.equal(vol.projected!.sources![0]!.serviceAccountToken!.audience, "finetune.dev/default/qwen-qlora");
-    assert.equal(envVar(job, "FINETUNE_PROGRESS_URL")!.value, "https://finetune-operator.finetune-system.svc:8443/progress");
+    // Each job reports to its own path, so the endpoint knows which job a report claims to be for.
+    assert.equal(envVar(job, "FINETUNE_PROGRESS_URL")!.value, "https://finetune-operator.finetune-system.svc:8443/progress/v1/progress/default/qwen-qlora");
   });
 });
 
