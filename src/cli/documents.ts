@@ -35,7 +35,13 @@ export function readDocuments(file: string): InputDocument[] {
       const pos = error.linePos?.[0];
       throw new CliError(`${file}:${pos ? `${pos.line}:${pos.col}` : "?"}: YAML error: ${error.message.split("\n")[0]}`, 2);
     }
-    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    } catch (err) {
+      // e.g. "Excessive alias count" (a YAML bomb): unreadable, like a syntax error.
+      throw new CliError(`${file}: YAML error: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`, 2);
+    }
     if (value === null || value === undefined) continue; // empty document (e.g. a trailing ---)
     out.push({ index, value, kind: isFineTuneJob(value) ? "FineTuneJob" : "AxolotlConfig" });
   }
