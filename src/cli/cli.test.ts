@@ -1,0 +1,245 @@
+/**
+ * End-to-end tests of the kubectl plugin as users run it: bin/kubectl-finetune
+ * in a child process, on temp files. Exit codes: 0 valid, 1 invalid, 2
+ * unreadable / usage. Never a stack trace.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse, parseAllDocuments } from "yaml";
+
+const BIN = fileURLToPath(new URL("../../bin/kubectl-finetune", import.meta.url));
+const COMPILE_CACHE = join(tmpdir(), "kubectl-finetune-test-compile-cache");
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(...args: string[]): Promise<Result> {
+  return new Promise((resolve) => {
+    // A kubeconfig that exists but points nowhere, so no test can reach a real cluster.
+    // NODE_COMPILE_CACHE makes each start about a third cheaper (node parses @kubernetes/client-node once).
+    const env = { ...process.env, KUBECONFIG: kubeconfig, NO_COLOR: "1", NODE_COMPILE_CACHE: COMPILE_CACHE };
+    execFile(BIN, args, { env, timeout: 20_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Asserts the exit code and that neither stream carries a stack trace. */
+function expectExit(r: Result, code: number): Result {
+  const all = `${r.stdout}\n${r.stderr}`;
+  assert.equal(r.code, code, `exit ${r.code}, expected ${code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+  assert.doesNotMatch(all, /^ {4}at /m, `stack trace in output:\n${all}`);
+  assert.doesNotMatch(all, /\bat [\w.<>]+ \((file|node):/, `stack frame in output:\n${all}`);
+  return r;
+}
+
+let dir: string;
+let kubeconfig: string;
+const file = (name: string, text: string) => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+
+const VALID = `base_model: meta-llama/Llama-3.1-8B-Instruct
+adapter: lora
+lora_r: 16
+lora_alpha: 32
+lora_dropout: 0.05
+lora_target_linear: true
+micro_batch_size: 2
+gradient_accumulation_steps: 4
+num_epochs: 1
+learning_rate: 0.0002
+sequence_len: 2048
+datasets:
+  - path: data/train.jsonl
+    ds_type: json
+    type: alpaca
+`;
+
+const FTJ = (name: string, spec: string) => `apiVersion: finetune.dev/v1alpha1
+kind: FineTuneJob
+metadata:
+  name: ${name}
+spec:
+${spec}`;
+
+const indent = (text: string, by: string) => text.trimEnd().split("\n").map((l) => by + l).join("\n") + "\n";
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "kubectl-finetune-test-"));
+  kubeconfig = file("kubeconfig", `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u, namespace: team-a}}]
+current-context: x
+`);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+// Each start of the CLI is mostly Node loading modules: run them side by side.
+describe("kubectl-finetune", { concurrency: 4 }, () => {
+  describe("kubectl-finetune validate", { concurrency: true }, () => {
+    it("exit 0 on a valid config", async () => {
+      const r = expectExit(await run("validate", file("valid.yaml", VALID)), 0);
+      assert.match(r.stdout, /valid\.yaml: Axolotl config: valid \(0 error\(s\), 0 warning\(s\)\)/);
+    });
+
+    const broken: { name: string; config: string; args?: string[]; key: RegExp }[] = [
+      { name: "qlora without load_in_4bit", config: VALID.replace("adapter: lora", "adapter: qlora"), key: /error: load_in_4bit: .*load_in_4bit: true/ },
+      { name: "deepspeed with 1 GPU", config: `${VALID}deepspeed: deepspeed_configs/zero2.json\n`, key: /error: deepspeed: .*at least 2 GPUs/ },
+      {
+        name: "wrong types and a missing required key",
+        config: VALID.replace(/^base_model:.*\n/m, "").replace("micro_batch_size: 2", "micro_batch_size: two").replace("num_epochs: 1", "num_epochs: [1]"),
+        key: /error: base_model: [\s\S]*error: micro_batch_size: .*"two"[\s\S]*error: num_epochs: /,
+      },
+    ];
+    for (const c of broken) {
+      it(`exit 1 naming the key: ${c.name}`, async () => {
+        const r = expectExit(await run("validate", file(`broken-${c.name.replace(/\W+/g, "-")}.yaml`, c.config), ...(c.args ?? [])), 1);
+        assert.match(r.stdout, /INVALID/);
+        assert.match(r.stdout, c.key);
+      });
+    }
+
+    it("a typo is a warning with a suggestion, exit 0", async () => {
+      const r = expectExit(await run("validate", file("typo.yaml", VALID.replace("lora_r: 16", "lora_rr: 16"))), 0);
+      assert.match(r.stdout, /warning: lora_rr: .*did you mean `lora_r`\?/);
+      assert.match(r.stdout, /valid \(0 error\(s\), 1 warning\(s\)\)/);
+    });
+
+    it("exit 2 for a missing file", async () => {
+      const r = expectExit(await run("validate", join(dir, "does-not-exist.yaml")), 2);
+      assert.match(r.stderr, /^error: .*does-not-exist\.yaml: cannot read file: no such file\n$/);
+    });
+
+    it("exit 2 for malformed YAML, with line:col", async () => {
+      // The second document is broken: nothing is validated, the whole file is unreadable.
+      const path = file("malformed.yaml", `${VALID}---\nbase_model: x\nbase_model: y\n`);
+      const r = expectExit(await run("validate", path), 2);
+      const m = /malformed\.yaml:(\d+):(\d+): YAML error: Map keys must be unique/.exec(r.stderr);
+      assert.ok(m, r.stderr);
+      assert.ok(Number(m[1]) >= 18, `line ${m[1]} is in the second document`);
+      assert.equal(r.stdout, "");
+      assert.equal(r.stderr.trim().split("\n").length, 1, "one line");
+    });
+
+    it("exit 2 for a YAML alias bomb", async () => {
+      const bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]", "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]", "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]", "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]"].join("\n");
+      const r = expectExit(await run("validate", file("bomb.yaml", bomb)), 2);
+      assert.match(r.stderr, /bomb\.yaml: YAML error: .*alias/i);
+    });
+
+    it("an empty file says so (exit 1)", async () => {
+      const r = expectExit(await run("validate", file("empty.yaml", "")), 1);
+      assert.match(r.stdout, /empty\.yaml: empty/);
+    });
+
+    it("a multi-document file reports every document; bad documents fail the file", async () => {
+      const text = [
+        FTJ("first", `  nodes: 1\n  config:\n${indent(VALID, "    ")}`),
+        VALID.replace("adapter: lora", "adapter: qlora"),
+        VALID,
+        FTJ("cf", "  configFrom:\n    configMapKeyRef: {name: my-config}\n"),
+        FTJ("types", `  nodes: two\n  gpusPerNode: 0\n  gpusPerNodes: 2\n  storage: {output: {size: lots}}\n  config:\n${indent(VALID, "    ")}`),
+        "just a string\n",
+      ].join("---\n");
+      const r = expectExit(await run("validate", file("multi.yaml", text)), 1);
+      assert.match(r.stdout, /multi\.yaml \(document 1\): FineTuneJob first: valid/);
+      assert.match(r.stdout, /multi\.yaml \(document 2\): Axolotl config: INVALID[^\n]*\n  error: load_in_4bit/);
+      assert.match(r.stdout, /multi\.yaml \(document 3\): Axolotl config: valid/);
+      // A configFrom manifest is valid; the operator validates the ConfigMap's config.
+      assert.match(r.stdout, /multi\.yaml \(document 4\): FineTuneJob cf: valid \(0 error\(s\), 1 warning\(s\)\)\n  warning: spec\.configFrom: .*ConfigMap my-config \(key config\.yaml\)/);
+      // Wrong types and unknown fields in a spec name the spec path.
+      const types = r.stdout.slice(r.stdout.indexOf("(document 5)"), r.stdout.indexOf("(document 6)"));
+      assert.match(types, /^\(document 5\): FineTuneJob types: INVALID/);
+      assert.match(types, /error: spec\.nodes: /);
+      assert.match(types, /error: spec\.gpusPerNode: /);
+      assert.match(types, /error: spec\.gpusPerNodes: unknown field/);
+      assert.match(types, /error: spec\.storage\.output\.size: .*quantity/);
+      assert.match(r.stdout, /\(document 6\): Axolotl config: INVALID[^\n]*\n  error: \(root\): .*must be a mapping/);
+    });
+  });
+
+  describe("kubectl-finetune render", { concurrency: true }, () => {
+    it("prints the child objects of a plain config", async () => {
+      const r = expectExit(await run("render", file("My Llama.yml", VALID), "-n", "research", "--nodes", "2", "--gpus-per-node", "8"), 0);
+      const docs = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace: string }; spec: { completions?: number; template?: { spec: { containers: { command: string[] }[] } } } });
+      assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}`), [
+        "PersistentVolumeClaim/my-llama-output",
+        "ConfigMap/my-llama-config",
+        "Service/my-llama-ranks",
+        "Job/my-llama-preprocess-0",
+        "Job/my-llama-train-0",
+        "Job/my-llama-merge-0",
+      ]);
+      for (const d of docs) assert.equal(d.metadata.namespace, "research");
+      const train = docs.find((d) => d.metadata.name === "my-llama-train-0")!;
+      assert.equal(train.spec.completions, 2);
+      assert.ok(train.spec.template!.spec.containers[0]!.command.includes("--nproc_per_node=8"));
+      assert.equal(r.stderr, "");
+    });
+
+    it("renders a FineTuneJob manifest by its own name", async () => {
+      const r = expectExit(await run("render", file("ftj-render.yaml", FTJ("from-manifest", `  preprocess: {enabled: false}\n  config:\n${indent(VALID, "    ")}`))), 0);
+      const names = parseAllDocuments(r.stdout).map((d) => (d.toJS() as { metadata: { name: string } }).metadata.name);
+      assert.deepEqual(names, ["from-manifest-output", "from-manifest-config", "from-manifest-ranks", "from-manifest-train-0", "from-manifest-merge-0"]);
+    });
+
+    it("refuses an invalid config with the errors, exit 1", async () => {
+      const r = expectExit(await run("render", file("render-bad.yaml", VALID.replace("adapter: lora", "adapter: qlora"))), 1);
+      assert.match(r.stderr, /cannot render an invalid FineTuneJob/);
+      assert.match(r.stderr, /load_in_4bit/);
+      assert.equal(r.stdout, "");
+    });
+  });
+
+  describe("kubectl-finetune submit --dry-run=client", { concurrency: true }, () => {
+    it("-o yaml prints the FineTuneJob", async () => {
+      const r = expectExit(await run("submit", file("submit.yaml", VALID), "--dry-run=client", "-o", "yaml", "--nodes", "2", "--gpus-per-node", "4", "--name", "sft", "--image", "axolotlai/axolotl:0.18.0"), 0);
+      const obj = parse(r.stdout) as { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec: { nodes: number; gpusPerNode: number; image: string; config: { base_model: string } } };
+      assert.equal(obj.apiVersion, "finetune.dev/v1alpha1");
+      assert.equal(obj.kind, "FineTuneJob");
+      assert.equal(obj.metadata.name, "sft");
+      assert.equal(obj.spec.nodes, 2);
+      assert.equal(obj.spec.gpusPerNode, 4);
+      assert.equal(obj.spec.image, "axolotlai/axolotl:0.18.0");
+      assert.equal(obj.spec.config.base_model, "meta-llama/Llama-3.1-8B-Instruct");
+    });
+
+    it("an invalid config is not submitted (exit 1, errors named)", async () => {
+      const r = expectExit(await run("submit", file("submit-bad.yaml", VALID.replace("adapter: lora", "adapter: qlora")), "--dry-run=client"), 1);
+      assert.match(r.stdout, /error: spec\.config\.load_in_4bit/);
+      assert.match(r.stdout, /not submitted/);
+    });
+  });
+
+  describe("kubectl-finetune usage and cluster errors", { concurrency: true }, () => {
+    it("no command prints usage, exit 2", async () => {
+      const r = expectExit(await run(), 2);
+      assert.match(r.stdout, /^Usage: kubectl finetune COMMAND/);
+    });
+
+    it("an unknown command exits 2 with the error line first", async () => {
+      const r = expectExit(await run("frobnicate"), 2);
+      assert.match(r.stderr, /^error: unknown command "frobnicate"/);
+    });
+
+    it("an unreachable cluster is one error line, exit 1", async () => {
+      const r = expectExit(await run("status", "llama"), 1);
+      assert.match(r.stderr, /^error: /);
+      assert.equal(r.stderr.trim().split("\n").length, 1);
+    });
+  });
+});
