@@ -213,6 +213,8 @@ describe("labels and ownership", () => {
           assert.equal(podLabels[LABEL_STAGE], stage, `${where} pod stage label`);
           assert.equal(podLabels[LABEL_ATTEMPT], "0", `${where} pod attempt label`);
         }
+        // The Service belongs to the training gang. The claim and the ConfigMap are shared by every stage and carry
+        // no stage label (README says "every child carries finetune.dev/stage"; for these two it does not).
         if (obj.kind === "Service") assert.equal(obj.metadata.labels[LABEL_STAGE], "train");
       }
     });
