@@ -202,6 +202,12 @@ function validate(p: Planner): boolean {
     const message = errors.slice(0, 5).map((i) => `${i.path}: ${i.message}`).join("; ") + (errors.length > 5 ? ` (and ${errors.length - 5} more)` : "");
     const already = validated?.status === "False" && validated.observedGeneration === p.generation && validated.message === message;
     p.condition({ type: "Validated", status: "False", reason: Reason.InvalidSpec, message });
+    if (st.specHash) {
+      // An invalid edit of a job that is already running is reported, never acted on: the run keeps its GPUs and its settings.
+      st.observedGeneration = p.generation;
+      if (!already) p.event("Warning", Reason.InvalidSpec, `edit rejected, the running job continues unchanged: ${message}`);
+      return false;
+    }
     p.condition({ type: "Failed", status: "True", reason: Reason.InvalidSpec, message });
     st.phase = "Failed";
     st.message = `invalid spec: ${message}`;
