@@ -12,7 +12,9 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs${NODE_VERSION}-debian12:nonroot
 FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+# --ignore-scripts: the only install script is the `node` devDependency's, which downloads a second
+# Node 24 for development machines; the build uses this image's Node and needs only typescript.
+RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # The operator ships the trainer launcher to every pod: dist/trainer/source.js reads it next to itself.
