@@ -197,7 +197,7 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     const rel = await freshNamespace("install", { t, clients: k });
     const jobs = await freshNamespace("install-jobs", { t, clients: k });
     const inst = await install(t, rel.name, ["progress.enabled=true", "dashboard.enabled=true", "metrics.serviceMonitor.enabled=false"]);
-    assert.deepEqual(inst.objects.map((o) => o.kind).sort(), ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "Service", "ServiceAccount"]);
+    assert.deepEqual(inst.objects.map((o) => o.kind).sort(), ["ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "Service", "ServiceAccount"]);
 
     // What RBAC now allows the ServiceAccount, checked by the API server itself.
     const other = jobs.name;
@@ -266,6 +266,20 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     const done = await succeeded(jobs.name, "installed", op);
     assert.equal(done.status?.progress?.step, 42);
 
+    // The chart's user roles aggregate into the built-in ones: a namespace editor may submit FineTuneJobs, a viewer only read them.
+    for (const [role, verbs] of [["edit", ["create", "delete", "list"]], ["view", ["list", "watch"]]] as const) {
+      const sa = `${role}-user`;
+      await k.core.createNamespacedServiceAccount({ namespace: jobs.name, body: { metadata: { name: sa } } });
+      await k.rbac.createNamespacedRoleBinding({ namespace: jobs.name, body: { metadata: { name: sa }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role }, subjects: [{ kind: "ServiceAccount", name: sa, namespace: jobs.name }] } });
+      const tok = (await k.core.createNamespacedServiceAccountToken({ namespace: jobs.name, name: sa, body: { spec: { expirationSeconds: 600 } } })).status!.token!;
+      const user = await kubeClientsForToken(tok, sa);
+      await waitFor(`the built-in ${role} role includes FineTuneJobs (aggregation)`, async () => {
+        for (const verb of verbs) if (!(await can(user, { verb, group: "finetune.dev", resource: "finetunejobs", namespace: jobs.name }))) return false;
+        return true;
+      });
+      if (role === "view") assert.equal(await can(user, { verb: "create", group: "finetune.dev", resource: "finetunejobs", namespace: jobs.name }), false);
+    }
+
     // Events were recorded (events create), and no API call of the operator was ever refused.
     await waitFor("events of the FineTuneJob", async () =>
       (await k.core.listNamespacedEvent({ namespace: jobs.name, fieldSelector: "involvedObject.kind=FineTuneJob,involvedObject.name=installed" })).items.length > 0);
@@ -281,7 +295,7 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     const rel = await freshNamespace("install-ns", { t, clients: k });
     const jobs = await freshNamespace("install-ns-jobs", { t, clients: k });
     const inst = await install(t, rel.name, [`watchNamespace=${jobs.name}`]);
-    assert.ok(!inst.objects.some((o) => o.kind === "ClusterRole" || o.kind === "ClusterRoleBinding"), "no cluster-wide permissions");
+    assert.ok(!inst.objects.some((o) => o.kind === "ClusterRoleBinding"), "no cluster-wide permissions");
     await assertPermissions(
       inst.sa,
       [["list finetune.dev/finetunejobs", jobs.name], ["watch /pods", jobs.name], ["create batch/jobs", jobs.name], ["update finetune.dev/finetunejobs/status", jobs.name]],

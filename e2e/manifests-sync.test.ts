@@ -108,8 +108,12 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
   test("default RBAC: a ClusterRole with exactly the controller's rules, a Role for the Lease, no Secrets", async () => {
     const objs = await template();
     const clusterRoles = objs.filter((o) => o.kind === "ClusterRole");
-    assert.equal(clusterRoles.length, 1);
-    assert.deepEqual(flatten(clusterRoles[0]!.rules as Rule[]), EXPECTED_OPERATOR_RULES);
+    assert.deepEqual(clusterRoles.map((r) => r.metadata.name).sort(), ["finetune-operator-finetune-system", "finetune-operator-finetune-system-edit", "finetune-operator-finetune-system-view"]);
+    assert.deepEqual(flatten(clusterRoles.find((r) => r.metadata.name === "finetune-operator-finetune-system")!.rules as Rule[]), EXPECTED_OPERATOR_RULES);
+    // The user-facing roles aggregate into admin/edit/view and are bound to nobody by the chart.
+    assert.equal(clusterRoles.find((r) => r.metadata.name.endsWith("-edit"))!.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-edit"], "true");
+    assert.equal(clusterRoles.find((r) => r.metadata.name.endsWith("-view"))!.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-view"], "true");
+    assert.deepEqual(objs.filter((o) => o.kind.endsWith("Binding")).map((b) => (b as K8sDoc & { roleRef: { name: string } }).roleRef.name).sort(), ["finetune-operator-finetune-system", "finetune-operator-leader-election"]);
     const roles = objs.filter((o) => o.kind === "Role");
     assert.deepEqual(roles.map((r) => `${r.metadata.namespace}/${r.metadata.name}`), ["finetune-system/finetune-operator-leader-election"]);
     assert.deepEqual(flatten(roles[0]!.rules as Rule[]), ["coordination.k8s.io/leases: create", "coordination.k8s.io/leases: get,update (finetune-operator)"]);
@@ -126,7 +130,7 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
 
   test("progress.enabled adds tokenreviews create (and nothing else), the endpoint port, its Service and URL", async () => {
     const objs = await template(["progress.enabled=true"]);
-    const rules = flatten(objs.find((o) => o.kind === "ClusterRole")!.rules as Rule[]);
+    const rules = flatten(objs.find((o) => o.kind === "ClusterRole" && o.metadata.name === "finetune-operator-finetune-system")!.rules as Rule[]);
     assert.deepEqual(rules, [...EXPECTED_OPERATOR_RULES, "authentication.k8s.io/tokenreviews: create"].sort());
     const c = deployment(objs).spec.template.spec.containers[0]!;
     const env = Object.fromEntries((c.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]));
@@ -149,7 +153,8 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
 
   test("watchNamespace: a Role in that namespace instead of a ClusterRole, and FINETUNE_WATCH_NAMESPACE", async () => {
     const objs = await template(["watchNamespace=ml-team"]);
-    assert.equal(objs.filter((o) => o.kind === "ClusterRole" || o.kind === "ClusterRoleBinding").length, 0);
+    assert.equal(objs.filter((o) => o.kind === "ClusterRoleBinding").length, 0, "no cluster-wide permissions for the operator");
+    assert.deepEqual(objs.filter((o) => o.kind === "ClusterRole").map((o) => o.metadata.name).sort(), ["finetune-operator-finetune-system-edit", "finetune-operator-finetune-system-view"]);
     const role = objs.find((o) => o.kind === "Role" && o.metadata.namespace === "ml-team")!;
     assert.deepEqual(flatten(role.rules as Rule[]), EXPECTED_OPERATOR_RULES);
     const rb = objs.find((o) => o.kind === "RoleBinding" && o.metadata.namespace === "ml-team")!;
@@ -189,6 +194,7 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
     assert.equal(c.image, "ghcr.io/finetune-dev/finetune-operator:0.1.0");
     const pdb = objs.find((o) => o.kind === "PodDisruptionBudget") as K8sDoc & { spec: { minAvailable: number } };
     assert.equal(pdb.spec.minAvailable, 1);
+    assert.ok(!(await template(["replicaCount=1", "leaderElection.enabled=false"])).some((o) => o.kind === "PodDisruptionBudget"), "no PDB for a single replica: it would only block drains");
     const svc = objs.find((o) => o.kind === "Service") as K8sDoc & { spec: { ports: { name: string; targetPort: string }[] } };
     assert.deepEqual(svc.spec.ports.map((p) => `${p.name}->${p.targetPort}`), ["http-metrics->http"]);
     assert.ok(!objs.some((o) => o.kind === "ServiceMonitor" || o.metadata.name.endsWith("-dashboard")), "ServiceMonitor and dashboard are opt-in");
