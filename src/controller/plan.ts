@@ -146,7 +146,7 @@ function run(p: Planner): void {
 
   driftCheck(p, spec);
   if (spec.suspend) {
-    suspend(p, spec);
+    suspend(p);
     return;
   }
   if (isTrue(st.conditions, "Suspended")) {
@@ -522,7 +522,7 @@ function succeed(p: Planner, stages: readonly Stage[]): void {
 }
 
 /** Stops the running stage's pods (the attempt ends as Suspended, not counted) and keeps all data. */
-function suspend(p: Planner, spec: FineTuneJobSpec): void {
+function suspend(p: Planner): void {
   const st = p.status;
   for (const stage of ["preprocess", "train", "merge"] as const) {
     const ss = st.stages?.[stage];
@@ -542,7 +542,6 @@ function suspend(p: Planner, spec: FineTuneJobSpec): void {
   }
   st.phase = "Suspended";
   st.message = "suspended: pods stopped, output data kept; set spec.suspend=false to continue";
-  void spec;
 }
 
 /** Terminal jobs: nothing runs; TTL deletes the FineTuneJob when asked. */

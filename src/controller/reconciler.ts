@@ -6,14 +6,12 @@
 import type { V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { parse } from "yaml";
-import { LABEL_JOB_NAME } from "../api/group.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
 import { errorMessage, isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
 import type { KubeApi } from "../kube/api.ts";
 import { traced } from "../observability/tracing.ts";
-import { configMapName, outputClaimName, serviceName } from "../render/names.ts";
+import { MAX_JOB_NAME_LENGTH, configMapName, outputClaimName, serviceName } from "../render/names.ts";
 import { validateConfigForSpec, validateSpec, type ValidationIssue } from "../validation/job.ts";
-import { MAX_JOB_NAME_LENGTH } from "../render/names.ts";
 import { getCondition } from "./conditions.ts";
 import { buildEvent } from "./events.ts";
 import { decide, type Action, type Observed, type PlannerSettings } from "./plan.ts";
@@ -181,4 +179,3 @@ function describe(action: Action): string {
   return "delete FineTuneJob";
 }
 
-export { LABEL_JOB_NAME };
