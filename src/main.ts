@@ -62,6 +62,9 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
       host: opts.bindAddress,
       port: opts.progressPort,
       writeIntervalMs: opts.progressWriteIntervalMs,
+      maxWritesPerSecond: opts.progressMaxWritesPerSecond,
+      onReport: (result) => metrics.progressReport(result),
+      onWrite: (ok) => metrics.progressWrite(ok),
       ...(opts.progressTls ? { tls: opts.progressTls } : {}),
     });
     await progress.start();

@@ -22,6 +22,8 @@ export interface OperatorOptions {
   /** Port of the progress endpoint; disabled when unset. */
   progressPort?: number;
   progressWriteIntervalMs: number;
+  /** Progress status writes per second at most, over all jobs (per replica). */
+  progressMaxWritesPerSecond: number;
   progressTls?: { certFile: string; keyFile: string };
   logLevel: string;
 }
@@ -46,6 +48,7 @@ const FLAGS = {
   "progress-url": { type: "string", env: "FINETUNE_PROGRESS_URL" },
   "progress-port": { type: "string", env: "FINETUNE_PROGRESS_PORT" },
   "progress-write-interval-seconds": { type: "string", env: "FINETUNE_PROGRESS_WRITE_INTERVAL_SECONDS", default: "30" },
+  "progress-max-writes-per-second": { type: "string", env: "FINETUNE_PROGRESS_MAX_WRITES_PER_SECOND", default: "5" },
   "progress-tls-cert": { type: "string", env: "FINETUNE_PROGRESS_TLS_CERT" },
   "progress-tls-key": { type: "string", env: "FINETUNE_PROGRESS_TLS_KEY" },
   "log-level": { type: "string", env: "FINETUNE_LOG_LEVEL", default: "info" },
@@ -87,6 +90,7 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): Op
     ...(get("progress-url") ? { progressUrl: get("progress-url")! } : {}),
     ...(get("progress-port") !== undefined ? { progressPort: num("progress-port") } : {}),
     progressWriteIntervalMs: num("progress-write-interval-seconds") * 1000,
+    progressMaxWritesPerSecond: Math.max(0.01, num("progress-max-writes-per-second")),
     ...(get("progress-tls-cert") && get("progress-tls-key") ? { progressTls: { certFile: get("progress-tls-cert")!, keyFile: get("progress-tls-key")! } } : {}),
     logLevel: get("log-level")!,
   };

@@ -33,6 +33,8 @@ export class OperatorMetrics {
   readonly #queueLatency;
   readonly #queueWork;
   readonly #stageDuration;
+  readonly #progressReports;
+  readonly #progressWrites;
   #queueDepth = 0;
   readonly #controller = "finetunejob";
 
@@ -51,6 +53,8 @@ export class OperatorMetrics {
     this.#queueLatency = m.createHistogram("workqueue_queue_duration_seconds", { description: "How long in seconds an item stays in workqueue before being requested", advice: { explicitBucketBoundaries: LATENCY_BUCKETS } });
     this.#queueWork = m.createHistogram("workqueue_work_duration_seconds", { description: "How long in seconds processing an item from workqueue takes", advice: { explicitBucketBoundaries: LATENCY_BUCKETS } });
     this.#stageDuration = m.createHistogram("finetune_stage_duration_seconds", { description: "Time from a stage's start to its completion", advice: { explicitBucketBoundaries: [10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400] } });
+    this.#progressReports = m.createCounter("finetune_progress_reports", { description: "Progress reports received from trainers, by result (accepted, unauthorized, forbidden, rate_limited, ...)" });
+    this.#progressWrites = m.createCounter("finetune_progress_status_writes", { description: "Status writes made for progress reports, by result (ok, error)" });
     m.createObservableGauge("workqueue_depth", { description: "Current depth of workqueue" }).addCallback((r) => r.observe(this.#queueDepth, { name: this.#controller }));
     m.createObservableGauge("leader_election_master_status", { description: "Whether this replica is the leader (1) or not (0)" }).addCallback((r) => r.observe(source.isLeader() ? 1 : 0, { name: "finetune-operator" }));
     const limit = opts.perJobSeriesLimit ?? 100;
@@ -69,6 +73,14 @@ export class OperatorMetrics {
 
   apiCall(verb: string, resource: string, code: number | undefined): void {
     this.#apiRequests.add(1, { verb, resource, code: String(code ?? "error") });
+  }
+
+  progressReport(result: string): void {
+    this.#progressReports.add(1, { result });
+  }
+
+  progressWrite(ok: boolean): void {
+    this.#progressWrites.add(1, { result: ok ? "ok" : "error" });
   }
 
   stageFinished(stage: string, seconds: number): void {

@@ -19,12 +19,15 @@ const ReportSchema = z.object({
   gradNorm: num,
   tokensPerSecond: num,
   etaSeconds: num,
+  /** The trainer's last report (training ended); it may bypass the per-job rate limit once. */
+  final: z.boolean().nullish(),
   checkpoints: z.array(z.object({ step: z.number().int().nonnegative(), path: z.string().max(1024), complete: z.boolean().optional() })).max(1000).nullish(),
 });
 
 export interface ParsedReport {
   progress: Progress;
   checkpoints: Checkpoint[];
+  final: boolean;
 }
 
 export function parseReport(body: string, now: Date): ParsedReport | { error: string } {
@@ -60,5 +63,5 @@ export function parseReport(body: string, now: Date): ParsedReport | { error: st
     .map((c) => ({ step: c.step, path: c.path }))
     .sort((a, b) => a.step - b.step)
     .slice(-MAX_CHECKPOINTS);
-  return { progress, checkpoints };
+  return { progress, checkpoints, final: r.final === true };
 }

@@ -1,9 +1,11 @@
 /**
  * The progress endpoint: trainers POST /v1/progress/<namespace>/<name>.
  * Authenticated (auth.ts), body-capped, rate-limited per job, and written to
- * status with coalescing: at most one status patch per job per write interval,
- * carrying only the newest report. Progress writes are last-writer-wins merge
- * patches of status.progress/checkpoints, so any replica may serve them.
+ * status with coalescing (coalescer.ts): at most one status patch per job per
+ * write interval carrying only the newest report, and at most
+ * `maxWritesPerSecond` patches per second in total however many jobs report.
+ * Progress writes are last-writer-wins merge patches of
+ * status.progress/checkpoints, so any replica may serve them.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -13,11 +15,12 @@ import type { FineTuneJobObject } from "../api/schema.ts";
 import type { KubeApi } from "../kube/api.ts";
 import { errorMessage, isNotFound } from "../kube/errors.ts";
 import type { ProgressAuthenticator } from "./auth.ts";
+import { ProgressCoalescer } from "./coalescer.ts";
 import { MAX_BODY_BYTES, parseReport, type ParsedReport } from "./report.ts";
 
 export interface ProgressServerOptions {
-  api: KubeApi;
-  auth: ProgressAuthenticator;
+  api: Pick<KubeApi, "patchStatus">;
+  auth: Pick<ProgressAuthenticator, "authenticate">;
   getJob(namespace: string, name: string): FineTuneJobObject | undefined;
   logger: Logger;
   host: string;
@@ -26,8 +29,16 @@ export interface ProgressServerOptions {
   minReportIntervalMs?: number;
   /** Status writes per job at most this often (default 30 s). */
   writeIntervalMs?: number;
+  /** Status writes by this server in total at most this often (default 5 per second). */
+  maxWritesPerSecond?: number;
   tls?: { certFile: string; keyFile: string };
+  /** Called once per request with its outcome (for metrics). */
+  onReport?(result: ReportResult): void;
+  /** Called after each status write attempt (for metrics). */
+  onWrite?(ok: boolean): void;
 }
+
+export type ReportResult = "accepted" | "unauthorized" | "forbidden" | "not_found" | "too_large" | "rate_limited" | "invalid";
 
 const PATH = /^\/v1\/progress\/([a-z0-9][-a-z0-9]{0,62})\/([a-z0-9][-a-z0-9.]{0,252})$/;
 
@@ -35,13 +46,17 @@ export class ProgressServer {
   readonly #opts: ProgressServerOptions;
   readonly #server: Server;
   readonly #lastAccepted = new Map<string, number>();
-  readonly #pending = new Map<string, ParsedReport>();
+  readonly #lastWasFinal = new Set<string>();
+  readonly #pending: ProgressCoalescer<ParsedReport>;
   #timer: NodeJS.Timeout | undefined;
+  #flushing = false;
   #port = 0;
   readonly stats = { accepted: 0, rejected: 0, writes: 0 };
 
   constructor(opts: ProgressServerOptions) {
     this.#opts = opts;
+    const writeIntervalMs = opts.writeIntervalMs ?? 30_000;
+    this.#pending = new ProgressCoalescer(Math.ceil((opts.maxWritesPerSecond ?? 5) * (writeIntervalMs / 1000)));
     const handler = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((err: unknown) => {
         opts.logger.warn({ err: errorMessage(err) }, "progress request failed");
@@ -91,25 +106,45 @@ export class ProgressServer {
     const job = this.#opts.getJob(namespace, name);
     if (!job) return this.#reject(res, 404, "no such FineTuneJob");
     const now = Date.now();
-    const last = this.#lastAccepted.get(key) ?? 0;
-    if (now - last < (this.#opts.minReportIntervalMs ?? 2_000)) return this.#reject(res, 429, "too many reports; at most one per 2 s");
     const report = parseReport(body, new Date(now));
     if ("error" in report) return this.#reject(res, 400, report.error);
+    const minIntervalMs = this.#opts.minReportIntervalMs ?? 2_000;
+    // The trainer's final report (last step, final checkpoint) follows its previous one closely; refusing it would
+    // leave status one interval behind forever. It may bypass the limit once: a second "final" in a row may not.
+    const finalBypass = report.final && !this.#lastWasFinal.has(key);
+    if (now - (this.#lastAccepted.get(key) ?? 0) < minIntervalMs && !finalBypass) {
+      return this.#reject(res, 429, `too many reports; at most one per ${minIntervalMs / 1000} s`);
+    }
     this.#lastAccepted.set(key, now);
-    this.#pending.set(key, report);
+    if (report.final) this.#lastWasFinal.add(key);
+    else this.#lastWasFinal.delete(key);
+    this.#pending.put(key, report);
     this.stats.accepted++;
+    this.#opts.onReport?.("accepted");
     reply(res, 202, "accepted");
   }
 
   #reject(res: ServerResponse, status: number, reason: string): void {
     this.stats.rejected++;
+    this.#opts.onReport?.(RESULTS[status] ?? "invalid");
     reply(res, status, reason);
   }
 
-  /** Writes the newest report of every job that has one waiting. */
+  /** Writes the newest waiting report of as many jobs as the write budget allows (the rest wait for the next flush). */
   async flush(): Promise<void> {
-    const batch = [...this.#pending];
-    this.#pending.clear();
+    // A slow API server can make one flush outlast the interval; overlapping flushes would exceed the write budget.
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      await this.#flushOnce();
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  async #flushOnce(): Promise<void> {
+    const now = Date.now();
+    const batch = this.#pending.take(now);
     for (const [key, report] of batch) {
       const [namespace, name] = key.split("/") as [string, string];
       const latest = report.checkpoints[report.checkpoints.length - 1];
@@ -120,13 +155,28 @@ export class ProgressServer {
           ...(latest ? { latestCheckpoint: latest } : {}),
         });
         this.stats.writes++;
+        this.#opts.onWrite?.(true);
       } catch (err) {
+        this.#opts.onWrite?.(false);
         if (!isNotFound(err)) this.#opts.logger.warn({ job: key, err: errorMessage(err) }, "could not write progress");
       }
     }
-    for (const [key, at] of this.#lastAccepted) if (Date.now() - at > 10 * 60_000) this.#lastAccepted.delete(key);
+    for (const [key, at] of this.#lastAccepted) {
+      if (now - at > 10 * 60_000) {
+        this.#lastAccepted.delete(key);
+        this.#lastWasFinal.delete(key);
+      }
+    }
+    this.#pending.prune(now, 10 * 60_000);
+  }
+
+  /** Reports accepted but not yet written. */
+  get pendingWrites(): number {
+    return this.#pending.pending;
   }
 }
+
+const RESULTS: Record<number, ReportResult> = { 401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large", 429: "rate_limited", 400: "invalid" };
 
 function reply(res: ServerResponse, status: number, message: string): void {
   if (res.headersSent) return;
