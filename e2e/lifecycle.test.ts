@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
+import { GROUP, LABEL_JOB_NAME, LABEL_STAGE, PLURAL, VERSION } from "../src/api/group.ts";
+import { PHASES, type FineTuneJobObject } from "../src/api/schema.ts";
 import { FATE_ANNOTATION, ensureCluster, freshNamespace, kubeClients, waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, deleteFtj, finishPod, ftjManifest, getFtj, listPods, LORA_CONFIG, patchFtjSpec } from "./lib/ftj.ts";
 import { ensureCrd, metricValue, startOperator, type OperatorProcess } from "./lib/operator.ts";
@@ -181,5 +182,46 @@ describe("lifecycle", () => {
     const reconcilesBefore = metricValue(await op.metrics(), "controller_runtime_reconcile_total");
     await waitFor("three resync rounds", async () => metricValue(await op.metrics(), "controller_runtime_reconcile_total") >= reconcilesBefore + 15, { timeoutMs: 30_000 });
     assert.equal(await writes(), before, "no writes while nothing changes");
+  });
+
+  test("/metrics: reconcile and queue series move with the lifecycle; FineTuneJob gauges match the cluster", async () => {
+    const byPhaseInCluster = async () => {
+      const counts: Record<string, number> = {};
+      for (const j of (await k.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL }) as { items: FineTuneJobObject[] }).items) {
+        const phase = j.status?.phase ?? "Pending";
+        counts[phase] = (counts[phase] ?? 0) + 1;
+      }
+      return counts;
+    };
+    const gaugesMatch = (label: string) => waitFor(`finetune_jobs gauges match the cluster (${label})`, async (note) => {
+      const [text, cluster] = [await op.metrics(), await byPhaseInCluster()];
+      const gauges = Object.fromEntries(PHASES.map((p) => [p, metricValue(text, "finetune_jobs", { phase: p })]).filter(([, n]) => n !== 0));
+      note({ gauges, cluster });
+      return JSON.stringify(gauges, Object.keys(gauges).sort()) === JSON.stringify(cluster, Object.keys(cluster).sort()) ? { text, cluster } : undefined;
+    });
+    const series = (text: string) => ({
+      reconciles: metricValue(text, "controller_runtime_reconcile_total", { controller: "finetunejob" }),
+      reconcileTimeCount: metricValue(text, "controller_runtime_reconcile_time_seconds_count", { controller: "finetunejob" }),
+      adds: metricValue(text, "workqueue_adds_total", { name: "finetunejob" }),
+      queueLatencyCount: metricValue(text, "workqueue_queue_duration_seconds_count", { name: "finetunejob" }),
+      workCount: metricValue(text, "workqueue_work_duration_seconds_count", { name: "finetunejob" }),
+      trainStages: metricValue(text, "finetune_stage_duration_seconds_count", { stage: "train" }),
+    });
+    const start = series((await gaugesMatch("before")).text);
+    assert.ok(start.reconciles > 0 && start.adds > 0, "series exist before the new job");
+    assert.match(await op.metrics(), /^leader_election_master_status\{name="finetune-operator"\} 1$/m, "the only replica leads");
+
+    await createFtj(k, ftjManifest("metered", ns, { preprocess: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } }));
+    const pod = await waitFor("metered training", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=metered,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"));
+    await waitFor("metered phase Training", async () => (await phaseOf("metered")) === "Training");
+    const { cluster: mid } = await gaugesMatch("training");
+    assert.equal(mid.Training, 1, "one job training");
+    await finishPod(k, pod, 0);
+    const merge = await waitFor("metered merge pod", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=metered,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"));
+    await finishPod(k, merge, 0);
+    await succeeded("metered");
+    const end = series((await gaugesMatch("after")).text);
+    for (const key of Object.keys(start) as Array<keyof typeof start>) assert.ok(end[key] > start[key], `${key} moved: ${start[key]} -> ${end[key]}`);
+    assert.match(await op.metrics(), /^workqueue_depth\{name="finetunejob"\} 0$/m, "queue drained at rest");
   });
 });

@@ -9,6 +9,7 @@ import { Controller } from "./controller/controller.ts";
 import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/plan.ts";
 import { KubeApi } from "./kube/api.ts";
 import { OperatorMetrics } from "./observability/metrics.ts";
+import { finishedStages } from "./observability/stage-durations.ts";
 import { ProgressAuthenticator } from "./progress/auth.ts";
 import { ProgressServer } from "./progress/server.ts";
 import { parseOperatorOptions, type OperatorOptions } from "./options.ts";
@@ -42,6 +43,9 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     resyncIntervalMs: opts.resyncIntervalMs,
     queueMetrics: metrics.queueMetrics(),
     onReconciled: (outcome, seconds) => metrics.reconciled(outcome, seconds),
+    onDecision: (ftj, status) => {
+      for (const { stage, seconds } of finishedStages(ftj.status, status)) metrics.stageFinished(stage, seconds);
+    },
     ...(opts.namespace ? { namespace: opts.namespace } : {}),
   });
   const ctrl = controller;
