@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
@@ -16,6 +17,7 @@ import { FATE_ANNOTATION, ensureCluster, freshNamespace, kubeClients, waitFor, t
 import { createFtj, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
 import { ensureCrd, metricValue, startOperator, type OperatorProcess } from "./lib/operator.ts";
 
+const BIN_DIR = fileURLToPath(new URL("../bin", import.meta.url));
 let k: KubeClients;
 let ns: string;
 let op: OperatorProcess;
@@ -74,6 +76,14 @@ describe("progress", () => {
     const { stdout } = await promisify(execFile)("kubectl", ["get", "ftj", "reporting", "-n", ns], { env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" } });
     assert.match(stdout, /PROGRESS\s+LOSS/);
     assert.match(stdout, /120\/873 \(13%\)\s+1\.2345/);
+    // `kubectl finetune watch` through kubectl's plugin lookup (bin/ on PATH): the phase line, then the progress line.
+    const watched = await promisify(execFile)("kubectl", ["finetune", "watch", "reporting", "-n", ns, "--interval", "1", "--timeout", "2"], {
+      env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "", PATH: `${BIN_DIR}:${process.env.PATH}` },
+    }).then(() => assert.fail("watch of a running job ends only by its timeout"), (err: { code: number; stdout: string; stderr: string }) => err);
+    assert.equal(watched.code, 1, watched.stderr);
+    assert.match(watched.stdout, /reporting: Training/);
+    assert.match(watched.stdout, /120\/873.*13%.*loss 1\.2345.*ETA 1h10m/);
+    assert.match(watched.stderr, /timed out waiting for reporting \(phase Training\)/);
   });
 
   test("forged, foreign, oversized, malformed and too-frequent reports are rejected without effect", async () => {
