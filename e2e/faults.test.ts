@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
 import { EXIT_CODE_ANNOTATION, FATE_ANNOTATION, TERMINATION_MESSAGE_ANNOTATION, ensureCluster, freshNamespace, kubeClients, waitFor, type KubeClients } from "./lib/index.ts";
-import { createFtj, disruptPod, finishPod, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
+import { createFtj, disruptPod, finishPod, ftjManifest, getFtj, listPods, patchFtjSpec } from "./lib/ftj.ts";
 import { ensureCrd, startOperator, type OperatorProcess } from "./lib/operator.ts";
 
 let k: KubeClients;
@@ -60,6 +60,22 @@ describe("fault tolerance", () => {
     });
     assert.equal(done.status?.restarts, 1);
     assert.equal(done.status?.attempts?.find((a) => a.stage === "train" && a.attempt === 1)?.resumedFrom, "/finetune/output/model/checkpoint-200");
+  });
+
+  test("an image edit of a running job is rejected, and the next attempt still runs what the job started with", async () => {
+    await createFtj(k, ftjManifest("edited", ns, { gpusPerNode: 2, preprocess: { enabled: false }, merge: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } }));
+    const gang0 = await runningGang("edited", 0, 1);
+    const startedImage = gang0[0]!.spec?.containers[0]?.image;
+    await assert.rejects(patchFtjSpec(k, ns, "edited", { gpusPerNode: 4 }), (err: { code?: number; body?: string }) => err.code === 422 && /immutable once the job has started/.test(err.body ?? ""), "the API server refuses a shape change (CEL)");
+    await patchFtjSpec(k, ns, "edited", { image: "example.invalid/axolotl:other" });
+    await waitFor("SpecChangeRejected", async () => (await getFtj(k, ns, "edited")).status?.conditions?.some((c) => c.type === "SpecChangeRejected" && c.status === "True"));
+    await disruptPod(k, gang0[0]!);
+    const gang1 = await runningGang("edited", 1, 1);
+    const container = gang1[0]!.spec?.containers[0];
+    assert.equal(container?.image, startedImage, "the restart keeps the image the run started with");
+    assert.equal(container?.resources?.limits?.["nvidia.com/gpu"], "2", "and its GPU count");
+    await finishPod(k, gang1[0]!, 0);
+    await waitFor("Succeeded", async () => (await getFtj(k, ns, "edited")).status?.phase === "Succeeded");
   });
 
   test("a pod evicted for preemption starts a new attempt without counting a restart", async () => {

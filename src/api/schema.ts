@@ -232,6 +232,11 @@ export const FineTuneJobStatusSchema = z
       .optional(),
     lastFailure: FailureSchema.optional(),
     specHash: z.string().optional().meta({ description: "Hash of the spec parts a started job runs with (config, nodes, GPUs, image)." }),
+    startedWith: z
+      .object({ image: z.string(), nodes: z.number().int(), gpusPerNode: z.number().int() })
+      .strict()
+      .optional()
+      .meta({ description: "Image and gang shape the run started with: every attempt keeps them, even after a (rejected) spec change." }),
     startTime: z.string().optional(),
     completionTime: z.string().optional(),
   })

@@ -812,14 +812,16 @@ describe("decide: suspend, TTL and spec drift", () => {
     assert.equal(cond(reverted.status, "SpecChangeRejected")?.status, "False");
   });
 
-  // Known gaps (reported, not fixed: the fix needs the started spec recorded in status). `todo` tests run but do not fail the suite.
-  it("a restart after a rejected spec change runs with the image the job started with", { todo: "restarts render from the current spec, so a rejected image change is applied on the next attempt" }, () => {
+  it("a restart after a rejected spec change runs with the image and shape the job started with", () => {
     const running = trainRunning();
-    const changed = running.generation(2).spec({ image: "axolotlai/axolotl:0.19.0" });
+    assert.deepEqual(running.obj.status?.startedWith, { image: "axolotlai/axolotl:0.18.0", nodes: 1, gpusPerNode: 1 });
+    const changed = running.generation(2).spec({ image: "axolotlai/axolotl:0.19.0", gpusPerNode: 4 });
     const { d } = step(changed, { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).disrupted()] });
     assert.equal(cond(d.status, "SpecChangeRejected")?.status, "True");
     const restarted = createdJob(d, "demo-train-1")!;
     assert.equal(restarted.spec?.template.spec?.containers[0]?.image, "axolotlai/axolotl:0.18.0");
+    assert.equal(restarted.spec?.template.spec?.containers[0]?.resources?.limits?.["nvidia.com/gpu"], "1", "the gang keeps its GPU count");
+    assert.deepEqual(d.status.startedWith, running.obj.status?.startedWith, "recorded once, never rewritten");
   });
 
   it("an invalid edit of a running job is reported, and the run continues untouched", () => {

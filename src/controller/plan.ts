@@ -142,7 +142,8 @@ function run(p: Planner): void {
   if (!validate(p)) return;
   const spec = p.obs.validation.spec!;
   const config = p.obs.axolotlConfig ?? {};
-  const input: RenderInput = { job: jobRef(p.obs.ftj), spec, axolotlConfig: config, settings: p.obs.settings };
+  // A started run renders every attempt with what it started with; a changed image or shape is reported (driftCheck), not applied.
+  const input: RenderInput = { job: jobRef(p.obs.ftj), spec: st.startedWith ? { ...spec, ...st.startedWith } : spec, axolotlConfig: config, settings: p.obs.settings };
 
   driftCheck(p, spec);
   if (spec.suspend) {
@@ -328,6 +329,7 @@ function runStage(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus,
     ss.startTime ??= p.now;
     st.startTime ??= p.now;
     st.specHash ??= specHash(input.spec);
+    st.startedWith ??= { image: input.spec.image, nodes: input.spec.nodes, gpusPerNode: input.spec.gpusPerNode };
     if (stage === "train") syncTrainCounters(st);
     p.actions.push({ kind: "create", object: renderStageJob(input, stage, ss.attempt) as never });
     return;

@@ -70,9 +70,10 @@ export class Reconciler {
     const rendered = caches.configMap(ns, configMapName(name));
     const needsValidation = getCondition(ftj.status?.conditions, "Validated")?.observedGeneration !== ftj.metadata.generation;
 
-    // The Axolotl config: the rendered copy once it exists (it is what the run uses), else the user's.
+    // The Axolotl config: the rendered copy once it exists (it is what the run uses), else the user's. A started run
+    // keeps rendering from its copy even while an edit is being validated: edits after start are reported, not applied.
     let axolotlConfig: Record<string, unknown> | undefined;
-    if (rendered?.data?.["config.yaml"] && !needsValidation) {
+    if (rendered?.data?.["config.yaml"] && (!needsValidation || ftj.status?.specHash)) {
       axolotlConfig = parse(rendered.data["config.yaml"]) as Record<string, unknown>;
     } else if (spec?.config) {
       axolotlConfig = spec.config;
