@@ -113,6 +113,18 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       });
     }
 
+    it("a reader that closes the pipe early (| head) ends the output quietly, exit 0", async () => {
+      // The rendered objects (launcher included) are larger than a pipe buffer, so the CLI is still writing when head exits.
+      const script = `"$0" render "$1" | head -c 10 >/dev/null; exit "\${PIPESTATUS[0]}"`;
+      const r = await new Promise<Result>((resolve) => {
+        execFile("bash", ["-c", script, BIN, file("piped.yaml", VALID)], { env: { ...process.env, KUBECONFIG: kubeconfig, NODE_COMPILE_CACHE: COMPILE_CACHE } }, (err, stdout, stderr) => {
+          resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr });
+        });
+      });
+      expectExit(r, 0);
+      assert.equal(r.stderr, "", "no EPIPE error");
+    });
+
     it("a typo is a warning with a suggestion, exit 0", async () => {
       const r = expectExit(await run("validate", file("typo.yaml", VALID.replace("lora_r: 16", "lora_rr: 16"))), 0);
       assert.match(r.stdout, /warning: lora_rr: .*did you mean `lora_r`\?/);

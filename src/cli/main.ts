@@ -5,10 +5,12 @@
 import { parseArgs } from "node:util";
 import { STAGES, type Stage } from "../api/group.ts";
 import { errorMessage } from "../kube/errors.ts";
-import { ClusterClient, list, logs, remove, status, submit, watch } from "./cluster.ts";
+import type { ClusterClient } from "./cluster.ts";
 import { CliError, nameFromFile, readDocuments, wrapConfig } from "./documents.ts";
 import { runRender } from "./render.ts";
 import { runValidate } from "./validate.ts";
+
+const CLUSTER_COMMANDS = new Set(["submit", "status", "watch", "logs", "list", "delete"]);
 
 const USAGE = `Usage: kubectl finetune COMMAND [options]
 
@@ -65,7 +67,9 @@ export async function main(argv: string[]): Promise<number> {
   };
   const nodes = positiveInt(values.nodes, "nodes", 1);
   const gpusPerNode = positiveInt(values["gpus-per-node"], "gpus-per-node", 1);
-  const cluster = () => new ClusterClient({ ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), ...(values.context ? { context: values.context } : {}), ...(values.namespace ? { namespace: values.namespace } : {}) });
+  // client-node is loaded only by commands that talk to a cluster: validate and render stay quick and work offline.
+  const { ClusterClient, list, logs, remove, status, submit, watch } = CLUSTER_COMMANDS.has(command ?? "") ? await import("./cluster.ts") : ({} as typeof import("./cluster.ts"));
+  const cluster = (): ClusterClient => new ClusterClient({ ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), ...(values.context ? { context: values.context } : {}), ...(values.namespace ? { namespace: values.namespace } : {}) });
   switch (command) {
     case "validate":
       return runValidate(need("FILE"), { nodes, gpusPerNode }, out);
@@ -106,6 +110,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // `kubectl finetune render x | head`: a closed pipe ends the output quietly, like other CLI tools.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    throw err;
+  });
   try {
     process.exitCode = await main(process.argv.slice(2));
   } catch (err) {
