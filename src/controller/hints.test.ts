@@ -63,7 +63,16 @@ const CASES: Case[] = [
   { name: "config rejected wins over exit 137", ctx: ctx(CONFIG_REJECTED, { exitCode: 137 }), reason: "ConfigRejected" },
   // Datasets
   { name: "dataset not found", ctx: ctx("FileNotFoundError: [Errno 2] No such file or directory: 'data/train.jsonl'"), reason: "DatasetNotFound", permanent: true, hint: /datasets\[\]\.path/ },
-  { name: "Hub repository not found", ctx: ctx("huggingface_hub.errors.RepositoryNotFoundError: 401 Client Error. Repository Not Found for url"), reason: "DatasetNotFound" },
+  { name: "Hub dataset repository not found", ctx: ctx("huggingface_hub.errors.RepositoryNotFoundError: 401 Client Error. (Request ID: Root=1-6)\n\nRepository Not Found for url: https://huggingface.co/api/datasets/acme/private-set/revision/main."), reason: "DatasetNotFound" },
+  { name: "datasets DatasetNotFoundError", ctx: ctx("datasets.exceptions.DatasetNotFoundError: Dataset 'acme/typo' doesn't exist on the Hub or cannot be accessed."), reason: "DatasetNotFound" },
+  { name: "missing parquet file", ctx: ctx("FileNotFoundError: Unable to find '/data/corpus/train-00000.parquet'"), reason: "DatasetNotFound" },
+  // Models and other files
+  { name: "Hub model repository not found", ctx: ctx("huggingface_hub.errors.RepositoryNotFoundError: 404 Client Error.\n\nRepository Not Found for url: https://huggingface.co/meta-llama/Llama-3.1-8B-Typo/resolve/main/config.json."), reason: "ModelNotFound", permanent: true, hint: /base_model/ },
+  { name: "not a valid model identifier", ctx: ctx("OSError: meta-llama/Llama-3-8b is not a local folder and is not a valid model identifier listed on 'https://huggingface.co/models'"), reason: "ModelNotFound" },
+  { name: "gated model", ctx: ctx("huggingface_hub.errors.GatedRepoError: 403 Client Error. Cannot access gated repo for url https://huggingface.co/meta-llama/Llama-3.1-8B/resolve/main/config.json."), reason: "ModelNotFound", hint: /huggingFaceToken/ },
+  { name: "missing deepspeed json is not a dataset", ctx: ctx("FileNotFoundError: [Errno 2] No such file or directory: 'deepspeed_configs/zero3.json'"), reason: "FileNotFound", permanent: true, hint: /volumeMounts/ },
+  { name: "missing dataset folder", ctx: ctx("FileNotFoundError: [Errno 2] No such file or directory: '/mnt/datasets/alpaca/'"), reason: "DatasetNotFound" },
+  { name: "missing chat template file", ctx: ctx("FileNotFoundError: [Errno 2] No such file or directory: '/workspace/templates/chatml.jinja'"), reason: "FileNotFound" },
   // No final model
   { name: "no final model (launcher exit 3)", ctx: ctx("exited 0 without a final model: interrupted? (no 'Training completed!' log line)", { exitCode: 3 }), reason: "NoFinalModel", permanent: false, hint: /resumes from the newest complete checkpoint/ },
   { name: "no final model needs exit 3", ctx: ctx("exited 0 without a final model", { exitCode: 1 }), reason: undefined },
@@ -97,7 +106,7 @@ describe("matchFailure", () => {
 
   it("retryable vs permanent: only failures a retry cannot fix are permanent", () => {
     const permanent = new Set(CASES.filter((c) => c.reason && matchFailure(c.ctx)!.permanent).map((c) => c.reason));
-    assert.deepEqual([...permanent].toSorted(), ["ConfigRejected", "DatasetNotFound", "DeepSpeedWorldSize", "MergeSizeMismatch"]);
+    assert.deepEqual([...permanent].toSorted(), ["ConfigRejected", "DatasetNotFound", "DeepSpeedWorldSize", "FileNotFound", "MergeSizeMismatch", "ModelNotFound"]);
   });
 
   it("stage is honoured for stage-specific rules only", () => {

@@ -25,6 +25,19 @@ export interface HintContext {
 
 const has = (re: RegExp) => (ctx: HintContext) => re.test(ctx.text);
 
+/** Paths named by "No such file" / FileNotFoundError lines. */
+function missingFiles(text: string): string[] {
+  const paths: string[] = [];
+  for (const m of text.matchAll(/(?:FileNotFoundError|No such file or directory)[^\n'"]{0,120}['"]([^'"\n]{1,500})['"]/gi)) paths.push(m[1]!);
+  return paths;
+}
+
+/** Data files and dataset folders; configs (DeepSpeed JSON, templates) are not datasets even when they are JSON. */
+function looksLikeDataset(path: string): boolean {
+  if (/deepspeed|config|template|tokenizer|\.jinja$|\.ya?ml$/i.test(path)) return false;
+  return /\.(jsonl?|parquet|csv|tsv|arrow|txt)$/i.test(path) || /(^|\/)(data|datasets?)\//i.test(path);
+}
+
 const RULES: Rule[] = [
   {
     reason: "ConfigRejected",
@@ -71,8 +84,21 @@ const RULES: Rule[] = [
   {
     reason: "DatasetNotFound",
     permanent: true,
-    matches: has(/(FileNotFoundError|DatasetNotFoundError|Repository Not Found|Couldn't find a dataset)/i),
+    // A missing local file counts as a dataset only when it looks like one; other missing files get the general hint below.
+    matches: (ctx) => /DatasetNotFoundError|Couldn't find a dataset|Repository Not Found for url: \S*huggingface\.co\/(api\/)?datasets\//i.test(ctx.text) || missingFiles(ctx.text).some(looksLikeDataset),
     hint: "A dataset path could not be found. Check datasets[].path, that the dataset volume is mounted (spec.volumes/volumeMounts) and, for private Hub datasets, spec.secrets.huggingFaceToken.",
+  },
+  {
+    reason: "ModelNotFound",
+    permanent: true,
+    matches: has(/Repository Not Found|RepositoryNotFoundError|GatedRepoError|is not a local folder and is not a valid model identifier|does not appear to have a file named (config\.json|pytorch_model\.bin|model\.safetensors)/i),
+    hint: "The base model (or tokenizer) could not be loaded from the Hub. Check base_model / tokenizer_config for typos; for gated or private models accept the licence on the Hub and set spec.secrets.huggingFaceToken.",
+  },
+  {
+    reason: "FileNotFound",
+    permanent: true,
+    matches: has(/FileNotFoundError|No such file or directory/i),
+    hint: "A file the config names does not exist inside the pod (the path is in the message above). Paths are resolved in the trainer's working directory; mount what it needs with spec.volumes/volumeMounts or spec.storage.cache.",
   },
   {
     reason: "NoFinalModel",
