@@ -3,6 +3,7 @@
  * image's entrypoint (in-cluster config). All replicas keep warm caches; only
  * the Lease holder reconciles.
  */
+import { readFileSync } from "node:fs";
 import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Controller } from "./controller/controller.ts";
@@ -32,6 +33,8 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     restartBackoffBaseMs: opts.restartBackoffBaseMs,
     imagePullGraceMs: opts.imagePullGraceMs,
     ...(opts.progressUrl ? { progressUrl: opts.progressUrl } : {}),
+    // Read once at start: a rotated CA reaches jobs started after the next operator restart.
+    ...(opts.progressCaFile ? { progressCaBundle: readFileSync(opts.progressCaFile, "utf8") } : {}),
   };
   controller = new Controller({
     kubeConfig: kc,

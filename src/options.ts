@@ -25,6 +25,8 @@ export interface OperatorOptions {
   /** Progress status writes per second at most, over all jobs (per replica). */
   progressMaxWritesPerSecond: number;
   progressTls?: { certFile: string; keyFile: string };
+  /** PEM file with the CA that signed the progress endpoint's certificate, shipped to trainers. */
+  progressCaFile?: string;
   logLevel: string;
 }
 
@@ -51,6 +53,7 @@ const FLAGS = {
   "progress-max-writes-per-second": { type: "string", env: "FINETUNE_PROGRESS_MAX_WRITES_PER_SECOND", default: "5" },
   "progress-tls-cert": { type: "string", env: "FINETUNE_PROGRESS_TLS_CERT" },
   "progress-tls-key": { type: "string", env: "FINETUNE_PROGRESS_TLS_KEY" },
+  "progress-ca-file": { type: "string", env: "FINETUNE_PROGRESS_CA_FILE" },
   "log-level": { type: "string", env: "FINETUNE_LOG_LEVEL", default: "info" },
 } as const;
 
@@ -92,6 +95,7 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): Op
     progressWriteIntervalMs: num("progress-write-interval-seconds") * 1000,
     progressMaxWritesPerSecond: Math.max(0.01, num("progress-max-writes-per-second")),
     ...(get("progress-tls-cert") && get("progress-tls-key") ? { progressTls: { certFile: get("progress-tls-cert")!, keyFile: get("progress-tls-key")! } } : {}),
+    ...(get("progress-ca-file") ? { progressCaFile: get("progress-ca-file")! } : {}),
     logLevel: get("log-level")!,
   };
 }

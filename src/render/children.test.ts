@@ -392,6 +392,20 @@ describe("preprocess and merge Jobs", () => {
     assert.equal(vol.projected!.sources![0]!.serviceAccountToken!.audience, "finetune.dev/default/qwen-qlora");
     // Each job reports to its own path, so the endpoint knows which job a report claims to be for.
     assert.equal(envVar(job, "FINETUNE_PROGRESS_URL")!.value, "https://finetune-operator.finetune-system.svc:8443/progress/v1/progress/default/qwen-qlora");
+    assert.equal(envVar(job, "FINETUNE_PROGRESS_CA_FILE"), undefined, "system CAs unless a bundle is configured");
+  });
+
+  it("a private CA bundle ships in the job's ConfigMap and the trainer is pointed at it", () => {
+    const base = inputOf(byName("merge-on-cpu-existing-claim"));
+    const input = { ...base, settings: { ...base.settings, progressCaBundle: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" } };
+    const cm = renderConfigMap(input);
+    assert.equal(cm.data!["progress-ca.crt"], input.settings.progressCaBundle);
+    const job = renderTrainJob(input, 0);
+    const path = envVar(job, "FINETUNE_PROGRESS_CA_FILE")!.value!;
+    const mount = container(job).volumeMounts!.find((m) => m.name === "finetune-config")!;
+    assert.equal(path, `${mount.mountPath}/progress-ca.crt`, "the file is inside the mounted config volume");
+    const noUrl = { ...input, settings: { ...input.settings, progressUrl: undefined } } as typeof input;
+    assert.equal(renderConfigMap(noUrl).data!["progress-ca.crt"], undefined, "no progress URL, no bundle");
   });
 });
 

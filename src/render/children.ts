@@ -20,8 +20,8 @@ export interface OperatorSettings {
   launcherSource: string;
   /** Where trainers push progress (optional; logs are the fallback). */
   progressUrl?: string;
-  /** PEM CA bundle the trainer uses to verify progressUrl (optional). */
-  progressCaConfigMap?: string;
+  /** PEM CA bundle the trainer uses to verify an https progressUrl signed by a private CA (optional). */
+  progressCaBundle?: string;
 }
 
 export interface RenderInput {
@@ -34,6 +34,7 @@ export interface RenderInput {
 
 const TRAINER = "trainer";
 export const PROGRESS_TOKEN_PATH = "/var/run/secrets/finetune.dev/progress/token";
+const PROGRESS_CA_KEY = "progress-ca.crt";
 export const progressAudience = (job: JobRef) => `finetune.dev/${job.namespace}/${job.name}`;
 
 function meta(input: RenderInput, name: string, stage?: Stage, attempt?: number, owned = true) {
@@ -69,6 +70,8 @@ export function renderConfigMap(input: RenderInput): V1ConfigMap {
     data: {
       "config.yaml": stringify(config, { lineWidth: 0 }),
       "launcher.py": input.settings.launcherSource,
+      // Shipped with the job (not mounted from the operator's namespace): trainers run in the job's namespace.
+      ...(input.settings.progressUrl && input.settings.progressCaBundle ? { [PROGRESS_CA_KEY]: input.settings.progressCaBundle } : {}),
     },
   };
 }
@@ -160,6 +163,7 @@ function env(input: RenderInput, stage: Stage, attempt: number): V1EnvVar[] {
     );
     if (input.settings.progressUrl) {
       vars.push({ name: "FINETUNE_PROGRESS_URL", value: `${input.settings.progressUrl.replace(/\/+$/, "")}/v1/progress/${input.job.namespace}/${input.job.name}` }, { name: "FINETUNE_PROGRESS_TOKEN_FILE", value: PROGRESS_TOKEN_PATH });
+      if (input.settings.progressCaBundle) vars.push({ name: "FINETUNE_PROGRESS_CA_FILE", value: `${MOUNT_CONFIG}/${PROGRESS_CA_KEY}` });
     }
   } else {
     vars.push({ name: "FINETUNE_NODE_RANK", value: "0" });
