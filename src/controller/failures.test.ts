@@ -60,6 +60,13 @@ describe("parseTerminationMessage", () => {
     assert.equal(r.text, "");
   });
 
+  it("fields of the wrong type are dropped, never passed on to status", () => {
+    const r = parseTerminationMessage(JSON.stringify({ exitCode: "1", resumeFrom: 42, resumeStep: -3, tail: ["ok", 7], reason: "Failed", finalModel: "yes" }));
+    assert.deepEqual(r.summary, { reason: "Failed" });
+    assert.equal(r.text, "");
+    assert.equal(parseTerminationMessage(JSON.stringify({ resumeFrom: null })).summary?.resumeFrom, null, "null means: started from scratch");
+  });
+
   it("falls back to the raw text (FallbackToLogsOnError) for anything that is not a JSON object", () => {
     for (const raw of ["Traceback (most recent call last):\nRuntimeError: x", "[1, 2]", "\"a string\"", "42", "null", "{truncated json"]) {
       const r = parseTerminationMessage(raw);

@@ -4,6 +4,7 @@
  * not counted), a failure worth retrying, or a permanent failure.
  */
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import { z } from "zod";
 import type { Stage } from "../api/group.ts";
 import { matchFailure } from "./hints.ts";
 
@@ -18,23 +19,35 @@ export interface AttemptFailure {
   node?: string;
 }
 
-/** The JSON summary src/trainer/launcher.py writes as the container's termination message. */
-export interface LauncherSummary {
-  stage?: string;
-  exitCode?: number;
-  reason?: string;
-  resumeFrom?: string | null;
-  resumeStep?: number | null;
-  tail?: string[];
-}
+/**
+ * The JSON summary src/trainer/launcher.py writes as the container's termination message. Anything in a pod can
+ * write that file, so every field is checked: a wrong type drops the field (it must never reach status, where the
+ * CRD schema would refuse the whole write and stall the job).
+ */
+const optional = <T extends z.ZodType>(schema: T) => schema.optional().catch(undefined);
+const LauncherSummarySchema = z.object({
+  stage: optional(z.string().max(32)),
+  attempt: optional(z.number().int()),
+  nodeRank: optional(z.number().int()),
+  exitCode: optional(z.number().int()),
+  childExitCode: optional(z.number().int().nullable()),
+  signal: optional(z.string().max(32).nullable()),
+  reason: optional(z.string().max(64)),
+  message: optional(z.string().max(4096)),
+  finalModel: optional(z.boolean().nullable()),
+  resumeFrom: optional(z.string().max(4096).nullable()),
+  resumeStep: optional(z.number().int().nonnegative().nullable()),
+  tail: optional(z.array(z.string()).max(200)),
+});
+export type LauncherSummary = z.output<typeof LauncherSummarySchema>;
 
 export function parseTerminationMessage(message: string | undefined): { summary?: LauncherSummary; text: string } {
   if (!message) return { text: "" };
   try {
     const parsed = JSON.parse(message) as unknown;
     if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
-      const summary = parsed as LauncherSummary;
-      return { summary, text: Array.isArray(summary.tail) ? summary.tail.join("\n") : "" };
+      const summary = Object.fromEntries(Object.entries(LauncherSummarySchema.parse(parsed)).filter(([, v]) => v !== undefined)) as LauncherSummary;
+      return { summary, text: summary.tail ? summary.tail.join("\n") : "" };
     }
   } catch {
     // Not the launcher's JSON: FallbackToLogsOnError put the raw log tail here.

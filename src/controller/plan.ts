@@ -368,7 +368,7 @@ function resumePoint(pods: readonly V1Pod[]): string | undefined {
   for (const pod of pods) {
     const term = pod.status?.containerStatuses?.[0]?.state?.terminated;
     const { summary } = parseTerminationMessage(term?.message);
-    if (summary && "resumeFrom" in summary) return summary.resumeFrom ?? "none";
+    if (summary && summary.resumeFrom !== undefined) return summary.resumeFrom ?? "none";
   }
   return undefined;
 }
