@@ -5,25 +5,23 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
-import { EXIT_CODE_ANNOTATION, FATE_ANNOTATION, TERMINATION_MESSAGE_ANNOTATION, ensureCluster, freshNamespace, kubeClients, waitFor, type KubeClients } from "./lib/index.ts";
+import { EXIT_CODE_ANNOTATION, FATE_ANNOTATION, TERMINATION_MESSAGE_ANNOTATION, waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, disruptPod, finishPod, ftjManifest, getFtj, listPods, patchFtjSpec } from "./lib/ftj.ts";
-import { ensureCrd, startOperator, type OperatorProcess } from "./lib/operator.ts";
+import { startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
 
+let suite: SuiteNamespace;
 let k: KubeClients;
 let ns: string;
 let op: OperatorProcess;
 
 before(async () => {
-  await ensureCluster();
-  await ensureCrd();
-  k = await kubeClients();
-  ns = (await freshNamespace("faults")).name;
+  suite = await suiteNamespace("faults");
+  ({ k, ns } = suite);
   op = await startOperator({ namespace: ns });
 });
 
 after(async () => {
-  await op?.stop();
-  await k?.core.deleteNamespace({ name: ns, propagationPolicy: "Background" }).catch(() => {});
+  await suite?.cleanup(op);
 });
 
 const trainPods = (name: string, attempt: number) => listPods(k, ns, `${LABEL_JOB_NAME}=${name},${LABEL_STAGE}=train,${LABEL_ATTEMPT}=${attempt}`);

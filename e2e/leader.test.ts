@@ -1,19 +1,18 @@
 /** Two operator replicas with leader election on a Lease: exactly one reconciles; when it dies the other takes over. */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ensureCluster, freshNamespace, kubeClients, waitFor, type KubeClients } from "./lib/index.ts";
+import { waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, ftjManifest, getFtj } from "./lib/ftj.ts";
-import { ensureCrd, metricValue, startOperator, type OperatorProcess } from "./lib/operator.ts";
+import { metricValue, startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
 
+let suite: SuiteNamespace;
 let k: KubeClients;
 let ns: string;
 const replicas: OperatorProcess[] = [];
 
 before(async () => {
-  await ensureCluster();
-  await ensureCrd();
-  k = await kubeClients();
-  ns = (await freshNamespace("leader")).name;
+  suite = await suiteNamespace("leader");
+  ({ k, ns } = suite);
   const lease = ["--lease-duration-seconds=4", "--renew-deadline-seconds=3", "--retry-period-seconds=1"];
   for (const id of ["replica-a", "replica-b"]) {
     replicas.push(await startOperator({ namespace: ns, leaderElect: true, leaseNamespace: ns, leaseName: "finetune-operator", identity: id, extraArgs: lease }));
@@ -22,7 +21,7 @@ before(async () => {
 
 after(async () => {
   for (const r of replicas) await r.stop("SIGKILL");
-  await k?.core.deleteNamespace({ name: ns, propagationPolicy: "Background" }).catch(() => {});
+  await suite?.cleanup();
 });
 
 const leading = async () => {

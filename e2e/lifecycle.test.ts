@@ -7,29 +7,27 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { GROUP, LABEL_JOB_NAME, LABEL_STAGE, PLURAL, VERSION } from "../src/api/group.ts";
 import { PHASES, type FineTuneJobObject } from "../src/api/schema.ts";
-import { FATE_ANNOTATION, ensureCluster, freshNamespace, kubeClients, waitFor, type KubeClients } from "./lib/index.ts";
+import { FATE_ANNOTATION, waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, deleteFtj, finishPod, ftjManifest, getFtj, listPods, LORA_CONFIG, patchFtjSpec } from "./lib/ftj.ts";
-import { ensureCrd, metricValue, startOperator, type OperatorProcess } from "./lib/operator.ts";
+import { metricValue, startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
 import { recordPhases, type PhaseRecorder } from "./lib/watch-phases.ts";
 
+let suite: SuiteNamespace;
 let k: KubeClients;
 let ns: string;
 let op: OperatorProcess;
 let phases: PhaseRecorder;
 
 before(async () => {
-  await ensureCluster();
-  await ensureCrd();
-  k = await kubeClients();
-  ns = (await freshNamespace("lifecycle")).name;
+  suite = await suiteNamespace("lifecycle");
+  ({ k, ns } = suite);
   op = await startOperator({ namespace: ns });
   phases = await recordPhases(k, ns);
 });
 
 after(async () => {
   phases?.stop();
-  await op?.stop();
-  await k?.core.deleteNamespace({ name: ns, propagationPolicy: "Background" }).catch(() => {});
+  await suite?.cleanup(op);
 });
 
 const phaseOf = async (name: string) => (await getFtj(k, ns, name)).status?.phase;
@@ -50,7 +48,7 @@ describe("lifecycle", () => {
   test("single node: Pending -> Preprocessing -> Training -> Merging -> Succeeded, with outputs and events", async () => {
     await createFtj(k, ftjManifest("single", ns));
     const done = await succeeded("single");
-    assert.deepEqual(phases.phases.get("single"), ["Pending", "Preprocessing", "Training", "Merging", "Succeeded"]);
+    assert.deepEqual(await phases.until("single", "Succeeded"), ["Pending", "Preprocessing", "Training", "Merging", "Succeeded"]);
     assert.equal(done.status?.outputs?.claimName, "single-output");
     assert.equal(done.status?.outputs?.mergedModelPath, "model/merged");
     assert.equal(done.status?.restarts, 0);
@@ -89,7 +87,7 @@ describe("lifecycle", () => {
     const merge = await waitFor("merge pod running", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=gang,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"));
     await finishPod(k, merge, 0);
     await succeeded("gang");
-    assert.deepEqual(phases.phases.get("gang"), ["Pending", "Training", "Merging", "Succeeded"]);
+    assert.deepEqual(await phases.until("gang", "Succeeded"), ["Pending", "Training", "Merging", "Succeeded"]);
   });
 
   test("invalid spec: InvalidSpec condition and an Event naming the key, no children; fixed spec runs", async () => {
@@ -153,7 +151,7 @@ describe("lifecycle", () => {
     const done = await succeeded("pause");
     assert.equal(done.status?.restarts, 0, "a suspension is not a failure");
     assert.equal(done.status?.attempts?.find((a) => a.stage === "train" && a.attempt === 0)?.result, "Suspended");
-    assert.deepEqual(phases.phases.get("pause")?.slice(-3), ["Suspended", "Training", "Succeeded"]);
+    assert.deepEqual((await phases.until("pause", "Succeeded")).slice(-3), ["Suspended", "Training", "Succeeded"]);
   });
 
   test("operator killed (SIGKILL) mid-training and restarted: no duplicate Jobs, the run completes", async () => {

@@ -9,11 +9,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
-import { progressAudience } from "../src/render/children.ts";
 import { fakeNode } from "./cluster/manifests.ts";
-import { FATE_ANNOTATION, ensureCluster, freshNamespace, kubeClients, waitFor, type KubeClients } from "./lib/index.ts";
+import { FATE_ANNOTATION, waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
-import { ensureCrd, metricValue, startOperator, type OperatorProcess } from "./lib/operator.ts";
+import { metricValue, progressToken, startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
 
 const JOBS = 100;
 const REPORT_SECONDS = 20;
@@ -23,15 +22,14 @@ const NODE = "kwok-progress-scale";
 // Only this suite's pods may land on (and vanish with) the extra node.
 const TAINT = { key: "finetune.dev/e2e", value: "progress-scale", effect: "NoSchedule" };
 
+let suite: SuiteNamespace;
 let k: KubeClients;
 let ns: string;
 let op: OperatorProcess;
 
 before(async () => {
-  await ensureCluster();
-  await ensureCrd();
-  k = await kubeClients();
-  ns = (await freshNamespace("progress-scale")).name;
+  suite = await suiteNamespace("progress-scale");
+  ({ k, ns } = suite);
   const node = fakeNode(NODE) as V1Node;
   const capacity = { ...node.status!.capacity, "nvidia.com/gpu": String(JOBS + 8), pods: String(JOBS + 20) };
   node.status = { ...node.status, capacity, allocatable: capacity };
@@ -45,20 +43,11 @@ before(async () => {
 });
 
 after(async () => {
-  await op?.stop();
-  await k?.core.deleteNamespace({ name: ns, propagationPolicy: "Background" }).catch(() => {});
   await k?.core.deleteNode({ name: NODE }).catch(() => {});
+  await suite?.cleanup(op);
 });
 
-async function tokenFor(pod: V1Pod): Promise<string> {
-  const job = pod.metadata!.labels![LABEL_JOB_NAME]!;
-  const res = await k.core.createNamespacedServiceAccountToken({
-    namespace: ns,
-    name: "default",
-    body: { spec: { audiences: [progressAudience({ namespace: ns, name: job, uid: "" })], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.metadata!.name!, uid: pod.metadata!.uid! } } },
-  });
-  return res.status!.token!;
-}
+const tokenFor = (pod: V1Pod) => progressToken(k, ns, pod.metadata!.labels![LABEL_JOB_NAME]!, pod);
 
 async function post(job: string, token: string, step: number): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${op.progressPort}/v1/progress/${ns}/${job}`, {

@@ -16,14 +16,14 @@ import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
-import { progressAudience } from "../src/render/children.ts";
 import { configMapName } from "../src/render/names.ts";
-import { FATE_ANNOTATION, ensureCluster, freshNamespace, kubeClients, waitFor, type KubeClients } from "./lib/index.ts";
+import { FATE_ANNOTATION, waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
-import { ensureCrd, startOperator, type OperatorProcess } from "./lib/operator.ts";
+import { progressToken, startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
 
 const FAKE_TRAINER = fileURLToPath(new URL("./fixtures/fake-axolotl.py", import.meta.url));
 const run = promisify(execFile);
+let suite: SuiteNamespace;
 let k: KubeClients;
 let ns: string;
 let op: OperatorProcess;
@@ -49,10 +49,8 @@ async function makeCerts(): Promise<{ ca: string; cert: string; key: string }> {
 }
 
 before(async () => {
-  await ensureCluster();
-  await ensureCrd();
-  k = await kubeClients();
-  ns = (await freshNamespace("progress-tls")).name;
+  suite = await suiteNamespace("progress-tls");
+  ({ k, ns } = suite);
   dir = mkdtempSync(join(tmpdir(), "finetune-progress-tls-"));
   const certs = await makeCerts();
   const port = await freePort();
@@ -65,9 +63,8 @@ before(async () => {
 });
 
 after(async () => {
-  await op?.stop();
-  await k?.core.deleteNamespace({ name: ns, propagationPolicy: "Background" }).catch(() => {});
   if (dir) rmSync(dir, { recursive: true, force: true });
+  await suite?.cleanup(op);
 });
 
 /** Runs the job's own launcher.py around the fake trainer with the pod's progress settings; returns its stderr. */
@@ -75,12 +72,7 @@ async function runLauncher(withCa: boolean): Promise<{ code: number | null; stde
   const cm = await k.core.readNamespacedConfigMap({ namespace: ns, name: configMapName("tls") });
   writeFileSync(join(dir, "launcher.py"), cm.data!["launcher.py"]!);
   writeFileSync(join(dir, "ca-from-configmap.crt"), cm.data!["progress-ca.crt"] ?? "");
-  const token = await k.core.createNamespacedServiceAccountToken({
-    namespace: ns,
-    name: "default",
-    body: { spec: { audiences: [progressAudience({ namespace: ns, name: "tls", uid: "" })], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.metadata!.name!, uid: pod.metadata!.uid! } } },
-  });
-  writeFileSync(join(dir, "token"), token.status!.token!);
+  writeFileSync(join(dir, "token"), await progressToken(k, ns, "tls", pod));
   const podEnv = Object.fromEntries((pod.spec!.containers[0]!.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "",

@@ -12,25 +12,18 @@ import { after, before, describe, test } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
 import { progressLine } from "../src/cli/format.ts";
-import { progressAudience } from "../src/render/children.ts";
-import { FATE_ANNOTATION, ensureCluster, freshNamespace, kubeClients, waitFor, type KubeClients } from "./lib/index.ts";
+import { FATE_ANNOTATION, waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
-import { ensureCrd, metricValue, startOperator, type OperatorProcess } from "./lib/operator.ts";
+import { metricValue, progressToken, startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
 
 const BIN_DIR = fileURLToPath(new URL("../bin", import.meta.url));
+let suite: SuiteNamespace;
 let k: KubeClients;
 let ns: string;
 let op: OperatorProcess;
 let pod: V1Pod;
 
-async function tokenFor(audienceJob: string, boundPod: V1Pod): Promise<string> {
-  const res = await k.core.createNamespacedServiceAccountToken({
-    namespace: ns,
-    name: "default",
-    body: { spec: { audiences: [progressAudience({ namespace: ns, name: audienceJob, uid: "" })], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: boundPod.metadata!.name!, uid: boundPod.metadata!.uid! } } },
-  });
-  return res.status!.token!;
-}
+const tokenFor = (audienceJob: string, boundPod: V1Pod) => progressToken(k, ns, audienceJob, boundPod);
 
 async function post(job: string, body: string, token?: string): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${op.progressPort}/v1/progress/${ns}/${job}`, {
@@ -45,10 +38,8 @@ async function post(job: string, body: string, token?: string): Promise<number> 
 const report = (step: number) => JSON.stringify({ step, totalSteps: 873, epoch: step / 873, loss: 1.2345, learningRate: 0.0002, etaSeconds: 4200, checkpoints: [{ step: 100, path: "/finetune/output/model/checkpoint-100", complete: true }, { step: 110, path: "/finetune/output/model/checkpoint-110", complete: false }] });
 
 before(async () => {
-  await ensureCluster();
-  await ensureCrd();
-  k = await kubeClients();
-  ns = (await freshNamespace("progress")).name;
+  suite = await suiteNamespace("progress");
+  ({ k, ns } = suite);
   op = await startOperator({ namespace: ns, extraArgs: ["--progress-port=0", "--progress-write-interval-seconds=1"] });
   const running = { preprocess: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } };
   await createFtj(k, ftjManifest("reporting", ns, running));
@@ -58,8 +49,7 @@ before(async () => {
 });
 
 after(async () => {
-  await op?.stop();
-  await k?.core.deleteNamespace({ name: ns, propagationPolicy: "Background" }).catch(() => {});
+  await suite?.cleanup(op);
 });
 
 describe("progress", () => {

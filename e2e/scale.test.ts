@@ -3,26 +3,24 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { GROUP, PLURAL, VERSION } from "../src/api/group.ts";
 import type { FineTuneJobObject } from "../src/api/schema.ts";
-import { ensureCluster, freshNamespace, kubeClients, waitFor, type KubeClients } from "./lib/index.ts";
+import { waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, ftjManifest } from "./lib/ftj.ts";
-import { ensureCrd, metricValue, startOperator, type OperatorProcess } from "./lib/operator.ts";
+import { metricValue, startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
 
 const N = Number(process.env.FINETUNE_E2E_SCALE_JOBS ?? 200);
+let suite: SuiteNamespace;
 let k: KubeClients;
 let ns: string;
 let op: OperatorProcess;
 
 before(async () => {
-  await ensureCluster();
-  await ensureCrd();
-  k = await kubeClients();
-  ns = (await freshNamespace("scale")).name;
+  suite = await suiteNamespace("scale");
+  ({ k, ns } = suite);
   op = await startOperator({ namespace: ns, extraArgs: ["--resync-seconds=5"] });
 });
 
 after(async () => {
-  await op?.stop();
-  await k?.core.deleteNamespace({ name: ns, propagationPolicy: "Background" }).catch(() => {});
+  await suite?.cleanup(op);
 });
 
 const writes = async () => {

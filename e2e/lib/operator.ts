@@ -9,7 +9,11 @@ import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { kubeClients } from "./kube.ts";
+import type { V1Pod } from "@kubernetes/client-node";
+import { progressAudience } from "../../src/render/children.ts";
+import { ensureCluster } from "../cluster/cluster.ts";
+import { kubeClients, type KubeClients } from "./kube.ts";
+import { freshNamespace } from "./namespace.ts";
 import { waitFor } from "./wait.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -120,4 +124,37 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     sum += Number(line.slice(line.lastIndexOf(" ") + 1));
   }
   return sum;
+}
+
+export interface SuiteNamespace {
+  k: KubeClients;
+  ns: string;
+  /** Stops the given operators and deletes the namespace (kept with FINETUNE_E2E_KEEP_NAMESPACES=1). */
+  cleanup(...operators: Array<OperatorProcess | undefined>): Promise<void>;
+}
+
+/** The start of every operator suite: cluster up, CRD applied, a fresh namespace for the suite's jobs. */
+export async function suiteNamespace(prefix: string): Promise<SuiteNamespace> {
+  await ensureCluster();
+  await ensureCrd();
+  const k = await kubeClients();
+  const ns = await freshNamespace(prefix, { clients: k });
+  return {
+    k,
+    ns: ns.name,
+    async cleanup(...operators) {
+      for (const op of operators) await op?.stop();
+      await ns.cleanup();
+    },
+  };
+}
+
+/** A token as the kubelet projects it for a trainer: audience = the job, bound to the pod (what the progress endpoint checks). */
+export async function progressToken(k: KubeClients, namespace: string, job: string, pod: V1Pod): Promise<string> {
+  const res = await k.core.createNamespacedServiceAccountToken({
+    namespace,
+    name: "default",
+    body: { spec: { audiences: [progressAudience({ namespace, name: job, uid: "" })], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.metadata!.name!, uid: pod.metadata!.uid! } } },
+  });
+  return res.status!.token!;
 }

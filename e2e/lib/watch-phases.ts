@@ -3,9 +3,12 @@ import { Watch } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../../src/api/group.ts";
 import type { FineTuneJobObject } from "../../src/api/schema.ts";
 import type { KubeClients } from "./kube.ts";
+import { waitFor } from "./wait.ts";
 
 export interface PhaseRecorder {
   phases: Map<string, string[]>;
+  /** The phases of `name` once the watch has delivered `last` (the watch may trail a GET of the same object). */
+  until(name: string, last: string): Promise<string[]>;
   stop(): void;
 }
 
@@ -25,5 +28,10 @@ export async function recordPhases(k: KubeClients, namespace: string): Promise<P
     },
     () => {},
   );
-  return { phases, stop: () => controller.abort() };
+  const until = (name: string, last: string) =>
+    waitFor(`watch saw ${name} reach ${last}`, () => {
+      const list = phases.get(name);
+      return list?.[list.length - 1] === last ? [...list] : undefined;
+    });
+  return { phases, until, stop: () => controller.abort() };
 }
