@@ -24,6 +24,12 @@ export interface OperatorOptions {
   progressWriteIntervalMs: number;
   progressTls?: { certFile: string; keyFile: string };
   logLevel: string;
+  /** Base URL of an OTLP/HTTP collector; unset: OTEL_EXPORTER_OTLP_ENDPOINT applies (see observability/otel-config.ts). */
+  otlpEndpoint?: string;
+  /** With an OTLP endpoint, also push metrics over OTLP (Prometheus /metrics stays). */
+  otlpExportMetrics: boolean;
+  /** Share of root traces sampled, 0..1 (parent-based: children follow the parent). */
+  traceSampleRatio: number;
 }
 
 const FLAGS = {
@@ -49,6 +55,9 @@ const FLAGS = {
   "progress-tls-cert": { type: "string", env: "FINETUNE_PROGRESS_TLS_CERT" },
   "progress-tls-key": { type: "string", env: "FINETUNE_PROGRESS_TLS_KEY" },
   "log-level": { type: "string", env: "FINETUNE_LOG_LEVEL", default: "info" },
+  "otlp-endpoint": { type: "string", env: "FINETUNE_OTLP_ENDPOINT" },
+  "otlp-export-metrics": { type: "string", env: "FINETUNE_OTLP_EXPORT_METRICS", default: "true" },
+  "trace-sample-ratio": { type: "string", env: "FINETUNE_TRACE_SAMPLE_RATIO", default: "1" },
 } as const;
 
 type FlagName = keyof typeof FLAGS;
@@ -89,5 +98,14 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): Op
     progressWriteIntervalMs: num("progress-write-interval-seconds") * 1000,
     ...(get("progress-tls-cert") && get("progress-tls-key") ? { progressTls: { certFile: get("progress-tls-cert")!, keyFile: get("progress-tls-key")! } } : {}),
     logLevel: get("log-level")!,
+    ...(get("otlp-endpoint") ? { otlpEndpoint: get("otlp-endpoint")! } : {}),
+    otlpExportMetrics: get("otlp-export-metrics") !== "false",
+    traceSampleRatio: sampleRatio(get("trace-sample-ratio")),
   };
+}
+
+function sampleRatio(raw: string | undefined): number {
+  const n = Number(raw);
+  if (raw === undefined || raw.trim() === "" || !Number.isFinite(n) || n < 0 || n > 1) throw new Error(`--trace-sample-ratio must be a number within 0..1, got ${raw}`);
+  return n;
 }
