@@ -94,7 +94,7 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
 
   const lintCases: Record<string, string[]> = {
     defaults: [],
-    "every optional feature": ["metrics.serviceMonitor.enabled=true", "dashboard.enabled=true", "progress.enabled=true", "progress.tls.secretName=progress-tls"],
+    "every optional feature": ["metrics.serviceMonitor.enabled=true", "dashboard.enabled=true", "progress.enabled=true", "progress.tls.secretName=progress-tls", "otlp.endpoint=http://otel-collector.observability:4318", "otlp.headersSecret.name=otlp-headers"],
     "one namespace": ["watchNamespace=ml-team", "replicaCount=1", "leaderElection.enabled=false"],
   };
   for (const [name, values] of Object.entries(lintCases)) {
@@ -200,6 +200,21 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
     assert.ok(!objs.some((o) => o.kind === "ServiceMonitor" || o.metadata.name.endsWith("-dashboard")), "ServiceMonitor and dashboard are opt-in");
   });
 
+  test("otlp.endpoint sets the OpenTelemetry env vars (headers from a Secret); unset, none of them", async () => {
+    const envOf = (objs: K8sDoc[]) => deployment(objs).spec.template.spec.containers[0]!.env as { name: string; value?: string; valueFrom?: unknown }[];
+    assert.ok(!envOf(await template()).some((e) => e.name.startsWith("OTEL_") || e.name.includes("OTLP") || e.name.includes("TRACE")), "no OTLP settings by default");
+    const env = envOf(await template(["otlp.endpoint=http://otel-collector.observability:4318", "otlp.traceSampleRatio=0.25", "otlp.metricExportIntervalSeconds=15", "otlp.headersSecret.name=otlp-headers"]));
+    const value = (name: string) => env.find((e) => e.name === name)?.value;
+    assert.equal(value("OTEL_EXPORTER_OTLP_ENDPOINT"), "http://otel-collector.observability:4318");
+    assert.equal(value("OTEL_SERVICE_NAME"), "finetune-operator");
+    assert.equal(value("FINETUNE_OTLP_EXPORT_METRICS"), "true");
+    assert.equal(value("FINETUNE_TRACE_SAMPLE_RATIO"), "0.25");
+    assert.equal(value("OTEL_METRIC_EXPORT_INTERVAL"), "15000");
+    assert.deepEqual(env.find((e) => e.name === "OTEL_EXPORTER_OTLP_HEADERS")?.valueFrom, { secretKeyRef: { name: "otlp-headers", key: "headers" } });
+    const noSecret = envOf(await template(["otlp.endpoint=http://c:4318"]));
+    assert.ok(!noSecret.some((e) => e.name === "OTEL_EXPORTER_OTLP_HEADERS"));
+  });
+
   test("image digest wins over the tag", async () => {
     const digest = `sha256:${"a".repeat(64)}`;
     const d = deployment(await template([`image.digest=${digest}`, "image.tag=9.9.9"]));
@@ -219,6 +234,8 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
       [["leaderElection.enabled=false"], /leaderElection.enabled must be true/],
       [["progress.enabled=true", "progress.port=8080"], /progress.port must differ/],
       [["progress.url=ftp://x"], /url/],
+      [["otlp.endpoint=otel-collector:4317"], /endpoint/],
+      [["otlp.traceSampleRatio=2"], /traceSampleRatio/],
     ];
     for (const [values, message] of bad) {
       await assert.rejects(template(values), message, `--set ${values.join(" ")} should be rejected`);

@@ -10,8 +10,9 @@
 # Checks: every runtime module imports (no dev dependency, no missing file); the
 # launcher is readable the way the operator reads it; `node dist/main.js` against
 # an unreachable API server serves /healthz 200, /readyz 503 and /metrics, and
-# exits on SIGTERM; with FINETUNE_CHECK_CLUSTER=1 (and a test cluster running) it
-# also syncs its caches against the real API server and turns ready.
+# exits on SIGTERM, also with OTLP export on and the collector down; with
+# FINETUNE_CHECK_CLUSTER=1 (and a test cluster running) it also syncs its caches
+# against the real API server and turns ready.
 # Prints the installed size (du) of the runtime tree.
 #
 # Usage: scripts/check-image.sh [--keep]   (--keep leaves the temp dir for inspection)
@@ -119,6 +120,16 @@ grep -q '"level":50' "$tmp/bogus.log" || grep -q '"level":40' "$tmp/bogus.log" |
 stop_operator "$tmp/bogus.log"
 if grep -qv '^{' "$tmp/bogus.log"; then grep -v '^{' "$tmp/bogus.log" | head -5 >&2; fail "non-JSON output (a stack trace?) on stdout/stderr"; fi
 echo "healthz 200, readyz 503, metrics 200, JSON logs only, exits on SIGTERM"
+
+step "runtime: with an OTLP endpoint that is down (the SDK is loaded lazily, from dist/)"
+start_operator "$tmp/bogus-kubeconfig" "$tmp/otlp.log" --leader-elect=false --otlp-endpoint=http://127.0.0.1:9
+sleep 1
+grep -q '"msg":"OTLP export enabled"' "$tmp/otlp.log" || { cat "$tmp/otlp.log" >&2; fail "no \"OTLP export enabled\" log line with --otlp-endpoint"; }
+[[ "$(http_status "http://127.0.0.1:$port/healthz")" == 200 ]] || fail "/healthz is not 200 with OTLP export on"
+[[ "$(http_status "http://127.0.0.1:$port/metrics")" == 200 ]] || fail "/metrics is not 200 with OTLP export on"
+stop_operator "$tmp/otlp.log"
+if grep -qv '^{' "$tmp/otlp.log"; then grep -v '^{' "$tmp/otlp.log" | head -5 >&2; fail "non-JSON output with OTLP export on"; fi
+echo "OTLP SDK loads from dist/, healthz 200, metrics 200, exits on SIGTERM with the collector down"
 
 if [[ "${FINETUNE_CHECK_CLUSTER:-0}" == 1 ]]; then
   step "runtime: against the local test cluster"

@@ -10,6 +10,8 @@ import { Controller } from "./controller/controller.ts";
 import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/plan.ts";
 import { KubeApi } from "./kube/api.ts";
 import { OperatorMetrics } from "./observability/metrics.ts";
+import { resolveOtlpConfig, withTimeout } from "./observability/otel-config.ts";
+import type { OtlpTelemetry } from "./observability/otel-sdk.ts";
 import { finishedStages } from "./observability/stage-durations.ts";
 import { ProgressAuthenticator } from "./progress/auth.ts";
 import { ProgressServer } from "./progress/server.ts";
@@ -25,7 +27,17 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
   const identity = opts.identity ?? process.env.POD_NAME ?? defaultIdentity();
   let leading = false;
   let controller: Controller | undefined;
-  const metrics = new OperatorMetrics({ fineTuneJobs: () => controller?.ftjs.list() ?? [], isLeader: () => leading }, { perJobSeriesLimit: opts.perJobSeriesLimit });
+  // OTLP export only when an endpoint is configured; the SDK is imported lazily so the default path loads none of it.
+  const otlp = resolveOtlpConfig(opts, process.env, { serviceVersion: packageVersion() });
+  let telemetry: OtlpTelemetry | undefined;
+  if (otlp) {
+    const { startOtlpTelemetry } = await import("./observability/otel-sdk.ts");
+    telemetry = startOtlpTelemetry(otlp, logger);
+  }
+  const metrics = new OperatorMetrics(
+    { fineTuneJobs: () => controller?.ftjs.list() ?? [], isLeader: () => leading },
+    { perJobSeriesLimit: opts.perJobSeriesLimit, ...(telemetry ? { readers: telemetry.metricReaders, resource: telemetry.resource } : {}) },
+  );
   const api = new KubeApi(kc, (verb, resource, code) => metrics.apiCall(verb, resource, code));
   const settings: PlannerSettings = {
     ...DEFAULT_PLANNER_SETTINGS,
@@ -91,6 +103,8 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     await progress?.close();
     await elector?.stop({ release: true });
     await http.close();
+    // Last: flush the spans and metrics of the final reconciles. Bounded, so a collector that is down cannot hold up the exit.
+    if (otlp && telemetry) await Promise.all([telemetry.shutdown(), withTimeout(metrics.shutdown(), otlp.shutdownTimeoutMillis)]);
   };
   if (opts.leaderElect) {
     elector = new LeaderElector({
@@ -120,6 +134,15 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     ctrl.startWorkers();
   }
   return { stop };
+}
+
+/** The operator's version (service.version), from the package.json next to src/ or dist/. */
+function packageVersion(): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string }).version;
+  } catch {
+    return undefined;
+  }
 }
 
 if (import.meta.main) {

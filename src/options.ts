@@ -28,6 +28,12 @@ export interface OperatorOptions {
   /** PEM file with the CA that signed the progress endpoint's certificate, shipped to trainers. */
   progressCaFile?: string;
   logLevel: string;
+  /** Base URL of an OTLP/HTTP collector; unset: OTEL_EXPORTER_OTLP_ENDPOINT applies (see observability/otel-config.ts). */
+  otlpEndpoint?: string;
+  /** With an OTLP endpoint, also push metrics over OTLP (Prometheus /metrics stays). */
+  otlpExportMetrics: boolean;
+  /** Share of root traces sampled, 0..1 (parent-based: children follow the parent). */
+  traceSampleRatio: number;
 }
 
 const FLAGS = {
@@ -55,6 +61,9 @@ const FLAGS = {
   "progress-tls-key": { type: "string", env: "FINETUNE_PROGRESS_TLS_KEY" },
   "progress-ca-file": { type: "string", env: "FINETUNE_PROGRESS_CA_FILE" },
   "log-level": { type: "string", env: "FINETUNE_LOG_LEVEL", default: "info" },
+  "otlp-endpoint": { type: "string", env: "FINETUNE_OTLP_ENDPOINT" },
+  "otlp-export-metrics": { type: "string", env: "FINETUNE_OTLP_EXPORT_METRICS", default: "true" },
+  "trace-sample-ratio": { type: "string", env: "FINETUNE_TRACE_SAMPLE_RATIO", default: "1" },
 } as const;
 
 type FlagName = keyof typeof FLAGS;
@@ -97,5 +106,14 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): Op
     ...(get("progress-tls-cert") && get("progress-tls-key") ? { progressTls: { certFile: get("progress-tls-cert")!, keyFile: get("progress-tls-key")! } } : {}),
     ...(get("progress-ca-file") ? { progressCaFile: get("progress-ca-file")! } : {}),
     logLevel: get("log-level")!,
+    ...(get("otlp-endpoint") ? { otlpEndpoint: get("otlp-endpoint")! } : {}),
+    otlpExportMetrics: get("otlp-export-metrics") !== "false",
+    traceSampleRatio: sampleRatio(get("trace-sample-ratio")),
   };
+}
+
+function sampleRatio(raw: string | undefined): number {
+  const n = Number(raw);
+  if (raw === undefined || raw.trim() === "" || !Number.isFinite(n) || n < 0 || n > 1) throw new Error(`--trace-sample-ratio must be a number within 0..1, got ${raw}`);
+  return n;
 }

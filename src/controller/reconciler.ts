@@ -4,6 +4,7 @@
  * and emit events. Every step is idempotent.
  */
 import type { V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
+import { trace } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { parse } from "yaml";
 import type { FineTuneJobObject } from "../api/schema.ts";
@@ -114,6 +115,7 @@ export class Reconciler {
       now,
     };
     const decision = decide(observed);
+    trace.getActiveSpan()?.setAttributes({ "finetune.phase": decision.status.phase ?? "", "finetune.actions": decision.actions.length });
 
     if (decision.statusChanged) {
       try {

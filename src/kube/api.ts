@@ -29,16 +29,19 @@ export class KubeApi {
   }
 
   async #call<T>(verb: string, resource: string, fn: () => Promise<T>): Promise<T> {
-    return traced(`k8s ${verb} ${resource}`, async () => {
+    return traced(`k8s ${verb} ${resource}`, async (span) => {
       try {
         const result = await fn();
         this.#observe(verb, resource, 200);
+        span.setAttribute("k8s.status_code", 200);
         return result;
       } catch (err) {
-        this.#observe(verb, resource, (err as { code?: number }).code);
+        const code = (err as { code?: number }).code;
+        this.#observe(verb, resource, code);
+        if (typeof code === "number") span.setAttribute("k8s.status_code", code);
         throw err;
       }
-    });
+    }, { "k8s.verb": verb, "k8s.resource": resource });
   }
 
   /** Creates a child object of one of the kinds the operator owns. */

@@ -1,6 +1,7 @@
 /**
  * Operator metrics through @opentelemetry/api, exported in Prometheus text
- * format at /metrics (the default exporter). Names follow controller-runtime
+ * format at /metrics (always), and pushed over OTLP too when main.ts passes an
+ * OTLP reader (`readers`): both readers share one MeterProvider. Names follow controller-runtime
  * so existing Grafana dashboards work unchanged.
  *
  * Per-job series (step, loss) are capped by `perJobSeriesLimit`: a cluster with
@@ -8,7 +9,8 @@
  */
 import { metrics, type Attributes, type Meter, type ObservableResult } from "@opentelemetry/api";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
-import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import type { Resource } from "@opentelemetry/resources";
+import { MeterProvider, type MetricReader } from "@opentelemetry/sdk-metrics";
 import { PHASES, type FineTuneJobObject } from "../api/schema.ts";
 import type { QueueMetrics } from "../runtime/workqueue.ts";
 
@@ -24,6 +26,7 @@ export class OperatorMetrics {
   readonly #exporter: PrometheusExporter;
   readonly #serializer = new PrometheusSerializer(undefined, false, undefined, true, true);
   readonly #meter: Meter;
+  readonly #provider: MeterProvider;
   readonly #reconcileTotal;
   readonly #reconcileErrors;
   readonly #reconcileTime;
@@ -38,9 +41,10 @@ export class OperatorMetrics {
   #queueDepth = 0;
   readonly #controller = "finetunejob";
 
-  constructor(source: MetricsSource, opts: { perJobSeriesLimit?: number } = {}) {
+  constructor(source: MetricsSource, opts: { perJobSeriesLimit?: number; readers?: MetricReader[]; resource?: Resource } = {}) {
     this.#exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true });
-    const provider = new MeterProvider({ readers: [this.#exporter] });
+    const provider = new MeterProvider({ readers: [this.#exporter, ...(opts.readers ?? [])], ...(opts.resource ? { resource: opts.resource } : {}) });
+    this.#provider = provider;
     metrics.setGlobalMeterProvider(provider);
     this.#meter = provider.getMeter("finetune-operator");
     const m = this.#meter;
@@ -98,6 +102,11 @@ export class OperatorMetrics {
       workDuration: (s) => this.#queueWork.record(s, name),
       retries: () => this.#queueRetries.add(1, name),
     };
+  }
+
+  /** Stops every reader; an OTLP reader makes a last export, bounded by its export timeout. */
+  async shutdown(): Promise<void> {
+    await this.#provider.shutdown();
   }
 
   /** Prometheus text exposition of everything collected so far. */
