@@ -10,6 +10,7 @@ import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/pla
 import { KubeApi } from "./kube/api.ts";
 import { OperatorMetrics } from "./observability/metrics.ts";
 import { ProgressAuthenticator } from "./progress/auth.ts";
+import { LogProgressPoller } from "./progress/log-poller.ts";
 import { ProgressServer } from "./progress/server.ts";
 import { parseOperatorOptions, type OperatorOptions } from "./options.ts";
 import { startHttpServer } from "./runtime/http-server.ts";
@@ -66,7 +67,18 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     });
     await progress.start();
   }
-  logger.info({ identity, port: http.port, progressPort: progress?.port, namespace: opts.namespace ?? "(all)" }, "starting");
+  // Progress from rank 0's log tail when no fresh push report exists; it writes status, so the leader alone runs it.
+  const logPoller = new LogProgressPoller({
+    api,
+    jobs: () => ctrl.ftjs.list(),
+    getJob: (ns, name) => ctrl.ftjs.get(ns, name),
+    podsOf: (ns, name) => ctrl.podsOf(ns, name),
+    logger,
+    intervalMs: opts.progressLogIntervalMs,
+    // A push report older than this (3 log intervals, at least 3 push write intervals) no longer holds the log off.
+    pushStaleMs: 3 * Math.max(opts.progressLogIntervalMs, opts.progressWriteIntervalMs),
+  });
+  logger.info({ identity, port: http.port, progressPort: progress?.port, progressLogIntervalSeconds: opts.progressLogIntervalMs / 1000, namespace: opts.namespace ?? "(all)" }, "starting");
   await ctrl.startCaches();
   logger.info("caches synced");
 
@@ -77,6 +89,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     stopping = true;
     logger.info("shutting down");
     // Finish in-flight reconciles first (each is idempotent, so one cut short is also safe), then hand the lease over at once.
+    await logPoller.stop();
     await ctrl.stop(opts.drainTimeoutMs);
     await progress?.close();
     await elector?.stop({ release: true });
@@ -96,9 +109,11 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
         leading = true;
         logger.info("became leader; reconciling");
         ctrl.startWorkers();
+        logPoller.start();
       },
       onStoppedLeading: (reason) => {
         leading = false;
+        void logPoller.stop();
         logger.warn({ reason }, "leadership ended");
         // Never keep reconciling without the lease: exit and let the Deployment restart us as a candidate.
         if (!stopping) void stop().then(() => process.exit(reason === "lost" ? 1 : 0));
@@ -108,6 +123,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
   } else {
     leading = true;
     ctrl.startWorkers();
+    logPoller.start();
   }
   return { stop };
 }

@@ -23,6 +23,12 @@ export interface OperatorOptions {
   progressPort?: number;
   progressWriteIntervalMs: number;
   progressTls?: { certFile: string; keyFile: string };
+  /**
+   * How often the leader reads rank 0's log tail for training jobs without
+   * fresh pushed progress (the fallback when trainers cannot reach the
+   * progress endpoint); 0 turns the fallback off.
+   */
+  progressLogIntervalMs: number;
   logLevel: string;
 }
 
@@ -48,6 +54,8 @@ const FLAGS = {
   "progress-write-interval-seconds": { type: "string", env: "FINETUNE_PROGRESS_WRITE_INTERVAL_SECONDS", default: "30" },
   "progress-tls-cert": { type: "string", env: "FINETUNE_PROGRESS_TLS_CERT" },
   "progress-tls-key": { type: "string", env: "FINETUNE_PROGRESS_TLS_KEY" },
+  // Log-tail progress fallback: seconds between reads of rank 0's log (0: off; at least 1 otherwise).
+  "progress-log-interval-seconds": { type: "string", env: "FINETUNE_PROGRESS_LOG_INTERVAL_SECONDS", default: "60" },
   "log-level": { type: "string", env: "FINETUNE_LOG_LEVEL", default: "info" },
 } as const;
 
@@ -66,6 +74,9 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): Op
     return n;
   };
   const namespace = get("namespace") || undefined;
+  const logInterval = num("progress-log-interval-seconds");
+  // Sub-second polling would put a pods/log GET per training job on the API server and kubelets several times a second.
+  if (logInterval > 0 && logInterval < 1) throw new Error(`--progress-log-interval-seconds must be 0 (off) or at least 1, got ${logInterval}`);
   const leaseNamespace = get("lease-namespace") || env.POD_NAMESPACE || namespace || "default";
   return {
     ...(namespace ? { namespace } : {}),
@@ -88,6 +99,7 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): Op
     ...(get("progress-port") !== undefined ? { progressPort: num("progress-port") } : {}),
     progressWriteIntervalMs: num("progress-write-interval-seconds") * 1000,
     ...(get("progress-tls-cert") && get("progress-tls-key") ? { progressTls: { certFile: get("progress-tls-cert")!, keyFile: get("progress-tls-key")! } } : {}),
+    progressLogIntervalMs: logInterval * 1000,
     logLevel: get("log-level")!,
   };
 }
