@@ -88,8 +88,9 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     if (stopping) return;
     stopping = true;
     logger.info("shutting down");
-    // Finish in-flight reconciles first (each is idempotent, so one cut short is also safe), then hand the lease over at once.
+    // No new log reads; a round in progress finishes (at most one GET + one patch per job in it).
     await logPoller.stop();
+    // Finish in-flight reconciles first (each is idempotent, so one cut short is also safe), then hand the lease over at once.
     await ctrl.stop(opts.drainTimeoutMs);
     await progress?.close();
     await elector?.stop({ release: true });
