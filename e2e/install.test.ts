@@ -24,7 +24,7 @@ import { parse, parseAllDocuments, stringify } from "yaml";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
 import { progressAudience } from "../src/render/children.ts";
 import { helm, helmBinary } from "../scripts/render-manifests.ts";
-import { applyObjects, apiStatus, FATE_ANNOTATION, FIELD_MANAGER, freshNamespace, ignoreNotFound, kubeClients, kubeClientsForToken, waitFor, type KubeClients } from "./lib/index.ts";
+import { applyObjects, apiStatus, FATE_ANNOTATION, FIELD_MANAGER, freshNamespace, ignoreNotFound, kubeClients, kubeClientsForToken, setPodLogs, waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, finishPod, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
 import { metricValue, startOperator, type OperatorProcess } from "./lib/operator.ts";
 
@@ -207,7 +207,7 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
         ["list finetune.dev/finetunejobs"], ["watch finetune.dev/finetunejobs"], ["get finetune.dev/finetunejobs", other], ["delete finetune.dev/finetunejobs", other],
         ["update finetune.dev/finetunejobs/status", other], ["patch finetune.dev/finetunejobs/status", other],
         ["list batch/jobs"], ["watch batch/jobs"], ["create batch/jobs", other], ["delete batch/jobs", other],
-        ["list /pods"], ["watch /pods"], ["list /configmaps"], ["get /configmaps", other], ["create /configmaps", other],
+        ["list /pods"], ["watch /pods"], ["get /pods/log", other], ["list /configmaps"], ["get /configmaps", other], ["create /configmaps", other],
         ["list /services"], ["create /services", other], ["list /persistentvolumeclaims"], ["create /persistentvolumeclaims", other],
         ["create /events", other], ["create authentication.k8s.io/tokenreviews"],
         ["create coordination.k8s.io/leases", rel.name], ["get coordination.k8s.io/leases", rel.name, "finetune-operator"], ["update coordination.k8s.io/leases", rel.name, "finetune-operator"],
@@ -215,7 +215,7 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
       [
         ["list /secrets"], ["get /secrets", rel.name], ["get /secrets", other], ["watch /secrets", other], ["create /secrets", other],
         ["create finetune.dev/finetunejobs", other], ["update finetune.dev/finetunejobs", other], ["patch finetune.dev/finetunejobs", other],
-        ["create /pods", other], ["delete /pods", other], ["create /pods/exec", other], ["get /pods/log", other],
+        ["create /pods", other], ["delete /pods", other], ["create /pods/exec", other],
         ["update batch/jobs", other], ["delete /configmaps", other], ["update /configmaps", other], ["delete /services", other],
         ["delete /persistentvolumeclaims", other], ["update /persistentvolumeclaims", other], ["create /serviceaccounts/token", other],
         ["get coordination.k8s.io/leases", rel.name, "someone-else"], ["update coordination.k8s.io/leases", rel.name, "someone-else"],
@@ -229,7 +229,7 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     // The operator, configured as the Deployment configures it. Its informers are kept to the test's job
     // namespace (--namespace) so that it stays out of other suites' FineTuneJobs on this shared cluster;
     // the cluster-wide list/watch the ClusterRole grants is checked above. Local ports replace 8080/8443.
-    const op = await runAsDeployment(t, inst, { namespace: jobs.name, extraArgs: ["--progress-port=0", "--progress-write-interval-seconds=1"] });
+    const op = await runAsDeployment(t, inst, { namespace: jobs.name, extraArgs: ["--progress-port=0", "--progress-write-interval-seconds=1", "--progress-log-interval-seconds=1"] });
     const lease = await k.coordination.readNamespacedLease({ namespace: rel.name, name: "finetune-operator" });
     assert.equal(lease.spec?.holderIdentity, op.podName, "the Lease in the release namespace names POD_NAME");
 
@@ -238,6 +238,13 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     await createFtj(k, ftjManifest("installed", jobs.name, running));
     const trainPod = await waitFor("training pod running", async () =>
       (await listPods(k, jobs.name, `${LABEL_JOB_NAME}=installed,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"), { timeoutMs: 60_000 });
+    // Before any push: progress from rank 0's log tail (pods/log RBAC) + status patch. The log agrees with
+    // the push report below, so whichever source wrote last, the job shows step 42.
+    await setPodLogs(jobs.name, trainPod.metadata!.name!, "Maximum number of steps set at 100\n 42%|████▏     | 42/100 [01:00<01:23,  1.43s/it]\n{'loss': 1.5, 'learning_rate': 0.0002, 'epoch': 0.42}\n");
+    await waitFor("progress from the log tail", async () => {
+      const p = (await getFtj(k, jobs.name, "installed")).status?.progress;
+      return p?.source === "logs" && p.step === 42 && p.loss === 1.5;
+    });
     // A progress report with a real projected-style token: TokenReview (progress RBAC) + status patch.
     const { status } = await k.core.createNamespacedServiceAccountToken({
       namespace: jobs.name,
@@ -250,7 +257,7 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
       body: JSON.stringify({ step: 42, totalSteps: 100, epoch: 0.42, loss: 1.5 }),
     });
     assert.equal(res.status, 202, await res.text());
-    await waitFor("progress in status", async () => (await getFtj(k, jobs.name, "installed")).status?.progress?.step === 42);
+    await waitFor("pushed progress in status", async () => (await getFtj(k, jobs.name, "installed")).status?.progress?.source === "push");
     // While it trains, /metrics carries every series the Grafana dashboard reads (the per-job ones exist only then).
     const training = await waitFor("per-job progress series on /metrics", async (note) => {
       const text = await op.metrics();

@@ -37,7 +37,7 @@ function docs(text: string): K8sDoc[] {
     .filter((d): d is K8sDoc => d !== null);
 }
 
-/** The rules the controller needs, as "group/resource: verbs" (src/controller/controller.ts, src/kube/api.ts). */
+/** The rules the controller needs, as "group/resource: verbs" (src/controller/controller.ts, src/kube/api.ts, src/progress/log-poller.ts). */
 const EXPECTED_OPERATOR_RULES = [
   "finetune.dev/finetunejobs: delete,get,list,watch",
   "finetune.dev/finetunejobs/status: patch,update",
@@ -48,6 +48,7 @@ const EXPECTED_OPERATOR_RULES = [
   "/services: create,list,watch",
   "/persistentvolumeclaims: create,list,watch",
   "/events: create,patch",
+  "/pods/log: get",
 ].sort();
 
 function flatten(rules: Rule[]): string[] {
@@ -151,6 +152,17 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
     assert.ok(!JSON.stringify(tls.filter((o) => o.kind.endsWith("Role"))).includes("secrets"));
   });
 
+  test("the log-tail progress fallback: FINETUNE_PROGRESS_LOG_INTERVAL_SECONDS, and pods/log get only while it is on", async () => {
+    const env = (objs: K8sDoc[]) => Object.fromEntries((deployment(objs).spec.template.spec.containers[0]!.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]));
+    assert.equal(env(await template()).FINETUNE_PROGRESS_LOG_INTERVAL_SECONDS, "60");
+    const off = await template(["progress.logIntervalSeconds=0"]);
+    assert.equal(env(off).FINETUNE_PROGRESS_LOG_INTERVAL_SECONDS, "0");
+    const rules = flatten(off.find((o) => o.kind === "ClusterRole" && o.metadata.name === "finetune-operator-finetune-system")!.rules as Rule[]);
+    assert.deepEqual(rules, EXPECTED_OPERATOR_RULES.filter((r) => r !== "/pods/log: get"));
+    const ns = await template(["watchNamespace=ml-team", "progress.logIntervalSeconds=0"]);
+    assert.ok(!JSON.stringify(ns.filter((o) => o.kind.endsWith("Role"))).includes("pods/log"));
+  });
+
   test("watchNamespace: a Role in that namespace instead of a ClusterRole, and FINETUNE_WATCH_NAMESPACE", async () => {
     const objs = await template(["watchNamespace=ml-team"]);
     assert.equal(objs.filter((o) => o.kind === "ClusterRoleBinding").length, 0, "no cluster-wide permissions for the operator");
@@ -236,6 +248,7 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
       [["progress.url=ftp://x"], /url/],
       [["otlp.endpoint=otel-collector:4317"], /endpoint/],
       [["otlp.traceSampleRatio=2"], /traceSampleRatio/],
+      [["progress.logIntervalSeconds=-1"], /logIntervalSeconds/],
     ];
     for (const [values, message] of bad) {
       await assert.rejects(template(values), message, `--set ${values.join(" ")} should be rejected`);

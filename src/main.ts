@@ -14,6 +14,7 @@ import { resolveOtlpConfig, withTimeout } from "./observability/otel-config.ts";
 import type { OtlpTelemetry } from "./observability/otel-sdk.ts";
 import { finishedStages } from "./observability/stage-durations.ts";
 import { ProgressAuthenticator } from "./progress/auth.ts";
+import { LogProgressPoller } from "./progress/log-poller.ts";
 import { ProgressServer } from "./progress/server.ts";
 import { parseOperatorOptions, type OperatorOptions } from "./options.ts";
 import { startHttpServer } from "./runtime/http-server.ts";
@@ -88,7 +89,18 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     });
     await progress.start();
   }
-  logger.info({ identity, port: http.port, progressPort: progress?.port, namespace: opts.namespace ?? "(all)" }, "starting");
+  // Progress from rank 0's log tail when no fresh push report exists; it writes status, so the leader alone runs it.
+  const logPoller = new LogProgressPoller({
+    api,
+    jobs: () => ctrl.ftjs.list(),
+    getJob: (ns, name) => ctrl.ftjs.get(ns, name),
+    podsOf: (ns, name) => ctrl.podsOf(ns, name),
+    logger,
+    intervalMs: opts.progressLogIntervalMs,
+    // A push report older than this (3 log intervals, at least 3 push write intervals) no longer holds the log off.
+    pushStaleMs: 3 * Math.max(opts.progressLogIntervalMs, opts.progressWriteIntervalMs),
+  });
+  logger.info({ identity, port: http.port, progressPort: progress?.port, progressLogIntervalSeconds: opts.progressLogIntervalMs / 1000, namespace: opts.namespace ?? "(all)" }, "starting");
   await ctrl.startCaches();
   logger.info("caches synced");
 
@@ -98,6 +110,8 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     if (stopping) return;
     stopping = true;
     logger.info("shutting down");
+    // No new log reads; a round in progress finishes (at most one GET + one patch per job in it).
+    await logPoller.stop();
     // Finish in-flight reconciles first (each is idempotent, so one cut short is also safe), then hand the lease over at once.
     await ctrl.stop(opts.drainTimeoutMs);
     await progress?.close();
@@ -120,9 +134,11 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
         leading = true;
         logger.info("became leader; reconciling");
         ctrl.startWorkers();
+        logPoller.start();
       },
       onStoppedLeading: (reason) => {
         leading = false;
+        void logPoller.stop();
         logger.warn({ reason }, "leadership ended");
         // Never keep reconciling without the lease: exit and let the Deployment restart us as a candidate.
         if (!stopping) void stop().then(() => process.exit(reason === "lost" ? 1 : 0));
@@ -132,6 +148,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
   } else {
     leading = true;
     ctrl.startWorkers();
+    logPoller.start();
   }
   return { stop };
 }

@@ -27,6 +27,12 @@ export interface OperatorOptions {
   progressTls?: { certFile: string; keyFile: string };
   /** PEM file with the CA that signed the progress endpoint's certificate, shipped to trainers. */
   progressCaFile?: string;
+  /**
+   * How often the leader reads rank 0's log tail for training jobs without
+   * fresh pushed progress (the fallback when trainers cannot reach the
+   * progress endpoint); 0 turns the fallback off.
+   */
+  progressLogIntervalMs: number;
   logLevel: string;
   /** Base URL of an OTLP/HTTP collector; unset: OTEL_EXPORTER_OTLP_ENDPOINT applies (see observability/otel-config.ts). */
   otlpEndpoint?: string;
@@ -60,6 +66,8 @@ const FLAGS = {
   "progress-tls-cert": { type: "string", env: "FINETUNE_PROGRESS_TLS_CERT" },
   "progress-tls-key": { type: "string", env: "FINETUNE_PROGRESS_TLS_KEY" },
   "progress-ca-file": { type: "string", env: "FINETUNE_PROGRESS_CA_FILE" },
+  // Log-tail progress fallback: seconds between reads of rank 0's log (0: off; at least 1 otherwise).
+  "progress-log-interval-seconds": { type: "string", env: "FINETUNE_PROGRESS_LOG_INTERVAL_SECONDS", default: "60" },
   "log-level": { type: "string", env: "FINETUNE_LOG_LEVEL", default: "info" },
   "otlp-endpoint": { type: "string", env: "FINETUNE_OTLP_ENDPOINT" },
   "otlp-export-metrics": { type: "string", env: "FINETUNE_OTLP_EXPORT_METRICS", default: "true" },
@@ -81,6 +89,9 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): Op
     return n;
   };
   const namespace = get("namespace") || undefined;
+  const logInterval = num("progress-log-interval-seconds");
+  // Sub-second polling would put a pods/log GET per training job on the API server and kubelets several times a second.
+  if (logInterval > 0 && logInterval < 1) throw new Error(`--progress-log-interval-seconds must be 0 (off) or at least 1, got ${logInterval}`);
   const leaseNamespace = get("lease-namespace") || env.POD_NAMESPACE || namespace || "default";
   return {
     ...(namespace ? { namespace } : {}),
@@ -105,6 +116,7 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): Op
     progressMaxWritesPerSecond: Math.max(0.01, num("progress-max-writes-per-second")),
     ...(get("progress-tls-cert") && get("progress-tls-key") ? { progressTls: { certFile: get("progress-tls-cert")!, keyFile: get("progress-tls-key")! } } : {}),
     ...(get("progress-ca-file") ? { progressCaFile: get("progress-ca-file")! } : {}),
+    progressLogIntervalMs: logInterval * 1000,
     logLevel: get("log-level")!,
     ...(get("otlp-endpoint") ? { otlpEndpoint: get("otlp-endpoint")! } : {}),
     otlpExportMetrics: get("otlp-export-metrics") !== "false",

@@ -126,6 +126,11 @@ export class Controller {
     return [this.ftjs, this.jobs, this.pods, this.configMaps, this.services, this.claims] as ResilientInformer<KubernetesObject>[];
   }
 
+  /** The cached pods of one FineTuneJob (by the job-name label index). */
+  podsOf(namespace: string, name: string): V1Pod[] {
+    return this.pods.byIndex(BY_JOB, `${namespace}/${name}`);
+  }
+
   /** Starts the caches (all replicas keep them warm, so a new leader acts at once). */
   async startCaches(): Promise<void> {
     await Promise.all(this.informers.map((i) => i.start()));

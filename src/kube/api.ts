@@ -85,6 +85,17 @@ export class KubeApi {
     );
   }
 
+  /**
+   * The last lines of a container's log (the log-tail progress fallback). The
+   * API server proxies this to the pod's kubelet; tailLines and limitBytes
+   * bound the work on both and the size of the answer.
+   */
+  readPodLogTail(namespace: string, name: string, opts: { container?: string; tailLines: number; limitBytes: number }): Promise<string> {
+    return this.#call("get", "pods/log", () =>
+      this.core.readNamespacedPodLog({ namespace, name, tailLines: opts.tailLines, limitBytes: opts.limitBytes, ...(opts.container ? { container: opts.container } : {}) }),
+    );
+  }
+
   deleteFineTuneJob(namespace: string, name: string): Promise<unknown> {
     return this.#call("delete", "finetunejobs", () => this.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, propagationPolicy: "Background" }));
   }

@@ -53,10 +53,7 @@ export function parseReport(body: string, now: Date): ParsedReport | { error: st
   set("gradNorm", r.gradNorm);
   set("tokensPerSecond", r.tokensPerSecond);
   if (r.etaSeconds !== null && r.etaSeconds !== undefined) progress.etaSeconds = Math.max(0, Math.round(r.etaSeconds));
-  if (r.step !== null && r.step !== undefined && r.totalSteps) {
-    progress.percent = Math.min(100, Math.floor((r.step / r.totalSteps) * 1000) / 10);
-    progress.summary = `${r.step}/${r.totalSteps} (${Math.floor(progress.percent)}%)`;
-  } else if (r.step !== null && r.step !== undefined) progress.summary = `step ${r.step}`;
+  Object.assign(progress, summarize(r.step ?? undefined, r.totalSteps ?? undefined));
   // Only complete checkpoints are worth showing: they are what a restart resumes from.
   const checkpoints = (r.checkpoints ?? [])
     .filter((c) => c.complete !== false)
@@ -64,4 +61,12 @@ export function parseReport(body: string, now: Date): ParsedReport | { error: st
     .sort((a, b) => a.step - b.step)
     .slice(-MAX_CHECKPOINTS);
   return { progress, checkpoints, final: r.final === true };
+}
+
+/** percent and the `kubectl get` summary ("120/873 (13%)"), the same for pushed and log-derived progress. */
+export function summarize(step: number | undefined, totalSteps: number | undefined): Pick<Progress, "percent" | "summary"> {
+  if (step === undefined) return {};
+  if (!totalSteps) return { summary: `step ${step}` };
+  const percent = Math.min(100, Math.floor((step / totalSteps) * 1000) / 10);
+  return { percent, summary: `${step}/${totalSteps} (${Math.floor(percent)}%)` };
 }

@@ -32,7 +32,8 @@ export interface RenderInput {
   settings: OperatorSettings;
 }
 
-const TRAINER = "trainer";
+/** Name of the one container of every stage pod (the log poller reads its log). */
+export const TRAINER_CONTAINER = "trainer";
 export const PROGRESS_TOKEN_PATH = "/var/run/secrets/finetune.dev/progress/token";
 const PROGRESS_CA_KEY = "progress-ca.crt";
 export const progressAudience = (job: JobRef) => `finetune.dev/${job.namespace}/${job.name}`;
@@ -202,7 +203,7 @@ function podTemplate(input: RenderInput, plan: ContainerPlan, podSpecExtra: Part
     limits[spec.gpuResourceName] = String(plan.gpus);
   }
   const container: V1Container = {
-    name: TRAINER,
+    name: TRAINER_CONTAINER,
     image: spec.image,
     imagePullPolicy: spec.imagePullPolicy,
     command: ["python3", LAUNCHER_FILE, "--", ...plan.command],
