@@ -4,11 +4,11 @@
  * the Lease holder reconciles.
  */
 import { readFileSync } from "node:fs";
-import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Controller } from "./controller/controller.ts";
 import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/plan.ts";
 import { KubeApi } from "./kube/api.ts";
+import { PooledKubeConfig } from "./kube/pooled-config.ts";
 import { OperatorMetrics } from "./observability/metrics.ts";
 import { resolveOtlpConfig, withTimeout } from "./observability/otel-config.ts";
 import type { OtlpTelemetry } from "./observability/otel-sdk.ts";
@@ -23,7 +23,7 @@ import { launcherSource } from "./trainer/source.ts";
 
 export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => Promise<void> }> {
   const logger = pino({ level: opts.logLevel, base: { component: "finetune-operator" } });
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromDefault();
   const identity = opts.identity ?? process.env.POD_NAME ?? defaultIdentity();
   let leading = false;

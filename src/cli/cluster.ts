@@ -1,5 +1,6 @@
 /** The cluster-facing commands of `kubectl finetune`, using the user's kubeconfig, context and namespace like kubectl. */
-import { CoreV1Api, CustomObjectsApi, KubeConfig, Log } from "@kubernetes/client-node";
+import { CoreV1Api, CustomObjectsApi, Log } from "@kubernetes/client-node";
+import { PooledKubeConfig } from "../kube/pooled-config.ts";
 import { Writable } from "node:stream";
 import { stringify } from "yaml";
 import { GROUP, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, PLURAL, VERSION, type Stage } from "../api/group.ts";
@@ -17,7 +18,7 @@ export interface ClusterOptions {
 }
 
 export class ClusterClient {
-  readonly kc = new KubeConfig();
+  readonly kc = new PooledKubeConfig();
   readonly namespace: string;
   readonly custom: CustomObjectsApi;
   readonly core: CoreV1Api;
