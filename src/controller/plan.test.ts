@@ -313,10 +313,10 @@ describe("decide: validation", () => {
     assert.equal(cond(d.status, "Validated")?.status, "True");
     assert.equal(cond(d.status, "Validated")?.observedGeneration, 2);
     assert.equal(cond(d.status, "Failed")?.status, "False");
-    assert.deepEqual(created(d).toSorted(), ["ConfigMap/demo-config", "PersistentVolumeClaim/demo-output", "Service/demo-ranks"]);
-    // ...and goes on to the first stage.
-    const { d: d2 } = step(next);
-    assert.deepEqual(created(d2), ["Job/demo-preprocess-0"]);
+    assert.deepEqual(created(d).toSorted(), ["ConfigMap/demo-config", "Job/demo-preprocess-0", "PersistentVolumeClaim/demo-output", "Service/demo-ranks"]);
+    // ...and is Preprocessing once the cache shows what it created.
+    const { d: d2 } = step(next, { jobs: [job("preprocess", 0).active()] });
+    assert.deepEqual(created(d2), []);
     assert.equal(d2.status.phase, "Preprocessing");
   });
 
@@ -350,11 +350,12 @@ describe("decide: validation", () => {
 // ---------------------------------------------------------------------------
 
 describe("decide: stages", () => {
-  it("first pass creates the claim, the config and the Service and stays Pending", () => {
+  it("first pass creates the claim, the config, the Service and then the first stage's Job, and stays Pending", () => {
     const { d } = step(ftj(), { base: false });
-    assert.deepEqual(created(d), ["PersistentVolumeClaim/demo-output", "ConfigMap/demo-config", "Service/demo-ranks"]);
-    assert.equal(d.status.phase, "Pending");
-    assert.equal(d.status.stages, undefined);
+    // In this order: actions stop at the first error, so the Job never exists without what its pods mount.
+    assert.deepEqual(created(d), ["PersistentVolumeClaim/demo-output", "ConfigMap/demo-config", "Service/demo-ranks", "Job/demo-preprocess-0"]);
+    assert.equal(d.status.phase, "Pending", "until the cache shows the base objects");
+    assert.equal(d.status.stages?.preprocess?.jobName, "demo-preprocess-0", "the Job is recorded in status before it is created");
     assert.equal(cond(d.status, "Validated")?.status, "True");
     assert.ok(eventReasons(d).includes("Normal/Pending"));
     assert.equal(d.requeueAfterMs, undefined);
@@ -363,12 +364,12 @@ describe("decide: stages", () => {
   it("only the missing base objects are created", () => {
     const obs = observe(ftj(), { base: false });
     obs.children.configMap = true;
-    assert.deepEqual(created(decide(obs)), ["PersistentVolumeClaim/demo-output", "Service/demo-ranks"]);
+    assert.deepEqual(created(decide(obs)), ["PersistentVolumeClaim/demo-output", "Service/demo-ranks", "Job/demo-preprocess-0"]);
   });
 
   it("with an existingClaim no claim is created", () => {
     const { d } = step(ftj().spec({ storage: { output: { existingClaim: "models" } } }), { base: false });
-    assert.deepEqual(created(d), ["ConfigMap/demo-config", "Service/demo-ranks"]);
+    assert.deepEqual(created(d), ["ConfigMap/demo-config", "Service/demo-ranks", "Job/demo-preprocess-0"]);
   });
 
   it("next pass creates the preprocess Job (Preprocessing)", () => {

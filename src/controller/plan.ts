@@ -154,22 +154,23 @@ function run(p: Planner): void {
     p.condition({ type: "Suspended", status: "False", reason: Reason.Resumed, message: "resumed; the interrupted stage starts a new attempt" });
   }
 
-  // Storage and the rendered config come first; stages start once the cache shows them (so status says Pending, truthfully, until then).
-  if (!ensureBaseObjects(p, input)) {
-    st.phase = "Pending";
-    st.message = "preparing the output claim, rendered config and rank Service";
-    return;
-  }
+  // Storage, the rendered config and the rank Service are created first; the first stage's Job is created in the same
+  // pass, after them (actions run in order and stop at the first error), which saves a round trip through the queue
+  // per job. Status says Pending, truthfully, until the cache shows the base objects.
+  const baseObserved = ensureBaseObjects(p, input);
   const stages = enabledStages(spec, config);
   st.outputs = { ...outputPaths(input), ...(st.outputs ?? {}) };
   markSkippedStages(p, spec, config);
-  for (const stage of stages) {
-    const ss = stageStatus(st, stage);
-    if (ss.phase === "Succeeded") continue;
-    runStage(p, input, stage, ss, stages);
+  const next = stages.find((stage) => stageStatus(st, stage).phase !== "Succeeded");
+  if (!next) {
+    succeed(p, stages);
     return;
   }
-  succeed(p, stages);
+  runStage(p, input, next, stageStatus(st, next), stages);
+  if (!baseObserved) {
+    st.phase = "Pending";
+    st.message = "preparing the output claim, rendered config and rank Service";
+  }
 }
 
 function jobRef(ftj: FineTuneJobObject) {
@@ -248,8 +249,8 @@ function driftCheck(p: Planner, spec: FineTuneJobSpec): void {
 /** Creates the missing base objects; true when all of them are observed. Never waits for the claim to bind (WaitForFirstConsumer classes bind only once a pod uses it). */
 function ensureBaseObjects(p: Planner, input: RenderInput): boolean {
   const c = p.obs.children;
-  // A stage already running proves they existed; a later deletion must not stall the run.
-  if (p.status.stages && Object.keys(p.status.stages).length > 0) {
+  // A stage Job in the cache proves they existed (they are created before it); a later deletion must not stall the run.
+  if (c.jobs.length > 0) {
     if (!c.configMap) p.actions.push({ kind: "create", object: renderConfigMap(input) as never });
     if (!c.service) p.actions.push({ kind: "create", object: renderService(input) as never });
     return true;

@@ -136,7 +136,7 @@ export class Reconciler {
       }
       this.#deps.onDecision?.(ftj, decision.status);
     }
-    for (const action of decision.actions) await this.#execute(ftj, action, log);
+    for (const batch of executionBatches(decision.actions)) await Promise.all(batch.map((action) => this.#execute(ftj, action, log)));
     for (const event of decision.events) this.#emit(ftj, event.type, event.reason, event.message, log);
     if (decision.statusChanged || decision.actions.length) {
       log.info({ phase: decision.status.phase, actions: decision.actions.map(describe), requeueAfterMs: decision.requeueAfterMs }, "reconciled");
@@ -187,3 +187,18 @@ function describe(action: Action): string {
   return "delete FineTuneJob";
 }
 
+/**
+ * Actions in order, with runs of creates of independent base objects (claim, ConfigMap, Service) grouped to run
+ * concurrently: one round trip instead of three. Everything else, a Job above all, waits for what precedes it, so
+ * a Job is never created unless the objects its pods mount were.
+ */
+export function executionBatches(actions: readonly Action[]): Action[][] {
+  const batches: Action[][] = [];
+  for (const action of actions) {
+    const independent = action.kind === "create" && action.object.kind !== "Job";
+    const last = batches[batches.length - 1];
+    if (independent && last?.every((a) => a.kind === "create" && a.object.kind !== "Job")) last.push(action);
+    else batches.push([action]);
+  }
+  return batches;
+}
