@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
+import { LAUNCHER_FILE } from "../src/render/names.ts";
 import { EXIT_CODE_ANNOTATION, FATE_ANNOTATION, TERMINATION_MESSAGE_ANNOTATION, waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, disruptPod, finishPod, ftjManifest, getFtj, listPods, patchFtjSpec } from "./lib/ftj.ts";
 import { startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
@@ -48,7 +49,7 @@ describe("fault tolerance", () => {
     assert.equal(mid.status?.lastFailure?.pod, rank(gang0, 1).metadata?.name);
     assert.match(mid.status?.lastFailure?.message ?? "", /RuntimeError: something broke on rank 1/);
     // attempt 1 is told to resume: the launcher wraps the same command, which picks the newest complete checkpoint itself
-    assert.deepEqual(gang1[0]!.spec?.containers[0]?.command?.slice(0, 3), ["python3", "/etc/finetune/launcher.py", "--"]);
+    assert.deepEqual(gang1[0]!.spec?.containers[0]?.command?.slice(0, 3), ["python3", LAUNCHER_FILE, "--"]);
     for (const p of gang1) await finishPod(k, p, 0, JSON.stringify({ stage: "train", exitCode: 0, reason: "Completed", resumeFrom: "/finetune/output/model/checkpoint-200", resumeStep: 200, tail: [] }));
     const merge = await waitFor("merge pod", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=rank-fail,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"));
     await finishPod(k, merge, 0);

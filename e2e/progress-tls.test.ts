@@ -1,5 +1,5 @@
 /**
- * The shipped launcher (taken from the job's ConfigMap) wraps an Axolotl-like
+ * The shipped launcher (taken from the ConfigMap the job's pods mount) wraps an Axolotl-like
  * trainer and pushes its progress over HTTPS to the operator, verifying the
  * endpoint with the private CA that the operator ships in the job's ConfigMap
  * (--progress-ca-file); the token is a real bound service-account token.
@@ -67,10 +67,12 @@ after(async () => {
   await suite?.cleanup(op);
 });
 
-/** Runs the job's own launcher.py around the fake trainer with the pod's progress settings; returns its stderr. */
+/** Runs the launcher.py the job's pods mount around the fake trainer with the pod's progress settings; returns its stderr. */
 async function runLauncher(withCa: boolean): Promise<{ code: number | null; stderr: string }> {
   const cm = await k.core.readNamespacedConfigMap({ namespace: ns, name: configMapName("tls") });
-  writeFileSync(join(dir, "launcher.py"), cm.data!["launcher.py"]!);
+  // The launcher the pod mounts: the namespace's shared launcher ConfigMap.
+  const launcherCm = pod.spec!.volumes!.find((v) => v.name === "finetune-launcher")!.configMap!.name!;
+  writeFileSync(join(dir, "launcher.py"), (await k.core.readNamespacedConfigMap({ namespace: ns, name: launcherCm })).data!["launcher.py"]!);
   writeFileSync(join(dir, "ca-from-configmap.crt"), cm.data!["progress-ca.crt"] ?? "");
   writeFileSync(join(dir, "token"), await progressToken(k, ns, "tls", pod));
   const podEnv = Object.fromEntries((pod.spec!.containers[0]!.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));

@@ -17,6 +17,8 @@ export const DEFAULT_TRAINER_IMAGE = "axolotlai/axolotl:0.18.0";
 export const LABEL_JOB_NAME = `${GROUP}/job-name`;
 export const LABEL_STAGE = `${GROUP}/stage`;
 export const LABEL_ATTEMPT = `${GROUP}/attempt`;
+/** Objects shared by several jobs (the launcher ConfigMap) carry this instead of a job name. */
+export const LABEL_COMPONENT = `${GROUP}/component`;
 export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const MANAGED_BY = "finetune-operator";
 export const KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name";

@@ -11,6 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, parseAllDocuments } from "yaml";
+import { launcherConfigMapName } from "../render/names.ts";
+import { launcherSource } from "../trainer/source.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/kubectl-finetune", import.meta.url));
 const COMPILE_CACHE = join(tmpdir(), "kubectl-finetune-test-compile-cache");
@@ -191,6 +193,7 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}`), [
         "PersistentVolumeClaim/my-llama-output",
         "ConfigMap/my-llama-config",
+        `ConfigMap/${launcherConfigMapName(launcherSource())}`,
         "Service/my-llama-ranks",
         "Job/my-llama-preprocess-0",
         "Job/my-llama-train-0",
@@ -206,7 +209,7 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
     it("renders a FineTuneJob manifest by its own name", async () => {
       const r = expectExit(await run("render", file("ftj-render.yaml", FTJ("from-manifest", `  preprocess: {enabled: false}\n  config:\n${indent(VALID, "    ")}`))), 0);
       const names = parseAllDocuments(r.stdout).map((d) => (d.toJS() as { metadata: { name: string } }).metadata.name);
-      assert.deepEqual(names, ["from-manifest-output", "from-manifest-config", "from-manifest-ranks", "from-manifest-train-0", "from-manifest-merge-0"]);
+      assert.deepEqual(names, ["from-manifest-output", "from-manifest-config", launcherConfigMapName(launcherSource()), "from-manifest-ranks", "from-manifest-train-0", "from-manifest-merge-0"]);
     });
 
     it("refuses an invalid config with the errors, exit 1", async () => {

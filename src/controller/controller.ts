@@ -6,7 +6,7 @@
  */
 import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { GROUP, LABEL_JOB_NAME, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSION } from "../api/group.ts";
+import { GROUP, LABEL_COMPONENT, LABEL_JOB_NAME, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSION } from "../api/group.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
 import type { KubeApi } from "../kube/api.ts";
 import { ResilientInformer } from "../runtime/informer.ts";
@@ -31,6 +31,7 @@ export interface ControllerOptions {
 }
 
 const OWNED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_JOB_NAME}`;
+const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
 const BY_JOB = "byJob";
 
 function collection(group: string, version: string, resource: string, namespace?: string): string {
@@ -83,7 +84,8 @@ export class Controller {
     // Caches keep only what the planner reads: thousands of jobs must fit in a small operator (see src/runtime/README.md).
     this.jobs = informer("jobs", collection("batch", "v1", "jobs", namespace), OWNED_SELECTOR, trimJob);
     this.pods = informer("pods", collection("", "v1", "pods", namespace), OWNED_SELECTOR, trimPod);
-    this.configMaps = informer("configmaps", collection("", "v1", "configmaps", namespace), OWNED_SELECTOR, trimConfigMap);
+    // Also the shared launcher ConfigMaps (no job name); trimConfigMap drops their 75 KB payload from the cache.
+    this.configMaps = informer("configmaps", collection("", "v1", "configmaps", namespace), MANAGED_SELECTOR, trimConfigMap);
     this.services = informer("services", collection("", "v1", "services", namespace), OWNED_SELECTOR);
     this.claims = informer("persistentvolumeclaims", collection("", "v1", "persistentvolumeclaims", namespace), LABEL_JOB_NAME);
     for (const inf of [this.jobs, this.pods] as ResilientInformer<KubernetesObject>[]) inf.addIndex(BY_JOB, ownerKey);
@@ -97,6 +99,10 @@ export class Controller {
     this.ftjs.on("delete", enqueueSelf);
     const enqueueOwner = (obj: KubernetesObject) => {
       for (const key of ownerKey(obj)) this.queue.add(key);
+      // The shared launcher ConfigMap belongs to no one job: when it appears or goes, every job of its namespace may care.
+      if (obj.metadata?.labels?.[LABEL_COMPONENT] === "launcher") {
+        for (const ftj of this.ftjs.list()) if (ftj.metadata?.namespace === obj.metadata.namespace) enqueueSelf(ftj);
+      }
     };
     for (const inf of [this.jobs, this.pods, this.configMaps, this.services, this.claims] as ResilientInformer<KubernetesObject>[]) {
       inf.on("add", enqueueOwner);

@@ -11,6 +11,7 @@ import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, KIND, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, type Stage } from "../api/group.ts";
 import type { Condition, FineTuneJobObject, FineTuneJobSpecInput, FineTuneJobStatus } from "../api/schema.ts";
 import { validateConfigForSpec, validateSpec } from "../validation/job.ts";
+import { launcherConfigMapName } from "../render/names.ts";
 import { DEFAULT_PLANNER_SETTINGS, decide, enabledStages, type Action, type Decision, type Observed, type PlannerSettings } from "./plan.ts";
 import { specHash } from "./spec-hash.ts";
 
@@ -25,6 +26,7 @@ const NS = "ml";
 const NAME = "demo";
 
 const SETTINGS: PlannerSettings = { ...DEFAULT_PLANNER_SETTINGS, launcherSource: "# launcher stub\n" };
+const LAUNCHER = launcherConfigMapName(SETTINGS.launcherSource);
 
 const LORA: Record<string, unknown> = {
   base_model: "meta-llama/Llama-3.1-8B-Instruct",
@@ -210,6 +212,7 @@ function observe(f: FtjBuilder | FineTuneJobObject, opts: ObserveOptions = {}): 
     ...(spec?.config ? { axolotlConfig: spec.config } : {}),
     children: {
       configMap: base,
+      launcher: base,
       service: base,
       ...(base && ownsClaim ? { claim: { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: `${obj.metadata.name}-output`, namespace: NS } } } : {}),
       jobs: (opts.jobs ?? []).map(built),
@@ -313,7 +316,7 @@ describe("decide: validation", () => {
     assert.equal(cond(d.status, "Validated")?.status, "True");
     assert.equal(cond(d.status, "Validated")?.observedGeneration, 2);
     assert.equal(cond(d.status, "Failed")?.status, "False");
-    assert.deepEqual(created(d).toSorted(), ["ConfigMap/demo-config", "Job/demo-preprocess-0", "PersistentVolumeClaim/demo-output", "Service/demo-ranks"]);
+    assert.deepEqual(created(d).toSorted(), ["ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Job/demo-preprocess-0", "PersistentVolumeClaim/demo-output", "Service/demo-ranks"].toSorted());
     // ...and is Preprocessing once the cache shows what it created.
     const { d: d2 } = step(next, { jobs: [job("preprocess", 0).active()] });
     assert.deepEqual(created(d2), []);
@@ -353,7 +356,7 @@ describe("decide: stages", () => {
   it("first pass creates the claim, the config, the Service and then the first stage's Job, and stays Pending", () => {
     const { d } = step(ftj(), { base: false });
     // In this order: actions stop at the first error, so the Job never exists without what its pods mount.
-    assert.deepEqual(created(d), ["PersistentVolumeClaim/demo-output", "ConfigMap/demo-config", "Service/demo-ranks", "Job/demo-preprocess-0"]);
+    assert.deepEqual(created(d), ["PersistentVolumeClaim/demo-output", "ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Service/demo-ranks", "Job/demo-preprocess-0"]);
     assert.equal(d.status.phase, "Pending", "until the cache shows the base objects");
     assert.equal(d.status.stages?.preprocess?.jobName, "demo-preprocess-0", "the Job is recorded in status before it is created");
     assert.equal(cond(d.status, "Validated")?.status, "True");
@@ -364,12 +367,13 @@ describe("decide: stages", () => {
   it("only the missing base objects are created", () => {
     const obs = observe(ftj(), { base: false });
     obs.children.configMap = true;
+    obs.children.launcher = true;
     assert.deepEqual(created(decide(obs)), ["PersistentVolumeClaim/demo-output", "Service/demo-ranks", "Job/demo-preprocess-0"]);
   });
 
   it("with an existingClaim no claim is created", () => {
     const { d } = step(ftj().spec({ storage: { output: { existingClaim: "models" } } }), { base: false });
-    assert.deepEqual(created(d), ["ConfigMap/demo-config", "Service/demo-ranks", "Job/demo-preprocess-0"]);
+    assert.deepEqual(created(d), ["ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Service/demo-ranks", "Job/demo-preprocess-0"]);
   });
 
   it("next pass creates the preprocess Job (Preprocessing)", () => {

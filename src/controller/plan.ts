@@ -16,7 +16,7 @@ import { LABEL_ATTEMPT, LABEL_STAGE, type Stage } from "../api/group.ts";
 import type { AttemptRecord, FineTuneJobObject, FineTuneJobSpec, FineTuneJobStatus, Phase, StageStatus } from "../api/schema.ts";
 import { trainsMergeableAdapter } from "../render/axolotl-config.ts";
 import {
-  outputPaths, renderConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderTrainJob,
+  outputPaths, renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderTrainJob,
   type OperatorSettings, type RenderInput,
 } from "../render/children.ts";
 import { stageJobName } from "../render/names.ts";
@@ -52,6 +52,8 @@ export interface Observed {
   axolotlConfig?: Record<string, unknown>;
   children: {
     configMap: boolean;
+    /** The namespace's shared launcher ConfigMap (renderLauncherConfigMap) is in the cache. */
+    launcher: boolean;
     service: boolean;
     claim?: V1PersistentVolumeClaim;
     jobs: readonly V1Job[];
@@ -252,12 +254,14 @@ function ensureBaseObjects(p: Planner, input: RenderInput): boolean {
   // A stage Job in the cache proves they existed (they are created before it); a later deletion must not stall the run.
   if (c.jobs.length > 0) {
     if (!c.configMap) p.actions.push({ kind: "create", object: renderConfigMap(input) as never });
+    if (!c.launcher) p.actions.push({ kind: "create", object: renderLauncherConfigMap(input.job.namespace, input.settings) as never });
     if (!c.service) p.actions.push({ kind: "create", object: renderService(input) as never });
     return true;
   }
   const claim = renderOutputClaim(input);
   if (claim && !c.claim) p.actions.push({ kind: "create", object: claim as never });
   if (!c.configMap) p.actions.push({ kind: "create", object: renderConfigMap(input) as never });
+  if (!c.launcher) p.actions.push({ kind: "create", object: renderLauncherConfigMap(input.job.namespace, input.settings) as never });
   if (!c.service) p.actions.push({ kind: "create", object: renderService(input) as never });
   return p.actions.length === 0;
 }

@@ -12,7 +12,7 @@ import { errorMessage, isAlreadyExists, isConflict, isNotFound } from "../kube/e
 import type { KubeApi } from "../kube/api.ts";
 import { traced } from "../observability/tracing.ts";
 import { LruCache } from "../runtime/lru.ts";
-import { MAX_JOB_NAME_LENGTH, configMapName, outputClaimName, serviceName } from "../render/names.ts";
+import { MAX_JOB_NAME_LENGTH, configMapName, launcherConfigMapName, outputClaimName, serviceName } from "../render/names.ts";
 import { validateConfigForSpec, validateSpec, type ValidationIssue } from "../validation/job.ts";
 import { getCondition } from "./conditions.ts";
 import { buildEvent } from "./events.ts";
@@ -111,6 +111,7 @@ export class Reconciler {
       ...(axolotlConfig ? { axolotlConfig } : {}),
       children: {
         configMap: rendered !== undefined,
+        launcher: caches.configMap(ns, launcherConfigMapName(settings.launcherSource)) !== undefined,
         service: caches.service(ns, serviceName(name)) !== undefined,
         ...(caches.claim(ns, outputClaimName(name)) ? { claim: caches.claim(ns, outputClaimName(name))! } : {}),
         jobs: caches.jobsOf(ns, name),

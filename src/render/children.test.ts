@@ -21,7 +21,7 @@ import { enabledStages } from "../controller/plan.ts";
 import { validateSpec } from "../validation/job.ts";
 import { renderAxolotlConfig, trainsMergeableAdapter } from "./axolotl-config.ts";
 import {
-  outputPaths, renderConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderTrainJob,
+  outputPaths, renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderTrainJob,
   type OperatorSettings, type RenderInput,
 } from "./children.ts";
 import { OUTPUT_DIR, PREPARED_DIR } from "./names.ts";
@@ -418,7 +418,21 @@ describe("rendered Axolotl config", () => {
     assert.equal(config.auto_resume_from_checkpoints, false);
     assert.ok(!("resume_from_checkpoint" in config));
     assert.equal(config.base_model, "meta-llama/Llama-3.1-8B-Instruct");
+    assert.equal(cm.data!["launcher.py"], undefined, "the launcher ships once per namespace, not per job");
+  });
+
+  it("the launcher ConfigMap is shared by a namespace's jobs, immutable, named by its content", () => {
+    const cm = renderLauncherConfigMap("team-a", SETTINGS);
     assert.equal(cm.data!["launcher.py"], SETTINGS.launcherSource);
+    assert.equal(cm.immutable, true);
+    assert.equal(cm.metadata?.ownerReferences, undefined, "no one job owns it");
+    assert.equal(cm.metadata?.labels?.["finetune.dev/component"], "launcher");
+    assert.match(cm.metadata!.name!, /^finetune-launcher-[0-9a-f]{10}$/);
+    assert.notEqual(renderLauncherConfigMap("team-a", { launcherSource: "print('v2')\n" }).metadata?.name, cm.metadata?.name, "a new launcher version is a new object");
+    const job = renderTrainJob(inputOf(byName("single-gpu-lora")), 0);
+    const volume = job.spec!.template.spec!.volumes!.find((v) => v.configMap?.name === cm.metadata!.name)!;
+    const mount = container(job).volumeMounts!.find((m) => m.name === volume.name)!;
+    assert.equal(container(job).command![1], `${mount.mountPath}/launcher.py`, "the command runs the mounted launcher");
   });
 
   it("reports which user keys it replaced, and does not mutate the input", () => {

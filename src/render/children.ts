@@ -5,18 +5,18 @@
  */
 import type { V1ConfigMap, V1Container, V1EnvVar, V1Job, V1PersistentVolumeClaim, V1PodSpec, V1PodTemplateSpec, V1Service, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import { stringify } from "yaml";
-import { KUEUE_QUEUE_LABEL, type Stage } from "../api/group.ts";
+import { KUEUE_QUEUE_LABEL, LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, type Stage } from "../api/group.ts";
 import type { FineTuneJobSpec } from "../api/schema.ts";
 import { dynamicCheckpointEnabled, renderAxolotlConfig } from "./axolotl-config.ts";
 import { childLabels, ownerReference, type JobRef } from "./labels.ts";
 import {
-  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_OUTPUT, OUTPUT_DIR,
-  configMapName, outputClaimName, serviceName, stageJobName,
+  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR,
+  configMapName, launcherConfigMapName, outputClaimName, serviceName, stageJobName,
 } from "./names.ts";
 
 /** Settings of the operator installation (flags / Helm values), not of one job. */
 export interface OperatorSettings {
-  /** Source of src/trainer/launcher.py, shipped to pods in the config ConfigMap. */
+  /** Source of src/trainer/launcher.py, shipped to pods in the namespace's shared launcher ConfigMap. */
   launcherSource: string;
   /** Where trainers push progress (optional; logs are the fallback). */
   progressUrl?: string;
@@ -70,10 +70,24 @@ export function renderConfigMap(input: RenderInput): V1ConfigMap {
     metadata: meta(input, configMapName(input.job.name)),
     data: {
       "config.yaml": stringify(config, { lineWidth: 0 }),
-      "launcher.py": input.settings.launcherSource,
       // Shipped with the job (not mounted from the operator's namespace): trainers run in the job's namespace.
       ...(input.settings.progressUrl && input.settings.progressCaBundle ? { [PROGRESS_CA_KEY]: input.settings.progressCaBundle } : {}),
     },
+  };
+}
+
+/**
+ * The launcher, once per namespace and launcher version rather than once per job: 75 KB per job would add up to
+ * hundreds of MB in etcd and in every ConfigMap LIST with thousands of jobs. Immutable (kubelets do not watch it)
+ * and not owned by any one job; old versions stay after an upgrade (label finetune.dev/component=launcher).
+ */
+export function renderLauncherConfigMap(namespace: string, settings: OperatorSettings): V1ConfigMap {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: launcherConfigMapName(settings.launcherSource), namespace, labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_COMPONENT]: "launcher" } },
+    immutable: true,
+    data: { "launcher.py": settings.launcherSource },
   };
 }
 
@@ -117,12 +131,14 @@ function volumes(input: RenderInput): { volumes: V1Volume[]; mounts: V1VolumeMou
   const subPath = outputSubPath(input);
   const vols: V1Volume[] = [
     { name: "finetune-config", configMap: { name: configMapName(input.job.name) } },
+    { name: "finetune-launcher", configMap: { name: launcherConfigMapName(input.settings.launcherSource) } },
     { name: "finetune-output", persistentVolumeClaim: { claimName: outputClaim(input) } },
     // NCCL and dataloader workers need far more than the container runtime's 64 MiB /dev/shm (SIGBUS otherwise).
     { name: "dshm", emptyDir: { medium: "Memory", sizeLimit: String(spec.sharedMemory) } },
   ];
   const mounts: V1VolumeMount[] = [
     { name: "finetune-config", mountPath: MOUNT_CONFIG, readOnly: true },
+    { name: "finetune-launcher", mountPath: MOUNT_LAUNCHER, readOnly: true },
     { name: "finetune-output", mountPath: MOUNT_OUTPUT, ...(subPath ? { subPath } : {}) },
     { name: "dshm", mountPath: "/dev/shm" },
   ];

@@ -3,6 +3,7 @@
  * names make creation idempotent: a reconcile that runs twice (or on another
  * replica, or with a stale cache) gets AlreadyExists instead of a duplicate.
  */
+import { createHash } from "node:crypto";
 import type { Stage } from "../api/group.ts";
 
 /** FineTuneJob names are capped so `<name>-train-<attempt>-<index>` pod hostnames fit in 63 characters. */
@@ -13,10 +14,21 @@ export const outputClaimName = (job: string) => `${job}-output`;
 export const serviceName = (job: string) => `${job}-ranks`;
 export const stageJobName = (job: string, stage: Stage, attempt: number) => `${job}-${stage}-${attempt}`;
 
+let lastLauncher: { source: string; name: string } | undefined;
+/**
+ * The namespace's shared, immutable launcher ConfigMap, named by the launcher's content: every job of a namespace
+ * mounts the same one, and an operator upgrade with a new launcher creates a new one (running pods keep theirs).
+ */
+export function launcherConfigMapName(source: string): string {
+  if (lastLauncher?.source !== source) lastLauncher = { source, name: `finetune-launcher-${createHash("sha256").update(source).digest("hex").slice(0, 10)}` };
+  return lastLauncher.name;
+}
+
 /** Paths inside the trainer container. */
 export const MOUNT_CONFIG = "/etc/finetune";
 export const CONFIG_FILE = `${MOUNT_CONFIG}/config.yaml`;
-export const LAUNCHER_FILE = `${MOUNT_CONFIG}/launcher.py`;
+export const MOUNT_LAUNCHER = "/etc/finetune-launcher";
+export const LAUNCHER_FILE = `${MOUNT_LAUNCHER}/launcher.py`;
 export const MOUNT_OUTPUT = "/finetune/output";
 export const OUTPUT_DIR = `${MOUNT_OUTPUT}/model`;
 export const PREPARED_DIR = `${MOUNT_OUTPUT}/prepared`;

@@ -3,7 +3,7 @@
 
 Shipped to every trainer pod in a ConfigMap and run as
 
-    python3 /etc/finetune/launcher/launcher.py -- <command...>
+    python3 /etc/finetune-launcher/launcher.py -- <command...>
 
 It wraps each stage's command (preprocess, train, merge) and:
 
