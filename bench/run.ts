@@ -80,10 +80,10 @@ function machine(): BenchResults["machine"] {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
     platform: `${process.platform}/${process.arch}`,
-    note: `Load average at start ${(await_loadavg()).join(", ")}; free memory ${Math.round(freemem() / 2 ** 30)} GiB. Everything (control plane, kwok, operator, harness) shares these cores.`,
+    note: `Load average at start ${(loadAverage()).join(", ")}; free memory ${Math.round(freemem() / 2 ** 30)} GiB. Everything (control plane, kwok, operator, harness) shares these cores.`,
   };
 }
-function await_loadavg(): string[] {
+function loadAverage(): string[] {
   try {
     return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3);
   } catch {

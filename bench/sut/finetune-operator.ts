@@ -117,7 +117,7 @@ export class FinetuneOperator implements SystemUnderTest {
    * lost the Lease), it is started again after 1 s, as the kubelet or the standby replica of
    * the Deployment would, and the exit is recorded as an incident with its last log lines.
    */
-  async #launch(): Promise<void> {
+  async #launch(readyTimeoutMs = 60_000): Promise<void> {
     const opts = this.#startOpts!;
     const env = this.#env();
     // startOperator passes e2e defaults as flags (backoff 1 s, pull grace 5 s); put the Deployment's values back, then the scenario's hints.
@@ -135,7 +135,8 @@ export class FinetuneOperator implements SystemUnderTest {
       const last = op.logs.slice(-6).map((l) => `${String(l.level ?? "")} ${String(l.msg ?? "")}${l.err ? ` ${JSON.stringify(l.err).slice(0, 200)}` : ""}`);
       this.#incident(`${new Date().toISOString()} operator exited (code ${code}, signal ${signal}); restarted. Last log lines: ${last.join(" | ")}${stderr ? ` | stderr: ${stderr.slice(-300)}` : ""}`);
       setTimeout(() => {
-        if (!this.#stopping) this.#launch().catch((e: unknown) => this.#incident(`restart failed: ${String(e)}`));
+        // A restart lists everything again and may wait out the old Lease: give it longer.
+        if (!this.#stopping) this.#launch(300_000).catch((e: unknown) => this.#incident(`restart failed: ${String(e)}`));
       }, 1000);
     });
     await waitFor("operator ready and leading", async (note) => {
