@@ -78,7 +78,7 @@ if (files.length > 0) {
 } else {
   if (!e2eOnly) {
     await run("type-check (tsc --noEmit)", node, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], () => undefined);
-    await run("unit tests", node, [...nodeTest, "src/**/*.test.ts"], nodeTap);
+    await run("unit tests", node, [...nodeTest, "src/**/*.test.ts", "bench/**/*.test.ts"], nodeTap);
     await run("launcher tests (Python, stdlib only)", "python3", ["-m", "unittest", "discover", "-s", "src/trainer/tests"], pyUnittest);
   }
   if (!unitOnly) {

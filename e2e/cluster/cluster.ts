@@ -47,6 +47,30 @@ export function kubeconfigPath(): string {
   return layout().kubeconfig;
 }
 
+/** Users whose API requests the API server audits: $FINETUNE_CLUSTER_AUDIT_USERS (comma separated); none by default. */
+export function auditUsers(): string[] {
+  return (process.env['FINETUNE_CLUSTER_AUDIT_USERS'] ?? '').split(',').map((u) => u.trim()).filter(Boolean);
+}
+
+/** Path of the audit log (JSON lines, one event per request stage; exists only when auditUsers() was set at start). */
+export function auditLogPath(): string {
+  return layout().auditLog;
+}
+
+/** Audit policy: Metadata for the given users (no RequestReceived stage), nothing for anyone else. */
+export function auditPolicyYaml(users: string[]): string {
+  return [
+    'apiVersion: audit.k8s.io/v1',
+    'kind: Policy',
+    'omitStages: ["RequestReceived"]',
+    'rules:',
+    '  - level: Metadata',
+    `    users: [${users.map((u) => JSON.stringify(u)).join(', ')}]`,
+    '  - level: None',
+    '',
+  ].join('\n');
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
 
@@ -335,6 +359,14 @@ async function start(l: Layout, log: Log): Promise<ClusterInfo> {
 
   // kube-apiserver
   const cert = (n: string) => join(l.certs, n);
+  const audited = auditUsers();
+  const auditFlags: string[] = [];
+  if (audited.length > 0) {
+    const policy = join(l.config, 'audit-policy.yaml');
+    await writeFile(policy, auditPolicyYaml(audited));
+    auditFlags.push(`--audit-policy-file=${policy}`, `--audit-log-path=${l.auditLog}`, '--audit-log-format=json', '--audit-log-maxsize=4096', '--audit-log-maxbackup=1', '--audit-log-mode=blocking');
+    log(`auditing requests of ${audited.join(', ')} to ${l.auditLog}`);
+  }
   await startProcess(l, 'kube-apiserver', binaryPath('kube-apiserver'), [
     `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
     '--bind-address=127.0.0.1',
@@ -366,6 +398,7 @@ async function start(l: Layout, log: Log): Promise<ClusterInfo> {
     '--max-requests-inflight=800',
     '--max-mutating-requests-inflight=400',
     '--profiling=false',
+    ...auditFlags,
     '--v=1',
   ]);
   const api = await adminApi(l, ports);

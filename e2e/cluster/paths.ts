@@ -66,6 +66,8 @@ export function layout(root = stateDir()) {
     kubeconfig: join(root, 'kubeconfig'),
     lockFile: join(root + '.lock'),
     readyFile: join(root, 'ready.json'),
+    /** API server audit log (JSON lines); only written when FINETUNE_CLUSTER_AUDIT_USERS is set at start. */
+    auditLog: join(root, 'logs', 'audit.log'),
   };
 }
 export type Layout = ReturnType<typeof layout>;

@@ -1,0 +1,32 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { parseStatCpuSeconds, parseStatus, sampleProc, summarizeSamples } from "./proc.ts";
+
+describe("/proc parsing", () => {
+  it("VmRSS and VmHWM in bytes", () => {
+    const text = "Name:\tnode\nVmPeak:\t 1000 kB\nVmHWM:\t   81920 kB\nVmRSS:\t   65536 kB\nThreads:\t11\n";
+    assert.deepEqual(parseStatus(text), { rssBytes: 64 * 1024 * 1024, hwmBytes: 80 * 1024 * 1024 });
+    assert.throws(() => parseStatus("Name:\tx\n"), /VmRSS/);
+  });
+
+  it("utime+stime from stat, even with spaces and parentheses in the command name", () => {
+    // fields: pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+    const stat = "4242 (node (main) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 11 0 12345 1000000 2000 18446744073709551615";
+    assert.equal(parseStatCpuSeconds(stat), 3);
+  });
+
+  it("reads this very process", () => {
+    const s = sampleProc(process.pid);
+    assert.ok(s.rssBytes > 0 && s.hwmBytes >= s.rssBytes && s.cpuSeconds >= 0);
+  });
+
+  it("summarizes a window: peak from VmHWM, mean and last RSS, CPU spent inside", () => {
+    const w = summarizeSamples([
+      { atMs: 0, rssBytes: 10, hwmBytes: 10, cpuSeconds: 1 },
+      { atMs: 1000, rssBytes: 30, hwmBytes: 40, cpuSeconds: 1.5 },
+      { atMs: 2000, rssBytes: 20, hwmBytes: 40, cpuSeconds: 3 },
+    ]);
+    assert.deepEqual(w, { samples: 3, peakRssBytes: 40, meanRssBytes: 20, lastRssBytes: 20, cpuSeconds: 2, seconds: 2 });
+    assert.equal(summarizeSamples([]), undefined);
+  });
+});

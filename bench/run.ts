@@ -1,0 +1,186 @@
+/**
+ * `npm run bench`: scenarios against a controller on the simulated cluster
+ * (kwok), measured from outside: watches for latency, the API server's audit
+ * log for requests, /proc for memory and CPU.
+ *
+ *   npm run bench                                   burst N=1 and N=100, steady (100 jobs, 180 s), recovery (20 jobs)
+ *   npm run bench -- --scenario burst --jobs 1000   one scenario, one size
+ *   npm run bench -- --jobs 100,1000 --concurrency 50 --steady-seconds 60
+ *   npm run bench -- --markdown [results.json]      print the table of the latest (or given) results, run nothing
+ *   npm run bench -- --out /tmp/r.json             results elsewhere (default bench/results/<timestamp>.json)
+ *   npm run bench -- --update-readme                also rewrite README.md between <!-- bench:start --> and <!-- bench:end -->
+ *
+ * The benchmark starts its own control plane in ~/.cache/finetune-operator/bench-cluster
+ * ($FINETUNE_BENCH_CLUSTER_DIR or --cluster-dir), fresh, with the API server
+ * auditing the controller's user, and deletes it at the end (--keep-cluster keeps it).
+ * Results: bench/results/<timestamp>.json.
+ */
+import { cpus, freemem, totalmem } from "node:os";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { cacheDir } from "../e2e/cluster/paths.ts";
+import { renderMarkdown, replaceSection } from "./report.ts";
+import type { BenchContext, BenchResults, ScenarioResult } from "./scenarios/types.ts";
+import type { SystemUnderTest } from "./sut/types.ts";
+import { FinetuneOperator } from "./sut/finetune-operator.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const RESULTS_DIR = join(ROOT, "bench", "results");
+const SUTS: Record<string, () => SystemUnderTest> = { "finetune-operator": () => new FinetuneOperator() };
+const SCENARIOS = ["burst", "steady", "recovery"] as const;
+const GPUS_PER_NODE = 8;
+
+const { values } = parseArgs({
+  options: {
+    jobs: { type: "string", default: "1,100" },
+    scenario: { type: "string", default: SCENARIOS.join(",") },
+    concurrency: { type: "string", default: "20" },
+    "steady-seconds": { type: "string", default: "180" },
+    "steady-jobs": { type: "string", default: "100" },
+    "recovery-jobs": { type: "string", default: "20" },
+    "restart-backoff-seconds": { type: "string", default: "0" },
+    nodes: { type: "string" },
+    sut: { type: "string", default: "finetune-operator" },
+    "cluster-dir": { type: "string" },
+    "keep-cluster": { type: "boolean", default: false },
+    out: { type: "string" },
+    markdown: { type: "boolean", default: false },
+    "update-readme": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+  allowPositionals: true,
+  strict: true,
+});
+
+const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
+
+function latestResults(): string {
+  const files = readdirSync(RESULTS_DIR).filter((f) => f.endsWith(".json")).sort();
+  if (files.length === 0) throw new Error(`no results in ${RESULTS_DIR}; run npm run bench first`);
+  return join(RESULTS_DIR, files[files.length - 1]!);
+}
+
+function publish(results: BenchResults): void {
+  const md = renderMarkdown(results);
+  process.stdout.write("\n" + md);
+  if (values["update-readme"]) {
+    const readme = join(ROOT, "README.md");
+    writeFileSync(readme, replaceSection(readFileSync(readme, "utf8"), md));
+    log(`updated ${readme}`);
+  }
+}
+
+function machine(): BenchResults["machine"] {
+  const c = cpus();
+  return {
+    cpus: c.length,
+    cpuModel: c[0]?.model.trim() ?? "unknown",
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${process.platform}/${process.arch}`,
+    note: `Load average at start ${(loadAverage()).join(", ")}; free memory ${Math.round(freemem() / 2 ** 30)} GiB. Everything (control plane, kwok, operator, harness) shares these cores.`,
+  };
+}
+function loadAverage(): string[] {
+  try {
+    return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3);
+  } catch {
+    return ["?"];
+  }
+}
+
+async function main(): Promise<void> {
+  if (values.help) {
+    process.stdout.write(readFileSync(fileURLToPath(import.meta.url), "utf8").split("*/")[0]!.replace(/^\/\*\*?\n?/, "").replace(/^ \* ?/gm, "") + "\n");
+    return;
+  }
+  if (values.markdown) {
+    const file = resolve(process.argv.slice(2).find((a) => a.endsWith(".json")) ?? latestResults());
+    publish(JSON.parse(readFileSync(file, "utf8")) as BenchResults);
+    return;
+  }
+  const scenarios = values.scenario!.split(",").map((s) => s.trim());
+  for (const s of scenarios) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}; one of ${SCENARIOS.join(", ")}`);
+  const burstSizes = values.jobs!.split(",").map(Number).sort((a, b) => a - b);
+  if (burstSizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--jobs must be positive integers, got ${values.jobs}`);
+  const steadyJobs = Number(values["steady-jobs"]);
+  const steadySeconds = Number(values["steady-seconds"]);
+  const recoveryJobs = Number(values["recovery-jobs"]);
+  const backoff = Number(values["restart-backoff-seconds"]);
+  const concurrency = Math.max(1, Number(values.concurrency));
+  const makeSut = SUTS[values.sut!];
+  if (!makeSut) throw new Error(`unknown --sut ${values.sut}; one of ${Object.keys(SUTS).join(", ")}`);
+  const sut = makeSut();
+
+  // Enough fake GPUs for the largest burst (1 GPU per job) and every recovery gang (8 GPUs) to run at once.
+  const gpuJobs = Math.max(scenarios.includes("burst") ? burstSizes[burstSizes.length - 1]! : 0, scenarios.includes("steady") ? steadyJobs : 0);
+  const nodes = Number(values.nodes ?? Math.max(4, Math.ceil(gpuJobs / GPUS_PER_NODE), scenarios.includes("recovery") ? recoveryJobs : 0) + 1);
+  // The cluster module reads these when it starts; the bench never touches the shared test cluster.
+  process.env.FINETUNE_CLUSTER_DIR = resolve(values["cluster-dir"] ?? process.env.FINETUNE_BENCH_CLUSTER_DIR ?? join(cacheDir(), "bench-cluster"));
+  process.env.FINETUNE_CLUSTER_NODES = String(nodes);
+  process.env.FINETUNE_CLUSTER_AUDIT_USERS = sut.userName;
+  const cluster = await import("../e2e/cluster/cluster.ts");
+  const { kubeClients } = await import("../e2e/lib/index.ts");
+  const { burst } = await import("./scenarios/burst.ts");
+  const { steady } = await import("./scenarios/steady.ts");
+  const { recovery } = await import("./scenarios/recovery.ts");
+
+  const startedAt = new Date();
+  const resultsFile = values.out ? resolve(values.out) : join(RESULTS_DIR, `${startedAt.toISOString().replace(/[:.]/g, "-")}.json`);
+  const results: BenchResults = {
+    version: 1,
+    startedAt: startedAt.toISOString(),
+    finishedAt: "",
+    machine: machine(),
+    cluster: { nodes, gpusPerNode: GPUS_PER_NODE },
+    options: { scenarios, burstSizes, steadyJobs, steadySeconds, recoveryJobs, restartBackoffSeconds: backoff, concurrency, auditUser: sut.userName },
+    sut: sut.name,
+    scenarios: [],
+  };
+  const save = () => {
+    mkdirSync(dirname(resultsFile), { recursive: true });
+    results.finishedAt = new Date().toISOString();
+    writeFileSync(resultsFile, JSON.stringify(results, null, 2) + "\n");
+  };
+
+  let tornDown = false;
+  const teardown = async () => {
+    if (tornDown || values["keep-cluster"]) return;
+    tornDown = true;
+    log("stopping the benchmark cluster");
+    await sut.stop().catch(() => {});
+    await cluster.down({ log }).catch((e: unknown) => log(`cluster down failed: ${String(e)}`));
+  };
+  process.once("SIGINT", () => void teardown().finally(() => process.exit(130)));
+
+  try {
+    log(`fresh cluster in ${process.env.FINETUNE_CLUSTER_DIR} with ${nodes} kwok nodes, auditing ${sut.userName}`);
+    await cluster.down({ log });
+    const up = await cluster.up({ log });
+    log(`cluster up in ${up.startSeconds.toFixed(1)} s`);
+    const admin = await kubeClients();
+    await sut.install(admin);
+    const ctx: BenchContext = { admin, sut, auditLog: cluster.auditLogPath(), concurrency, log };
+    const run = async (what: string, fn: () => Promise<ScenarioResult>) => {
+      log(`--- ${what}`);
+      const r = await fn();
+      results.scenarios.push(r);
+      save();
+      log(`${what} done in ${r.wallSeconds} s`);
+    };
+    if (scenarios.includes("burst")) for (const n of burstSizes) await run(`burst N=${n}`, () => burst(ctx, n));
+    if (scenarios.includes("steady")) await run(`steady N=${steadyJobs} for ${steadySeconds} s`, () => steady(ctx, steadyJobs, steadySeconds));
+    if (scenarios.includes("recovery")) await run(`recovery N=${recoveryJobs}`, () => recovery(ctx, recoveryJobs, backoff));
+  } finally {
+    save();
+    await teardown();
+  }
+  log(`results: ${resultsFile}`);
+  publish(results);
+}
+
+await main();
+// Watches and keep-alive sockets would keep the process alive.
+process.exit(process.exitCode ?? 0);

@@ -1,0 +1,97 @@
+/** Building blocks the scenarios share: namespaces, paced creates, waiting with progress, windows of audit and /proc figures. */
+import { randomBytes } from "node:crypto";
+import { countRequests, readAuditLog, type AuditCounts } from "../measure/audit.ts";
+import { gangTime, LifecycleRecorder, ownerKey } from "../measure/lifecycle.ts";
+import { ProcSampler } from "../measure/proc.ts";
+import { distribution, type Distribution } from "../measure/stats.ts";
+import type { BenchContext, JobShape } from "./types.ts";
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const MiB = 1024 * 1024;
+
+export async function scenarioNamespace(ctx: BenchContext, prefix: string): Promise<string> {
+  const name = `${prefix}-${randomBytes(3).toString("hex")}`;
+  await ctx.admin.core.createNamespace({ body: { metadata: { name, labels: { "bench.finetune.dev/scenario": prefix } } } });
+  return name;
+}
+
+/** Runs `fn` over items with at most `concurrency` in flight. */
+export async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+}
+
+/** Creates `names` as user jobs of `shape`, recording request and answer times. */
+export async function createJobs(ctx: BenchContext, rec: LifecycleRecorder, namespace: string, names: string[], shape: JobShape): Promise<void> {
+  const r = ctx.sut.jobResource;
+  await pool(names, ctx.concurrency, async (name) => {
+    const body = ctx.sut.jobManifest(name, namespace, shape);
+    const requestMs = Date.now();
+    await ctx.admin.custom.createNamespacedCustomObject({ group: r.group, version: r.version, namespace, plural: r.plural, body });
+    rec.noteCreate(name, { requestMs, createdMs: Date.now() });
+  });
+}
+
+/** Polls `check` (which returns a progress line, or true when done) every second, logging progress every 10 s. */
+export async function waitProgress(ctx: BenchContext, what: string, timeoutMs: number, check: () => string | true): Promise<boolean> {
+  const t0 = Date.now();
+  let lastLog = t0;
+  for (;;) {
+    const state = check();
+    if (state === true) return true;
+    if (Date.now() - t0 > timeoutMs) {
+      ctx.log(`gave up waiting for ${what} after ${((Date.now() - t0) / 1000).toFixed(0)} s: ${state}`);
+      return false;
+    }
+    if (Date.now() - lastLog >= 10_000) {
+      ctx.log(`  waiting for ${what} (${((Date.now() - t0) / 1000).toFixed(0)} s): ${state}`);
+      lastLog = Date.now();
+    }
+    await sleep(250);
+  }
+}
+
+/** Audit counts of the controller's user in [fromMs, toMs], once the API server has written them. */
+export async function auditWindow(ctx: BenchContext, fromMs: number, toMs: number): Promise<AuditCounts> {
+  await sleep(1500);
+  return countRequests(await readAuditLog(ctx.auditLog, ctx.sut.userName), { user: ctx.sut.userName, fromMs, toMs });
+}
+
+/** Latencies from the create answer to attempt-0 milestones, per job that reached them. */
+export function creationLatencies(rec: LifecycleRecorder, gangSize: number): { firstStatus?: Distribution; reaction?: Distribution; allPodsRunning?: Distribution } {
+  const firstStatus: number[] = [];
+  const reaction: number[] = [];
+  const running: number[] = [];
+  for (const [job, c] of rec.creates) {
+    const key = ownerKey(job, 0);
+    const ack = rec.acknowledged.get(job);
+    if (ack !== undefined) firstStatus.push(ack - c.createdMs);
+    const seen = rec.trainingJobSeen.get(key);
+    if (seen !== undefined) reaction.push(seen - c.createdMs);
+    const all = gangTime(rec.podRunning.get(key), gangSize);
+    if (all !== undefined) running.push(all - c.createdMs);
+  }
+  const f = distribution(firstStatus);
+  const r = distribution(reaction);
+  const a = distribution(running);
+  return { ...(f ? { firstStatus: f } : {}), ...(r ? { reaction: r } : {}), ...(a ? { allPodsRunning: a } : {}) };
+}
+
+export function startSampler(ctx: BenchContext): ProcSampler {
+  if (ctx.sut.pid() === undefined) throw new Error(`${ctx.sut.name} has no pid`);
+  return new ProcSampler(() => ctx.sut.pid(), 500);
+}
+
+export const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** RSS of the first sample (taken when the controller had just become ready). */
+export function startRss(sampler: ProcSampler): { startRssMiB?: number } {
+  const first = sampler.samples[0];
+  return first ? { startRssMiB: round(first.rssBytes / MiB) } : {};
+}

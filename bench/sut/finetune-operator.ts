@@ -1,0 +1,196 @@
+/**
+ * finetune-operator as a system under test: installed from the plain manifests
+ * (manifests/finetune-operator.yaml, rendered from the Helm chart) minus the
+ * Deployment and PDB, and run as a local process configured like the
+ * Deployment's container, authenticated as the chart's ServiceAccount.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PatchStrategy, setHeaderOptions, type KubernetesObject, type V1Deployment, type V1EnvVar, type V1Pod } from "@kubernetes/client-node";
+import { parseAllDocuments, stringify } from "yaml";
+import { GROUP, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_MANAGED_BY, LABEL_STAGE, MANAGED_BY, PLURAL, VERSION } from "../../src/api/group.ts";
+import type { FineTuneJobObject } from "../../src/api/schema.ts";
+import { stateDir } from "../../e2e/cluster/cluster.ts";
+import { applyObjects, FATE_ANNOTATION, FIELD_MANAGER, RUN_SECONDS_ANNOTATION, waitFor, type KubeClients } from "../../e2e/lib/index.ts";
+import { ftjManifest } from "../../e2e/lib/ftj.ts";
+import { startOperator, type OperatorProcess } from "../../e2e/lib/operator.ts";
+import type { JobShape, Owner, SutStartOptions, SystemUnderTest } from "./types.ts";
+
+const MANIFESTS = fileURLToPath(new URL("../../manifests/finetune-operator.yaml", import.meta.url));
+const COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index";
+
+export class FinetuneOperator implements SystemUnderTest {
+  readonly name = "finetune-operator";
+  readonly jobResource = { group: GROUP, version: VERSION, plural: PLURAL };
+  readonly trainingJobSelector = `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_STAGE}=train`;
+  readonly trainingPodSelector = `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_STAGE}=train`;
+  settings: Record<string, string | number | boolean> = {};
+  readonly #objects: KubernetesObject[];
+  readonly #deployment: V1Deployment;
+  #kubeconfig: string | undefined;
+  #op: OperatorProcess | undefined;
+  #stopping = false;
+  #startOpts: SutStartOptions | undefined;
+  readonly #incidents: string[] = [];
+
+  constructor() {
+    this.#objects = parseAllDocuments(readFileSync(MANIFESTS, "utf8"))
+      .map((d) => d.toJS() as KubernetesObject | null)
+      .filter((o): o is KubernetesObject => o !== null);
+    this.#deployment = this.#objects.find((o) => o.kind === "Deployment") as V1Deployment;
+  }
+
+  get namespace(): string {
+    return this.#deployment.metadata!.namespace!;
+  }
+
+  get serviceAccount(): string {
+    return this.#deployment.spec!.template.spec!.serviceAccountName!;
+  }
+
+  get userName(): string {
+    return `system:serviceaccount:${this.namespace}:${this.serviceAccount}`;
+  }
+
+  async install(admin: KubeClients): Promise<void> {
+    const crd = this.#objects.find((o) => o.kind === "CustomResourceDefinition")!;
+    // Plain JSON: client-node's typed serializer drops the schema's x-kubernetes-* keys (kubernetes-client/javascript #2384).
+    await admin.custom.patchClusterCustomObject(
+      { group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", name: crd.metadata!.name!, body: crd, fieldManager: FIELD_MANAGER, force: true },
+      setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
+    );
+    await waitFor("FineTuneJob CRD established", async () => {
+      const got = await admin.apiext.readCustomResourceDefinition({ name: crd.metadata!.name! });
+      return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
+    });
+    const rest = this.#objects.filter((o) => !["CustomResourceDefinition", "Deployment", "PodDisruptionBudget"].includes(o.kind!));
+    await applyObjects(rest, { clients: admin, namespace: this.namespace });
+    const { status } = await admin.core.createNamespacedServiceAccountToken({ namespace: this.namespace, name: this.serviceAccount, body: { spec: { expirationSeconds: 24 * 3600 } } });
+    const cluster = admin.kc.getCurrentCluster()!;
+    const ca = cluster.caData ?? (cluster.caFile ? readFileSync(cluster.caFile).toString("base64") : undefined);
+    this.#kubeconfig = join(stateDir(), "bench-operator.kubeconfig");
+    writeFileSync(
+      this.#kubeconfig,
+      stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{ name: "local", cluster: { server: cluster.server, ...(ca ? { "certificate-authority-data": ca } : { "insecure-skip-tls-verify": true }) } }],
+        users: [{ name: this.userName, user: { token: status!.token! } }],
+        contexts: [{ name: "operator", context: { cluster: "local", user: this.userName, namespace: this.namespace } }],
+        "current-context": "operator",
+      }),
+      { mode: 0o600 },
+    );
+  }
+
+  /** The Deployment container's environment, with the downward API resolved for a made-up pod name. */
+  #env(): Record<string, string> {
+    const env: Record<string, string> = {};
+    const pod = { name: `${this.#deployment.metadata!.name}-bench-0`, namespace: this.namespace };
+    for (const e of (this.#deployment.spec?.template.spec?.containers[0]?.env ?? []) as V1EnvVar[]) {
+      const field = e.valueFrom?.fieldRef?.fieldPath;
+      if (e.value !== undefined) env[e.name] = e.value;
+      else if (field === "metadata.name") env[e.name] = pod.name;
+      else if (field === "metadata.namespace") env[e.name] = pod.namespace;
+    }
+    return env;
+  }
+
+  async start(opts: SutStartOptions): Promise<void> {
+    if (!this.#kubeconfig) throw new Error("install() first");
+    this.#stopping = false;
+    this.#startOpts = opts;
+    const env = this.#env();
+    await this.#launch();
+    this.settings = {
+      leaderElect: true,
+      concurrency: Number(env.FINETUNE_CONCURRENCY ?? 8),
+      resyncSeconds: opts.resyncSeconds ?? Number(env.FINETUNE_RESYNC_SECONDS ?? 600),
+      restartBackoffSeconds: opts.restartBackoffSeconds ?? Number(env.FINETUNE_RESTART_BACKOFF_SECONDS ?? 10),
+      watchNamespace: opts.namespace,
+    };
+  }
+
+  /**
+   * Starts one operator process and waits until it leads. When it exits on its own (e.g. it
+   * lost the Lease), it is started again after 1 s, as the kubelet or the standby replica of
+   * the Deployment would, and the exit is recorded as an incident with its last log lines.
+   */
+  async #launch(readyTimeoutMs = 60_000): Promise<void> {
+    const opts = this.#startOpts!;
+    const env = this.#env();
+    // startOperator passes e2e defaults as flags (backoff 1 s, pull grace 5 s); put the Deployment's values back, then the scenario's hints.
+    const extraArgs = [
+      `--restart-backoff-seconds=${opts.restartBackoffSeconds ?? env.FINETUNE_RESTART_BACKOFF_SECONDS ?? 10}`,
+      `--image-pull-grace-seconds=${env.FINETUNE_IMAGE_PULL_GRACE_SECONDS ?? 300}`,
+      ...(opts.resyncSeconds !== undefined ? [`--resync-seconds=${opts.resyncSeconds}`] : []),
+    ];
+    const op = await startOperator({ kubeconfig: this.#kubeconfig!, leaderElect: true, namespace: opts.namespace, env, extraArgs });
+    this.#op = op;
+    let stderr = "";
+    op.proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    op.proc.once("exit", (code, signal) => {
+      if (this.#stopping || this.#op !== op) return;
+      const last = op.logs.slice(-6).map((l) => `${String(l.level ?? "")} ${String(l.msg ?? "")}${l.err ? ` ${JSON.stringify(l.err).slice(0, 200)}` : ""}`);
+      this.#incident(`${new Date().toISOString()} operator exited (code ${code}, signal ${signal}); restarted. Last log lines: ${last.join(" | ")}${stderr ? ` | stderr: ${stderr.slice(-300)}` : ""}`);
+      setTimeout(() => {
+        // A restart lists everything again and may wait out the old Lease: give it longer.
+        if (!this.#stopping) this.#launch(300_000).catch((e: unknown) => this.#incident(`restart failed: ${String(e)}`));
+      }, 1000);
+    });
+    await waitFor("operator ready and leading", async (note) => {
+      const ready = (await fetch(`http://127.0.0.1:${op.port}/readyz`)).status;
+      const leading = op.logs.some((l) => l.msg === "became leader; reconciling");
+      note({ ready, leading, lastLogs: op.logs.slice(-5) });
+      return ready === 200 && leading;
+    }, { timeoutMs: 60_000 });
+  }
+
+  #incident(text: string): void {
+    this.#incidents.push(text);
+    process.stderr.write(`[bench] ${this.name}: ${text}\n`);
+  }
+
+  takeIncidents(): string[] {
+    return this.#incidents.splice(0);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await this.#op?.stop();
+    this.#op = undefined;
+  }
+
+  pid(): number | undefined {
+    return this.#op?.proc.pid;
+  }
+
+  jobManifest(name: string, namespace: string, shape: JobShape): FineTuneJobObject {
+    const podAnnotations: Record<string, string> = { [FATE_ANNOTATION]: shape.fate === "run" ? "run" : "succeed" };
+    if (shape.runSeconds !== undefined) podAnnotations[RUN_SECONDS_ANNOTATION] = String(shape.runSeconds);
+    // No preprocess, merge on CPU: train and merge are the stages that run (what e2e/scale.test.ts measures).
+    return ftjManifest(name, namespace, { nodes: shape.nodes, gpusPerNode: shape.gpusPerNode, preprocess: { enabled: false }, merge: { onCPU: true }, podAnnotations });
+  }
+
+  ownerOf(obj: KubernetesObject): Owner | undefined {
+    const labels = obj.metadata?.labels ?? {};
+    const job = labels[LABEL_JOB_NAME];
+    const attempt = Number(labels[LABEL_ATTEMPT] ?? NaN);
+    return job && Number.isInteger(attempt) ? { job, attempt } : undefined;
+  }
+
+  acknowledged(job: KubernetesObject): boolean {
+    return (job as unknown as FineTuneJobObject).status?.phase !== undefined;
+  }
+
+  terminalPhase(job: KubernetesObject): "Succeeded" | "Failed" | undefined {
+    const phase = (job as unknown as FineTuneJobObject).status?.phase;
+    return phase === "Succeeded" || phase === "Failed" ? phase : undefined;
+  }
+
+  rankOf(pod: V1Pod): number | undefined {
+    const v = pod.metadata?.annotations?.[COMPLETION_INDEX];
+    return v === undefined ? undefined : Number(v);
+  }
+}
