@@ -148,8 +148,6 @@ const stageStatus = z
     retries: z.number().int().min(0).meta({ description: "Failed attempts that counted towards the stage's retry limit." }),
     active: z.number().int().optional(),
     ready: z.number().int().optional(),
-    succeeded: z.number().int().optional(),
-    failed: z.number().int().optional(),
     startTime: z.string().optional(),
     completionTime: z.string().optional(),
   })

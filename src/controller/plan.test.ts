@@ -817,6 +817,14 @@ describe("decide: suspend, TTL and spec drift", () => {
     assert.equal(cond(reverted.status, "SpecChangeRejected")?.status, "False");
   });
 
+  it("a running stage stays Running between its pods' exit and the Job's Complete condition", () => {
+    const running = trainRunning();
+    assert.equal(running.obj.status?.stages?.train?.phase, "Running");
+    const { d } = step(running, { jobs: [job("preprocess", 0).complete(), job("train", 0)], pods: [pod("train", 0)] });
+    assert.equal(d.status.stages?.train?.phase, "Running", "no active pod and no condition yet is not a return to Pending");
+    assert.equal(d.status.stages?.train?.active, 0);
+  });
+
   it("a restart after a rejected spec change runs with the image and shape the job started with", () => {
     const running = trainRunning();
     assert.deepEqual(running.obj.status?.startedWith, { image: "axolotlai/axolotl:0.18.0", nodes: 1, gpusPerNode: 1 });

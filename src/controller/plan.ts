@@ -360,7 +360,10 @@ function runStage(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus,
     attemptEnded(p, input, stage, ss, failure, current, pods);
     return;
   }
-  ss.phase = current.spec?.suspend ? "Pending" : (current.status?.active ?? 0) > 0 ? "Running" : "Pending";
+  // A Job whose pods have run is Running until its Complete/Failed condition: between a pod's exit and that condition
+  // the Job shows no active pod (and may not have counted the exit yet), which is not a return to Pending.
+  const started = ss.phase === "Running" || (current.status?.active ?? 0) + (current.status?.succeeded ?? 0) + (current.status?.failed ?? 0) > 0;
+  ss.phase = current.spec?.suspend ? "Pending" : started ? "Running" : "Pending";
   st.message = `${stage} attempt ${ss.attempt}: ${current.status?.ready ?? 0}/${current.spec?.parallelism ?? 1} pod(s) ready (Job ${current.metadata?.name})`;
   if (current.spec?.suspend) st.message = `${stage} Job ${current.metadata?.name} is queued (suspended until admitted, e.g. by Kueue)`;
   const resume = resumePoint(pods);
@@ -378,12 +381,15 @@ function resumePoint(pods: readonly V1Pod[]): string | undefined {
   return undefined;
 }
 
+/**
+ * Mirrors the Job's active and ready pods (what `kubectl finetune status` shows). Not its succeeded/failed counts:
+ * they change on the way to the Job's own Complete/Failed condition, which is what the planner acts on, and each
+ * mirrored change would be one more status write.
+ */
 function copyCounts(ss: StageStatus, job: V1Job): void {
   ss.jobName = job.metadata?.name;
   ss.active = job.status?.active ?? 0;
   ss.ready = job.status?.ready ?? 0;
-  ss.succeeded = job.status?.succeeded ?? 0;
-  ss.failed = job.status?.failed ?? 0;
 }
 
 function syncTrainCounters(st: FineTuneJobStatus): void {
@@ -485,8 +491,6 @@ function startNextAttempt(p: Planner, input: RenderInput, stage: Stage, ss: Stag
   ss.jobName = stageJobName(input.job.name, stage, ss.attempt);
   delete ss.active;
   delete ss.ready;
-  delete ss.succeeded;
-  delete ss.failed;
   addRecord(p, { stage, attempt: ss.attempt, startTime: p.now, result: "Running" });
   if (stage === "train") syncTrainCounters(st);
   st.message = `${stage} attempt ${ss.attempt}: Job ${ss.jobName}`;

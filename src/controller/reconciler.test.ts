@@ -22,3 +22,39 @@ describe("executionBatches", () => {
     assert.deepEqual(executionBatches([]), []);
   });
 });
+
+describe("Reconciler: its own status write not yet in the cache", () => {
+  it("decides nothing from the job as it was before the write; goes on once the cache moves", async () => {
+    const { Reconciler } = await import("./reconciler.ts");
+    const { pino } = await import("pino");
+    const { DEFAULT_PLANNER_SETTINGS } = await import("./plan.ts");
+    const calls: string[] = [];
+    let cached = {
+      apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob",
+      metadata: { name: "demo", namespace: "ns", uid: "u1", generation: 1, resourceVersion: "1" },
+      spec: { config: { base_model: "m", adapter: "lora", lora_r: 8, lora_alpha: 16, lora_target_linear: true, datasets: [{ path: "d", type: "alpaca" }], micro_batch_size: 1, gradient_accumulation_steps: 1, num_epochs: 1, learning_rate: 0.0001, sequence_len: 512 } },
+    } as unknown as import("../api/schema.ts").FineTuneJobObject;
+    const api = {
+      replaceStatus: async () => { calls.push("status"); return {}; },
+      create: async (o: { kind: string }) => { calls.push(`create ${o.kind}`); return {}; },
+      event: async () => {},
+      createEvent: async () => {},
+    };
+    const none = () => undefined;
+    const reconciler = new Reconciler({
+      api: api as never,
+      caches: { getFineTuneJob: () => cached, jobsOf: () => [], podsOf: () => [], configMap: none, service: none, claim: none },
+      settings: { ...DEFAULT_PLANNER_SETTINGS, launcherSource: "# stub\n" },
+      logger: pino({ level: "silent" }),
+      identity: "test",
+    });
+    await reconciler.reconcile("ns/demo");
+    assert.ok(calls.includes("status") && calls.includes("create Job"), calls.join(", "));
+    calls.length = 0;
+    await reconciler.reconcile("ns/demo"); // a child's event, before the job's own update reached the cache
+    assert.deepEqual(calls, [], "no repeated status write, no repeated creates");
+    cached = { ...cached, metadata: { ...cached.metadata, resourceVersion: "2" } }; // the cache caught up (status omitted: decides again)
+    await reconciler.reconcile("ns/demo");
+    assert.ok(calls.length > 0, "decides again once the cache moved");
+  });
+});

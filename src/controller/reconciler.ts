@@ -50,6 +50,14 @@ const renderedConfigs = new LruCache<Record<string, unknown>>(512);
 
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
+  /**
+   * resourceVersion a status write was based on, per job, until the cache shows something newer. Children created
+   * right after a status write send events that can arrive before the job's own update: deciding from the job as
+   * it was before the write would only repeat the write (409 Conflict) and the creates (409 AlreadyExists). The
+   * update event that the write causes enqueues the job again, so skipping loses nothing; the map is memory only
+   * (after a restart the worst case is those harmless conflicts).
+   */
+  readonly #writtenFrom = new Map<string, string>();
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
@@ -57,7 +65,15 @@ export class Reconciler {
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const ftj = this.#deps.caches.getFineTuneJob(key);
-    if (!ftj) return {}; // deleted: garbage collection removes its children
+    if (!ftj) {
+      this.#writtenFrom.delete(key);
+      return {}; // deleted: garbage collection removes its children
+    }
+    const writtenFrom = this.#writtenFrom.get(key);
+    if (writtenFrom !== undefined) {
+      if (ftj.metadata.resourceVersion === writtenFrom) return {}; // our own status write is not in the cache yet
+      this.#writtenFrom.delete(key);
+    }
     const reconcileId = (++reconcileCounter).toString(36);
     const log = this.#deps.logger.child({ job: key, reconcileId });
     return traced("reconcile FineTuneJob", () => this.#reconcile(ftj, log), { "finetune.job": key, "finetune.reconcile_id": reconcileId });
@@ -126,6 +142,7 @@ export class Reconciler {
     if (decision.statusChanged) {
       try {
         await api.replaceStatus({ ...ftj, status: decision.status });
+        if (ftj.metadata.resourceVersion) this.#writtenFrom.set(`${ns}/${name}`, ftj.metadata.resourceVersion);
       } catch (err) {
         if (isNotFound(err)) return {};
         // Our cache was behind: decide again from fresher state; act on nothing decided from stale state.
