@@ -58,3 +58,44 @@ describe("Reconciler: its own status write not yet in the cache", () => {
     assert.ok(calls.length > 0, "decides again once the cache moved");
   });
 });
+
+describe("Reconciler: a Job it created that the cache does not show yet", () => {
+  it("is not created again when the job's own update arrives first", async () => {
+    const { Reconciler } = await import("./reconciler.ts");
+    const { pino } = await import("pino");
+    const { DEFAULT_PLANNER_SETTINGS } = await import("./plan.ts");
+    const calls: string[] = [];
+    let rv = 1;
+    let cached = {
+      apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob",
+      metadata: { name: "demo", namespace: "ns", uid: "u1", generation: 1, resourceVersion: "1" },
+      spec: { preprocess: { enabled: false }, config: { base_model: "m", adapter: "lora", lora_r: 8, lora_alpha: 16, lora_target_linear: true, datasets: [{ path: "d", type: "alpaca" }], micro_batch_size: 1, gradient_accumulation_steps: 1, num_epochs: 1, learning_rate: 0.0001, sequence_len: 512 } },
+    } as unknown as import("../api/schema.ts").FineTuneJobObject;
+    const api = {
+      // The FineTuneJob cache catches up with each status write at once; the Job cache never does here.
+      replaceStatus: async (obj: typeof cached) => {
+        calls.push("status");
+        cached = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(++rv) } };
+        return cached;
+      },
+      create: async (o: { kind: string; metadata: { name: string } }) => {
+        calls.push(`create ${o.kind} ${o.metadata.name}`);
+        return o;
+      },
+      createEvent: async () => {},
+    };
+    const none = () => undefined;
+    const reconciler = new Reconciler({
+      api: api as never,
+      caches: { getFineTuneJob: () => cached, jobsOf: () => [], podsOf: () => [], configMap: none, service: none, claim: none },
+      settings: { ...DEFAULT_PLANNER_SETTINGS, launcherSource: "# stub\n" },
+      logger: pino({ level: "silent" }),
+      identity: "test",
+    });
+    await reconciler.reconcile("ns/demo");
+    assert.ok(calls.includes("create Job demo-train-0"), calls.join(", "));
+    calls.length = 0;
+    await reconciler.reconcile("ns/demo");
+    assert.ok(!calls.some((c) => c.startsWith("create Job")), `no second create: ${calls.join(", ")}`);
+  });
+});

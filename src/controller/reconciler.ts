@@ -58,6 +58,13 @@ export class Reconciler {
    * (after a restart the worst case is those harmless conflicts).
    */
   readonly #writtenFrom = new Map<string, string>();
+  /**
+   * Jobs this replica created that the cache does not show yet, per FineTuneJob (read-your-writes). The planner
+   * sees them as just created, instead of creating them again (409 AlreadyExists) because the Job's watch event
+   * trails the FineTuneJob's. Dropped as soon as the cache has them, or after 30 s (a Job deleted before the cache
+   * ever showed it must not be assumed forever).
+   */
+  readonly #createdJobs = new Map<string, Array<{ job: V1Job; at: number }>>();
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
@@ -67,6 +74,7 @@ export class Reconciler {
     const ftj = this.#deps.caches.getFineTuneJob(key);
     if (!ftj) {
       this.#writtenFrom.delete(key);
+      this.#createdJobs.delete(key);
       return {}; // deleted: garbage collection removes its children
     }
     const writtenFrom = this.#writtenFrom.get(key);
@@ -130,7 +138,7 @@ export class Reconciler {
         launcher: caches.configMap(ns, launcherConfigMapName(settings.launcherSource)) !== undefined,
         service: caches.service(ns, serviceName(name)) !== undefined,
         ...(caches.claim(ns, outputClaimName(name)) ? { claim: caches.claim(ns, outputClaimName(name))! } : {}),
-        jobs: caches.jobsOf(ns, name),
+        jobs: this.#observedJobs(`${ns}/${name}`, caches.jobsOf(ns, name)),
         pods: caches.podsOf(ns, name),
       },
       settings,
@@ -162,13 +170,35 @@ export class Reconciler {
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
   }
 
+  /** The cached Jobs plus the ones created here that the cache does not show yet. */
+  #observedJobs(key: string, cached: V1Job[]): V1Job[] {
+    const created = this.#createdJobs.get(key);
+    if (!created) return cached;
+    const names = new Set(cached.map((j) => j.metadata?.name));
+    const now = Date.now();
+    const missing = created.filter((c) => !names.has(c.job.metadata?.name) && now - c.at < 30_000);
+    if (missing.length === 0) {
+      this.#createdJobs.delete(key);
+      return cached;
+    }
+    this.#createdJobs.set(key, missing);
+    return [...cached, ...missing.map((c) => c.job)];
+  }
+
   async #execute(ftj: FineTuneJobObject, action: Action, log: Logger): Promise<void> {
     const { api } = this.#deps;
     switch (action.kind) {
       case "create":
         try {
-          await api.create(action.object);
-          if (action.object.kind === "Job") this.#emit(ftj, "Normal", "JobCreated", `created Job ${action.object.metadata?.name}`, log);
+          const created = await api.create(action.object);
+          if (action.object.kind === "Job") {
+            const key = `${ftj.metadata.namespace}/${ftj.metadata.name}`;
+            // What the API server answered (status empty): the planner treats it as just created.
+            const job = (created && typeof created === "object" ? created : action.object) as V1Job;
+            const trimmed: V1Job = { metadata: job.metadata, spec: { parallelism: job.spec?.parallelism, completions: job.spec?.completions, suspend: job.spec?.suspend } as V1Job["spec"], status: {} };
+            this.#createdJobs.set(key, [...(this.#createdJobs.get(key) ?? []), { job: trimmed, at: Date.now() }]);
+            this.#emit(ftj, "Normal", "JobCreated", `created Job ${action.object.metadata?.name}`, log);
+          }
         } catch (err) {
           if (!isAlreadyExists(err)) throw err; // a lagging cache: it is there already
         }
