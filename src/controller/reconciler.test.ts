@@ -34,8 +34,10 @@ describe("Reconciler: its own status write not yet in the cache", () => {
       metadata: { name: "demo", namespace: "ns", uid: "u1", generation: 1, resourceVersion: "1" },
       spec: { config: { base_model: "m", adapter: "lora", lora_r: 8, lora_alpha: 16, lora_target_linear: true, datasets: [{ path: "d", type: "alpaca" }], micro_batch_size: 1, gradient_accumulation_steps: 1, num_epochs: 1, learning_rate: 0.0001, sequence_len: 512 } },
     } as unknown as import("../api/schema.ts").FineTuneJobObject;
+    let writtenRv = "2";
     const api = {
-      replaceStatus: async () => { calls.push("status"); return {}; },
+      // The write succeeds (a new resourceVersion), but the cache keeps showing the job as it was.
+      replaceStatus: async (o: { metadata: object }) => { calls.push("status"); return { ...o, metadata: { ...o.metadata, resourceVersion: writtenRv } }; },
       create: async (o: { kind: string }) => { calls.push(`create ${o.kind}`); return {}; },
       event: async () => {},
       createEvent: async () => {},
@@ -51,11 +53,15 @@ describe("Reconciler: its own status write not yet in the cache", () => {
     await reconciler.reconcile("ns/demo");
     assert.ok(calls.includes("status") && calls.includes("create Job"), calls.join(", "));
     calls.length = 0;
-    await reconciler.reconcile("ns/demo"); // a child's event, before the job's own update reached the cache
-    assert.deepEqual(calls, [], "no repeated status write, no repeated creates");
+    assert.deepEqual((await reconciler.reconcile("ns/demo")).requeueAfterMs, 30_000, "a safety net in case no update event comes");
+    assert.equal(calls.length, 0, `no repeated status write, no repeated creates: ${calls.join(", ")}`);
     cached = { ...cached, metadata: { ...cached.metadata, resourceVersion: "2" } }; // the cache caught up (status omitted: decides again)
+    writtenRv = "2"; // and this time the API server finds nothing to change: no new version, no event to wait for
     await reconciler.reconcile("ns/demo");
     assert.ok(calls.length > 0, "decides again once the cache moved");
+    calls.length = 0;
+    await reconciler.reconcile("ns/demo");
+    assert.ok(calls.includes("status"), "a no-op write does not make it wait for an event that never comes");
   });
 });
 

@@ -55,9 +55,10 @@ export class Reconciler {
    * right after a status write send events that can arrive before the job's own update: deciding from the job as
    * it was before the write would only repeat the write (409 Conflict) and the creates (409 AlreadyExists). The
    * update event that the write causes enqueues the job again, so skipping loses nothing; the map is memory only
-   * (after a restart the worst case is those harmless conflicts).
+   * (after a restart the worst case is those harmless conflicts). Recorded only when the write produced a new
+   * resourceVersion (a no-op update produces no event), and trusted for 30 s at most.
    */
-  readonly #writtenFrom = new Map<string, string>();
+  readonly #writtenFrom = new Map<string, { rv: string; at: number }>();
   /**
    * Jobs this replica created that the cache does not show yet, per FineTuneJob (read-your-writes). The planner
    * sees them as just created, instead of creating them again (409 AlreadyExists) because the Job's watch event
@@ -79,7 +80,8 @@ export class Reconciler {
     }
     const writtenFrom = this.#writtenFrom.get(key);
     if (writtenFrom !== undefined) {
-      if (ftj.metadata.resourceVersion === writtenFrom) return {}; // our own status write is not in the cache yet
+      // Our own status write is not in the cache yet: its update event will enqueue the job again.
+      if (ftj.metadata.resourceVersion === writtenFrom.rv && Date.now() - writtenFrom.at < 30_000) return { requeueAfterMs: 30_000 };
       this.#writtenFrom.delete(key);
     }
     const reconcileId = (++reconcileCounter).toString(36);
@@ -149,8 +151,9 @@ export class Reconciler {
 
     if (decision.statusChanged) {
       try {
-        await api.replaceStatus({ ...ftj, status: decision.status });
-        if (ftj.metadata.resourceVersion) this.#writtenFrom.set(`${ns}/${name}`, ftj.metadata.resourceVersion);
+        const written = await api.replaceStatus({ ...ftj, status: decision.status });
+        const before = ftj.metadata.resourceVersion;
+        if (before && written?.metadata?.resourceVersion && written.metadata.resourceVersion !== before) this.#writtenFrom.set(`${ns}/${name}`, { rv: before, at: Date.now() });
       } catch (err) {
         if (isNotFound(err)) return {};
         // Our cache was behind: decide again from fresher state; act on nothing decided from stale state.
