@@ -14,18 +14,19 @@
  * Run: npx node --test e2e/install.test.ts   (starts the cluster if it is not running)
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
-import { PatchStrategy, setHeaderOptions, type KubernetesObject, type V1Deployment, type V1EnvVar, type V1ResourceAttributes } from "@kubernetes/client-node";
-import { parse, parseAllDocuments, stringify } from "yaml";
+import type { KubernetesObject, V1Deployment, V1ResourceAttributes } from "@kubernetes/client-node";
+import { parse, parseAllDocuments } from "yaml";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
 import { progressAudience } from "../src/render/children.ts";
 import { helm, helmBinary } from "../scripts/render-manifests.ts";
-import { applyObjects, apiStatus, FATE_ANNOTATION, FIELD_MANAGER, freshNamespace, ignoreNotFound, kubeClients, kubeClientsForToken, setPodLogs, waitFor, type KubeClients } from "./lib/index.ts";
+import { applyObjects, apiStatus, FATE_ANNOTATION, freshNamespace, ignoreNotFound, kubeClients, kubeClientsForToken, setPodLogs, waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, finishPod, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
+import { applyCrdObject, deploymentEnv, writeServiceAccountKubeconfig } from "./lib/install.ts";
 import { metricValue, startOperator, type OperatorProcess } from "./lib/operator.ts";
 
 const CHART = fileURLToPath(new URL("../charts/finetune-operator", import.meta.url));
@@ -42,32 +43,7 @@ async function renderChart(release: string, namespace: string, values: string[])
 }
 
 /** Applies the chart's CRD (Helm's crds/ directory) and waits until it is served. */
-async function applyChartCrd(): Promise<void> {
-  const crd = parse(readFileSync(CHART_CRD, "utf8")) as KubernetesObject;
-  // Plain JSON through CustomObjectsApi: client-node's typed serializer (KubernetesObjectApi) drops the
-  // schema's x-kubernetes-* keys (kubernetes-client/javascript #2384) and the API server rejects the rest.
-  await k.custom.patchClusterCustomObject(
-    { group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", name: crd.metadata!.name!, body: crd, fieldManager: FIELD_MANAGER, force: true },
-    setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
-  );
-  await waitFor("FineTuneJob CRD established", async () => {
-    const got = await k.apiext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-    return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
-  });
-}
-
-/** The environment the Deployment's container would get, with the downward API resolved for a pod of that name. */
-function containerEnv(deployment: V1Deployment, pod: { name: string; namespace: string }): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const e of (deployment.spec?.template.spec?.containers[0]?.env ?? []) as V1EnvVar[]) {
-    const field = e.valueFrom?.fieldRef?.fieldPath;
-    if (e.value !== undefined) env[e.name] = e.value;
-    else if (field === "metadata.name") env[e.name] = pod.name;
-    else if (field === "metadata.namespace") env[e.name] = pod.namespace;
-    else throw new Error(`env ${e.name}: the test cannot resolve ${JSON.stringify(e.valueFrom)}`);
-  }
-  return env;
-}
+const applyChartCrd = () => applyCrdObject(k, parse(readFileSync(CHART_CRD, "utf8")) as KubernetesObject);
 
 interface Installed {
   release: string;
@@ -101,26 +77,10 @@ async function install(t: TestContext, namespace: string, values: string[]): Pro
   await applyObjects(objects.filter((o) => o.kind !== "Deployment"), { clients: k, namespace });
 
   const serviceAccount = deployment.spec!.template.spec!.serviceAccountName!;
-  const { status } = await k.core.createNamespacedServiceAccountToken({ namespace, name: serviceAccount, body: { spec: { expirationSeconds: 3600 } } });
-  const token = status!.token!;
-  const cluster = k.kc.getCurrentCluster()!;
-  const ca = cluster.caData ?? (cluster.caFile ? readFileSync(cluster.caFile).toString("base64") : undefined);
   const dir = mkdtempSync(join(tmpdir(), "finetune-install-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const kubeconfig = join(dir, "kubeconfig");
-  const user = `system:serviceaccount:${namespace}:${serviceAccount}`;
-  writeFileSync(
-    kubeconfig,
-    stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      clusters: [{ name: "local", cluster: { server: cluster.server, ...(ca ? { "certificate-authority-data": ca } : { "insecure-skip-tls-verify": true }) } }],
-      users: [{ name: user, user: { token } }],
-      contexts: [{ name: "operator", context: { cluster: "local", user, namespace } }],
-      "current-context": "operator",
-    }),
-    { mode: 0o600 },
-  );
+  const { token, user } = await writeServiceAccountKubeconfig(k, kubeconfig, namespace, serviceAccount, 3600);
   return { release, namespace, serviceAccount, objects, deployment, sa: await kubeClientsForToken(token, user), kubeconfig };
 }
 
@@ -130,7 +90,7 @@ async function runAsDeployment(t: TestContext, inst: Installed, opts: { namespac
   const op = await startOperator({
     kubeconfig: inst.kubeconfig,
     leaderElect: true,
-    env: containerEnv(inst.deployment, { name: podName, namespace: inst.namespace }),
+    env: deploymentEnv(inst.deployment, { name: podName, namespace: inst.namespace }),
     ...(opts.namespace ? { namespace: opts.namespace } : {}),
     ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
   });

@@ -5,18 +5,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CoreV1Api, KubeConfig, V1ConfigMap } from '@kubernetes/client-node';
-import { freshNamespace, kubeClients, type TestNamespace } from './lib/index.ts';
+import { freshNamespace, kubeClients, waitFor, type TestNamespace } from './lib/index.ts';
 import { rawListFn, ResilientInformer, type ListFn } from '../src/runtime/informer.ts';
 
 const LABEL = 'runtime-e2e=informer';
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Polls an in-process condition (informer callbacks) every 20 ms. */
+const until = (cond: () => boolean, what: string, timeoutMs = 15_000) => waitFor(what, cond, { timeoutMs, intervalMs: 20 });
 
 describe('ResilientInformer (real API server)', { timeout: 180_000 }, () => {
   let kc: KubeConfig;
@@ -76,17 +71,17 @@ describe('ResilientInformer (real API server)', { timeout: 180_000 }, () => {
       assert.ok(Object.isFrozen(cached), 'cached objects are frozen outside production');
 
       await create('a', { v: '1' });
-      await waitFor(() => log.includes('add:a'), 'add:a');
+      await until(() => log.includes('add:a'), 'add:a');
       await patchData('a', { v: '2' });
-      await waitFor(() => log.includes('update:a:2'), 'update:a:2');
+      await until(() => log.includes('update:a:2'), 'update:a:2');
       assert.deepEqual(inf.byIndex('v', '2').map((o) => o.metadata?.name), ['a']);
       await remove('a');
-      await waitFor(() => log.includes('delete:a'), 'delete:a');
+      await until(() => log.includes('delete:a'), 'delete:a');
       assert.equal(inf.get(ns, 'a'), undefined);
       assert.deepEqual(inf.list(ns).map((o) => o.metadata?.name), ['pre-existing']);
       assert.ok(!log.some((l) => l.includes('unlabelled')));
       await remove('pre-existing');
-      await waitFor(() => log.includes('delete:pre-existing'), 'delete:pre-existing');
+      await until(() => log.includes('delete:pre-existing'), 'delete:pre-existing');
     } finally {
       await inf.stop();
     }
@@ -121,11 +116,11 @@ describe('ResilientInformer (real API server)', { timeout: 180_000 }, () => {
       await create('born', { v: '1' });
       await patchData('change', { v: '2' });
       await remove('vanish');
-      await waitFor(() => failedLists >= 1, 'at least one failed relist');
+      await until(() => failedLists >= 1, 'at least one failed relist');
       assert.equal(log.length, 0, 'nothing seen while down');
       down = false;
 
-      await waitFor(() => log.length >= 3, 'relist events');
+      await until(() => log.length >= 3, 'relist events');
       assert.deepEqual(log.sort(), ['add:born', 'delete:vanish?', 'update:change:2']);
       assert.ok(inf.restarts >= 2, `restarts=${inf.restarts}`);
       assert.ok(errors.length >= 2);
@@ -134,7 +129,7 @@ describe('ResilientInformer (real API server)', { timeout: 180_000 }, () => {
       // And the new watch works.
       log.length = 0;
       await create('after', { v: '1' });
-      await waitFor(() => log.includes('add:after'), 'add:after on the new watch');
+      await until(() => log.includes('add:after'), 'add:after on the new watch');
     } finally {
       await inf.stop();
       for (const n of ['keep', 'change', 'born', 'after']) await remove(n).catch(() => {});
@@ -163,10 +158,10 @@ describe('ResilientInformer (real API server)', { timeout: 180_000 }, () => {
     inf.on('add', (o) => seen.push(o.metadata?.name ?? ''));
     try {
       await inf.start();
-      await waitFor(() => errors.length === 1, 'the 404 to be reported');
+      await until(() => errors.length === 1, 'the 404 to be reported');
       assert.equal((errors[0] as { statusCode?: number }).statusCode, 404);
       await create('x', { v: '1' });
-      await waitFor(() => seen.includes('x'), 'add:x after recovery');
+      await until(() => seen.includes('x'), 'add:x after recovery');
     } finally {
       await inf.stop();
       await remove('x').catch(() => {});
@@ -184,7 +179,7 @@ describe('ResilientInformer (real API server)', { timeout: 180_000 }, () => {
       await inf.start();
       await new Promise((r) => setTimeout(r, 35_000));
       await create('late', { v: '1' });
-      await waitFor(() => log.includes('add:late'), 'add:late after the idle period');
+      await until(() => log.includes('add:late'), 'add:late after the idle period');
       assert.equal(lists, 1, 'resumed from resourceVersion, no relist');
       assert.equal(inf.restarts, 0);
     } finally {

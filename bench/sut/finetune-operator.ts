@@ -4,16 +4,17 @@
  * Deployment and PDB, and run as a local process configured like the
  * Deployment's container, authenticated as the chart's ServiceAccount.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PatchStrategy, setHeaderOptions, type KubernetesObject, type V1Deployment, type V1EnvVar, type V1Pod } from "@kubernetes/client-node";
-import { parseAllDocuments, stringify } from "yaml";
+import type { KubernetesObject, V1Deployment, V1Pod } from "@kubernetes/client-node";
+import { parseAllDocuments } from "yaml";
 import { GROUP, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_MANAGED_BY, LABEL_STAGE, MANAGED_BY, PLURAL, VERSION } from "../../src/api/group.ts";
 import type { FineTuneJobObject } from "../../src/api/schema.ts";
 import { stateDir } from "../../e2e/cluster/cluster.ts";
-import { applyObjects, FATE_ANNOTATION, FIELD_MANAGER, RUN_SECONDS_ANNOTATION, waitFor, type KubeClients } from "../../e2e/lib/index.ts";
+import { applyObjects, FATE_ANNOTATION, RUN_SECONDS_ANNOTATION, waitFor, type KubeClients } from "../../e2e/lib/index.ts";
 import { ftjManifest } from "../../e2e/lib/ftj.ts";
+import { applyCrdObject, deploymentEnv, writeServiceAccountKubeconfig } from "../../e2e/lib/install.ts";
 import { startOperator, type OperatorProcess } from "../../e2e/lib/operator.ts";
 import type { JobShape, Owner, SutStartOptions, SystemUnderTest } from "./types.ts";
 
@@ -54,47 +55,16 @@ export class FinetuneOperator implements SystemUnderTest {
   }
 
   async install(admin: KubeClients): Promise<void> {
-    const crd = this.#objects.find((o) => o.kind === "CustomResourceDefinition")!;
-    // Plain JSON: client-node's typed serializer drops the schema's x-kubernetes-* keys (kubernetes-client/javascript #2384).
-    await admin.custom.patchClusterCustomObject(
-      { group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", name: crd.metadata!.name!, body: crd, fieldManager: FIELD_MANAGER, force: true },
-      setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
-    );
-    await waitFor("FineTuneJob CRD established", async () => {
-      const got = await admin.apiext.readCustomResourceDefinition({ name: crd.metadata!.name! });
-      return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
-    });
+    await applyCrdObject(admin, this.#objects.find((o) => o.kind === "CustomResourceDefinition")!);
     const rest = this.#objects.filter((o) => !["CustomResourceDefinition", "Deployment", "PodDisruptionBudget"].includes(o.kind!));
     await applyObjects(rest, { clients: admin, namespace: this.namespace });
-    const { status } = await admin.core.createNamespacedServiceAccountToken({ namespace: this.namespace, name: this.serviceAccount, body: { spec: { expirationSeconds: 24 * 3600 } } });
-    const cluster = admin.kc.getCurrentCluster()!;
-    const ca = cluster.caData ?? (cluster.caFile ? readFileSync(cluster.caFile).toString("base64") : undefined);
     this.#kubeconfig = join(stateDir(), "bench-operator.kubeconfig");
-    writeFileSync(
-      this.#kubeconfig,
-      stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: [{ name: "local", cluster: { server: cluster.server, ...(ca ? { "certificate-authority-data": ca } : { "insecure-skip-tls-verify": true }) } }],
-        users: [{ name: this.userName, user: { token: status!.token! } }],
-        contexts: [{ name: "operator", context: { cluster: "local", user: this.userName, namespace: this.namespace } }],
-        "current-context": "operator",
-      }),
-      { mode: 0o600 },
-    );
+    await writeServiceAccountKubeconfig(admin, this.#kubeconfig, this.namespace, this.serviceAccount, 24 * 3600);
   }
 
   /** The Deployment container's environment, with the downward API resolved for a made-up pod name. */
   #env(): Record<string, string> {
-    const env: Record<string, string> = {};
-    const pod = { name: `${this.#deployment.metadata!.name}-bench-0`, namespace: this.namespace };
-    for (const e of (this.#deployment.spec?.template.spec?.containers[0]?.env ?? []) as V1EnvVar[]) {
-      const field = e.valueFrom?.fieldRef?.fieldPath;
-      if (e.value !== undefined) env[e.name] = e.value;
-      else if (field === "metadata.name") env[e.name] = pod.name;
-      else if (field === "metadata.namespace") env[e.name] = pod.namespace;
-    }
-    return env;
+    return deploymentEnv(this.#deployment, { name: `${this.#deployment.metadata!.name}-bench-0`, namespace: this.namespace });
   }
 
   async start(opts: SutStartOptions): Promise<void> {

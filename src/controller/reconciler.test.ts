@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Action } from "./plan.ts";
-import { executionBatches } from "./reconciler.ts";
+import { pino } from "pino";
+import type { FineTuneJobObject, FineTuneJobSpecInput } from "../api/schema.ts";
+import { DEFAULT_PLANNER_SETTINGS, type Action } from "./plan.ts";
+import { executionBatches, Reconciler } from "./reconciler.ts";
 
 const create = (kind: string, name: string): Action => ({ kind: "create", object: { apiVersion: "v1", kind, metadata: { name } } });
 const names = (batches: Action[][]) => batches.map((b) => b.map((a) => (a.kind === "create" ? a.object.metadata?.name : a.kind === "delete" ? `delete ${a.name}` : a.kind)));
@@ -23,32 +25,36 @@ describe("executionBatches", () => {
   });
 });
 
+/** A new FineTuneJob as the cache would hold it (resourceVersion 1, no status). */
+function newJob(spec: Partial<FineTuneJobSpecInput> = {}): FineTuneJobObject {
+  return {
+    apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob",
+    metadata: { name: "demo", namespace: "ns", uid: "u1", generation: 1, resourceVersion: "1" },
+    spec: { ...spec, config: { base_model: "m", adapter: "lora", lora_r: 8, lora_alpha: 16, lora_target_linear: true, datasets: [{ path: "d", type: "alpaca" }], micro_batch_size: 1, gradient_accumulation_steps: 1, num_epochs: 1, learning_rate: 0.0001, sequence_len: 512 } },
+  } as unknown as FineTuneJobObject;
+}
+
+/** A Reconciler over a FineTuneJob cache the test controls, empty child caches, and a recording API stub. */
+function reconcilerOver(cached: () => FineTuneJobObject, api: Record<string, unknown>): Reconciler {
+  const none = () => undefined;
+  return new Reconciler({
+    api: { createEvent: async () => {}, ...api } as never,
+    caches: { getFineTuneJob: cached, jobsOf: () => [], podsOf: () => [], configMap: none, service: none, claim: none },
+    settings: { ...DEFAULT_PLANNER_SETTINGS, launcherSource: "# stub\n" },
+    logger: pino({ level: "silent" }),
+    identity: "test",
+  });
+}
+
 describe("Reconciler: its own status write not yet in the cache", () => {
   it("decides nothing from the job as it was before the write; goes on once the cache moves", async () => {
-    const { Reconciler } = await import("./reconciler.ts");
-    const { pino } = await import("pino");
-    const { DEFAULT_PLANNER_SETTINGS } = await import("./plan.ts");
     const calls: string[] = [];
-    let cached = {
-      apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob",
-      metadata: { name: "demo", namespace: "ns", uid: "u1", generation: 1, resourceVersion: "1" },
-      spec: { config: { base_model: "m", adapter: "lora", lora_r: 8, lora_alpha: 16, lora_target_linear: true, datasets: [{ path: "d", type: "alpaca" }], micro_batch_size: 1, gradient_accumulation_steps: 1, num_epochs: 1, learning_rate: 0.0001, sequence_len: 512 } },
-    } as unknown as import("../api/schema.ts").FineTuneJobObject;
+    let cached = newJob();
     let writtenRv = "2";
-    const api = {
+    const reconciler = reconcilerOver(() => cached, {
       // The write succeeds (a new resourceVersion), but the cache keeps showing the job as it was.
       replaceStatus: async (o: { metadata: object }) => { calls.push("status"); return { ...o, metadata: { ...o.metadata, resourceVersion: writtenRv } }; },
       create: async (o: { kind: string }) => { calls.push(`create ${o.kind}`); return {}; },
-      event: async () => {},
-      createEvent: async () => {},
-    };
-    const none = () => undefined;
-    const reconciler = new Reconciler({
-      api: api as never,
-      caches: { getFineTuneJob: () => cached, jobsOf: () => [], podsOf: () => [], configMap: none, service: none, claim: none },
-      settings: { ...DEFAULT_PLANNER_SETTINGS, launcherSource: "# stub\n" },
-      logger: pino({ level: "silent" }),
-      identity: "test",
     });
     await reconciler.reconcile("ns/demo");
     assert.ok(calls.includes("status") && calls.includes("create Job"), calls.join(", "));
@@ -67,19 +73,12 @@ describe("Reconciler: its own status write not yet in the cache", () => {
 
 describe("Reconciler: a Job it created that the cache does not show yet", () => {
   it("is not created again when the job's own update arrives first", async () => {
-    const { Reconciler } = await import("./reconciler.ts");
-    const { pino } = await import("pino");
-    const { DEFAULT_PLANNER_SETTINGS } = await import("./plan.ts");
     const calls: string[] = [];
     let rv = 1;
-    let cached = {
-      apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob",
-      metadata: { name: "demo", namespace: "ns", uid: "u1", generation: 1, resourceVersion: "1" },
-      spec: { preprocess: { enabled: false }, config: { base_model: "m", adapter: "lora", lora_r: 8, lora_alpha: 16, lora_target_linear: true, datasets: [{ path: "d", type: "alpaca" }], micro_batch_size: 1, gradient_accumulation_steps: 1, num_epochs: 1, learning_rate: 0.0001, sequence_len: 512 } },
-    } as unknown as import("../api/schema.ts").FineTuneJobObject;
-    const api = {
+    let cached = newJob({ preprocess: { enabled: false } });
+    const reconciler = reconcilerOver(() => cached, {
       // The FineTuneJob cache catches up with each status write at once; the Job cache never does here.
-      replaceStatus: async (obj: typeof cached) => {
+      replaceStatus: async (obj: FineTuneJobObject) => {
         calls.push("status");
         cached = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(++rv) } };
         return cached;
@@ -88,15 +87,6 @@ describe("Reconciler: a Job it created that the cache does not show yet", () => 
         calls.push(`create ${o.kind} ${o.metadata.name}`);
         return o;
       },
-      createEvent: async () => {},
-    };
-    const none = () => undefined;
-    const reconciler = new Reconciler({
-      api: api as never,
-      caches: { getFineTuneJob: () => cached, jobsOf: () => [], podsOf: () => [], configMap: none, service: none, claim: none },
-      settings: { ...DEFAULT_PLANNER_SETTINGS, launcherSource: "# stub\n" },
-      logger: pino({ level: "silent" }),
-      identity: "test",
     });
     await reconciler.reconcile("ns/demo");
     assert.ok(calls.includes("create Job demo-train-0"), calls.join(", "));
