@@ -11,9 +11,9 @@ import { rawListFn, ResilientInformer, type ListFn } from '../src/runtime/inform
 const LABEL = 'runtime-e2e=informer';
 
 /** Polls an in-process condition (informer callbacks) every 20 ms. */
-const until = (cond: () => boolean, what: string, timeoutMs = 15_000) => waitFor(what, cond, { timeoutMs, intervalMs: 20 });
+const until = (cond: () => boolean, what: string, timeoutMs = 120_000) => waitFor(what, cond, { timeoutMs, intervalMs: 20 });
 
-describe('ResilientInformer (real API server)', { timeout: 180_000 }, () => {
+describe('ResilientInformer (real API server)', { timeout: 900_000 }, () => {
   let kc: KubeConfig;
   let core: CoreV1Api;
   let testNs: TestNamespace;
@@ -168,7 +168,7 @@ describe('ResilientInformer (real API server)', { timeout: 180_000 }, () => {
     }
   });
 
-  it('survives client-node\'s 30 s watch inactivity timeout without relisting', { timeout: 90_000 }, async () => {
+  it('survives client-node\'s 30 s watch inactivity timeout without relisting', { timeout: 600_000 }, async () => {
     let lists = 0;
     const real = rawListFn<V1ConfigMap>(kc, `/api/v1/namespaces/${ns}/configmaps`, { labelSelector: LABEL });
     const { inf, log } = newInformer(async (p) => {

@@ -22,7 +22,7 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs: number, onP
   }
 }
 
-describe('LeaderElector (real API server)', { timeout: 120_000 }, () => {
+describe('LeaderElector (real API server)', { timeout: 900_000 }, () => {
   let kc: KubeConfig;
   let coord: CoordinationV1Api;
   let testNs: TestNamespace;
@@ -66,7 +66,7 @@ describe('LeaderElector (real API server)', { timeout: 120_000 }, () => {
     void a.le.start();
     void b.le.start();
     const neverBoth = () => assert.ok(!(a.le.isLeader() && b.le.isLeader()), 'two leaders at once');
-    await waitFor(() => a.le.isLeader() || b.le.isLeader(), 'a leader', 10_000, neverBoth);
+    await waitFor(() => a.le.isLeader() || b.le.isLeader(), 'a leader', 120_000, neverBoth);
     const leader = a.le.isLeader() ? a : b;
     const follower = leader === a ? b : a;
     // Hold steady for longer than a lease duration: still exactly one leader.
@@ -103,7 +103,7 @@ describe('LeaderElector (real API server)', { timeout: 120_000 }, () => {
   it('a killed leader (no release) is replaced only after the lease duration', async () => {
     const a = candidate('crash', 'a');
     void a.le.start();
-    await waitFor(() => a.le.isLeader(), 'a to lead', 10_000);
+    await waitFor(() => a.le.isLeader(), 'a to lead', 120_000);
     const b = candidate('crash', 'b');
     void b.le.start();
     await new Promise((r) => setTimeout(r, 1500));
@@ -125,7 +125,7 @@ describe('LeaderElector (real API server)', { timeout: 120_000 }, () => {
   it('a leader that finds another holder in the Lease stops leading at its next renew', async () => {
     const a = candidate('steal', 'a');
     const done = a.le.start();
-    await waitFor(() => a.le.isLeader(), 'a to lead', 10_000);
+    await waitFor(() => a.le.isLeader(), 'a to lead', 120_000);
     // Someone else writes the lease (e.g. an operator forcing a handover).
     const cur = await coord.readNamespacedLease({ name: 'steal', namespace: ns });
     await coord.replaceNamespacedLease({

@@ -33,7 +33,7 @@ function jobCondition(job: V1Job | undefined, type: string): boolean {
   return job?.status?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
 }
 
-describe('local test cluster', { timeout: 120_000 }, () => {
+describe('local test cluster', { timeout: 900_000 }, () => {
   let k: KubeClients;
   before(async () => {
     k = await kubeClients();

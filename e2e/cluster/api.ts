@@ -58,7 +58,7 @@ export class Api {
   }
 
   /** Sends a request and parses the JSON response; throws ApiError on non-2xx. */
-  async request<T = any>(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 15_000): Promise<T> {
+  async request<T = any>(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 120_000): Promise<T> {
     const res = await this.open(method, path, body, contentType, timeoutMs);
     const chunks: Buffer[] = [];
     for await (const c of res) chunks.push(c as Buffer);

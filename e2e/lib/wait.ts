@@ -16,7 +16,10 @@ import { ApiException } from '@kubernetes/client-node';
 import { inspect } from 'node:util';
 
 export interface WaitOptions {
-  /** Default 30 s. */
+  /**
+   * Only catches hangs, never measures speed: values below HANG_FLOOR_MS (3 min) are raised to it,
+   * so a wait written for an idle machine still holds on a busy one. Default HANG_FLOOR_MS.
+   */
   timeoutMs?: number;
   /** Default 200 ms. */
   intervalMs?: number;
@@ -41,12 +44,15 @@ export class WaitTimeoutError extends Error {
   }
 }
 
+/** The shortest time any wait gives up after (a machine busy with other work can be many times slower). */
+export const HANG_FLOOR_MS = 3 * 60_000;
+
 export async function waitFor<T>(
   description: string,
   fn: (note: (state: unknown) => void) => T | Promise<T>,
   opts: WaitOptions = {},
 ): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const timeoutMs = Math.max(opts.timeoutMs ?? 0, HANG_FLOOR_MS);
   const intervalMs = opts.intervalMs ?? 200;
   const started = Date.now();
   const noted: { set: boolean; state: unknown } = { set: false, state: undefined };

@@ -23,13 +23,17 @@ interface Result {
   stderr: string;
 }
 
+// Only catches a hung child: on a busy machine one start of the plugin (Node + client-node) took over 20 s.
+const HANG_MS = 5 * 60_000;
+
 function run(...args: string[]): Promise<Result> {
   return new Promise((resolve) => {
     // A kubeconfig that exists but points nowhere, so no test can reach a real cluster.
     // NODE_COMPILE_CACHE makes each start about a third cheaper (node parses @kubernetes/client-node once).
     const env = { ...process.env, KUBECONFIG: kubeconfig, NO_COLOR: "1", NODE_COMPILE_CACHE: COMPILE_CACHE };
-    execFile(BIN, args, { env, timeout: 20_000 }, (err, stdout, stderr) => {
+    execFile(BIN, args, { env, timeout: HANG_MS }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+      if (err?.killed) stderr += `\n(test harness: killed after ${HANG_MS / 1000} s, the process hung)`;
       resolve({ code, stdout, stderr });
     });
   });

@@ -80,14 +80,15 @@ describe("OTLP telemetry (SDK)", () => {
       const started = Date.now();
       for (let i = 0; i < 2_000; i++) await traced("reconcile FineTuneJob", async () => traced("k8s get configmaps", async () => undefined));
       const spanTime = Date.now() - started;
-      for (const t0 = Date.now(); hole.connections() === 0 && Date.now() - t0 < 5_000; ) await sleep(10);
+      for (const t0 = Date.now(); hole.connections() === 0 && Date.now() - t0 < 120_000; ) await sleep(10);
       assert.ok(hole.connections() > 0, "the exporter did connect");
       const stopStart = Date.now();
       await Promise.all([telemetry.shutdown(), m.shutdown().catch(() => {})].map((p) => Promise.race([p, sleep(config.shutdownTimeoutMillis)])));
       const stopTime = Date.now() - stopStart;
-      // Loose bounds: the point is that neither depends on the collector answering.
-      assert.ok(spanTime < 10_000, `4000 spans took ${spanTime} ms`);
-      assert.ok(stopTime < config.shutdownTimeoutMillis + 2_000, `shutdown took ${stopTime} ms`);
+      // Loose bounds that only catch blocking on the collector (which never answers), never the machine's speed:
+      // a blocked span path or shutdown would take forever, a busy machine only takes longer.
+      assert.ok(spanTime < 120_000, `4000 spans took ${spanTime} ms`);
+      assert.ok(stopTime < config.shutdownTimeoutMillis + 60_000, `shutdown took ${stopTime} ms`);
     } finally {
       await hole.close();
     }

@@ -81,7 +81,8 @@ class FakeApi implements WatchLike {
   }
 }
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
+// The limit only catches a hang; a busy machine must not fail the test.
+async function waitFor(cond: () => boolean, what: string, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

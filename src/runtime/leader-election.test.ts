@@ -374,7 +374,8 @@ describe('LeaseApiLock (against a stub HTTP API server)', () => {
       const lock = new LeaseApiLock(kc, 'ns', 'l');
       const t0 = Date.now();
       await assert.rejects(lock.get(AbortSignal.timeout(100)), (err: Error) => /Abort|Timeout/.test(err.name));
-      assert.ok(Date.now() - t0 < 2000);
+      // Generous: this checks that the signal ends the request (it would otherwise hang forever), not how fast.
+      assert.ok(Date.now() - t0 < 60_000);
     } finally {
       await close();
     }
