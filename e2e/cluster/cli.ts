@@ -1,7 +1,10 @@
 /**
  * npm run cluster:up | cluster:down | cluster:status | cluster:kubeconfig
  *
- *   up          start the local control plane (builds binaries on first use); no-op when healthy
+ *   up          start the local control plane (builds binaries on first use); no-op when healthy;
+ *               on a degraded cluster it restarts only the components that are down, keeping the data
+ *   restart C   restart one component in place (same etcd data, ports, certificates):
+ *               apiserver | etcd | controller-manager | scheduler | kwok | provisioner
  *   down        stop every process it started and delete the state dir
  *   status      component pids/health, ports, nodes; exit 0 only when healthy
  *   kubeconfig  print ONLY the admin kubeconfig path:  KUBECONFIG=$(npm run -s cluster:kubeconfig) kubectl get nodes
@@ -9,7 +12,7 @@
  * State dir: ~/.cache/finetune-operator/cluster (FINETUNE_CLUSTER_DIR overrides).
  */
 import { existsSync } from 'node:fs';
-import { down, kubeconfigPath, stateDir, status, up } from './cluster.ts';
+import { down, kubeconfigPath, restart, restartAliases, stateDir, status, up } from './cluster.ts';
 
 const out = (s: string) => process.stdout.write(s + '\n');
 const log = (s: string) => process.stderr.write(`[cluster] ${s}\n`);
@@ -19,7 +22,9 @@ async function main(cmd: string | undefined): Promise<number> {
     case 'up': {
       const t0 = Date.now();
       const r = await up({ log });
-      if (r.alreadyRunning) {
+      if (r.restarted) {
+        out(`cluster repaired in place in ${r.startSeconds.toFixed(1)}s; restarted: ${r.restarted.join(', ') || '(none, it recovered)'}`);
+      } else if (r.alreadyRunning) {
         out(`cluster already running and healthy (started ${r.startedAt})`);
       } else {
         if (r.buildSeconds !== undefined) out(`cold build of control-plane binaries took ${r.buildSeconds.toFixed(0)}s`);
@@ -29,6 +34,18 @@ async function main(cmd: string | undefined): Promise<number> {
       out(`kubeconfig: ${r.kubeconfigPath}`);
       out(`nodes:      ${r.nodes.join(', ')}`);
       out(`state dir:  ${r.stateDir}`);
+      return 0;
+    }
+    case 'restart': {
+      const name = process.argv[3];
+      const component = name === undefined ? undefined : restartAliases[name];
+      if (!component) {
+        process.stderr.write(`usage: npm run cluster:restart -- ${Object.keys(restartAliases).filter((a) => !a.startsWith('kube-')).join('|')}\n`);
+        return 2;
+      }
+      const t0 = Date.now();
+      const r = await restart(component, { log });
+      out(`${component} restarted in place (pid ${r.pid}) in ${((Date.now() - t0) / 1000).toFixed(1)}s; ports unchanged: ${JSON.stringify(r.ports)}`);
       return 0;
     }
     case 'down': {
@@ -57,7 +74,7 @@ async function main(cmd: string | undefined): Promise<number> {
       return 0;
     }
     default:
-      process.stderr.write('usage: node e2e/cluster/cli.ts up|down|status|kubeconfig\n');
+      process.stderr.write('usage: node e2e/cluster/cli.ts up|restart COMPONENT|down|status|kubeconfig\n');
       return 2;
   }
 }

@@ -20,18 +20,20 @@ import { join } from 'node:path';
 import { Api } from './api.ts';
 import { clientCerts, generatePki, readClientCredentials } from './certs.ts';
 import { withLock } from './lock.ts';
-import { clusterLogsYaml, fakeNode, kubeconfigYaml, kwokLogsCrd, nodeNames, schedulerConfigYaml, storageClass, KWOK_NODE_ANNOTATION } from './manifests.ts';
+import { auditPolicyPath, componentCommand, componentKubeconfig } from './components.ts';
+import { clusterLogsYaml, fakeNode, kubeconfigYaml, kwokLogsCrd, nodeNames, schedulerConfigYaml, storageClass } from './manifests.ts';
 import { binaryPath, clusterSrcDir, controlPlaneTools, layout, stateDir, type Layout, type Tool } from './paths.ts';
 import { pickPorts, type Ports } from './ports.ts';
-import { componentNames, logTail, removePidFiles, runningPid, startProcess, stopAll, type Component } from './processes.ts';
+import { componentNames, logTail, removePidFiles, runningPid, startProcess, stopAll, stopComponent, type Component } from './processes.ts';
 
 export { stateDir } from './paths.ts';
+export { restartAliases } from './components.ts';
+export type { Component } from './processes.ts';
 
 export type Log = (msg: string) => void;
 const stderrLog: Log = (m) => process.stderr.write(`[cluster] ${m}\n`);
 
 const MARKER = '.finetune-cluster';
-const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
 export interface ClusterInfo {
   kubeconfigPath: string;
@@ -284,12 +286,20 @@ async function isHealthy(l: Layout): Promise<ClusterInfo | undefined> {
 
 export interface UpResult extends ClusterInfo {
   alreadyRunning: boolean;
+  /** Components started again in place (a degraded cluster keeps its data, ports and certificates). */
+  restarted?: Component[];
   /** Seconds spent building binaries (cold start only). */
   buildSeconds?: number;
   /** Seconds from process start to a ready cluster (excluding the build). */
   startSeconds: number;
 }
 
+/**
+ * Starts the cluster when it is not running. A degraded cluster (it was ready once, and some components
+ * died) is repaired in place: only the components that are down start again, with the same etcd data,
+ * ports and certificates, so the objects in it survive. Only a cluster that never became ready, or
+ * whose repair fails, is wiped and started fresh.
+ */
 export async function up(opts: { log?: Log } = {}): Promise<UpResult> {
   const log = opts.log ?? stderrLog;
   const l = layout();
@@ -299,14 +309,17 @@ export async function up(opts: { log?: Log } = {}): Promise<UpResult> {
       const existing = await isHealthy(l);
       if (existing) return { ...existing, alreadyRunning: true, startSeconds: 0 };
       const buildSeconds = await ensureBinaries(controlPlaneTools, log);
+      const built = buildSeconds === undefined ? {} : { buildSeconds };
       const t0 = Date.now();
+      const repaired = await repairInPlace(l, log);
+      if (repaired) return { ...repaired.info, alreadyRunning: false, restarted: repaired.restarted, startSeconds: (Date.now() - t0) / 1000, ...built };
       const stale = await stopAll(l);
       if (stale.length > 0) log(`stopped ${stale.length} leftover process(es) from a previous run: ${stale.join(', ')}`);
       await removeStateDir(l);
       try {
         const info = await start(l, log);
         const startSeconds = (Date.now() - t0) / 1000;
-        return { ...info, alreadyRunning: false, startSeconds, ...(buildSeconds === undefined ? {} : { buildSeconds }) };
+        return { ...info, alreadyRunning: false, startSeconds, ...built };
       } catch (err) {
         // Leave logs for debugging, but no processes.
         await stopAll(l, 2000);
@@ -319,8 +332,61 @@ export async function up(opts: { log?: Log } = {}): Promise<UpResult> {
   );
 }
 
+async function readInfo(l: Layout): Promise<ClusterInfo | undefined> {
+  try {
+    return JSON.parse(await readFile(l.readyFile, 'utf8')) as ClusterInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts the components of a once-ready cluster that are not running. Returns undefined (and leaves
+ * the wipe to the caller) when there is nothing to repair from, or the repair failed.
+ */
+async function repairInPlace(l: Layout, log: Log): Promise<{ info: ClusterInfo; restarted: Component[] } | undefined> {
+  const info = await readInfo(l);
+  if (!info || !existsSync(l.etcdData) || !existsSync(join(l.certs, 'ca.crt'))) return undefined;
+  const down: Component[] = [];
+  for (const name of componentNames) if ((await runningPid(l, name)) === undefined) down.push(name);
+  log(down.length > 0 ? `cluster degraded: restarting ${down.join(', ')} in place (same data, ports ${JSON.stringify(info.ports)})` : 'every component runs but the cluster is not ready; waiting for it');
+  try {
+    await startComponents(l, info.ports, down, log);
+    await waitHealthy(l, info.ports, log);
+    return { info, restarted: down };
+  } catch (err) {
+    log(`repair in place failed, starting a fresh cluster (its objects are lost): ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}
+
+/**
+ * Stops one component and starts it again with the same command line: etcd keeps its data dir, every
+ * port and certificate stays. `signal` SIGKILL simulates a crash; SIGTERM (default) a clean stop.
+ */
+export async function restart(name: Component, opts: { log?: Log; signal?: NodeJS.Signals } = {}): Promise<{ pid: number; ports: Ports }> {
+  const log = opts.log ?? stderrLog;
+  const l = layout();
+  return withLock(l.lockFile, async () => {
+    const info = await readInfo(l);
+    if (!info) throw new Error(`no ready cluster in ${l.root} to restart ${name} in; run cluster:up first`);
+    const old = await stopComponent(l, name, opts.signal ?? 'SIGTERM');
+    log(`stopped ${name}${old === undefined ? ' (was not running)' : ` (pid ${old}, ${opts.signal ?? 'SIGTERM'})`}; starting it again`);
+    await startComponents(l, info.ports, [name], log);
+    await waitHealthy(l, info.ports, log);
+    const pid = await runningPid(l, name);
+    if (pid === undefined) throw new Error(`${name} is not running after its restart`);
+    return { pid, ports: info.ports };
+  });
+}
+
+/** Stops one component (without a restart), e.g. to simulate a crash; `up` starts it again in place. */
+export async function stop(name: Component, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | undefined> {
+  const l = layout();
+  return withLock(l.lockFile, () => stopComponent(l, name, signal));
+}
+
 async function start(l: Layout, log: Log): Promise<ClusterInfo> {
-  const t0 = Date.now();
   await mkdir(l.root, { recursive: true });
   await writeFile(join(l.root, MARKER), 'state dir of the finetune-operator local test cluster (e2e/cluster); `npm run cluster:down` deletes it\n');
   await Promise.all([l.config, l.logs, l.pids, l.volumes, l.podLogs].map((d) => mkdir(d, { recursive: true })));
@@ -329,148 +395,86 @@ async function start(l: Layout, log: Log): Promise<ClusterInfo> {
   await generatePki(l.certs);
   const server = `https://127.0.0.1:${ports.apiserver}`;
   const ca = await readFile(join(l.certs, 'ca.crt'));
-  const kubeconfigs: Record<string, string> = {};
   for (const c of clientCerts) {
     if (c.name === 'apiserver-kubelet-client' || c.name === 'front-proxy-client') continue;
     const creds = await readClientCredentials(l.certs, c.name);
-    const path = c.name === 'admin' ? l.kubeconfig : join(l.config, `${c.name}.kubeconfig`);
-    await writeFile(path, kubeconfigYaml({ server, user: c.user, ca, cert: creds.cert, key: creds.key }), { mode: 0o600 });
-    kubeconfigs[c.name] = path;
+    await writeFile(componentKubeconfig(l, c.name), kubeconfigYaml({ server, user: c.user, ca, cert: creds.cert, key: creds.key }), { mode: 0o600 });
   }
-  await writeFile(join(l.config, 'kube-scheduler.yaml'), schedulerConfigYaml(kubeconfigs['kube-scheduler']!));
+  await writeFile(join(l.config, 'kube-scheduler.yaml'), schedulerConfigYaml(componentKubeconfig(l, 'kube-scheduler')));
   // Pods without their own Logs object read an empty log (like a container that printed nothing).
   const emptyLog = join(l.podLogs, 'empty.log');
   await writeFile(emptyLog, '');
   await writeFile(join(l.config, 'kwok.yaml'), (await readFile(join(clusterSrcDir, 'kwok-stages.yaml'), 'utf8')) + '\n---\n' + clusterLogsYaml(emptyLog));
-  log(`state dir ${l.root}; ports ${JSON.stringify(ports)}`);
-
-  // etcd
-  await startProcess(l, 'etcd', binaryPath('etcd'), [
-    '--name=default',
-    `--data-dir=${l.etcdData}`,
-    `--listen-client-urls=http://127.0.0.1:${ports.etcdClient}`,
-    `--advertise-client-urls=http://127.0.0.1:${ports.etcdClient}`,
-    `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
-    `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
-    `--initial-cluster=default=http://127.0.0.1:${ports.etcdPeer}`,
-    '--initial-cluster-state=new',
-    '--unsafe-no-fsync=true',
-    '--quota-backend-bytes=4294967296',
-    '--log-level=warn',
-  ]);
-  const urls = healthUrls(ports);
-  await waitUntil(l, 'etcd health', () => probeOk(urls.etcd!), ['etcd']);
-
-  // kube-apiserver
-  const cert = (n: string) => join(l.certs, n);
   const audited = auditUsers();
-  const auditFlags: string[] = [];
   if (audited.length > 0) {
-    const policy = join(l.config, 'audit-policy.yaml');
-    await writeFile(policy, auditPolicyYaml(audited));
-    auditFlags.push(`--audit-policy-file=${policy}`, `--audit-log-path=${l.auditLog}`, '--audit-log-format=json', '--audit-log-maxsize=4096', '--audit-log-maxbackup=1', '--audit-log-mode=blocking');
+    await writeFile(auditPolicyPath(l), auditPolicyYaml(audited));
     log(`auditing requests of ${audited.join(', ')} to ${l.auditLog}`);
   }
-  await startProcess(l, 'kube-apiserver', binaryPath('kube-apiserver'), [
-    `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
-    '--bind-address=127.0.0.1',
-    '--advertise-address=127.0.0.1',
-    `--secure-port=${ports.apiserver}`,
-    `--cert-dir=${join(l.certs, 'apiserver-generated')}`,
-    `--tls-cert-file=${cert('apiserver.crt')}`,
-    `--tls-private-key-file=${cert('apiserver.key')}`,
-    `--client-ca-file=${cert('ca.crt')}`,
-    '--service-cluster-ip-range=10.0.0.0/24',
-    `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
-    `--service-account-key-file=${cert('sa.pub')}`,
-    `--service-account-signing-key-file=${cert('sa.key')}`,
-    '--authorization-mode=Node,RBAC',
-    '--allow-privileged=true',
-    `--kubelet-client-certificate=${cert('apiserver-kubelet-client.crt')}`,
-    `--kubelet-client-key=${cert('apiserver-kubelet-client.key')}`,
-    '--kubelet-preferred-address-types=InternalIP',
-    // Request-header auth (aggregation layer); also what controller-manager/scheduler look up for delegated authn.
-    `--requestheader-client-ca-file=${cert('ca.crt')}`,
-    '--requestheader-allowed-names=front-proxy-client',
-    '--requestheader-username-headers=X-Remote-User',
-    '--requestheader-group-headers=X-Remote-Group',
-    '--requestheader-extra-headers-prefix=X-Remote-Extra-',
-    `--proxy-client-cert-file=${cert('front-proxy-client.crt')}`,
-    `--proxy-client-key-file=${cert('front-proxy-client.key')}`,
-    // Loopback addresses are not valid Endpoints, so do not publish the kubernetes service endpoints.
-    '--endpoint-reconciler-type=none',
-    '--max-requests-inflight=800',
-    '--max-mutating-requests-inflight=400',
-    '--profiling=false',
-    ...auditFlags,
-    '--v=1',
-  ]);
+  log(`state dir ${l.root}; ports ${JSON.stringify(ports)}`);
+
+  await startComponents(l, ports, [...componentNames], log, { fresh: true });
+  const nodes = await waitHealthy(l, ports, log);
+  const info: ClusterInfo = { kubeconfigPath: l.kubeconfig, server, stateDir: l.root, ports, nodes, startedAt: new Date().toISOString() };
+  await writeFile(l.readyFile, JSON.stringify(info, null, 2) + '\n');
+  return info;
+}
+
+/**
+ * Starts the named components in dependency order (etcd, API server, controllers, kwok, provisioner),
+ * waiting for etcd and the API server before what needs them. `fresh` also creates the cluster objects
+ * (CRD for kwok's logs, storage class, fake nodes), which a restart finds in etcd.
+ */
+async function startComponents(l: Layout, ports: Ports, which: Component[], log: Log, opts: { fresh?: boolean } = {}): Promise<void> {
+  const t0 = Date.now();
+  const run = async (name: Component) => {
+    if (!which.includes(name)) return;
+    // The provisioner writes its ready file once it watches; an old one would read as ready too early.
+    if (name === 'provisioner') await rm(join(l.pids, 'provisioner.ready'), { force: true });
+    const { command, args } = componentCommand(l, ports, name);
+    await startProcess(l, name, command, args);
+  };
+  const urls = healthUrls(ports);
+  await run('etcd');
+  await waitUntil(l, 'etcd health', () => probeOk(urls.etcd!), ['etcd']);
+  await run('kube-apiserver');
   const api = await adminApi(l, ports);
   try {
     await waitUntil(l, 'kube-apiserver /readyz', () => apiserverReady(api), ['etcd', 'kube-apiserver']);
-    log(`apiserver ready after ${seconds(t0)}s`);
+    if (which.includes('kube-apiserver')) log(`apiserver ready after ${seconds(t0)}s`);
+    await run('kube-controller-manager');
+    await run('kube-scheduler');
+    if (opts.fresh) {
+      await api.createIfAbsent('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', kwokLogsCrd);
+      await api.createIfAbsent('/apis/storage.k8s.io/v1/storageclasses', storageClass);
+      await Promise.all(nodeNames().map((n) => api.createIfAbsent('/api/v1/nodes', fakeNode(n))));
+      await waitUntil(
+        l,
+        'kwok Logs CRD to be established',
+        async () => {
+          const crd = await api.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${kwokLogsCrd.metadata.name}`);
+          return crd.status?.conditions?.some((c: any) => c.type === 'Established' && c.status === 'True');
+        },
+        ['kube-apiserver'],
+      );
+    }
+    await run('kwok');
+    await run('provisioner');
+  } finally {
+    api.close();
+  }
+}
 
-    // controller-manager and scheduler
-    await startProcess(l, 'kube-controller-manager', binaryPath('kube-controller-manager'), [
-      `--kubeconfig=${kubeconfigs['kube-controller-manager']}`,
-      `--authentication-kubeconfig=${kubeconfigs['kube-controller-manager']}`,
-      `--authorization-kubeconfig=${kubeconfigs['kube-controller-manager']}`,
-      '--bind-address=127.0.0.1',
-      `--secure-port=${ports.controllerManager}`,
-      `--cert-dir=${join(l.certs, 'kcm-generated')}`,
-      '--leader-elect=false',
-      `--root-ca-file=${cert('ca.crt')}`,
-      `--service-account-private-key-file=${cert('sa.key')}`,
-      '--use-service-account-credentials=true',
-      `--cluster-signing-cert-file=${cert('ca.crt')}`,
-      `--cluster-signing-key-file=${cert('ca.key')}`,
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--kube-api-qps=200',
-      '--kube-api-burst=400',
-      '--concurrent-job-syncs=10',
-      '--v=1',
-    ]);
-    await startProcess(l, 'kube-scheduler', binaryPath('kube-scheduler'), [
-      `--config=${join(l.config, 'kube-scheduler.yaml')}`,
-      `--authentication-kubeconfig=${kubeconfigs['kube-scheduler']}`,
-      `--authorization-kubeconfig=${kubeconfigs['kube-scheduler']}`,
-      '--bind-address=127.0.0.1',
-      `--secure-port=${ports.scheduler}`,
-      `--cert-dir=${join(l.certs, 'scheduler-generated')}`,
-      '--v=1',
-    ]);
-
-    // Cluster objects kwok and tests need.
-    await api.createIfAbsent('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', kwokLogsCrd);
-    await api.createIfAbsent('/apis/storage.k8s.io/v1/storageclasses', storageClass);
-    const nodes = nodeNames();
-    await Promise.all(nodes.map((n) => api.createIfAbsent('/api/v1/nodes', fakeNode(n))));
-    await waitUntil(
-      l,
-      'kwok Logs CRD to be established',
-      async () => {
-        const crd = await api.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${kwokLogsCrd.metadata.name}`);
-        return crd.status?.conditions?.some((c: any) => c.type === 'Established' && c.status === 'True');
-      },
-      ['kube-apiserver'],
-    );
-
-    await startProcess(l, 'kwok', binaryPath('kwok'), [
-      `--kubeconfig=${kubeconfigs['kwok']}`,
-      `--config=${join(l.config, 'kwok.yaml')}`,
-      '--manage-all-nodes=false',
-      `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=fake`,
-      '--node-ip=127.0.0.1',
-      `--node-port=${ports.kwok}`,
-      `--server-address=127.0.0.1:${ports.kwok}`,
-      '--cidr=10.244.0.1/16',
-      '--enable-crds=Logs',
-      '--node-lease-duration-seconds=40',
-    ]);
-    await startProcess(l, 'provisioner', process.execPath, [join(clusterSrcDir, 'provisioner.ts'), l.root]);
-
-    const all: Component[] = [...componentNames];
+/** Waits until every component is healthy, the fake nodes are Ready and the default ServiceAccount exists. */
+async function waitHealthy(l: Layout, ports: Ports, log: Log): Promise<string[]> {
+  const t0 = Date.now();
+  const urls = healthUrls(ports);
+  const nodes = nodeNames();
+  const all: Component[] = [...componentNames];
+  const api = await adminApi(l, ports);
+  try {
     await Promise.all([
+      waitUntil(l, 'etcd health', () => probeOk(urls.etcd!), all),
+      waitUntil(l, 'kube-apiserver /readyz', () => apiserverReady(api), all),
       waitUntil(l, 'kube-controller-manager /healthz', () => probeOk(urls['kube-controller-manager']!), all),
       waitUntil(l, 'kube-scheduler /healthz', () => probeOk(urls['kube-scheduler']!), all),
       waitUntil(l, 'kwok /healthz', () => probeOk(urls.kwok!), all),
@@ -487,9 +491,8 @@ async function start(l: Layout, log: Log): Promise<ClusterInfo> {
       ),
       waitUntil(l, 'default service account', () => api.get('/api/v1/namespaces/default/serviceaccounts/default').then(() => true), all),
     ]);
-    const info: ClusterInfo = { kubeconfigPath: l.kubeconfig, server, stateDir: l.root, ports, nodes, startedAt: new Date().toISOString() };
-    await writeFile(l.readyFile, JSON.stringify(info, null, 2) + '\n');
-    return info;
+    log(`every component healthy after ${seconds(t0)}s`);
+    return nodes;
   } finally {
     api.close();
   }

@@ -159,3 +159,19 @@ export async function removePidFiles(l: Layout): Promise<void> {
   }
   await Promise.all(names.map((n) => rm(join(l.pids, n), { force: true })));
 }
+
+/**
+ * Stops one component: `signal` to its process group (SIGKILL simulates a crash), SIGKILL after
+ * `graceMs` if it is still there (measured: kube-apiserver lingered over 30 s after its listener had
+ * closed on SIGTERM). Returns the pid it stopped, or undefined when it was not running.
+ */
+export async function stopComponent(l: Layout, name: Component, sig: NodeJS.Signals, graceMs = 5000): Promise<number | undefined> {
+  const pid = await runningPid(l, name);
+  if (pid === undefined) return undefined;
+  signal(pid, sig);
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && isOurs(pid, l.root)) await sleep(50);
+  if (isOurs(pid, l.root)) signal(pid, 'SIGKILL');
+  while (isOurs(pid, l.root)) await sleep(50);
+  return pid;
+}
