@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { FineTuneJobSpecSchema, FineTuneJobStatusSchema } from "./schema.ts";
 import { GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION } from "./group.ts";
+import { MAX_JOB_NAME_LENGTH } from "../render/names.ts";
 
 type JsonSchema = Record<string, unknown>;
 
@@ -53,8 +54,13 @@ const specRules = [
   },
 ];
 
-/** Once a job has started, the shape of the run can no longer change under it. */
+/** Once a job has started, the shape of the run can no longer change under it; names fit the children's names. */
 const rootRules = [
+  {
+    // Refused at admission rather than failing after creation: pod hostnames <name>-train-<attempt>-<index> must fit in 63.
+    rule: `!has(self.metadata.name) || size(self.metadata.name) <= ${MAX_JOB_NAME_LENGTH}`,
+    message: `metadata.name must be at most ${MAX_JOB_NAME_LENGTH} characters (the training pods' hostnames, <name>-train-<attempt>-<index>, must fit in 63)`,
+  },
   {
     rule: "!has(oldSelf.status) || !has(oldSelf.status.startTime) || (self.spec.nodes == oldSelf.spec.nodes && self.spec.gpusPerNode == oldSelf.spec.gpusPerNode)",
     message: "spec.nodes and spec.gpusPerNode are immutable once the job has started; delete and re-create the FineTuneJob to change them",

@@ -60,6 +60,14 @@ const scheduling = z
   })
   .strict();
 
+/**
+ * The reference grammar of distribution/reference (domain[:port]/path[:tag][@digest]), written for RE2 so the API
+ * server enforces the same pattern at admission: an image that cannot parse is refused, instead of creating pods
+ * that fail with InvalidImageName.
+ */
+export const IMAGE_REFERENCE =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$/;
+
 export const FineTuneJobSpecSchema = z
   .object({
     config: k8sObject("The Axolotl config (the YAML you would pass to `axolotl train`), inline. Exactly one of config and configFrom.").optional(),
@@ -70,7 +78,7 @@ export const FineTuneJobSpecSchema = z
       .strict()
       .optional()
       .meta({ description: "Read the Axolotl config from a ConfigMap key instead." }),
-    image: z.string().min(1).default(DEFAULT_TRAINER_IMAGE).meta({ description: "Trainer image (Axolotl). Pin a version tag." }),
+    image: z.string().min(1).regex(IMAGE_REFERENCE, "must be an image reference such as registry.example.com/team/axolotl:0.18.0 (lowercase repository, optional tag and digest)").default(DEFAULT_TRAINER_IMAGE).meta({ description: "Trainer image (Axolotl). Pin a version tag." }),
     imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
     nodes: z.number().int().min(1).max(1024).default(1).meta({ description: "Number of training nodes (pods); one torchrun agent each." }),
     gpusPerNode: z.number().int().min(1).max(64).default(1).meta({ description: "GPUs per node (nvidia.com/gpu), one training process each." }),

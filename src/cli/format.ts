@@ -26,6 +26,8 @@ export function progressLine(job: FineTuneJobObject, width = 24): string | undef
   return parts.join("  ");
 }
 
+const WAITING_CONDITIONS = new Set(["PodsScheduled", "ReferencesResolved"]);
+
 export function describeStatus(job: FineTuneJobObject): string {
   const st = job.status ?? {};
   const lines: string[] = [];
@@ -53,6 +55,7 @@ export function describeStatus(job: FineTuneJobObject): string {
     row("  message", f.message);
     row("  hint", f.hint);
   }
-  for (const c of st.conditions ?? []) row(`  ${c.type}`, `${c.status} (${c.reason})`);
+  // Conditions that say what a job waits for carry their message: that is the part to act on.
+  for (const c of st.conditions ?? []) row(`  ${c.type}`, `${c.status} (${c.reason})${c.status === "False" && WAITING_CONDITIONS.has(c.type) ? `: ${c.message}` : ""}`);
   return lines.join("\n");
 }

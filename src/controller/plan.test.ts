@@ -953,3 +953,67 @@ describe("decide: conditions", () => {
     for (const c of d.status.conditions!) assert.equal(c.observedGeneration, 1, c.type);
   });
 });
+
+describe("decide: missing references and unschedulable pods", () => {
+  const missingConfig = [{ kind: "ConfigMap" as const, name: "nope", path: "spec.configFrom.configMapKeyRef.name" }];
+
+  it("a missing ConfigMap means waiting (Pending, ReferencesResolved=False ConfigNotFound, an Event, a requeue), never Failed", () => {
+    const obs = { ...observe(ftj(), { base: false }), missing: missingConfig };
+    const d = decide(obs);
+    assert.equal(d.status.phase, "Pending");
+    assert.match(d.status.message ?? "", /ConfigMap nope \(spec\.configFrom\.configMapKeyRef\.name\) not found in namespace ml/);
+    assert.equal(cond(d.status, "ReferencesResolved")?.reason, "ConfigNotFound");
+    assert.equal(cond(d.status, "Validated"), undefined, "validated once the config can be read");
+    assert.equal(cond(d.status, "Failed"), undefined);
+    assert.deepEqual(d.actions, []);
+    assert.ok(eventReasons(d).includes("Warning/ConfigNotFound"));
+    assert.equal(d.requeueAfterMs, 10_000);
+    // Repeating the same observation writes nothing and emits no second Event.
+    const again = decide({ ...observe(ftj().status(d.status), { base: false }), missing: missingConfig });
+    assert.equal(again.statusChanged, false);
+    assert.deepEqual(eventReasons(again), []);
+  });
+
+  it("once the ConfigMap exists the job validates and proceeds", () => {
+    const waiting = decide({ ...observe(ftj(), { base: false }), missing: missingConfig });
+    const d = decide(observe(ftj().status(waiting.status), { base: false }));
+    assert.equal(cond(d.status, "ReferencesResolved")?.status, "True");
+    assert.equal(cond(d.status, "Validated")?.status, "True");
+    assert.ok(created(d).length > 0, "base objects requested");
+    assert.ok(eventReasons(d).includes("Normal/ReferencesFound"));
+  });
+
+  it("an invalid spec still fails at once, missing references or not", () => {
+    const d = decide({ ...observe(ftj().spec({ nodes: 0 } as never)), missing: missingConfig });
+    assert.equal(d.status.phase, "Failed");
+  });
+
+  it("a missing existingClaim waits with ClaimNotFound", () => {
+    const d = decide({ ...observe(ftj(), { base: false }), missing: [{ kind: "PersistentVolumeClaim", name: "data", path: "spec.storage.output.existingClaim" }] });
+    assert.equal(cond(d.status, "ReferencesResolved")?.reason, "ClaimNotFound");
+    assert.equal(d.status.phase, "Pending");
+  });
+
+  it("the scheduler's reason for an unschedulable pod goes into status and one Event", () => {
+    const t = step(training(ftj().spec({ preprocess: { enabled: false } } as never))).next;
+    const stuck = pod("train", 0).build();
+    stuck.spec!.nodeName = undefined as never;
+    stuck.status = { phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/4 nodes are available: 4 Insufficient nvidia.com/gpu." }] };
+    const d = decide(observe(t, { jobs: [job("train", 0).active(1, 0)], pods: [stuck] }));
+    assert.equal(cond(d.status, "PodsScheduled")?.status, "False");
+    assert.match(cond(d.status, "PodsScheduled")?.message ?? "", /Insufficient nvidia\.com\/gpu/);
+    assert.match(d.status.message ?? "", /cannot be scheduled: 0\/4 nodes are available/);
+    assert.ok(eventReasons(d).includes("Warning/Unschedulable"));
+    const t2 = new FtjBuilder(NAME);
+    Object.assign(t2.obj, structuredClone(t.obj));
+    t2.status(d.status);
+    const again = decide(observe(t2, { jobs: [job("train", 0).active(1, 0)], pods: [stuck] }));
+    assert.equal(again.statusChanged, false);
+    assert.ok(!eventReasons(again).includes("Warning/Unschedulable"));
+    const t3 = new FtjBuilder(NAME);
+    Object.assign(t3.obj, structuredClone(t.obj));
+    t3.status(d.status);
+    const scheduled = decide(observe(t3, { jobs: [job("train", 0).active()], pods: [pod("train", 0)] }));
+    assert.equal(cond(scheduled.status, "PodsScheduled")?.status, "True");
+  });
+});

@@ -24,6 +24,7 @@ import type { ValidationIssue } from "../validation/job.ts";
 import { getCondition, isTrue, setCondition, type ConditionInput } from "./conditions.ts";
 import { classifyFailure, parseTerminationMessage, stuckPods, type AttemptFailure } from "./failures.ts";
 import { Reason } from "./reasons.ts";
+import { firstUnschedulable } from "./scheduling.ts";
 import { specHash } from "./spec-hash.ts";
 
 export interface PlannerSettings extends OperatorSettings {
@@ -45,8 +46,21 @@ export const DEFAULT_PLANNER_SETTINGS: Omit<PlannerSettings, "launcherSource"> =
   attemptHistoryLimit: 20,
 };
 
+/** An object the spec names that does not exist (yet): GitOps tools apply objects in any order. */
+export interface MissingReference {
+  kind: "ConfigMap" | "Secret" | "PersistentVolumeClaim";
+  name: string;
+  /** The spec field that names it, for the message. */
+  path: string;
+}
+
+/** How often a job waiting for a referenced object looks again (user objects are not watched: no label selects them). */
+export const MISSING_REFERENCE_RECHECK_MS = 10_000;
+
 export interface Observed {
   ftj: FineTuneJobObject;
+  /** Referenced objects found missing before the run started; the job waits for them. */
+  missing?: readonly MissingReference[];
   /** Result of validating the spec and the resolved Axolotl config. */
   validation: { spec?: FineTuneJobSpec; issues: ValidationIssue[] };
   axolotlConfig?: Record<string, unknown>;
@@ -141,6 +155,7 @@ function run(p: Planner): void {
     finished(p);
     return;
   }
+  if (waitForReferences(p)) return;
   if (!validate(p)) return;
   const spec = p.obs.validation.spec!;
   const config = p.obs.axolotlConfig ?? {};
@@ -194,6 +209,37 @@ function stageStatus(st: FineTuneJobStatus, stage: Stage): StageStatus {
   const created: StageStatus = { phase: "Pending", attempt: 0, retries: 0 };
   st.stages[stage] = created;
   return created;
+}
+
+const MISSING_REASON = { ConfigMap: Reason.ConfigNotFound, Secret: Reason.SecretNotFound, PersistentVolumeClaim: Reason.ClaimNotFound } as const;
+
+/**
+ * A referenced ConfigMap, Secret or claim that does not exist yet means waiting (condition ReferencesResolved=False,
+ * an Event, a requeue), never failing: GitOps applies objects in any order. A spec that is invalid anyway fails now.
+ * Validation waits too, so the config is validated once it can be read.
+ */
+function waitForReferences(p: Planner): boolean {
+  const st = p.status;
+  const missing = p.obs.missing ?? [];
+  const cond = getCondition(st.conditions, "ReferencesResolved");
+  if (missing.length === 0) {
+    if (cond?.status === "False") {
+      p.condition({ type: "ReferencesResolved", status: "True", reason: Reason.ReferencesFound, message: "every referenced object exists" });
+      p.event("Normal", Reason.ReferencesFound, `found ${cond.message.replace(/ not found.*$/, "")}; the job proceeds`);
+    }
+    return false;
+  }
+  if (p.obs.validation.issues.some((i) => i.severity === "error")) return false;
+  const ns = p.obs.ftj.metadata.namespace ?? "";
+  const message = missing.map((m) => `${m.kind} ${m.name} (${m.path}) not found in namespace ${ns}`).join("; ");
+  const reason = MISSING_REASON[missing[0]!.kind];
+  if (cond?.status !== "False" || cond.message !== message) p.event("Warning", reason, `${message}; waiting for it to be created`);
+  p.condition({ type: "ReferencesResolved", status: "False", reason, message });
+  st.phase = "Pending";
+  st.message = `waiting: ${message}`;
+  st.observedGeneration = p.generation;
+  p.requeue(MISSING_REFERENCE_RECHECK_MS);
+  return true;
 }
 
 /** Validates once per generation; an invalid spec fails the job without creating anything and without a retry loop. */
@@ -368,7 +414,23 @@ function runStage(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus,
   if (current.spec?.suspend) st.message = `${stage} Job ${current.metadata?.name} is queued (suspended until admitted, e.g. by Kueue)`;
   const resume = resumePoint(pods);
   if (resume && record && record.resumedFrom === undefined && resume !== "none") record.resumedFrom = resume;
+  reportScheduling(p, stage, ss, pods);
   p.condition({ type: STAGE_CONDITION[stage], status: "False", reason: ss.phase === "Running" ? Reason.Running : Reason.Pending, message: `${stage} attempt ${ss.attempt}: ${ss.phase.toLowerCase()}` });
+}
+
+/** The scheduler's reason for a pod it cannot place goes into status (message, PodsScheduled) and one Event per episode. */
+function reportScheduling(p: Planner, stage: Stage, ss: StageStatus, pods: readonly V1Pod[]): void {
+  const st = p.status;
+  const cond = getCondition(st.conditions, "PodsScheduled");
+  const stuck = firstUnschedulable(pods);
+  if (stuck) {
+    const message = `${stage} attempt ${ss.attempt}: pod ${stuck.pod} cannot be scheduled: ${stuck.message}`;
+    if (cond?.status !== "False") p.event("Warning", Reason.Unschedulable, message);
+    p.condition({ type: "PodsScheduled", status: "False", reason: Reason.Unschedulable, message });
+    st.message = `${st.message}; ${message}`;
+  } else if (cond?.status === "False" && pods.length > 0 && pods.every((pod) => pod.spec?.nodeName)) {
+    p.condition({ type: "PodsScheduled", status: "True", reason: Reason.Scheduled, message: `every pod of ${stage} attempt ${ss.attempt} is scheduled` });
+  }
 }
 
 /** The checkpoint the launcher resumed from, from the termination message of a finished pod (running pods have none yet). */

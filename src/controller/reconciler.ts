@@ -16,7 +16,7 @@ import { MAX_JOB_NAME_LENGTH, configMapName, launcherConfigMapName, outputClaimN
 import { validateConfigForSpec, validateSpec, type ValidationIssue } from "../validation/job.ts";
 import { getCondition } from "./conditions.ts";
 import { buildEvent } from "./events.ts";
-import { decide, type Action, type Observed, type PlannerSettings } from "./plan.ts";
+import { decide, type Action, type MissingReference, type Observed, type PlannerSettings } from "./plan.ts";
 
 /** Read-only views of the informer caches the reconciler needs. */
 export interface Caches {
@@ -99,6 +99,7 @@ export class Reconciler {
     if (name.length > MAX_JOB_NAME_LENGTH) issues.push({ severity: "error", path: "metadata.name", message: `must be at most ${MAX_JOB_NAME_LENGTH} characters` });
     const rendered = caches.configMap(ns, configMapName(name));
     const needsValidation = getCondition(ftj.status?.conditions, "Validated")?.observedGeneration !== ftj.metadata.generation;
+    const missing: MissingReference[] = [];
 
     // The Axolotl config: the rendered copy once it exists (it is what the run uses), else the user's. A started run
     // keeps rendering from its copy even while an edit is being validated: edits after start are reported, not applied.
@@ -125,14 +126,21 @@ export class Reconciler {
         }
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        issues.push({ severity: "error", path: "spec.configFrom.configMapKeyRef.name", message: `ConfigMap ${ref.name} not found in namespace ${ns}` });
+        // Before the run starts, a missing ConfigMap means waiting for it (GitOps applies in any order); see plan.ts.
+        if (!ftj.status?.specHash) missing.push({ kind: "ConfigMap", name: ref.name, path: "spec.configFrom.configMapKeyRef.name" });
+        else issues.push({ severity: "error", path: "spec.configFrom.configMapKeyRef.name", message: `ConfigMap ${ref.name} not found in namespace ${ns}` });
       }
       if (axolotlConfig !== undefined && needsValidation) issues.push(...validateConfigForSpec(axolotlConfig, spec, source));
     }
     if (spec?.config && needsValidation) issues.push(...validateConfigForSpec(spec.config, spec, "spec.config"));
+    const existingClaim = spec?.storage.output.existingClaim;
+    if (existingClaim && !ftj.status?.specHash && !(await api.claimExists(ns, existingClaim))) {
+      missing.push({ kind: "PersistentVolumeClaim", name: existingClaim, path: "spec.storage.output.existingClaim" });
+    }
 
     const observed: Observed = {
       ftj,
+      ...(missing.length > 0 ? { missing } : {}),
       validation: { ...(spec ? { spec } : {}), issues },
       ...(axolotlConfig ? { axolotlConfig } : {}),
       children: {

@@ -70,6 +70,15 @@ export class KubeApi {
     return this.#call("get", "configmaps", () => this.core.readNamespacedConfigMap({ namespace, name }));
   }
 
+  /**
+   * Whether a claim exists. A LIST by name, not a GET: the operator's role has list/watch on claims (its informer
+   * sees only the claims it labels), and one filtered LIST per check, only while a job waits for it, is cheap.
+   */
+  async claimExists(namespace: string, name: string): Promise<boolean> {
+    const list = await this.#call("list", "persistentvolumeclaims", () => this.core.listNamespacedPersistentVolumeClaim({ namespace, fieldSelector: `metadata.name=${name}`, limit: 1 }));
+    return list.items.length > 0;
+  }
+
   /** Replaces status through the status subresource; the resourceVersion in `obj` makes a stale write fail with 409. */
   replaceStatus(obj: FineTuneJobObject): Promise<FineTuneJobObject> {
     const { namespace = "", name = "" } = obj.metadata;

@@ -1,0 +1,100 @@
+/**
+ * GitOps order and stuck pods, as a new user meets them, on the real control plane:
+ * - a FineTuneJob applied before its configFrom ConfigMap (or its existingClaim) waits with a condition and an
+ *   Event, and runs once the object exists;
+ * - a pod the scheduler cannot place shows the scheduler's reason in status, an Event and `kubectl finetune status`;
+ * - an image reference that cannot parse and a name over 45 characters are refused at admission.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { after, before, describe, test } from "node:test";
+import { waitFor, type KubeClients } from "./lib/index.ts";
+import { createFtj, ftjManifest, getFtj } from "./lib/ftj.ts";
+import { startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
+import { LORA_CONFIG } from "./lib/ftj.ts";
+import { stringify } from "yaml";
+
+const BIN = fileURLToPath(new URL("../bin/kubectl-finetune", import.meta.url));
+
+let suite: SuiteNamespace;
+let k: KubeClients;
+let ns: string;
+let op: OperatorProcess;
+
+before(async () => {
+  suite = await suiteNamespace("gitops");
+  ({ k, ns } = suite);
+  op = await startOperator({ namespace: ns });
+});
+
+after(async () => {
+  await suite?.cleanup(op);
+});
+
+const condition = async (name: string, type: string) => (await getFtj(k, ns, name)).status?.conditions?.find((c) => c.type === type);
+const eventReasons = async (name: string) =>
+  (await k.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name}` })).items.map((e) => e.reason);
+const ran = (name: string) =>
+  waitFor(`${name} to run past Pending`, async (note) => {
+    const j = await getFtj(k, ns, name);
+    note(j.status?.message);
+    return ["Training", "Merging", "Succeeded"].includes(j.status?.phase ?? "") ? j : undefined;
+  });
+
+describe("GitOps order and stuck pods", () => {
+  test("applied before its configFrom ConfigMap: waits (ConfigNotFound, an Event), then runs once the ConfigMap exists", async () => {
+    await createFtj(k, ftjManifest("config-later", ns, { config: undefined, configFrom: { configMapKeyRef: { name: "later", key: "config.yaml" } }, preprocess: { enabled: false }, merge: { enabled: false } }));
+    const waiting = await waitFor("ConfigNotFound", async () => {
+      const c = await condition("config-later", "ReferencesResolved");
+      return c?.status === "False" && c.reason === "ConfigNotFound" ? c : undefined;
+    });
+    assert.match(waiting.message, /ConfigMap later \(spec\.configFrom\.configMapKeyRef\.name\) not found/);
+    const j = await getFtj(k, ns, "config-later");
+    assert.equal(j.status?.phase, "Pending", "waiting, not Failed");
+    await waitFor("a ConfigNotFound Event", async () => (await eventReasons("config-later")).includes("ConfigNotFound"));
+    await k.core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: "later" }, data: { "config.yaml": stringify(LORA_CONFIG) } } });
+    const running = await ran("config-later");
+    assert.equal(running.status?.conditions?.find((c) => c.type === "ReferencesResolved")?.status, "True");
+    assert.equal(running.status?.conditions?.find((c) => c.type === "Validated")?.status, "True");
+  });
+
+  test("applied before its existingClaim: waits (ClaimNotFound), then runs once the claim exists", async () => {
+    await createFtj(k, ftjManifest("claim-later", ns, { storage: { output: { existingClaim: "data-later" } }, preprocess: { enabled: false }, merge: { enabled: false } } as never));
+    await waitFor("ClaimNotFound", async () => (await condition("claim-later", "ReferencesResolved"))?.reason === "ClaimNotFound");
+    await k.core.createNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      body: { metadata: { name: "data-later" }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } } },
+    });
+    await ran("claim-later");
+  });
+
+  test("a pod the scheduler cannot place: its reason in status, an Event and kubectl finetune status", async () => {
+    await createFtj(k, ftjManifest("unplaceable", ns, { preprocess: { enabled: false }, scheduling: { nodeSelector: { pool: "does-not-exist" } } } as never));
+    const c = await waitFor("PodsScheduled=False", async () => {
+      const cond = await condition("unplaceable", "PodsScheduled");
+      return cond?.status === "False" ? cond : undefined;
+    });
+    assert.equal(c.reason, "Unschedulable");
+    assert.match(c.message, /0\/\d+ nodes are available/);
+    assert.match((await getFtj(k, ns, "unplaceable")).status?.message ?? "", /cannot be scheduled/);
+    await waitFor("an Unschedulable Event", async () => (await eventReasons("unplaceable")).includes("Unschedulable"));
+    const { stdout } = await promisify(execFile)(BIN, ["status", "unplaceable", "-n", ns], { env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "", NO_COLOR: "1" } });
+    assert.match(stdout, /PodsScheduled:\s+False \(Unschedulable\): train attempt 0: pod \S+ cannot be scheduled: 0\/\d+ nodes are available/);
+  });
+
+  test("refused at admission: an image reference that cannot parse, a name over 45 characters", async () => {
+    const refused = async (obj: ReturnType<typeof ftjManifest>, pattern: RegExp) => {
+      const err = await createFtj(k, obj).then(
+        () => assert.fail(`${obj.metadata.name} was accepted`),
+        (e: { code?: number; body?: unknown }) => e,
+      );
+      assert.equal(err.code, 422);
+      assert.match(typeof err.body === "string" ? err.body : JSON.stringify(err.body), pattern);
+    };
+    await refused(ftjManifest("bad-image", ns, { image: "not a valid image ref!!" }), /spec\.image/);
+    await refused(ftjManifest("n".repeat(46), ns), /metadata\.name must be at most 45 characters/);
+    await createFtj(k, ftjManifest("n".repeat(45), ns, { suspend: true }));
+  });
+});
