@@ -265,10 +265,18 @@ describe("stuckPods", () => {
     }
   });
 
-  it("a missing Secret/ConfigMap beyond the grace: ContainerConfigError", () => {
+  it("a Secret/ConfigMap that does not exist (yet) is missing, not a failure, however long it takes", () => {
     const r = stuckPods([pod("r0", { waiting: { reason: "CreateContainerConfigError", message: "secret \"hf-token\" not found" }, createdAt: iso(-600) })], NOW, GRACE);
+    assert.equal(r.failure, undefined);
+    assert.deepEqual(r.missing, { kind: "Secret", name: "hf-token", pod: "r0" });
+    const c = stuckPods([pod("r0", { waiting: { reason: "CreateContainerConfigError", message: "configmap \"extra\" not found" }, createdAt: iso(-600) })], NOW, GRACE);
+    assert.deepEqual(c.missing, { kind: "ConfigMap", name: "extra", pod: "r0" });
+  });
+
+  it("another container config error beyond the grace: ContainerConfigError", () => {
+    const r = stuckPods([pod("r0", { waiting: { reason: "CreateContainerConfigError", message: "couldn't find key token in Secret ml/hf-token" }, createdAt: iso(-600) })], NOW, GRACE);
     assert.equal(r.failure?.reason, "ContainerConfigError");
-    assert.match(r.failure!.message, /secret "hf-token" not found/);
+    assert.match(r.failure!.message, /couldn't find key token/);
     assert.match(r.failure!.hint!, /Secret or ConfigMap/);
   });
 

@@ -141,17 +141,34 @@ const PULL_FAILURES = new Set(["ErrImagePull", "ImagePullBackOff"]);
 const IMMEDIATE_FAILURES = new Set(["InvalidImageName", "ErrImageNeverPull"]);
 const CONFIG_FAILURES = new Set(["CreateContainerConfigError", "CreateContainerError"]);
 
+/** A Secret or ConfigMap a pod needs that does not exist (yet): the kubelet starts the pod once it does. */
+export interface MissingPodReference {
+  kind: "Secret" | "ConfigMap";
+  name: string;
+  pod: string;
+}
+
+/** The kubelet's CreateContainerConfigError message for an object that does not exist, e.g. `secret "hf-token" not found`. */
+const MISSING_OBJECT = /^(secret|configmap) "([^"]+)" not found$/i;
+
 /**
  * A running attempt whose pods cannot start: an image that cannot be pulled
- * (after a grace period, since registries flap) or a missing Secret/ConfigMap.
- * Returns undefined while it may still recover; otherwise the time at which to look again.
+ * (after a grace period, since registries flap) or a broken container config.
+ * A Secret/ConfigMap that does not exist yet is not a failure but `missing`: GitOps applies objects in any order
+ * and the kubelet retries. Returns undefined while it may still recover; otherwise the time at which to look again.
  */
-export function stuckPods(pods: readonly V1Pod[], now: number, graceMs: number): { failure?: AttemptFailure; recheckAt?: number } {
+export function stuckPods(pods: readonly V1Pod[], now: number, graceMs: number): { failure?: AttemptFailure; recheckAt?: number; missing?: MissingPodReference } {
   let recheckAt: number | undefined;
+  let missing: MissingPodReference | undefined;
   for (const pod of pods) {
     for (const cs of pod.status?.containerStatuses ?? []) {
       const reason = cs.state?.waiting?.reason;
       if (!reason) continue;
+      const object = reason === "CreateContainerConfigError" ? MISSING_OBJECT.exec(cs.state?.waiting?.message?.trim() ?? "") : null;
+      if (object) {
+        missing ??= { kind: object[1]!.toLowerCase() === "secret" ? "Secret" : "ConfigMap", name: object[2]!, pod: pod.metadata?.name ?? "" };
+        continue;
+      }
       const since = new Date(pod.metadata?.creationTimestamp ?? now).getTime();
       const base = { kind: "Failed" as const, permanent: true, exitCode: undefined, ...(pod.metadata?.name ? { pod: pod.metadata.name } : {}), ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}) };
       if (IMMEDIATE_FAILURES.has(reason) || ((PULL_FAILURES.has(reason) || CONFIG_FAILURES.has(reason)) && now - since >= graceMs)) {
@@ -171,5 +188,5 @@ export function stuckPods(pods: readonly V1Pod[], now: number, graceMs: number):
       if (PULL_FAILURES.has(reason) || CONFIG_FAILURES.has(reason)) recheckAt = Math.min(recheckAt ?? Infinity, since + graceMs);
     }
   }
-  return recheckAt !== undefined ? { recheckAt } : {};
+  return { ...(recheckAt !== undefined ? { recheckAt } : {}), ...(missing ? { missing } : {}) };
 }

@@ -1017,3 +1017,24 @@ describe("decide: missing references and unschedulable pods", () => {
     assert.equal(cond(scheduled.status, "PodsScheduled")?.status, "True");
   });
 });
+
+describe("decide: a Secret the pods need does not exist yet", () => {
+  it("waits with SecretNotFound (never fails, however long), then resolves once the pods start", () => {
+    const t = step(training(ftj().spec({ preprocess: { enabled: false } } as never))).next;
+    const waiting = pod("train", 0).waiting("CreateContainerConfigError", 'secret "hf-token" not found', 3600);
+    const d = decide(observe(t, { jobs: [job("train", 0).active(1, 0)], pods: [waiting] }));
+    assert.equal(d.status.phase, "Training");
+    assert.equal(cond(d.status, "ReferencesResolved")?.reason, "SecretNotFound");
+    assert.match(d.status.message ?? "", /waiting: Secret hf-token not found in namespace ml/);
+    assert.ok(eventReasons(d).includes("Warning/SecretNotFound"));
+    assert.equal(d.status.lastFailure, undefined);
+    const t2 = new FtjBuilder(NAME);
+    Object.assign(t2.obj, structuredClone(t.obj));
+    t2.status(d.status);
+    const again = decide(observe(t2, { jobs: [job("train", 0).active(1, 0)], pods: [waiting] }));
+    assert.equal(again.statusChanged, false, "level-triggered: the same observation writes nothing");
+    const started = decide(observe(t2, { jobs: [job("train", 0).active()], pods: [pod("train", 0)] }));
+    assert.equal(cond(started.status, "ReferencesResolved")?.status, "True");
+    assert.ok(eventReasons(started).includes("Normal/ReferencesFound"));
+  });
+});

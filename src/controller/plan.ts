@@ -22,7 +22,7 @@ import {
 import { stageJobName } from "../render/names.ts";
 import type { ValidationIssue } from "../validation/job.ts";
 import { getCondition, isTrue, setCondition, type ConditionInput } from "./conditions.ts";
-import { classifyFailure, parseTerminationMessage, stuckPods, type AttemptFailure } from "./failures.ts";
+import { classifyFailure, parseTerminationMessage, stuckPods, type AttemptFailure, type MissingPodReference } from "./failures.ts";
 import { Reason } from "./reasons.ts";
 import { firstUnschedulable } from "./scheduling.ts";
 import { specHash } from "./spec-hash.ts";
@@ -223,7 +223,8 @@ function waitForReferences(p: Planner): boolean {
   const missing = p.obs.missing ?? [];
   const cond = getCondition(st.conditions, "ReferencesResolved");
   if (missing.length === 0) {
-    if (cond?.status === "False") {
+    // Pod-level reasons (a Secret the kubelet cannot find) are resolved by reportPodReferences, from the pods.
+    if (cond?.status === "False" && !POD_REFERENCE_REASONS.has(cond.reason)) {
       p.condition({ type: "ReferencesResolved", status: "True", reason: Reason.ReferencesFound, message: "every referenced object exists" });
       p.event("Normal", Reason.ReferencesFound, `found ${cond.message.replace(/ not found.*$/, "")}; the job proceeds`);
     }
@@ -395,12 +396,14 @@ function runStage(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus,
   }
   const pods = podsOf(p, stage, ss.attempt);
   let failure: AttemptFailure | undefined;
+  let missing: MissingPodReference | undefined;
   if (jobCondition(current, "Failed", "FailureTarget")) {
     failure = classifyFailure(stage, current, pods, input.spec.permanentExitCodes ?? []);
   } else {
     const stuck = stuckPods(pods, p.nowMs, p.obs.settings.imagePullGraceMs);
     if (stuck.recheckAt !== undefined) p.requeue(stuck.recheckAt - p.nowMs);
     failure = stuck.failure;
+    missing = stuck.missing;
   }
   if (failure) {
     attemptEnded(p, input, stage, ss, failure, current, pods);
@@ -415,7 +418,30 @@ function runStage(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus,
   const resume = resumePoint(pods);
   if (resume && record && record.resumedFrom === undefined && resume !== "none") record.resumedFrom = resume;
   reportScheduling(p, stage, ss, pods);
+  reportPodReferences(p, missing);
   p.condition({ type: STAGE_CONDITION[stage], status: "False", reason: ss.phase === "Running" ? Reason.Running : Reason.Pending, message: `${stage} attempt ${ss.attempt}: ${ss.phase.toLowerCase()}` });
+}
+
+const POD_REFERENCE_REASONS = new Set<string>([Reason.SecretNotFound, Reason.ConfigMapNotFound]);
+
+/**
+ * A Secret or ConfigMap the pods need (spec.secrets, env, envFrom) that does not exist yet: the job waits (the
+ * kubelet starts the container once it exists) with ReferencesResolved=False and one Event, instead of failing.
+ * The operator cannot read Secrets; the kubelet's CreateContainerConfigError is how it learns of them.
+ */
+function reportPodReferences(p: Planner, missing: MissingPodReference | undefined): void {
+  const st = p.status;
+  const cond = getCondition(st.conditions, "ReferencesResolved");
+  if (missing) {
+    const message = `${missing.kind} ${missing.name} not found in namespace ${p.obs.ftj.metadata.namespace ?? ""} (needed by pod ${missing.pod}: spec.secrets, env or envFrom)`;
+    const reason = missing.kind === "Secret" ? Reason.SecretNotFound : Reason.ConfigMapNotFound;
+    if (cond?.status !== "False" || cond.message !== message) p.event("Warning", reason, `${message}; the pod starts once it exists`);
+    p.condition({ type: "ReferencesResolved", status: "False", reason, message });
+    st.message = `${st.message}; waiting: ${message}`;
+  } else if (cond?.status === "False" && POD_REFERENCE_REASONS.has(cond.reason)) {
+    p.condition({ type: "ReferencesResolved", status: "True", reason: Reason.ReferencesFound, message: "every referenced object exists" });
+    p.event("Normal", Reason.ReferencesFound, "the missing Secret/ConfigMap exists now; the pods start");
+  }
 }
 
 /** The scheduler's reason for a pod it cannot place goes into status (message, PodsScheduled) and one Event per episode. */

@@ -5,6 +5,7 @@ export const Reason = {
   ConfigWarnings: "ConfigWarnings",
   ConfigNotFound: "ConfigNotFound",
   SecretNotFound: "SecretNotFound",
+  ConfigMapNotFound: "ConfigMapNotFound",
   ClaimNotFound: "ClaimNotFound",
   ReferencesFound: "ReferencesFound",
   Unschedulable: "Unschedulable",
