@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
@@ -24,7 +24,7 @@ import { auditPolicyPath, componentCommand, componentKubeconfig } from './compon
 import { clusterLogsYaml, fakeNode, kubeconfigYaml, kwokLogsCrd, nodeNames, schedulerConfigYaml, storageClass } from './manifests.ts';
 import { binaryPath, clusterSrcDir, controlPlaneTools, layout, stateDir, type Layout, type Tool } from './paths.ts';
 import { pickPorts, type Ports } from './ports.ts';
-import { componentNames, logTail, removePidFiles, runningPid, startProcess, stopAll, stopComponent, type Component } from './processes.ts';
+import { componentNames, isOurs, logTail, removePidFiles, runningPid, startProcess, stopAll, stopComponent, type Component } from './processes.ts';
 
 export { stateDir } from './paths.ts';
 export { restartAliases } from './components.ts';
@@ -431,7 +431,22 @@ async function startComponents(l: Layout, ports: Ports, which: Component[], log:
     // The provisioner writes its ready file once it watches; an old one would read as ready too early.
     if (name === 'provisioner') await rm(join(l.pids, 'provisioner.ready'), { force: true });
     const { command, args } = componentCommand(l, ports, name);
-    await startProcess(l, name, command, args);
+    // Right after a SIGKILL the old process's sockets on the same port can still refuse the bind for a moment
+    // (seen with the API server during a burst, many connections open): start again until the port is ours.
+    for (let tries = 1; ; tries++) {
+      const logStart = await stat(join(l.logs, `${name}.log`)).then((s) => s.size, () => 0);
+      const pid = await startProcess(l, name, command, args);
+      const bindFailed = async () => {
+        const text = await readFile(join(l.logs, `${name}.log`), 'utf8').catch(() => '');
+        return text.slice(logStart).includes('address already in use');
+      };
+      // Only a restart can meet its own old sockets; a fresh start's ports were free a moment ago.
+      const settled = Date.now() + (opts.fresh ? 0 : 3000);
+      while (Date.now() < settled && isOurs(pid, l.root) && !(await bindFailed())) await sleep(100);
+      if (isOurs(pid, l.root) || !(await bindFailed()) || tries >= 60) return;
+      log(`${name}: its port is still held by the old process; starting it again (try ${tries + 1})`);
+      await sleep(1000);
+    }
   };
   const urls = healthUrls(ports);
   await run('etcd');

@@ -11,12 +11,22 @@ export interface Ports {
   kwok: number;
 }
 
+/**
+ * Ports below Linux's ephemeral range (32768-60999 by default). A kernel-chosen port (port 0) comes from that range,
+ * and so do the source ports of outgoing connections: while a component is down for a restart in place, any
+ * connection could take its port as a source port and the restarted component would fail with "address already
+ * in use" (seen when the API server was restarted during a burst).
+ */
+const LOW = 20_000;
+const HIGH = 32_000;
+
 function onePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+    const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
+    srv.on('error', () => resolve(0)); // taken: the caller tries another
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
       const addr = srv.address();
       const port = typeof addr === 'object' && addr ? addr.port : 0;
       srv.close(() => resolve(port));
@@ -30,7 +40,7 @@ export async function pickPorts(): Promise<Ports> {
   const next = async (): Promise<number> => {
     for (;;) {
       const p = await onePort();
-      if (!seen.has(p)) {
+      if (p !== 0 && !seen.has(p)) {
         seen.add(p);
         return p;
       }
