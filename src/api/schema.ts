@@ -117,6 +117,14 @@ export const FineTuneJobSpecSchema = z
       })
       .strict()
       .prefault({}),
+    lossGuard: z
+      .object({
+        action: z.enum(["Warn", "Fail"]).default("Warn").meta({ description: "What a NaN/inf training loss does: Warn sets LossHealthy=False with an Event; Fail also stops the run (its checkpoints are kept). Flat and spiking losses only warn." }),
+        flatSteps: z.number().int().min(0).max(16).default(10).meta({ description: "The loss counts as flat when its first this many logged values stay within 1% of each other and it has not dropped since. 0 turns the check off." }),
+        spikeFactor: z.number().min(0).max(1000).default(3).meta({ description: "A logged loss above this factor times the minimum of the values logged just before it is a spike. 0 turns the check off." }),
+      })
+      .strict()
+      .prefault({}),
     maxRestarts: z.number().int().min(0).max(100).default(3).meta({ description: "Training gang restarts allowed for failures. Disruptions (preemption, eviction, node loss) do not count." }),
     permanentExitCodes: z.array(z.number().int().min(1).max(255)).optional().meta({ description: "Trainer exit codes that fail the job at once instead of retrying." }),
     terminationGracePeriodSeconds: z.number().int().min(0).max(3600).default(120).meta({ description: "Time a trainer gets on SIGTERM to save a checkpoint (with dynamic_checkpoint) before it is killed." }),
@@ -202,6 +210,17 @@ export const ProgressSchema = z
 
 export const CheckpointSchema = z.object({ step: z.number().int(), path: z.string() }).strict();
 
+/** A short, downsampled loss history (src/progress/loss.ts keeps it bounded), for LossHealthy and a sparkline. */
+export const LossHistorySchema = z
+  .object({
+    points: z
+      .array(z.object({ step: z.number().int(), loss: z.number() }).strict())
+      .max(64)
+      .meta({ description: "Logged training losses, oldest first: the first and the most recent values as logged, the ones between thinned out." }),
+    nonFiniteStep: z.number().int().optional().meta({ description: "Step at which a NaN or infinite loss was first logged." }),
+  })
+  .strict();
+
 export const FineTuneJobStatusSchema = z
   .object({
     phase: z.enum(PHASES).optional(),
@@ -217,6 +236,7 @@ export const FineTuneJobStatusSchema = z
     disruptions: z.number().int().optional().meta({ description: "Training restarts caused by preemption, eviction or node loss (not counted)." }),
     attempts: z.array(AttemptRecordSchema).optional().meta({ description: "The most recent attempts of every stage (bounded)." }),
     progress: ProgressSchema.optional(),
+    lossHistory: LossHistorySchema.optional(),
     checkpoints: z.array(CheckpointSchema).optional().meta({ description: "Checkpoints saved so far (most recent last, bounded)." }),
     latestCheckpoint: CheckpointSchema.optional(),
     outputs: z
@@ -248,6 +268,7 @@ export type AttemptRecord = z.output<typeof AttemptRecordSchema>;
 export type Failure = z.output<typeof FailureSchema>;
 export type Progress = z.output<typeof ProgressSchema>;
 export type Checkpoint = z.output<typeof CheckpointSchema>;
+export type LossHistory = z.output<typeof LossHistorySchema>;
 export type StageStatus = z.output<typeof stageStatus>;
 
 export interface ObjectMeta {

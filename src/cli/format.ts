@@ -1,5 +1,6 @@
 /** Human output of FineTuneJob status for the CLI. Pure. */
 import type { FineTuneJobObject } from "../api/schema.ts";
+import { sparkline } from "../progress/loss.ts";
 
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
@@ -26,6 +27,20 @@ export function progressLine(job: FineTuneJobObject, width = 24): string | undef
   return parts.join("  ");
 }
 
+/** `▇▆▅▃▂▂▁  6.71 -> 2.04 (steps 1-120)`, plus the NaN step when there was one. */
+export function lossCurveLine(job: FineTuneJobObject): string | undefined {
+  const h = job.status?.lossHistory;
+  const points = h?.points ?? [];
+  const parts: string[] = [];
+  if (points.length > 0) {
+    const first = points[0]!;
+    const last = points[points.length - 1]!;
+    parts.push(sparkline(h), `${first.loss} -> ${last.loss} (steps ${first.step}-${last.step})`);
+  }
+  if (h?.nonFiniteStep !== undefined) parts.push(`NaN/inf at step ${h.nonFiniteStep}`);
+  return parts.length ? parts.join("  ") : undefined;
+}
+
 export function describeStatus(job: FineTuneJobObject): string {
   const st = job.status ?? {};
   const lines: string[] = [];
@@ -41,6 +56,7 @@ export function describeStatus(job: FineTuneJobObject): string {
   row("Attempt", st.attempt);
   row("Restarts", st.restarts !== undefined ? `${st.restarts} of ${job.spec.maxRestarts ?? 3}${st.disruptions ? ` (+${st.disruptions} disruptions, not counted)` : ""}` : undefined);
   row("Progress", progressLine(job));
+  row("Loss curve", lossCurveLine(job));
   row("Checkpoint", st.latestCheckpoint ? `step ${st.latestCheckpoint.step} at ${st.latestCheckpoint.path}` : undefined);
   if (st.outputs) {
     row("Output claim", st.outputs.claimName);

@@ -953,3 +953,59 @@ describe("decide: conditions", () => {
     for (const c of d.status.conditions!) assert.equal(c.observedGeneration, 1, c.type);
   });
 });
+
+// ---------------------------------------------------------------------------
+// Loss health (status.lossHistory is written by the progress paths)
+// ---------------------------------------------------------------------------
+
+describe("decide: loss health", () => {
+  const RUNNING_CHILDREN = { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: ranks("train", 0, 1) };
+  const withLoss = (f: FtjBuilder, lossHistory: FineTuneJobStatus["lossHistory"]) => f.status({ ...f.obj.status!, lossHistory });
+  const falling = { points: Array.from({ length: 12 }, (_, i) => ({ step: i + 1, loss: 3 - i * 0.1 })) };
+
+  it("no history: no LossHealthy condition (and no write for it)", () => {
+    const { d } = step(trainRunning(), RUNNING_CHILDREN);
+    assert.equal(cond(d.status, "LossHealthy"), undefined);
+    assert.equal(d.statusChanged, false);
+  });
+
+  it("a falling loss: LossHealthy=True once; more healthy progress writes nothing more", () => {
+    const { d, next } = step(withLoss(trainRunning(), falling), RUNNING_CHILDREN);
+    assert.deepEqual([cond(d.status, "LossHealthy")?.status, cond(d.status, "LossHealthy")?.reason], ["True", "LossDecreasing"]);
+    assert.deepEqual(eventReasons(d), [], "no Event for a healthy loss");
+    const more = { points: [...falling.points, { step: 13, loss: 1.7 }] };
+    const again = step(withLoss(next, more), RUNNING_CHILDREN).d;
+    assert.equal(again.statusChanged, false, "the planner adds nothing to the progress path's own write");
+  });
+
+  it("NaN under Warn: LossHealthy=False with a Warning Event, and training goes on", () => {
+    const { d, next } = step(withLoss(trainRunning(), { points: falling.points.slice(0, 3), nonFiniteStep: 4 }), RUNNING_CHILDREN);
+    assert.deepEqual([cond(d.status, "LossHealthy")?.status, cond(d.status, "LossHealthy")?.reason], ["False", "LossNotFinite"]);
+    assert.ok(eventReasons(d).includes("Warning/LossNotFinite"));
+    assert.equal(d.status.phase, "Training");
+    assert.deepEqual(deleted(d), []);
+    assert.deepEqual(eventReasons(step(next, RUNNING_CHILDREN).d), [], "one Event per transition");
+  });
+
+  it("NaN under Fail: the run stops (train Job deleted, claim untouched), Failed with reason LossNotFinite", () => {
+    const f = trainRunning(ftj().spec({ lossGuard: { action: "Fail" } }));
+    const { d, next } = step(withLoss(f, { points: [], nonFiniteStep: 7 }), RUNNING_CHILDREN);
+    assert.equal(d.status.phase, "Failed");
+    assert.equal(cond(d.status, "Failed")?.reason, "LossNotFinite");
+    assert.equal(cond(d.status, "LossHealthy")?.status, "False");
+    assert.equal(d.status.stages?.train?.phase, "Failed");
+    assert.equal(d.status.lastFailure?.reason, "LossNotFinite");
+    assert.deepEqual(deleted(d), ["demo-train-0"]);
+    assert.ok(!d.actions.some((a) => a.kind === "deleteFineTuneJob"));
+    assert.ok(eventReasons(d).includes("Warning/LossNotFinite"));
+    assert.ok(eventReasons(d).includes("Warning/Failed"));
+    assert.deepEqual(step(next, RUNNING_CHILDREN).d.actions, [], "a failed job stays failed");
+  });
+
+  it("a flat loss under Fail only warns (Fail is for NaN)", () => {
+    const flat = { points: Array.from({ length: 10 }, (_, i) => ({ step: i + 1, loss: 2.3 })) };
+    const { d } = step(withLoss(trainRunning(ftj().spec({ lossGuard: { action: "Fail" } })), flat), RUNNING_CHILDREN);
+    assert.equal(cond(d.status, "LossHealthy")?.reason, "LossFlat");
+    assert.equal(d.status.phase, "Training");
+  });
+});

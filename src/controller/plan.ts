@@ -23,6 +23,7 @@ import { stageJobName } from "../render/names.ts";
 import type { ValidationIssue } from "../validation/job.ts";
 import { getCondition, isTrue, setCondition, type ConditionInput } from "./conditions.ts";
 import { classifyFailure, parseTerminationMessage, stuckPods, type AttemptFailure } from "./failures.ts";
+import { assessLoss } from "./loss-health.ts";
 import { Reason } from "./reasons.ts";
 import { specHash } from "./spec-hash.ts";
 
@@ -156,6 +157,8 @@ function run(p: Planner): void {
     p.condition({ type: "Suspended", status: "False", reason: Reason.Resumed, message: "resumed; the interrupted stage starts a new attempt" });
   }
 
+  if (lossHealth(p, spec)) return;
+
   // Storage, the rendered config and the rank Service are created first; the first stage's Job is created in the same
   // pass, after them (actions run in order and stop at the first error), which saves a round trip through the queue
   // per job. Status says Pending, truthfully, until the cache shows the base objects.
@@ -246,6 +249,50 @@ function driftCheck(p: Planner, spec: FineTuneJobSpec): void {
   } else if (getCondition(st.conditions, "SpecChangeRejected")) {
     p.condition({ type: "SpecChangeRejected", status: "False", reason: Reason.Valid, message: "spec matches the running job" });
   }
+}
+
+/**
+ * LossHealthy from status.lossHistory (written by the progress paths). The
+ * condition message of a healthy loss does not quote values, so new progress
+ * alone never makes the reconciler write status. True when the run must stop
+ * (a non-finite loss under lossGuard.action Fail).
+ */
+function lossHealth(p: Planner, spec: FineTuneJobSpec): boolean {
+  const st = p.status;
+  const verdict = assessLoss(st.lossHistory, spec.lossGuard);
+  if (!verdict) return false;
+  const prev = getCondition(st.conditions, "LossHealthy");
+  const status = verdict.healthy ? "True" : "False";
+  p.condition({ type: "LossHealthy", status, reason: verdict.reason, message: verdict.message });
+  if (prev?.status !== status || prev.reason !== verdict.reason) {
+    if (!verdict.healthy) p.event("Warning", verdict.reason, verdict.message);
+    else if (prev) p.event("Normal", verdict.reason, "the training loss looks healthy again");
+  }
+  if (!verdict.nonFinite || spec.lossGuard.action !== "Fail") return false;
+  stopForLoss(p, verdict.message);
+  return true;
+}
+
+/**
+ * Fails the job and stops whatever stage runs. Deleting the training Job sends SIGTERM: the launcher asks Axolotl to
+ * save a checkpoint first (dynamic_checkpoint), and nothing on the claim is deleted, so the checkpoints stay.
+ */
+function stopForLoss(p: Planner, why: string): void {
+  const st = p.status;
+  for (const job of p.obs.children.jobs) {
+    if (!isFinishedJob(job) && !job.metadata?.deletionTimestamp) deleteJob(p, job, "spec.lossGuard.action is Fail and the loss is not finite");
+  }
+  const ss = st.stages?.train;
+  const message = `training stopped by spec.lossGuard (action Fail): ${why}`;
+  if (ss && ss.phase !== "Succeeded") {
+    ss.phase = "Failed";
+    ss.completionTime ??= p.now;
+    const record = findRecord(st, "train", ss.attempt);
+    if (record && !record.endTime) Object.assign(record, { endTime: p.now, result: "Failed", reason: Reason.LossNotFinite, counted: false });
+    p.condition({ type: "Trained", status: "False", reason: Reason.LossNotFinite, message });
+  }
+  st.lastFailure = { stage: "train", ...(ss ? { attempt: ss.attempt } : {}), reason: Reason.LossNotFinite, message, time: p.now, permanent: true };
+  fail(p, Reason.LossNotFinite, message);
 }
 
 /** Creates the missing base objects; true when all of them are observed. Never waits for the claim to bind (WaitForFirstConsumer classes bind only once a pod uses it). */

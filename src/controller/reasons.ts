@@ -21,4 +21,8 @@ export const Reason = {
   Created: "Created",
   SpecChangeRejected: "SpecChangeRejected",
   TTLExpired: "TTLExpired",
+  LossDecreasing: "LossDecreasing",
+  LossNotFinite: "LossNotFinite",
+  LossFlat: "LossFlat",
+  LossSpike: "LossSpike",
 } as const;

@@ -195,9 +195,41 @@ describe("helpers", () => {
 
   it("parseMetricsDict reads Python reprs and refuses anything else", () => {
     assert.deepEqual(parseMetricsDict("{'loss': 1.5, \"x\": -2e-3, 'ok': True, 'n': None, 't': (1, 2), 'l': [], 'd': {},}"), { loss: 1.5, x: -0.002, ok: true, n: null, t: [1, 2], l: [], d: {} });
-    assert.deepEqual(parseMetricsDict("prefix {'loss': -inf} suffix"), { loss: null });
+    assert.deepEqual(parseMetricsDict("prefix {'loss': -inf} suffix"), { loss: Number.NEGATIVE_INFINITY });
     assert.equal(parseMetricsDict("{'loss': os.system('x')}"), undefined);
     assert.equal(parseMetricsDict("{1: 2}"), undefined);
     assert.equal(parseMetricsDict("{'a': 1} trailing }"), undefined);
+  });
+
+  it("keeps every training loss in the tail with the step of the bar above it, NaN included", () => {
+    const p = parseLogTail(
+      [
+        "Maximum number of steps set at 100",
+        " 1%|          | 1/100 [00:01<01:39,  1.00s/it]",
+        "{'loss': '6.707', 'grad_norm': '0.5898', 'learning_rate': '0.001', 'epoch': '0.01'}",
+        " 2%|▏         | 2/100 [00:02<01:38,  1.00s/it]",
+        "{'loss': nan, 'grad_norm': nan, 'epoch': 0.02}",
+        " 3%|▎         | 3/100 [00:03<01:37,  1.00s/it]",
+        "{'loss': 'inf', 'epoch': '0.03'}",
+        "{'eval_loss': '6.5', 'epoch': '0.03'}",
+        "",
+      ].join("\n"),
+    );
+    assert.equal(p.losses.length, 3, "eval_loss is not a training loss");
+    assert.deepEqual(p.losses[0], { step: 1, loss: 6.707 });
+    assert.deepEqual([p.losses[1]!.step, Number.isNaN(p.losses[1]!.loss)], [2, true]);
+    assert.deepEqual([p.losses[2]!.step, Number.isNaN(p.losses[2]!.loss)], [3, true]);
+    assert.equal(p.loss, 6.707, "status.progress.loss still shows the last finite value");
+  });
+
+  it("the real axolotl 0.18.0 log gives its losses in step order", () => {
+    // stdout (dicts) and stderr (bars) interleave unevenly in a container log, so a loss can land one bar off, and two
+    // on the same bar (loss.ts keeps the first). The steps never go back, and most are distinct.
+    const p = parseLogTail(REAL);
+    assert.ok(p.losses.length >= 10, String(p.losses.length));
+    const steps = p.losses.map((l) => l.step);
+    assert.deepEqual(steps, [...steps].sort((a, b) => a - b), "non-decreasing");
+    assert.ok(new Set(steps).size >= 0.8 * steps.length, `${new Set(steps).size} distinct of ${steps.length}`);
+    assert.ok(p.losses.every((l) => Number.isFinite(l.loss)));
   });
 });

@@ -903,6 +903,10 @@ class ProgressTracker:
             "tokensPerSecondPerGpu": None,
             "etaSeconds": None,
             "trainLoss": None,
+            # The step each training loss was logged at (keys the operator's loss history, so a resent report adds
+            # nothing), and the step of the first NaN/inf loss, which JSON cannot carry as a value.
+            "lossStep": None,
+            "lossNonFiniteStep": None,
             "checkpoints": [],
         }
         self._checkpoints = {}  # step -> {"step", "path", "complete"}
@@ -964,6 +968,15 @@ class ProgressTracker:
 
     def _apply_metrics(self, d: dict) -> bool:
         changed = False
+        if "loss" in d:
+            raw = d["loss"]
+            # A bare nan/inf was turned into None by parse_metrics_dict; transformers 5 logs it as a string.
+            non_finite = raw is None or (isinstance(raw, str) and raw.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"))
+            at = d.get("step") if isinstance(d.get("step"), int) and not isinstance(d.get("step"), bool) else (self._state["step"] or 0)
+            if non_finite and self._state["lossNonFiniteStep"] is None:
+                changed |= self._set("lossNonFiniteStep", at)
+            elif _number(raw) is not None:
+                changed |= self._set("lossStep", at)
         for src, dst in (
             ("loss", "loss"),
             ("eval_loss", "evalLoss"),

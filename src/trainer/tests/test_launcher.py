@@ -792,6 +792,22 @@ class RealAxolotlOutputTest(unittest.TestCase):
         self.assertIsNone(s["gradNorm"])
         self.assertEqual(s["epoch"], 0.2)
 
+    def test_loss_step_and_first_non_finite_step_are_reported(self):
+        # The operator's loss history (src/progress/loss.ts) keys losses by the step they were logged at, and learns of
+        # a NaN loss only from lossNonFiniteStep: JSON has no NaN.
+        t = launcher.ProgressTracker()
+        t.feed(" 10%|█         | 10/100 [00:10<01:30,  1.00it/s]")
+        t.feed("{'loss': '5.1', 'epoch': '0.1'}")
+        s, _ = t.snapshot()
+        self.assertEqual((s["lossStep"], s["lossNonFiniteStep"]), (10, None))
+        t.feed(" 11%|█         | 11/100 [00:11<01:29,  1.00it/s]")
+        t.feed("{'loss': 'nan', 'epoch': '0.11'}")
+        t.feed(" 12%|█▏        | 12/100 [00:12<01:28,  1.00it/s]")
+        t.feed("{'loss': nan, 'epoch': '0.12'}")
+        s, _ = t.snapshot()
+        self.assertEqual((s["lossStep"], s["lossNonFiniteStep"]), (10, 11), "the first non-finite step stays")
+        json.dumps(s, allow_nan=False)  # the report stays valid JSON
+
     def test_worker_killed_by_signal_from_torchrun_report(self):
         tail = launcher.Tail()
         with open(REAL_SIGKILL_LOG, encoding="utf-8") as f:
