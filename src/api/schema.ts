@@ -4,7 +4,7 @@
  * the three can never disagree about a field.
  */
 import { z } from "zod";
-import { DEFAULT_TRAINER_IMAGE } from "./group.ts";
+import { DEFAULT_TRAINER_IMAGE, STAGES } from "./group.ts";
 
 /** Metadata keys that crd.ts turns into OpenAPI vendor extensions. */
 const preserveUnknown = { "x-kubernetes-preserve-unknown-fields": true } as const;
@@ -125,6 +125,20 @@ export const FineTuneJobSpecSchema = z
       })
       .strict()
       .prefault({}),
+    smokeTest: z
+      .object({
+        enabled: z.boolean().optional().meta({ description: "Run `axolotl inference` on the trained adapter after training and before merge. Default: true when a LoRA/QLoRA adapter is trained." }),
+        prompts: z
+          .array(z.string().min(1).max(2000))
+          .min(1)
+          .max(8)
+          .default(["Write one short sentence about the sea."])
+          .meta({ description: "Prompts fed to `axolotl inference` on stdin, one process per prompt (it reads a prompt until end of input)." }),
+        action: z.enum(["Warn", "Fail"]).default("Warn").meta({ description: "What a failed check (an empty answer; every generation running to the token limit, i.e. never emitting EOS) does: Warn sets SmokeTested=False with an Event and merges anyway; Fail fails the job before the merge." }),
+        onCPU: z.boolean().default(false).meta({ description: "Run the smoke test on CPU (no GPU requested); slow for large models, and QLoRA (4-bit) needs a GPU." }),
+      })
+      .strict()
+      .prefault({}),
     maxRestarts: z.number().int().min(0).max(100).default(3).meta({ description: "Training gang restarts allowed for failures. Disruptions (preemption, eviction, node loss) do not count." }),
     permanentExitCodes: z.array(z.number().int().min(1).max(255)).optional().meta({ description: "Trainer exit codes that fail the job at once instead of retrying." }),
     terminationGracePeriodSeconds: z.number().int().min(0).max(3600).default(120).meta({ description: "Time a trainer gets on SIGTERM to save a checkpoint (with dynamic_checkpoint) before it is killed." }),
@@ -134,7 +148,7 @@ export const FineTuneJobSpecSchema = z
   })
   .strict();
 
-export const PHASES = ["Pending", "Preprocessing", "Training", "Merging", "Succeeded", "Failed", "Suspended"] as const;
+export const PHASES = ["Pending", "Preprocessing", "Training", "SmokeTesting", "Merging", "Succeeded", "Failed", "Suspended"] as const;
 export type Phase = (typeof PHASES)[number];
 
 export const ConditionSchema = z
@@ -163,7 +177,7 @@ const stageStatus = z
 
 export const AttemptRecordSchema = z
   .object({
-    stage: z.enum(["preprocess", "train", "merge"]),
+    stage: z.enum(STAGES),
     attempt: z.number().int(),
     startTime: z.string().optional(),
     endTime: z.string().optional(),
@@ -177,7 +191,7 @@ export const AttemptRecordSchema = z
 
 export const FailureSchema = z
   .object({
-    stage: z.enum(["preprocess", "train", "merge"]).optional(),
+    stage: z.enum(STAGES).optional(),
     attempt: z.number().int().optional(),
     reason: z.string(),
     message: z.string(),
@@ -228,7 +242,7 @@ export const FineTuneJobStatusSchema = z
     observedGeneration: z.number().int().optional(),
     conditions: z.array(ConditionSchema).optional().meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
     stages: z
-      .object({ preprocess: stageStatus.optional(), train: stageStatus.optional(), merge: stageStatus.optional() })
+      .object({ preprocess: stageStatus.optional(), train: stageStatus.optional(), smoke: stageStatus.optional(), merge: stageStatus.optional() })
       .strict()
       .optional(),
     attempt: z.number().int().optional().meta({ description: "Current training attempt (0 for the first)." }),
@@ -248,6 +262,20 @@ export const FineTuneJobStatusSchema = z
       })
       .strict()
       .optional(),
+    smokeTest: z
+      .object({
+        result: z.enum(["Passed", "Warning", "Failed"]),
+        message: z.string(),
+        hint: z.string().optional(),
+        answersFile: z.string().optional().meta({ description: "Every answer in full, in the output claim (path relative to the claim)." }),
+        answers: z
+          .array(z.object({ prompt: z.string(), answer: z.string(), stopped: z.boolean().optional().meta({ description: "Whether generation ended with the EOS token (false: it ran to the token limit)." }) }).strict())
+          .max(8)
+          .meta({ description: "The answers, truncated." }),
+      })
+      .strict()
+      .optional()
+      .meta({ description: "What the smoke test (axolotl inference on the adapter) answered, and its checks." }),
     lastFailure: FailureSchema.optional(),
     specHash: z.string().optional().meta({ description: "Hash of the spec parts a started job runs with (config, nodes, GPUs, image)." }),
     startedWith: z

@@ -197,6 +197,7 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
         "Service/my-llama-ranks",
         "Job/my-llama-preprocess-0",
         "Job/my-llama-train-0",
+        "Job/my-llama-smoke-0",
         "Job/my-llama-merge-0",
       ]);
       for (const d of docs) assert.equal(d.metadata.namespace, "research");
@@ -209,7 +210,7 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
     it("renders a FineTuneJob manifest by its own name", async () => {
       const r = expectExit(await run("render", file("ftj-render.yaml", FTJ("from-manifest", `  preprocess: {enabled: false}\n  config:\n${indent(VALID, "    ")}`))), 0);
       const names = parseAllDocuments(r.stdout).map((d) => (d.toJS() as { metadata: { name: string } }).metadata.name);
-      assert.deepEqual(names, ["from-manifest-output", "from-manifest-config", launcherConfigMapName(launcherSource()), "from-manifest-ranks", "from-manifest-train-0", "from-manifest-merge-0"]);
+      assert.deepEqual(names, ["from-manifest-output", "from-manifest-config", launcherConfigMapName(launcherSource()), "from-manifest-ranks", "from-manifest-train-0", "from-manifest-smoke-0", "from-manifest-merge-0"]);
     });
 
     it("refuses an invalid config with the errors, exit 1", async () => {

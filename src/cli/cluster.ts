@@ -128,7 +128,7 @@ export async function watch(client: ClusterClient, name: string, opts: { interva
 
 export async function logs(client: ClusterClient, name: string, opts: { stage?: Stage; rank: number; follow: boolean; attempt?: number }, stdout: NodeJS.WritableStream): Promise<number> {
   const job = await client.get(name);
-  const stage: Stage = opts.stage ?? (job.status?.phase === "Preprocessing" ? "preprocess" : job.status?.phase === "Merging" ? "merge" : "train");
+  const stage: Stage = opts.stage ?? (job.status?.phase === "Preprocessing" ? "preprocess" : job.status?.phase === "SmokeTesting" ? "smoke" : job.status?.phase === "Merging" ? "merge" : "train");
   const attempt = opts.attempt ?? job.status?.stages?.[stage]?.attempt;
   const selector = [`${LABEL_JOB_NAME}=${name}`, `${LABEL_STAGE}=${stage}`, ...(attempt !== undefined ? [`${LABEL_ATTEMPT}=${attempt}`] : [])].join(",");
   const pods = (await client.core.listNamespacedPod({ namespace: client.namespace, labelSelector: selector })).items;

@@ -50,7 +50,7 @@ export function describeStatus(job: FineTuneJobObject): string {
   row("Name", `${job.metadata.namespace}/${job.metadata.name}`);
   row("Phase", st.phase ?? "Pending");
   row("Message", st.message);
-  const current = st.phase === "Preprocessing" ? "preprocess" : st.phase === "Merging" ? "merge" : "train";
+  const current = st.phase === "Preprocessing" ? "preprocess" : st.phase === "SmokeTesting" ? "smoke" : st.phase === "Merging" ? "merge" : "train";
   row("Stage", st.stages?.[current] ? `${current} (${st.stages[current]!.phase}, job ${st.stages[current]!.jobName ?? "-"})` : undefined);
   row("Nodes x GPUs", `${job.spec.nodes ?? 1} x ${job.spec.gpusPerNode ?? 1}`);
   row("Attempt", st.attempt);
@@ -62,6 +62,11 @@ export function describeStatus(job: FineTuneJobObject): string {
     row("Output claim", st.outputs.claimName);
     row("Adapter", st.phase === "Succeeded" || st.stages?.train?.phase === "Succeeded" ? st.outputs.adapterPath : undefined);
     row("Merged model", st.stages?.merge?.phase === "Succeeded" ? st.outputs.mergedModelPath : undefined);
+  }
+  if (st.smokeTest) {
+    row("Smoke test", `${st.smokeTest.result}: ${st.smokeTest.message}${st.smokeTest.answersFile ? ` (all answers: ${st.smokeTest.answersFile})` : ""}`);
+    st.smokeTest.answers.forEach((a, i) => row(`  answer ${i + 1}`, `${a.prompt} => ${a.answer}${a.stopped === false ? " [no EOS]" : ""}`));
+    row("  hint", st.smokeTest.hint);
   }
   if (st.lastFailure) {
     const f = st.lastFailure;

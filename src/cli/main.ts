@@ -21,7 +21,7 @@ Commands:
       --nodes N --gpus-per-node G [--name NAME] [--image IMAGE] [--dry-run=client -o yaml|json]
   status NAME                   phase, stage, attempt, progress, checkpoint, outputs, last failure
   watch NAME                    live progress until the job ends; exit 0 only on Succeeded
-  logs NAME [--stage preprocess|train|merge] [--rank N] [--attempt N] [-f]
+  logs NAME [--stage preprocess|train|smoke|merge] [--rank N] [--attempt N] [-f]
   list                          FineTuneJobs in the namespace
   delete NAME                   delete a FineTuneJob (output data kept unless its policy says Delete)
 

@@ -2,7 +2,7 @@
 import { stringify } from "yaml";
 import type { FineTuneJobSpec } from "../api/schema.ts";
 import { launcherSource } from "../trainer/source.ts";
-import { renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderTrainJob, type RenderInput } from "../render/children.ts";
+import { renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderSmokeTestJob, renderTrainJob, type RenderInput } from "../render/children.ts";
 import { enabledStages } from "../controller/plan.ts";
 import { hasErrors, validateFineTuneJob } from "../validation/job.ts";
 import { CliError, readDocuments, wrapConfig, type WrapOptions } from "./documents.ts";
@@ -27,6 +27,7 @@ export function renderChildren(manifest: Record<string, unknown>): unknown[] {
     renderService(input),
     stages.includes("preprocess") ? renderPreprocessJob(input, 0) : undefined,
     renderTrainJob(input, 0),
+    stages.includes("smoke") ? renderSmokeTestJob(input, 0) : undefined,
     stages.includes("merge") ? renderMergeJob(input, 0) : undefined,
   ].filter((o) => o !== undefined);
 }

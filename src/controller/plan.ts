@@ -12,18 +12,19 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
-import { LABEL_ATTEMPT, LABEL_STAGE, type Stage } from "../api/group.ts";
+import { LABEL_ATTEMPT, LABEL_STAGE, STAGES, type Stage } from "../api/group.ts";
 import type { AttemptRecord, FineTuneJobObject, FineTuneJobSpec, FineTuneJobStatus, Phase, StageStatus } from "../api/schema.ts";
 import { trainsMergeableAdapter } from "../render/axolotl-config.ts";
 import {
-  outputPaths, renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderTrainJob,
-  type OperatorSettings, type RenderInput,
+  outputPaths, renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderSmokeTestJob, renderTrainJob,
+  smokeAnswersPath, type OperatorSettings, type RenderInput,
 } from "../render/children.ts";
 import { stageJobName } from "../render/names.ts";
 import type { ValidationIssue } from "../validation/job.ts";
 import { getCondition, isTrue, setCondition, type ConditionInput } from "./conditions.ts";
 import { classifyFailure, parseTerminationMessage, stuckPods, type AttemptFailure } from "./failures.ts";
 import { assessLoss } from "./loss-health.ts";
+import { assessSmokeTest } from "./smoke-test.ts";
 import { Reason } from "./reasons.ts";
 import { specHash } from "./spec-hash.ts";
 
@@ -83,8 +84,8 @@ export interface Decision {
   requeueAfterMs?: number;
 }
 
-const STAGE_PHASE: Record<Stage, Phase> = { preprocess: "Preprocessing", train: "Training", merge: "Merging" };
-const STAGE_CONDITION = { preprocess: "Preprocessed", train: "Trained", merge: "Merged" } as const;
+const STAGE_PHASE: Record<Stage, Phase> = { preprocess: "Preprocessing", train: "Training", smoke: "SmokeTesting", merge: "Merging" };
+const STAGE_CONDITION = { preprocess: "Preprocessed", train: "Trained", smoke: "SmokeTested", merge: "Merged" } as const;
 
 class Planner {
   readonly status: FineTuneJobStatus;
@@ -186,6 +187,7 @@ export function enabledStages(spec: FineTuneJobSpec, config: Record<string, unkn
   const stages: Stage[] = [];
   if (spec.preprocess.enabled) stages.push("preprocess");
   stages.push("train");
+  if (spec.smokeTest.enabled ?? trainsMergeableAdapter(config)) stages.push("smoke");
   if (spec.merge.enabled ?? trainsMergeableAdapter(config)) stages.push("merge");
   return stages;
 }
@@ -249,6 +251,29 @@ function driftCheck(p: Planner, spec: FineTuneJobSpec): void {
   } else if (getCondition(st.conditions, "SpecChangeRejected")) {
     p.condition({ type: "SpecChangeRejected", status: "False", reason: Reason.Valid, message: "spec matches the running job" });
   }
+}
+
+/**
+ * Records what the smoke test answered (from the launcher's termination message) and its checks. False when the
+ * checks failed under smokeTest.action Fail: the job fails and nothing is merged. Under Warn the run goes on to the
+ * merge with SmokeTested=False and a Warning Event.
+ */
+function smokeTestPassed(p: Planner, input: RenderInput, pods: readonly V1Pod[]): boolean {
+  const st = p.status;
+  if (st.smokeTest) return st.smokeTest.result !== "Failed";
+  const summaries = pods.map((pod) => parseTerminationMessage(pod.status?.containerStatuses?.[0]?.state?.terminated?.message).summary);
+  const verdict = assessSmokeTest(summaries.find((s) => s?.smoke)?.smoke, input.spec.smokeTest.action);
+  st.smokeTest = { ...verdict.status, answersFile: smokeAnswersPath(input) };
+  if (verdict.status.result === "Passed") return true;
+  const message = `${verdict.status.message}${verdict.status.hint ? `. Hint: ${verdict.status.hint}` : ""}`;
+  p.condition({ type: "SmokeTested", status: "False", reason: verdict.reason, message });
+  p.event("Warning", verdict.reason, message);
+  if (verdict.status.result !== "Failed") return true;
+  const ss = stageStatus(st, "smoke");
+  ss.phase = "Failed";
+  st.lastFailure = { stage: "smoke", attempt: ss.attempt, reason: verdict.reason, message: verdict.status.message, ...(verdict.status.hint ? { hint: verdict.status.hint } : {}), time: p.now, permanent: true };
+  fail(p, verdict.reason, `smoke test failed (spec.smokeTest.action is Fail), nothing merged: ${message}`);
+  return false;
 }
 
 /**
@@ -318,6 +343,10 @@ function markSkippedStages(p: Planner, spec: FineTuneJobSpec, config: Record<str
   if (!spec.preprocess.enabled && !getCondition(st.conditions, "Preprocessed")) {
     p.condition({ type: "Preprocessed", status: "True", reason: Reason.Disabled, message: "spec.preprocess.enabled is false" });
   }
+  if (!(spec.smokeTest.enabled ?? trainsMergeableAdapter(config)) && !getCondition(st.conditions, "SmokeTested")) {
+    const off = spec.smokeTest.enabled === false;
+    p.condition({ type: "SmokeTested", status: "False", reason: off ? Reason.Disabled : Reason.NotApplicable, message: off ? "spec.smokeTest.enabled is false" : "no LoRA/QLoRA adapter is trained, nothing to smoke-test" });
+  }
   if (!(spec.merge.enabled ?? trainsMergeableAdapter(config)) && !getCondition(st.conditions, "Merged")) {
     const why = spec.merge.enabled === false ? "spec.merge.enabled is false" : "no LoRA/QLoRA adapter is trained, nothing to merge";
     p.condition({ type: "Merged", status: "False", reason: spec.merge.enabled === false ? Reason.Disabled : Reason.NotApplicable, message: why });
@@ -352,6 +381,7 @@ function jobCondition(job: V1Job, ...types: string[]): boolean {
 function renderStageJob(input: RenderInput, stage: Stage, attempt: number): V1Job {
   if (stage === "preprocess") return renderPreprocessJob(input, attempt);
   if (stage === "train") return renderTrainJob(input, attempt);
+  if (stage === "smoke") return renderSmokeTestJob(input, attempt);
   return renderMergeJob(input, attempt);
 }
 
@@ -389,6 +419,7 @@ function runStage(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus,
   copyCounts(ss, current);
   if (jobCondition(current, "Complete")) {
     stageSucceeded(p, stage, ss, current);
+    if (stage === "smoke" && !smokeTestPassed(p, input, podsOf(p, stage, ss.attempt))) return;
     const next = stages[stages.indexOf(stage) + 1];
     if (next) runStage(p, input, next, stageStatus(st, next), stages);
     else succeed(p, stages);
@@ -582,7 +613,7 @@ function succeed(p: Planner, stages: readonly Stage[]): void {
 /** Stops the running stage's pods (the attempt ends as Suspended, not counted) and keeps all data. */
 function suspend(p: Planner): void {
   const st = p.status;
-  for (const stage of ["preprocess", "train", "merge"] as const) {
+  for (const stage of STAGES) {
     const ss = st.stages?.[stage];
     if (!ss || ss.phase === "Succeeded" || ss.phase === "Failed") continue;
     const current = jobsOf(p, stage).find((j) => attemptOf(j) === ss.attempt);

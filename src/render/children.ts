@@ -10,7 +10,7 @@ import type { FineTuneJobSpec } from "../api/schema.ts";
 import { dynamicCheckpointEnabled, dynamicCheckpointTrigger, hubModelOf, renderAxolotlConfig } from "./axolotl-config.ts";
 import { childLabels, ownerReference, type JobRef } from "./labels.ts";
 import {
-  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR,
+  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR, SMOKE_ANSWERS_FILE,
   configMapName, launcherConfigMapName, outputClaimName, serviceName, stageJobName,
 } from "./names.ts";
 
@@ -60,6 +60,12 @@ export function outputClaim(input: RenderInput): string {
 export function outputPaths(input: RenderInput) {
   const prefix = outputSubPath(input) ? `${outputSubPath(input)}/` : "";
   return { claimName: outputClaim(input), outputDir: OUTPUT_DIR, adapterPath: `${prefix}model`, mergedModelPath: `${prefix}model/merged` };
+}
+
+/** Where the smoke test's answers are, inside the output claim (for status.smokeTest). */
+export function smokeAnswersPath(input: RenderInput): string {
+  const prefix = outputSubPath(input) ? `${outputSubPath(input)}/` : "";
+  return `${prefix}${SMOKE_ANSWERS_FILE.slice(MOUNT_OUTPUT.length + 1)}`;
 }
 
 export function renderConfigMap(input: RenderInput): V1ConfigMap {
@@ -312,6 +318,30 @@ export function renderTrainJob(input: RenderInput, attempt: number): V1Job {
       podReplacementPolicy: "Failed",
     },
     { subdomain: serviceName(input.job.name) },
+  );
+}
+
+/**
+ * The smoke test: `axolotl inference CONFIG --lora-model-dir=OUTPUT_DIR` on the trained adapter, driven by the
+ * launcher, which feeds each prompt on stdin (Axolotl reads one prompt until end of input, so one process per
+ * prompt), writes the answers to the claim and a summary into the termination message.
+ */
+export function renderSmokeTestJob(input: RenderInput, attempt: number): V1Job {
+  const smoke = input.spec.smokeTest;
+  return stageJob(
+    input,
+    {
+      stage: "smoke",
+      attempt,
+      gpus: smoke.onCPU ? 0 : 1,
+      command: ["axolotl", "inference", CONFIG_FILE, `--lora-model-dir=${OUTPUT_DIR}`],
+      extraEnv: [
+        { name: "FINETUNE_SMOKE_PROMPTS", value: JSON.stringify(smoke.prompts) },
+        { name: "FINETUNE_SMOKE_ANSWERS_FILE", value: SMOKE_ANSWERS_FILE },
+        ...(smoke.onCPU ? [{ name: "CUDA_VISIBLE_DEVICES", value: "" }] : []),
+      ],
+    },
+    { completions: 1, parallelism: 1 },
   );
 }
 

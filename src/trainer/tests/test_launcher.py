@@ -1322,3 +1322,83 @@ class EndToEndTest(TmpDirCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# What axolotl 0.18.0's `axolotl inference` prints (axolotl/cli/inference.py do_inference and get_multi_line_input):
+# a separator, the banner, a separator, the prompt read from stdin until end of input, a separator, TextStreamer's
+# prompt + generation, a separator, the whole decoded sequence, then the next round finds stdin empty and returns.
+FAKE_INFERENCE = r'''
+import os, sys
+sep = "=" * 80
+print("[2026-12-01 20:00:00,000] [INFO] [axolotl.cli.config:100] [PID:1] [RANK:0] loading model")
+print(sep)
+print("Give me an instruction (Ctrl + D to submit): ")
+print(sep)
+instruction = "".join(sys.stdin)
+if os.environ.get("FAKE_FAIL"):
+    sys.stderr.write("ImportError: FlashAttention2 has been toggled on, but it cannot be used due to the following error: the package for FlashAttention2 doesn't seem to be installed.\n")
+    sys.exit(1)
+prompt = "<s>[INST] " + instruction.strip() + " [/INST]"
+gen = os.environ.get("FAKE_ANSWER", "The sea is wide.") + ("</s>" if not os.environ.get("FAKE_NO_EOS") else "")
+print(sep)
+print(prompt + gen)
+print(sep)
+print(prompt + gen)
+print(sep)
+print("Give me an instruction (Ctrl + D to submit): ")
+print(sep)
+'''
+
+
+class SmokeTestStageTest(TmpDirCase):
+    def setUp(self):
+        super().setUp()
+        self.fake = os.path.join(self.tmp, "fake_inference.py")
+        write(self.fake, FAKE_INFERENCE.encode())
+        self.term_log = os.path.join(self.tmp, "termination-log")
+        self.answers = os.path.join(self.tmp, "smoke-test", "answers.json")
+        write(os.path.join(self.out, "tokenizer_config.json"), json.dumps(
+            {"eos_token": "</s>", "bos_token": {"content": "<s>"}, "added_tokens_decoder": {"2": {"content": "[INST]", "special": True}, "3": {"content": "[/INST]", "special": True}}}).encode())
+
+    def run_smoke(self, prompts, **extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FINETUNE_", "FAKE_"))}
+        env.update({"FINETUNE_STAGE": "smoke", "FINETUNE_OUTPUT_DIR": self.out, "FINETUNE_TERMINATION_LOG": self.term_log,
+                    "FINETUNE_SMOKE_PROMPTS": json.dumps(prompts), "FINETUNE_SMOKE_ANSWERS_FILE": self.answers})
+        env.update(extra)
+        proc = subprocess.run([sys.executable, LAUNCHER_PATH, "--", sys.executable, self.fake, "inference", "cfg.yml"],
+                              env=env, capture_output=True, timeout=30)
+        with open(self.term_log, "rb") as fh:
+            return proc, json.loads(fh.read())
+
+    def test_one_process_per_prompt_answers_in_file_and_summary(self):
+        proc, term = self.run_smoke(["Say something about the sea.", "And the sky?"])
+        self.assertEqual(proc.returncode, 0, proc.stderr.decode())
+        self.assertEqual((term["stage"], term["exitCode"], term["reason"]), ("smoke", 0, "Completed"))
+        answers = term["smoke"]["answers"]
+        self.assertEqual([a["prompt"] for a in answers], ["Say something about the sea.", "And the sky?"])
+        self.assertEqual([a["answer"] for a in answers], ["The sea is wide."] * 2, "special tokens and the prompt removed")
+        self.assertEqual([a["stopped"] for a in answers], [True, True])
+        self.assertEqual(term["smoke"]["file"], self.answers)
+        with open(self.answers) as fh:
+            self.assertEqual(json.load(fh)["answers"][0]["answer"], "The sea is wide.")
+        self.assertIn(b"The sea is wide.", proc.stdout, "the output still reaches the pod log")
+
+    def test_no_eos_and_long_answers_are_truncated_in_the_summary_only(self):
+        proc, term = self.run_smoke(["p"] * 8, FAKE_NO_EOS="1", FAKE_ANSWER="x" * 5000)
+        self.assertEqual(proc.returncode, 0)
+        self.assertLessEqual(os.path.getsize(self.term_log), 4096)
+        a = term["smoke"]["answers"][0]
+        self.assertEqual((a["stopped"], a["chars"], len(a["answer"])), (False, 5000, launcher.SMOKE_ANSWER_CHARS))
+        with open(self.answers) as fh:
+            self.assertEqual(len(json.load(fh)["answers"][0]["answer"]), 5000)
+
+    def test_a_failing_run_fails_the_stage_with_its_tail(self):
+        proc, term = self.run_smoke(["p"], FAKE_FAIL="1")
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(term["reason"], "Failed")
+        self.assertNotIn("smoke", term)
+        self.assertTrue(any("FlashAttention2 has been toggled on" in line for line in term["tail"]))
+
+    def test_parse_without_a_known_eos(self):
+        out = "\n".join(["=" * 80, launcher.INFERENCE_BANNER, "=" * 80, "=" * 80, "Hi there", "=" * 80, "Hi there", "=" * 80])
+        self.assertEqual(launcher.parse_inference_output(out, "Hi"), {"answer": "there", "stopped": None})
