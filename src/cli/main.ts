@@ -7,6 +7,7 @@ import { STAGES, type Stage } from "../api/group.ts";
 import { errorMessage } from "../kube/errors.ts";
 import type { ClusterClient } from "./cluster.ts";
 import { CliError, nameFromFile, readDocuments, wrapConfig } from "./documents.ts";
+import { runPlan } from "./plan.ts";
 import { runRender } from "./render.ts";
 import { runValidate } from "./validate.ts";
 
@@ -17,6 +18,8 @@ const USAGE = `Usage: kubectl finetune COMMAND [options]
 Commands:
   validate FILE                 check an Axolotl config or FineTuneJob manifest(s); exit 0 valid, 1 invalid, 2 unreadable
   render FILE                   print the Kubernetes objects the operator would create
+  plan CONFIG                   GPU memory per GPU and host RAM the run needs; exit 0 fits, 1 does not fit
+      --nodes N --gpus-per-node G [--gpu-memory 80Gi] [--host-memory 256Gi] [--params 8B]
   submit CONFIG.yml             wrap a plain Axolotl config into a FineTuneJob and create it
       --nodes N --gpus-per-node G [--name NAME] [--image IMAGE] [--dry-run=client -o yaml|json]
   status NAME                   phase, stage, attempt, progress, checkpoint, outputs, last failure
@@ -43,6 +46,9 @@ const OPTIONS = {
   kubeconfig: { type: "string" },
   interval: { type: "string" },
   timeout: { type: "string" },
+  "gpu-memory": { type: "string" },
+  "host-memory": { type: "string" },
+  params: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -77,6 +83,8 @@ export async function main(argv: string[]): Promise<number> {
       const file = need("FILE");
       return runRender(file, { name: values.name ?? nameFromFile(file), nodes, gpusPerNode, ...(values.namespace ? { namespace: values.namespace } : {}), ...(values.image ? { image: values.image } : {}) }, (t) => process.stdout.write(t));
     }
+    case "plan":
+      return runPlan(need("CONFIG"), { nodes, gpusPerNode, ...(values["gpu-memory"] ? { gpuMemory: values["gpu-memory"] } : {}), ...(values["host-memory"] ? { hostMemory: values["host-memory"] } : {}), ...(values.params ? { params: values.params } : {}) }, out);
     case "submit": {
       const file = need("CONFIG.yml");
       const docs = readDocuments(file);
