@@ -208,6 +208,8 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
       input: "Add 2 and 3.\n",
     });
     assert.equal(r.code, 0, r.out.slice(-4000));
+    // It prints the prompt followed by the generation, between banners.
+    assert.match(r.out, /Give me an instruction[\s\S]*^Add 2 and 3\..{3,}$/m, r.out.slice(-3000));
   });
 });
 
