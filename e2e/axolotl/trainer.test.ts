@@ -201,6 +201,19 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     assert.match(gen.out, /GENERATED [1-5]\b/, gen.out.slice(-3000));
   });
 
+  it("merge on CPU (merge.onCPU) of a config that leaves Axolotl's LoRA kernels unset, as users write them", async () => {
+    // Axolotl turns the kernels on when a config does not mention them; they need an NVIDIA driver.
+    const config = Object.fromEntries(Object.entries(cpuConfig({ max_steps: MAX_STEPS })).filter(([k]) => !/^lora_\w+_kernel$/.test(k)));
+    const cpuMerge = testJob("tiny-lora-cpu-merge", { nodes: NODES, gpusPerNode: 1, merge: { onCPU: true }, config });
+    const claim = join(sb.root, "claim-tiny-lora-cpu-merge");
+    mkdirSync(join(claim, "model"), { recursive: true });
+    for (const name of readdirSync(join(out, "model")).filter((n) => n.startsWith("adapter_") || n.startsWith("tokenizer") || n === "config.json")) cpSync(join(out, "model", name), join(claim, "model", name));
+    const [pod] = await startPods(sb, cpuMerge, renderMergeJob(cpuMerge.input, 0), claim);
+    const exit = await pod!.exited;
+    assert.equal(exit.code, 0, pod!.log.slice(-4000));
+    assert.ok(existsSync(join(claim, "model", "merged", "model.safetensors")));
+  });
+
   it("inference: axolotl inference on the adapter answers a prompt fed on stdin", async () => {
     const config = join(sb.root, "tiny-lora-preprocess-0-0", "volumes", "finetune-config", "config.yaml");
     const r = await runProcess(join(env.binDir, "axolotl"), ["inference", config, `--lora-model-dir=${join(out, "model")}`], {
