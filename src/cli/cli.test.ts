@@ -139,10 +139,11 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
     });
 
     it("exit 2 for malformed YAML, with line:col", async () => {
-      // The second document is broken: nothing is validated, the whole file is unreadable.
-      const path = file("malformed.yaml", `${VALID}---\nbase_model: x\nbase_model: y\n`);
+      // The second document is broken: nothing is validated, the whole file is unreadable. (A repeated key is not
+      // broken: PyYAML, and so Axolotl, keeps the last value; e2e/axolotl/yaml-roundtrip.test.ts checks that.)
+      const path = file("malformed.yaml", `${VALID}---\nbase_model: x\ndatasets: [a\n`);
       const r = expectExit(await run("validate", path), 2);
-      const m = /malformed\.yaml:(\d+):(\d+): YAML error: Map keys must be unique/.exec(r.stderr);
+      const m = /malformed\.yaml:(\d+):(\d+): YAML error: /.exec(r.stderr);
       assert.ok(m, r.stderr);
       assert.ok(Number(m[1]) >= 18, `line ${m[1]} is in the second document`);
       assert.equal(r.stdout, "");

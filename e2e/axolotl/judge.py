@@ -1,0 +1,170 @@
+"""The real thing, as a long-lived judge for the TypeScript tests (test-only; never shipped in the operator image).
+
+Reads one JSON request per line on stdin and answers one JSON line on stdout, so a test pays Python's and Axolotl's
+imports (~20 s) once for thousands of questions:
+
+  {"op": "load", "texts": [...]}      yaml.safe_load of each text (how Axolotl's load_cfg reads a config file)
+  {"op": "validate", "items": [...]}  axolotl.utils.config.validate_config(DictDefault(cfg)) on each item, where an
+                                      item is {"text": YAML} (read with safe_load first, as load_cfg does) or
+                                      {"config": tagged JSON}
+  {"op": "schema"}                    AxolotlInputConfig.model_json_schema() and the versions it came from
+
+Values are answered in a tagged JSON so that what JSON cannot say is not lost: non-finite floats are
+{"$float": "inf"|"-inf"|"nan"}, dates and datetimes {"$timestamp": iso}, mapping keys as json.dumps writes them.
+"""
+import datetime
+import io
+import json
+import logging
+import math
+import os
+import sys
+import warnings
+
+
+def key(k):
+    if isinstance(k, str):
+        return k
+    if k is None:
+        return "null"
+    if isinstance(k, bool):
+        return "true" if k else "false"
+    if isinstance(k, (datetime.date, datetime.datetime)):
+        return str(k)
+    if isinstance(k, float) and not math.isfinite(k):
+        return "NaN" if math.isnan(k) else ("Infinity" if k > 0 else "-Infinity")
+    if isinstance(k, (int, float)):
+        return repr(k)
+    raise TypeError(f"unsupported key type {type(k).__name__}")
+
+
+def tagged(v):
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        if math.isnan(v):
+            return {"$float": "nan"}
+        if math.isinf(v):
+            return {"$float": "inf" if v > 0 else "-inf"}
+        return v
+    if isinstance(v, (datetime.date, datetime.datetime)):
+        return {"$timestamp": v.isoformat()}
+    if isinstance(v, dict):
+        return {key(k): tagged(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [tagged(x) for x in v]
+    return {"$unsupported": type(v).__name__}
+
+
+def untagged(v):
+    if isinstance(v, dict):
+        if set(v) == {"$float"}:
+            return float(v["$float"])
+        return {k: untagged(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [untagged(x) for x in v]
+    return v
+
+
+def load(texts):
+    import yaml
+
+    out = []
+    for text in texts:
+        try:
+            out.append({"value": tagged(yaml.safe_load(io.StringIO(text)))})
+        except Exception as e:  # noqa: BLE001 - every failure is an answer
+            out.append({"error": f"{type(e).__name__}: {e}"})
+    return out
+
+
+_axolotl = None
+
+
+def axolotl():
+    """Imported on first use only: the YAML questions need PyYAML alone."""
+    global _axolotl
+    if _axolotl is None:
+        os.environ.setdefault("AXOLOTL_DO_NOT_TRACK", "1")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        warnings.filterwarnings("ignore")
+        from axolotl.utils.config import validate_config
+        from axolotl.utils.dict import DictDefault
+
+        logging.disable(logging.CRITICAL)
+        _axolotl = (validate_config, DictDefault)
+    return _axolotl
+
+
+def error_locations(e):
+    """The keys pydantic names, or [] for an error raised outside pydantic (a plain ValueError)."""
+    errors = getattr(e, "errors", None)
+    if not callable(errors):
+        return []
+    locs = []
+    try:
+        for err in errors():
+            locs.append([str(p) for p in err.get("loc", ())])
+    except Exception:  # noqa: BLE001
+        return []
+    return locs
+
+
+def validate(items):
+    import yaml
+
+    validate_config, DictDefault = axolotl()
+    out = []
+    for item in items:
+        try:
+            cfg = yaml.safe_load(io.StringIO(item["text"])) if "text" in item else untagged(item["config"])
+        except Exception as e:  # noqa: BLE001
+            out.append({"valid": False, "type": type(e).__name__, "message": f"YAML: {e}"[:2000], "locs": []})
+            continue
+        try:
+            # Silence prints and warnings from validators; only the verdict matters here.
+            stdout, sys.stdout = sys.stdout, io.StringIO()
+            try:
+                validate_config(DictDefault(cfg))
+            finally:
+                sys.stdout = stdout
+            out.append({"valid": True})
+        except Exception as e:  # noqa: BLE001 - every failure is a verdict
+            out.append({"valid": False, "type": type(e).__name__, "message": str(e)[:2000], "locs": error_locations(e)})
+    return out
+
+
+def schema():
+    from importlib.metadata import version
+
+    axolotl()
+    from axolotl.utils.schemas.config import AxolotlInputConfig
+
+    return {"axolotl": version("axolotl"), "pydantic": version("pydantic"), "schema": AxolotlInputConfig.model_json_schema()}
+
+
+def main():
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        try:
+            op = req["op"]
+            if op == "load":
+                res = {"results": load(req["texts"])}
+            elif op == "validate":
+                res = {"results": validate(req["items"])}
+            elif op == "schema":
+                res = schema()
+            else:
+                res = {"fatal": f"unknown op {op}"}
+        except Exception as e:  # noqa: BLE001
+            res = {"fatal": f"{type(e).__name__}: {e}"}
+        sys.__stdout__.write(json.dumps(res, sort_keys=True) + "\n")
+        sys.__stdout__.flush()
+
+
+if __name__ == "__main__":
+    main()
