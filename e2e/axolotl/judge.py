@@ -142,7 +142,103 @@ def schema():
     axolotl()
     from axolotl.utils.schemas.config import AxolotlInputConfig
 
-    return {"axolotl": version("axolotl"), "pydantic": version("pydantic"), "schema": AxolotlInputConfig.model_json_schema()}
+    from pydantic.json_schema import GenerateJsonSchema
+
+    class Generator(GenerateJsonSchema):
+        """model_json_schema() fails on 0.18.0 (an Enum of torch.dtype values cannot be encoded; `axolotl
+        config-schema` then falls back to a flat list without types): such values are written as their str()."""
+
+        def encode_default(self, dft):
+            try:
+                return super().encode_default(dft)
+            except Exception:  # noqa: BLE001
+                return str(dft)
+
+        def enum_schema(self, schema):
+            try:
+                return super().enum_schema(schema)
+            except Exception:  # noqa: BLE001 - an Enum whose values are torch.dtype objects
+                cls = schema["cls"]
+                return {"title": cls.__name__, "enum": [str(m.value) for m in schema["members"]], "x-python-values": True}
+
+    return {
+        "axolotl": version("axolotl"),
+        "pydantic": version("pydantic"),
+        "schema": AxolotlInputConfig.model_json_schema(schema_generator=Generator),
+        "plugins": plugin_schemas(Generator),
+        "vocabulary": vocabulary(),
+    }
+
+
+def vocabulary():
+    """Names Axolotl checks in code rather than in its pydantic types, read from the same installed package."""
+    import pkgutil
+
+    import axolotl.prompt_strategies as strategies
+    from axolotl.utils.data.wrappers import DATASET_HANDLERS
+    from axolotl.utils.schemas import enums
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    def modules(pkg_path):
+        return sorted(m.name for m in pkgutil.iter_modules(pkg_path) if not m.name.startswith("_"))
+
+    rl = {}
+    for sub in ("dpo", "kto", "orpo"):
+        rl[sub] = modules([f"{strategies.__path__[0]}/{sub}"])
+    from axolotl.utils.schemas.validation import SUPPORTED_METRICS
+
+    return {
+        "attn_implementations": sorted(enums.CANONICAL_ATTN_IMPLS),
+        "attn_supporting_packing": sorted(enums.ATTN_IMPLS_SUPPORTING_PACKING),
+        "eval_causal_lm_metrics": sorted(SUPPORTED_METRICS),
+        "attn_legacy_flags": dict(sorted(enums.LEGACY_ATTN_FLAG_TO_IMPL.items())),
+        "attn_short_forms": dict(sorted(enums.SHORT_FORM_ALIAS_TO_CANONICAL.items())),
+        "dataset_handlers": sorted(DATASET_HANDLERS),
+        "prompt_strategies": modules(strategies.__path__),
+        "rl_prompt_strategies": rl,
+        "ds_types": sorted(_PACKAGED_DATASETS_MODULES),
+        # populate_by_name: the python field name of an aliased key (`model_config` <- overrides_of_model_config)
+        # is accepted too, but the JSON schema lists only the alias.
+        "field_names_of_aliases": field_names_of_aliases(),
+    }
+
+
+def field_names_of_aliases():
+    from axolotl.utils.schemas.config import AxolotlInputConfig
+
+    return {f.alias: name for name, f in sorted(AxolotlInputConfig.model_fields.items()) if f.alias and f.alias != name}
+
+
+def plugin_schemas(generator):
+    """The bundled plugins' own config models (merged into the schema only when `plugins` lists the plugin)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import axolotl.integrations as integrations
+    from axolotl.integrations.base import BasePlugin
+
+    out = {}
+    for mod in sorted(m.name for m in pkgutil.iter_modules(integrations.__path__) if m.ispkg):
+        try:
+            module = importlib.import_module(f"axolotl.integrations.{mod}")
+        except Exception as e:  # noqa: BLE001 - a plugin whose optional extra is missing
+            out[f"axolotl.integrations.{mod}"] = {"error": f"{type(e).__name__}: {e}"[:300]}
+            continue
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if not issubclass(cls, BasePlugin) or cls is BasePlugin or cls.__module__.split(".")[2] != mod:
+                continue
+            path = f"axolotl.integrations.{mod}.{name}"
+            try:
+                args = cls().get_input_args()
+                if not args:
+                    continue
+                args_mod, args_name = args.rsplit(".", 1)
+                model = getattr(importlib.import_module(args_mod), args_name)
+                out[path] = {"args": args, "schema": model.model_json_schema(schema_generator=generator)}
+            except Exception as e:  # noqa: BLE001
+                out[path] = {"error": f"{type(e).__name__}: {e}"[:300]}
+    return out
 
 
 def main():

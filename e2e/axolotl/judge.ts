@@ -68,7 +68,8 @@ export class Judge {
     return (await this.#ask<{ results: Verdict[] }>({ op: "validate", items })).results;
   }
 
-  async schema(): Promise<{ axolotl: string; pydantic: string; schema: Record<string, unknown> }> {
+  /** Axolotl's config schema and its bundled plugins' argument schemas. */
+  async schema(): Promise<{ axolotl: string; pydantic: string; schema: Record<string, unknown>; plugins: Record<string, unknown>; vocabulary: Record<string, unknown> }> {
     return this.#ask({ op: "schema" });
   }
 
