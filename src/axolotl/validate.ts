@@ -3,38 +3,28 @@
  *
  * Axolotl validates its config with pydantic only once the trainer pod is up, and silently
  * drops keys it does not know. Checking here turns a wasted GPU allocation (or a typo that
- * trains with the wrong settings) into a message on the FineTuneJob. The rules mirror
- * Axolotl's own validators (see known-keys.ts for the files they come from); where we go
- * further, the comment says why.
+ * trains with the wrong settings) into a message on the FineTuneJob. Types, enums and bounds
+ * come from Axolotl's own schema (schema.ts); each cross-field rule names the Axolotl
+ * validator it mirrors (file and function in axolotl 0.18.0); where we go further, the
+ * comment says why, and errors never go further: e2e/axolotl/validator-diff.test.ts holds
+ * our valid/invalid verdict to Axolotl's own.
  */
 
+import { checkCrossField } from "./cross-field.ts";
 import { checkDatasetList } from "./datasets.ts";
 import { Issues, join, type ValidationIssue } from "./issues.ts";
+import { DEPRECATED_KEYS, EXCLUSIVE_PAIRS, REMOVED_KEYS, describe, isMapping, own, truthy } from "./rules.ts";
+import { check, definition, enumStrings, keySchema, mismatchMessage, VOCABULARY, type JsonSchema } from "./schema.ts";
 import {
   ATTN_SHORT_FORMS,
   BUILTIN_ADAPTERS,
   CANONICAL_ATTN_IMPLS,
-  CHAT_TEMPLATES,
   FSDP_CONFIG_KEYS,
   LEGACY_ATTN_FLAGS,
-  PLUGIN_KEY_OWNERS,
+  PLUGIN_KEY_OWNER,
   RENAMED_KEYS,
-  RL_TYPES,
   TOP_LEVEL_KEYS,
-} from "./known-keys.ts";
-import {
-  DEPRECATED_KEYS,
-  EXCLUSIVE_PAIRS,
-  REMOVED_KEYS,
-  TOP_LEVEL_TYPES,
-  type Check,
-  bool,
-  describe,
-  isMapping,
-  literal,
-  own,
-  truthy,
-} from "./rules.ts";
+} from "./vocabulary.ts";
 import { didYouMean } from "./suggest.ts";
 
 export type { Severity, ValidationIssue } from "./issues.ts";
@@ -108,12 +98,56 @@ function checkRequired(c: Config, issues: Issues): void {
   }
 }
 
+/** The schema names aliased keys by their alias; the python field name (populate_by_name) is read the same way. */
+const ALIAS_OF_FIELD: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(VOCABULARY.field_names_of_aliases).map(([alias, field]) => [field, alias]));
+
+/**
+ * config.py validate_config: before the model runs, each `datasets` entry becomes a DPODataset (rl dpo/ipo/simpo),
+ * a KTODataset (rl kto), a SyntheticDataset (type _synthetic) or an SFTDataset, so an entry is checked against that
+ * one model rather than the union the schema lists.
+ */
+function datasetModel(c: Config, entry: unknown): JsonSchema {
+  const rl = own(c, "rl");
+  if (rl === "dpo" || rl === "ipo" || rl === "simpo") return definition("DPODataset");
+  if (rl === "kto") return definition("KTODataset");
+  if (isMapping(entry) && own(entry, "type") === "_synthetic") return definition("SyntheticDataset");
+  return definition("SFTDataset");
+}
+
+/** Every set key against Axolotl's schema (types, enums, bounds), as pydantic's lax mode reads values. */
 function checkTypes(c: Config, issues: Issues): void {
-  for (const [key, check] of Object.entries(TOP_LEVEL_TYPES)) {
-    const v = own(c, key);
-    if (v === undefined || v === null || check.test(v)) continue;
-    issues.error(key, `\`${key}\` must be ${check.expects}, got ${describe(v)}`);
+  const plugins = own(c, "plugins");
+  const pluginNames = Array.isArray(plugins) ? plugins.filter((p): p is string => typeof p === "string") : [];
+  for (const key of Object.keys(c)) {
+    const value = own(c, key);
+    if (value === undefined || value === null) continue;
+    const owner = PLUGIN_KEY_OWNER.get(key);
+    // A plugin's keys join the schema only when the plugin is loaded (config.py merge_input_args).
+    if (owner !== undefined && !pluginNames.includes(owner)) continue;
+    // config.py normalize_attn_implementation (mode=before) folds the legacy flags into attn_implementation by
+    // truthiness and removes them, so their own types are never checked.
+    if (Object.hasOwn(LEGACY_ATTN_FLAGS, key)) continue;
+    const schema = keySchema(ALIAS_OF_FIELD[key] ?? key);
+    if (schema === undefined) continue;
+    if (key === "datasets" && Array.isArray(value)) {
+      const listOnly: JsonSchema = { anyOf: [{ type: "array", minItems: 1 }, { type: "null" }] };
+      for (const m of check(listOnly, value)) issues.error(key, mismatchMessage(key, m));
+      value.forEach((entry, i) => {
+        for (const m of check(datasetModel(c, entry), entry, [String(i)])) issues.error(mismatchPath(key, m.path), mismatchMessage(key, m));
+      });
+      continue;
+    }
+    // A deprecated key Axolotl renames before validating is reported under both names.
+    const renamed = /use `([a-z0-9_]+)`/.exec(DEPRECATED_KEYS[key] ?? "")?.[1];
+    for (const m of check(schema, value)) {
+      const hint = m.path.length === 0 && typeof value === "string" ? didYouMean(value, enumStrings(schema)) : "";
+      issues.error(mismatchPath(key, m.path), `${mismatchMessage(key, m)}${hint}${renamed ? ` (Axolotl reads it as \`${renamed}\`)` : ""}`);
+    }
   }
+}
+
+function mismatchPath(key: string, path: string[]): string {
+  return path.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : join(acc, p)), key);
 }
 
 function checkKeys(c: Config, issues: Issues): void {
@@ -141,10 +175,10 @@ function checkKeys(c: Config, issues: Issues): void {
     }
     const deprecated = DEPRECATED_KEYS[key];
     if (deprecated !== undefined) issues.warning(key, `\`${key}\` ${deprecated}`);
-    // Plugin args are merged into Axolotl's schema only when the plugin is loaded.
-    const owner = PLUGIN_KEY_OWNERS.find((o) => key.startsWith(o.prefix));
-    if (owner !== undefined && !pluginNames.some((p) => p.includes(owner.plugin))) {
-      issues.warning(key, `\`${key}\` is read by a plugin that is not in \`plugins\`; add \`${owner.example}\` or the key is ignored`);
+    // Plugin args are merged into Axolotl's schema only when the plugin is loaded (config.py merge_input_args).
+    const owner = PLUGIN_KEY_OWNER.get(key);
+    if (owner !== undefined && !pluginNames.includes(owner)) {
+      issues.warning(key, `\`${key}\` is read by a plugin that is not in \`plugins\`; add \`${owner}\` or the key is ignored`);
     }
   }
 }
@@ -324,17 +358,6 @@ const FSDP1_ONLY: Readonly<Record<string, string>> = {
   forward_prefetch: "FSDP2 does not use it",
 };
 
-const FSDP_FIELD_TYPES: Readonly<Record<string, Check>> = {
-  activation_checkpointing: bool,
-  offload_params: bool,
-  cpu_ram_efficient_loading: bool,
-  cpu_offload_pin_memory: bool,
-  reshard_after_forward: bool,
-  state_dict_type: literal("FULL_STATE_DICT", "LOCAL_STATE_DICT", "SHARDED_STATE_DICT"),
-  final_state_dict_type: literal("FULL_STATE_DICT", "LOCAL_STATE_DICT", "SHARDED_STATE_DICT"),
-  auto_wrap_policy: literal("TRANSFORMER_BASED_WRAP", "SIZE_BASED_WRAP"),
-};
-
 function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | undefined): void {
   const fsdpConfig = own(c, "fsdp_config");
   const nestedVersion = isMapping(fsdpConfig) ? (own(fsdpConfig, "fsdp_version") ?? own(fsdpConfig, "version")) : undefined;
@@ -393,9 +416,11 @@ function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | un
       continue;
     }
     const value = own(fsdpConfig, rawKey);
-    const check = FSDP_FIELD_TYPES[key];
-    if (check !== undefined && value !== undefined && value !== null && !check.test(value)) {
-      issues.error(path, `\`${path}\` must be ${check.expects}, got ${describe(value)}`);
+    // Un-prefixed keys were checked against FSDPConfig with the rest of the schema; a prefixed one is checked
+    // under the name it gets once Axolotl strips the prefix.
+    const fieldSchema = definition("FSDPConfig").properties?.[key];
+    if (key !== rawKey && fieldSchema !== undefined && value !== undefined && value !== null) {
+      for (const m of check(fieldSchema, value)) issues.error(path, mismatchMessage(path, m));
     }
     const fsdp1Hint = FSDP1_ONLY[key];
     if (version === 2 && fsdp1Hint !== undefined) {
@@ -433,26 +458,9 @@ function checkDatasets(c: Config, issues: Issues): void {
 }
 
 function checkEnums(c: Config, issues: Issues): void {
-  const template = own(c, "chat_template");
-  if (template !== undefined && template !== null) {
-    if (typeof template !== "string") {
-      issues.error("chat_template", `\`chat_template\` must be a string, got ${describe(template)}`);
-    } else if (!CHAT_TEMPLATES.includes(template) && !template.startsWith("tokenizer_default_fallback_")) {
-      issues.error(
-        "chat_template",
-        `\`chat_template\` ${describe(template)} is not a chat template Axolotl knows${didYouMean(template, CHAT_TEMPLATES)}; use tokenizer_default, a built-in name such as chatml or llama3, tokenizer_default_fallback_<name>, or jinja with \`chat_template_jinja\``,
-      );
-    } else if (template === "jinja" && !truthy(own(c, "chat_template_jinja"))) {
-      issues.error("chat_template_jinja", "`chat_template_jinja` is required when `chat_template` is jinja");
-    }
-  }
-
-  const rl = own(c, "rl");
-  if (rl !== undefined && rl !== null && (typeof rl !== "string" || !RL_TYPES.includes(rl))) {
-    issues.error(
-      "rl",
-      `\`rl\` ${describe(rl)} is not an RL trainer Axolotl knows${typeof rl === "string" ? didYouMean(rl, RL_TYPES) : ""}; expected one of ${RL_TYPES.join(", ")}`,
-    );
+  // The chat_template and rl names themselves are schema enums (checkTypes).
+  if (own(c, "chat_template") === "jinja" && !truthy(own(c, "chat_template_jinja"))) {
+    issues.error("chat_template_jinja", "`chat_template_jinja` is required when `chat_template` is jinja");
   }
 }
 
@@ -469,4 +477,5 @@ const RULES: readonly Rule[] = [
   checkDistributed,
   checkDatasets,
   checkEnums,
+  checkCrossField,
 ];
