@@ -159,7 +159,20 @@ def schema():
                 return super().enum_schema(schema)
             except Exception:  # noqa: BLE001 - an Enum whose values are torch.dtype objects
                 cls = schema["cls"]
-                return {"title": cls.__name__, "enum": [str(m.value) for m in schema["members"]], "x-python-values": True}
+                names = [m.name for m in schema["members"]]
+                if cls.__name__ == "TorchAOQuantDType":
+                    # Its fields take strings through quantization.py validate_ao_dtype: ask it which.
+                    from axolotl.utils.schemas.quantization import validate_ao_dtype
+
+                    def accepted(s):
+                        try:
+                            validate_ao_dtype(s)
+                            return True
+                        except ValueError:
+                            return False
+
+                    names = [s for s in names + ["fp8", "float8"] if accepted(s)]
+                return {"title": cls.__name__, "enum": names, "x-python-enum": "member names a YAML config can use"}
 
     return {
         "axolotl": version("axolotl"),

@@ -1,7 +1,8 @@
 /**
  * The corpus of e2e/axolotl/validator-diff.test.ts, generated (never hand-labelled: Axolotl's own validator gives
  * every verdict):
- * - every schema key set, on a valid base config, to boundary and wrong-typed values derived from its schema;
+ * - every schema key set, on a valid base config, to boundary and wrong-typed values derived from its schema, and
+ *   likewise every field of the nested config models and of a dataset entry;
  * - YAML 1.1 spellings, as text (Axolotl reads them with PyYAML, we with src/axolotl/yaml.ts);
  * - the cross-field combinations Axolotl's validators check;
  * - the configs in examples/.
@@ -11,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CONFIG_KEYS, definition, keySchema, type JsonSchema } from "../../src/axolotl/schema.ts";
 import { parseAxolotlYamlDocuments } from "../../src/axolotl/yaml.ts";
+import { HAND_PICKED } from "./yaml-corpus.ts";
 
 export type Config = Record<string, unknown>;
 
@@ -19,7 +21,7 @@ export interface Case {
   /** The config as a value (both sides get the same JSON), or as YAML text (each side parses it its own way). */
   config?: Config;
   text?: string;
-  group: "boundary" | "yaml" | "cross-field" | "examples";
+  group: "boundary" | "nested" | "yaml" | "cross-field" | "examples";
 }
 
 /** A small valid LoRA config, the base every single-key case edits. */
@@ -113,6 +115,38 @@ function boundaryCases(): Case[] {
   return out;
 }
 
+/**
+ * Fields of the nested models, each probed inside its parent: the config sections that are pydantic models, and
+ * the fields of a `datasets` entry (an SFTDataset) other than those we check beyond Axolotl on purpose.
+ */
+const NESTED: ReadonlyArray<{ key: string; model: string; base: Config }> = [
+  { key: "fsdp_config", model: "FSDPConfig", base: { fsdp_version: 2 } },
+  { key: "peft", model: "PeftConfig", base: {} },
+  { key: "trl", model: "TRLConfig", base: {} },
+  { key: "vllm", model: "VllmConfig", base: {} },
+  { key: "qat", model: "QATConfig", base: {} },
+  { key: "quantization", model: "PTQConfig", base: {} },
+  { key: "dynamic_checkpoint", model: "DynamicCheckpointConfig", base: {} },
+  { key: "special_tokens", model: "SpecialTokensConfig", base: {} },
+  { key: "selective_checkpointing", model: "SelectiveCheckpointingConfig", base: { gradient_checkpointing: true } },
+];
+const DATASET_FIELDS_CHECKED_BEYOND_AXOLOTL = new Set(["path", "type", "ds_type"]);
+
+function nestedCases(): Case[] {
+  const out: Case[] = [];
+  for (const { key, model, base } of NESTED) {
+    for (const [field, schema] of Object.entries(definition(model).properties ?? {})) {
+      for (const value of probes(schema)) out.push({ name: `${key}.${field}=${JSON.stringify(value)}`, config: make({ ...base, [key]: { [field]: value } }), group: "nested" });
+    }
+  }
+  const entry = (BASE.datasets as Config[])[0]!;
+  for (const [field, schema] of Object.entries(definition("SFTDataset").properties ?? {})) {
+    if (DATASET_FIELDS_CHECKED_BEYOND_AXOLOTL.has(field)) continue;
+    for (const value of probes(schema)) out.push({ name: `datasets[0].${field}=${JSON.stringify(value)}`, config: make({ datasets: [{ ...entry, [field]: value }] }), group: "nested" });
+  }
+  return out;
+}
+
 /** YAML 1.1 spellings as a user writes them, each last in a BASE-like config (a repeated key: the last wins). */
 function yamlCases(): Case[] {
   const base = [
@@ -142,7 +176,10 @@ function yamlCases(): Case[] {
     "warmup_ratio: 1e-1", "warmup_ratio: 0.1",
     "max_steps: 1_000", "max_steps: 1:00",
   ];
-  return lines.map((line) => ({ name: `yaml ${line}`, text: `${base}\nlearning_rate: 0.0002\n${line}\n`, group: "yaml" as const }));
+  // Every hand-picked YAML spelling (yaml-corpus.ts) as the value of a boolean, an integer, a float and a string key.
+  const plain = HAND_PICKED.filter((v) => /^[\w.+\-:~=<]+$/.test(v));
+  const typed = ["lora_target_linear", "seed", "warmup_ratio", "wandb_name"].flatMap((key) => plain.map((v) => `${key}: ${v}`));
+  return [...lines, ...typed].map((line) => ({ name: `yaml ${line}`, text: `${base}\nlearning_rate: 0.0002\n${line}\n`, group: "yaml" as const }));
 }
 
 /** The combinations Axolotl's cross-field validators look at, each with its neighbours. */
@@ -271,5 +308,5 @@ function exampleCases(): Case[] {
 }
 
 export function corpus(): Case[] {
-  return [...boundaryCases(), ...yamlCases(), ...crossFieldCases(), ...exampleCases()];
+  return [...boundaryCases(), ...nestedCases(), ...yamlCases(), ...crossFieldCases(), ...exampleCases()];
 }

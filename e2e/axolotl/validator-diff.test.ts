@@ -57,7 +57,8 @@ function theirKeys(v: Verdict): Set<string> {
 function agrees(o: Ours, t: Verdict): boolean {
   if (o.valid !== t.valid) return false;
   if (o.valid) return true;
-  const theirs = theirKeys(t);
+  // Only pydantic's ValidationError names keys; a crash inside a validator (TypeError, AttributeError) does not.
+  const theirs = t.type === "ValidationError" ? theirKeys(t) : new Set<string>();
   // Axolotl's validator sometimes crashes instead of reporting (a before-validator calling .lower() on an int):
   // then it names no key, and only the verdict can be compared.
   if (theirs.size === 0) return true;

@@ -23,12 +23,17 @@ function attnImplementation(c: Config): unknown {
   return null;
 }
 
-/** validation.py OptimizationValidationMixin._resolve_fsdp_version. */
+/**
+ * The FSDP version once validation.py OptimizationValidationMixin.check_fsdp_version_in_fsdp_config (a "before"
+ * validator, run before the ones defined above it) has copied `fsdp_config.version`/`fsdp_version` to the top
+ * level and pinned 1 for an unversioned fsdp_config; _resolve_fsdp_version reads the same.
+ */
 function fsdpVersion(c: Config): unknown {
   const top = own(c, "fsdp_version");
-  if (top !== undefined && top !== null) return top;
+  if (truthy(top)) return top;
   const cfg = own(c, "fsdp_config");
-  return isMapping(cfg) ? (own(cfg, "fsdp_version") ?? 1) : 1;
+  if (!isMapping(cfg) || !truthy(cfg)) return top ?? 1;
+  return truthy(own(cfg, "version")) ? own(cfg, "version") : truthy(own(cfg, "fsdp_version")) ? own(cfg, "fsdp_version") : 1;
 }
 
 /** Python's float() on a string: what convert_learning_rate accepts. */
@@ -175,6 +180,13 @@ export function checkCrossField(c: Config, issues: Issues): void {
   if (on(c, "fp32_norms")) {
     if (own(c, "fsdp_config") === undefined || own(c, "fsdp_config") === null) issues.error("fp32_norms", "`fp32_norms` requires FSDP (an `fsdp_config` block)");
     else if (String(fsdpVersion(c)) !== "2") issues.error("fp32_norms", "`fp32_norms` requires `fsdp_version: 2`");
+  }
+
+  // validation.py OptimizationValidationMixin.check_fsdp2_cpu_offload_pin_memory (before).
+  const fsdpCfgRaw = own(c, "fsdp_config");
+  if (isMapping(fsdpCfgRaw) && own(fsdpCfgRaw, "cpu_offload_pin_memory") === false) {
+    if (String(fsdpVersion(c)) !== "2") issues.error("fsdp_config.cpu_offload_pin_memory", "`fsdp_config.cpu_offload_pin_memory: false` needs FSDP2 (top-level `fsdp_version: 2`)");
+    else if (!truthy(own(fsdpCfgRaw, "offload_params"))) issues.error("fsdp_config.cpu_offload_pin_memory", "`fsdp_config.cpu_offload_pin_memory: false` requires `fsdp_config.offload_params: true`");
   }
 
   // validation.py OptimizationValidationMixin.check_fsdp2_w_8bit_optimizer (after).

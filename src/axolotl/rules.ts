@@ -42,7 +42,7 @@ export function describe(v: unknown): string {
   return typeof v;
 }
 
-/** Top-level keys Axolotl rejects outright (schemas/deprecated.py raises DeprecationWarning). */
+/** Top-level keys Axolotl rejects outright: deprecated.py DeprecatedParameters.validate_<key> (field validators). */
 export const REMOVED_KEYS: Readonly<Record<string, { when: "truthy" | "set"; message: string }>> = {
   max_packed_sequence_len: { when: "truthy", message: "is no longer supported; use `sample_packing: true`" },
   rope_scaling: { when: "truthy", message: "is no longer supported; put it under `model_config` (e.g. model_config: {rope_scaling: ...})" },
@@ -54,7 +54,11 @@ export const REMOVED_KEYS: Readonly<Record<string, { when: "truthy" | "set"; mes
   flash_attn_rms_norm: { when: "truthy", message: "is no longer supported" },
 };
 
-/** Top-level keys Axolotl still accepts but logs as deprecated, with the replacement. */
+/**
+ * Top-level keys Axolotl still accepts but logs as deprecated, with the replacement (deprecated.py
+ * DeprecatedParameters.validate_<key>, validation.py ComplexValidationMixin.check_neftune and
+ * TrainingValidationMixin.check_multipack_buffer_size move some to their new name).
+ */
 export const DEPRECATED_KEYS: Readonly<Record<string, string>> = {
   noisy_embedding_alpha: "is deprecated; use `neftune_noise_alpha`",
   dpo_beta: "is deprecated; use `rl_beta`",
@@ -70,42 +74,49 @@ export const DEPRECATED_KEYS: Readonly<Record<string, string>> = {
 
 /**
  * Pairs Axolotl refuses together, with its own test ("truthy" = `data.get(a) and data.get(b)`,
- * "notNull" = `is not None`) and wording. The error is reported at the second key.
+ * "notNull" = `is not None`) and wording, and the validator (`mirrors`, under axolotl/utils/schemas/). The error is
+ * reported at the second key.
  */
-export const EXCLUSIVE_PAIRS: readonly { a: string; b: string; when: "truthy" | "notNull"; message: string }[] = [
+export const EXCLUSIVE_PAIRS: readonly { a: string; b: string; when: "truthy" | "notNull"; message: string; mirrors: string }[] = [
   {
     a: "save_steps",
     b: "saves_per_epoch",
+    mirrors: "validation.py TrainingValidationMixin.check_saves",
     when: "truthy",
     message: "`save_steps` and `saves_per_epoch` are mutually exclusive and cannot be used together",
   },
   {
     a: "eval_steps",
     b: "evals_per_epoch",
+    mirrors: "validation.py TrainingValidationMixin.check_evals",
     when: "truthy",
     message: "`eval_steps` and `evals_per_epoch` are mutually exclusive and cannot be used together",
   },
   {
     a: "warmup_steps",
     b: "warmup_ratio",
+    mirrors: "validation.py TrainingValidationMixin.check_warmup",
     when: "truthy",
     message: "`warmup_steps` and `warmup_ratio` are mutually exclusive",
   },
   {
     a: "max_memory",
     b: "gpu_memory_limit",
+    mirrors: "validation.py SystemValidationMixin.check_mem_mismatch",
     when: "notNull",
     message: "`max_memory` and `gpu_memory_limit` are mutually exclusive and cannot be used together",
   },
   {
     a: "gradient_accumulation_steps",
     b: "batch_size",
+    mirrors: "validation.py TrainingValidationMixin.check_gas_bsz",
     when: "truthy",
     message: "please set only one of `gradient_accumulation_steps` or `batch_size` (batch_size is derived from the other two)",
   },
   {
     a: "deepspeed",
     b: "fsdp",
+    mirrors: "validation.py SystemValidationMixin.check_fsdp_deepspeed",
     when: "truthy",
     message: "`deepspeed` and `fsdp` cannot be used together",
   },
@@ -114,12 +125,14 @@ export const EXCLUSIVE_PAIRS: readonly { a: string; b: string; when: "truthy" | 
     // handed to accelerate, which supports one distributed backend per run.
     a: "deepspeed",
     b: "fsdp_config",
+    mirrors: "none: ours, deliberately stricter (README, Validation against Axolotl)",
     when: "truthy",
     message: "`deepspeed` and `fsdp_config` cannot be used together: pick DeepSpeed or FSDP",
   },
   {
     a: "val_set_size",
     b: "test_datasets",
+    mirrors: "validation.py DatasetValidationMixin.check_val_w_test_datasets",
     when: "truthy",
     message: "non-zero `val_set_size` should not be used with `test_datasets`: use one source of evaluation data",
   },

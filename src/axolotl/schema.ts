@@ -140,7 +140,8 @@ function laxBool(v: unknown): boolean {
 /** pydantic's lax int: whole numbers (2.0 too), numeric strings of a whole number, booleans. */
 function laxInt(v: unknown): number | undefined {
   if (typeof v === "boolean") return Number(v);
-  if (typeof v === "number") return Number.isInteger(v) ? v : undefined;
+  // pydantic-core converts a float to an int only within i64 ("exceeded maximum size" beyond).
+  if (typeof v === "number") return Number.isInteger(v) && Math.abs(v) < 2 ** 63 ? v : undefined;
   if (typeof v === "string") {
     const t = v.trim();
     if (/^[+-]?\d+$/.test(t)) return Number(t);

@@ -11,7 +11,7 @@
  */
 
 import { checkCrossField } from "./cross-field.ts";
-import { checkDatasetList } from "./datasets.ts";
+import { checkDatasetList, withLegacyMessageFields } from "./datasets.ts";
 import { Issues, join, type ValidationIssue } from "./issues.ts";
 import { DEPRECATED_KEYS, EXCLUSIVE_PAIRS, REMOVED_KEYS, describe, isMapping, own, truthy } from "./rules.ts";
 import { check, definition, enumStrings, keySchema, mismatchMessage, VOCABULARY, type JsonSchema } from "./schema.ts";
@@ -76,17 +76,18 @@ function isSet(c: Config, key: string): boolean {
 }
 
 function checkRequired(c: Config, issues: Issues): void {
+  // base_model and learning_rate are required fields of AxolotlInputConfig (the schema's `required`).
   if (!isSet(c, "base_model")) {
     issues.error("base_model", "`base_model` is required: the Hugging Face model id or local path of the model to fine-tune");
   }
   if (!isSet(c, "learning_rate")) {
     issues.error("learning_rate", "`learning_rate` is required (e.g. 2e-4 for LoRA, 2e-5 for a full fine-tune)");
   }
-  // check_dataset_or_pretraining_dataset
+  // validation.py DatasetValidationMixin.check_dataset_or_pretraining_dataset
   if (!isSet(c, "datasets") && !isSet(c, "pretraining_dataset")) {
     issues.error("datasets", "either `datasets` or `pretraining_dataset` is required");
   }
-  // check_batch_size_fields: Axolotl derives the third from the other two.
+  // validation.py TrainingValidationMixin.check_batch_size_fields: Axolotl derives the third from the other two.
   const fields = ["micro_batch_size", "gradient_accumulation_steps", "batch_size"];
   const set = fields.filter((k) => truthy(own(c, k)));
   if (set.length < 2) {
@@ -133,7 +134,14 @@ function checkTypes(c: Config, issues: Issues): void {
       const listOnly: JsonSchema = { anyOf: [{ type: "array", minItems: 1 }, { type: "null" }] };
       for (const m of check(listOnly, value)) issues.error(key, mismatchMessage(key, m));
       value.forEach((entry, i) => {
-        for (const m of check(datasetModel(c, entry), entry, [String(i)])) issues.error(mismatchPath(key, m.path), mismatchMessage(key, m));
+        const model = datasetModel(c, entry);
+        // SFTDataset first moves the legacy message fields into message_property_mappings (datasets.ts).
+        const legacy = model === definition("SFTDataset") && isMapping(entry) ? withLegacyMessageFields(entry) : { entry, conflicts: [] };
+        for (const conflict of legacy.conflicts) issues.error(`${key}[${i}].message_property_mappings`, `\`${key}[${i}]\`: ${conflict}`);
+        for (const m of check(model, legacy.entry, [String(i)])) {
+          const moved = m.path[1] === "message_property_mappings" && isMapping(entry) && !Object.hasOwn(entry, "message_property_mappings") ? " (from the deprecated `message_field_role`/`message_field_content`)" : "";
+          issues.error(mismatchPath(key, m.path), `${mismatchMessage(key, m)}${moved}`);
+        }
       });
       continue;
     }
@@ -197,7 +205,7 @@ function checkAdapter(c: Config, issues: Issues): void {
     if (typeof adapter !== "string") {
       issues.error("adapter", `\`adapter\` must be a string (lora, qlora or llama-adapter), got ${describe(adapter)}`);
     } else if (adapter !== "" && !BUILTIN_ADAPTERS.includes(adapter)) {
-      // peft.py validate_adapter: anything else must be registered by a plugin.
+      // peft.py LoraConfig.validate_adapter: anything else must be registered by a plugin.
       if (truthy(plugins)) {
         issues.warning(
           "adapter",
@@ -212,6 +220,7 @@ function checkAdapter(c: Config, issues: Issues): void {
     }
   }
 
+  // peft.py LoraConfig.validate_adapter: 4/8-bit loading needs an adapter.
   const hasAdapter = truthy(adapter);
   for (const key of ["load_in_4bit", "load_in_8bit"]) {
     if (truthy(own(c, key)) && !hasAdapter) {
@@ -225,7 +234,7 @@ function checkAdapter(c: Config, issues: Issues): void {
   const peft = own(c, "peft");
   const peftBackend = isMapping(peft) ? own(peft, "backend") : undefined;
   if (adapter === "qlora" && !truthy(own(c, "merge_lora")) && peftBackend !== "torchao") {
-    // peft.py validate_qlora (bnb path). `peft: {backend: bnb, weight_dtype: nf4}` turns
+    // peft.py LoraConfig.validate_qlora (bnb path). `peft: {backend: bnb, weight_dtype: nf4}` turns
     // load_in_4bit on by default (auto_detect_qlora).
     const impliedBy4bitPeft = isMapping(peft) && peftBackend === "bnb" && own(peft, "weight_dtype") === "nf4";
     if (truthy(own(c, "load_in_8bit"))) {
@@ -253,7 +262,8 @@ function checkAdapter(c: Config, issues: Issues): void {
 function checkSaveAndEval(c: Config, issues: Issues): void {
   const evalStrategy = own(c, "eval_strategy");
   const saveStrategy = own(c, "save_strategy");
-  // check_saves / check_evals in schemas/validation.py
+  // validation.py TrainingValidationMixin.check_saves / check_evals, config.py
+  // AxolotlInputConfig.check_save_strategy_best_requires_metric
   if (truthy(saveStrategy) && truthy(own(c, "save_steps")) && saveStrategy !== "steps") {
     issues.error("save_strategy", "`save_strategy` and `save_steps` mismatch: set `save_strategy: steps` or remove `save_steps`");
   }
@@ -291,7 +301,7 @@ function checkSaveAndEval(c: Config, issues: Issues): void {
 function checkAttention(c: Config, issues: Issues): void {
   const impl = own(c, "attn_implementation");
   if (impl !== undefined && impl !== null) {
-    // validate_attn_implementation in config.py
+    // config.py AxolotlInputConfig.validate_attn_implementation
     if (typeof impl !== "string") {
       issues.error("attn_implementation", `\`attn_implementation\` must be a string, got ${describe(impl)}`);
     } else if (!CANONICAL_ATTN_IMPLS.includes(impl) && !impl.includes("/")) {
@@ -305,7 +315,7 @@ function checkAttention(c: Config, issues: Issues): void {
     }
   }
 
-  // normalize_attn_implementation: legacy booleans map onto attn_implementation and may
+  // config.py AxolotlInputConfig.normalize_attn_implementation: legacy booleans map onto attn_implementation and may
   // not be combined with it.
   for (const [flag, canonical] of Object.entries(LEGACY_ATTN_FLAGS)) {
     if (!truthy(own(c, flag))) continue;
@@ -320,6 +330,7 @@ function checkAttention(c: Config, issues: Issues): void {
     }
   }
 
+  // config.py AxolotlInputConfig.normalize_attn_implementation
   if (truthy(own(c, "gemma4_hybrid_attn_impl")) && typeof impl === "string" && impl !== "" && impl !== "flash_attention_2") {
     issues.error("gemma4_hybrid_attn_impl", "`gemma4_hybrid_attn_impl` requires `attn_implementation: flash_attention_2`");
   }
@@ -334,7 +345,7 @@ function checkAttention(c: Config, issues: Issues): void {
 
 function checkPrecision(c: Config, issues: Issues): void {
   if (own(c, "save_safetensors") === false) {
-    // model.py validate_save_safetensors
+    // model.py ModelOutputConfig.validate_save_safetensors
     issues.error(
       "save_safetensors",
       "`save_safetensors: false` is not supported: Transformers v5 always saves safetensors; remove the key",
@@ -375,6 +386,7 @@ function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | un
     }
   }
 
+  // validation.py TrainingValidationMixin.check_fp8_config
   if (truthy(own(c, "fp8_enable_fsdp_float8_all_gather")) && version !== 2) {
     issues.error("fp8_enable_fsdp_float8_all_gather", "`fp8_enable_fsdp_float8_all_gather` requires FSDP2 (`fsdp_version: 2`)");
   }
@@ -387,15 +399,12 @@ function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | un
   for (const key of ["fsdp_version", "version"]) {
     if (own(fsdpConfig, key) === undefined) continue;
     const path = join("fsdp_config", key);
-    // check_fsdp_version_in_fsdp_config moves it to the top level with a warning.
+    // validation.py OptimizationValidationMixin.check_fsdp_version_in_fsdp_config moves it to the top level.
     issues.warning(path, `\`${path}\` is deprecated here; set \`fsdp_version\` as a top-level key`);
-    if (own(fsdpConfig, key) !== 1 && own(fsdpConfig, key) !== 2) {
-      issues.error(path, `\`${path}\` must be one of 1, 2, got ${describe(own(fsdpConfig, key))}`);
-    }
   }
 
   if (version === undefined || version === null) {
-    // check_fsdp_version: FSDP1 is on its way out.
+    // validation.py OptimizationValidationMixin.check_fsdp_version: FSDP1 is on its way out.
     issues.warning(
       "fsdp_config",
       "`fsdp_config` without `fsdp_version` runs FSDP1, which Axolotl is deprecating; set `fsdp_version: 2` (with un-prefixed `fsdp_config` keys)",
@@ -405,7 +414,7 @@ function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | un
   for (const rawKey of Object.keys(fsdpConfig)) {
     if (rawKey === "fsdp_version" || rawKey === "version") continue;
     const path = join("fsdp_config", rawKey);
-    // check_fsdp_config_kwargs_prefix strips `fsdp_` (with a deprecation warning) before the
+    // validation.py OptimizationValidationMixin.check_fsdp_config_kwargs_prefix strips `fsdp_` (with a warning) before the
     // keys reach FSDPConfig.
     const key = rawKey.startsWith("fsdp_") ? rawKey.slice("fsdp_".length) : rawKey;
     if (key !== rawKey) {
@@ -430,6 +439,7 @@ function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | un
 
   const policy = own(fsdpConfig, "auto_wrap_policy") ?? own(fsdpConfig, "fsdp_auto_wrap_policy");
   const minParams = own(fsdpConfig, "min_num_params") ?? own(fsdpConfig, "fsdp_min_num_params");
+  // fsdp.py FSDPConfig.validate_size_based_wrap
   if (policy === "SIZE_BASED_WRAP" && (minParams === undefined || minParams === null)) {
     issues.error("fsdp_config.min_num_params", "`fsdp_config.min_num_params` is required when `fsdp_config.auto_wrap_policy` is SIZE_BASED_WRAP");
   }
@@ -441,7 +451,9 @@ function checkDatasets(c: Config, issues: Issues): void {
   checkDatasetList(own(c, "test_datasets"), "test_datasets", issues, { rl, pretraining: false });
   checkDatasetList(own(c, "pretraining_dataset"), "pretraining_dataset", issues, { rl, pretraining: true });
 
-  // Iterable (streamed) datasets have no length for the trainer to plan with.
+  // Iterable (streamed) datasets have no length for the trainer to plan with: validation.py
+  // PretrainingValidationMixin.check_pretraining_w_max_steps / check_streaming_w_max_steps /
+  // check_pretraining_w_val_set_size / check_streaming_w_val_set_size.
   for (const key of ["pretraining_dataset", "streaming"]) {
     if (!truthy(own(c, key))) continue;
     if (!truthy(own(c, "max_steps"))) {
@@ -452,13 +464,15 @@ function checkDatasets(c: Config, issues: Issues): void {
     }
   }
 
+  // validation.py DatasetValidationMixin.check_push_ds_auth
   if (truthy(own(c, "push_dataset_to_hub")) && own(c, "hf_use_auth_token") !== true) {
     issues.error("hf_use_auth_token", "`push_dataset_to_hub` requires `hf_use_auth_token: true`");
   }
 }
 
 function checkEnums(c: Config, issues: Issues): void {
-  // The chat_template and rl names themselves are schema enums (checkTypes).
+  // The chat_template and rl names themselves are schema enums (checkTypes); this is validation.py
+  // ChatTemplateValidationMixin.check_chat_template_config.
   if (own(c, "chat_template") === "jinja" && !truthy(own(c, "chat_template_jinja"))) {
     issues.error("chat_template_jinja", "`chat_template_jinja` is required when `chat_template` is jinja");
   }
