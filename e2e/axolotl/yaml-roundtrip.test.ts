@@ -8,6 +8,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { parseAxolotlYaml, stringifyAxolotlYaml, YamlTimestamp } from "../../src/axolotl/yaml.ts";
+import { renderAxolotlConfig } from "../../src/render/axolotl-config.ts";
+import { corpus } from "./validator-corpus.ts";
 import { ensureAxolotlEnv } from "./env.ts";
 import { Judge, type Tagged } from "./judge.ts";
 import { readFileSync } from "node:fs";
@@ -141,6 +143,38 @@ describe("YAML as Axolotl reads it (real PyYAML)", () => {
     const texts = [...SYNTAX_DIFFERENCES.keys()];
     const read = await judge.load(texts);
     for (const [i, text] of texts.entries()) assert.notDeepStrictEqual(ours(text), { value: theirs(read[i]!.value) }, `${JSON.stringify(text)} now agrees: ${SYNTAX_DIFFERENCES.get(text)}`);
+  });
+
+  it("renders every YAML 1.1 config to a config.yaml that Axolotl reads as it would have read the original", async () => {
+    // What the pods get: the user's text read by us, the operator's keys set (renderAxolotlConfig), written by
+    // stringifyAxolotlYaml (renderConfigMap). PyYAML must read the same values as from the user's own file.
+    const texts = [
+      ...corpus().filter((c) => c.text !== undefined).map((c) => c.text!),
+      ...spellings.filter((s) => !/[\n\t\u0085\u2028\u00a0]|^\s|\s$|^$/.test(s)).map((s) => `v: ${s}\nw: [${flowSafe(s) ? s : "x"}]\n`),
+    ].filter((t) => !SYNTAX_DIFFERENCES.has(t));
+    const originals = await judge.load(texts);
+    const rendered: string[] = [];
+    const kept: number[] = [];
+    for (const [i, text] of texts.entries()) {
+      if (originals[i]!.error !== undefined) continue; // PyYAML refuses it: nothing to render (we refuse it too, above)
+      rendered.push(stringifyAxolotlYaml(renderAxolotlConfig(parseAxolotlYaml(text) as Record<string, unknown>).config));
+      kept.push(i);
+    }
+    const back = await judge.load(rendered);
+    const owned = new Set(["output_dir", "dataset_prepared_path", "auto_resume_from_checkpoints", "resume_from_checkpoint"]);
+    const strip = (v: Tagged | undefined) => Object.fromEntries(Object.entries((v ?? {}) as Record<string, Tagged>).filter(([k]) => !owned.has(k)));
+    const diffs: string[] = [];
+    for (const [j, i] of kept.entries()) {
+      try {
+        assert.equal(back[j]!.error, undefined);
+        assert.deepStrictEqual(strip(back[j]!.value), strip(originals[i]!.value));
+      } catch {
+        diffs.push(`${JSON.stringify(texts[i])} rendered as ${JSON.stringify(rendered[j])}: PyYAML reads ${back[j]!.error ?? JSON.stringify(back[j]!.value)}, not ${JSON.stringify(originals[i]!.value)}`);
+      }
+    }
+    process.stdout.write(`# render: ${kept.length - diffs.length}/${kept.length} configs rendered to exactly what Axolotl reads from the original\n`);
+    assert.ok(kept.length > 1000, `${kept.length} configs`);
+    assert.deepEqual(diffs, []);
   });
 
   it("writes config.yaml so that yaml.safe_load reads back exactly the value", async () => {
