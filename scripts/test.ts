@@ -1,16 +1,19 @@
 /**
  * `npm test`: every test, one command. Type-check, unit tests, the Python
- * launcher's tests, then the e2e suites on the local control plane (started,
- * and built on first use, when it is not running). Ends with one line
- * "N passed, N failed" summing every runner.
+ * launcher's tests, the e2e suites on the local control plane (started, and
+ * built on first use, when it is not running), then the real-Axolotl tier
+ * (e2e/axolotl: the pinned axolotl on CPU, its venv built on first use). Ends
+ * with one line "N passed, N failed" summing every runner.
  *
- *   npm test                 everything
- *   npm test -- --unit-only  no cluster needed
- *   npm test -- --e2e-only   only the e2e suites
+ *   npm test                    everything
+ *   npm test -- --unit-only     no cluster, no Axolotl environment
+ *   npm test -- --e2e-only      only the control-plane e2e suites
+ *   npm test -- --axolotl-only  only the real-Axolotl tier
  *   npm test -- e2e/faults.test.ts   only the named test files
  */
 import { spawn } from "node:child_process";
 import { ensureCluster } from "../e2e/cluster/cluster.ts";
+import { ensureAxolotlEnv } from "../e2e/axolotl/env.ts";
 
 interface Tally {
   passed: number;
@@ -20,6 +23,7 @@ interface Tally {
 const args = process.argv.slice(2);
 const unitOnly = args.includes("--unit-only");
 const e2eOnly = args.includes("--e2e-only");
+const axolotlOnly = args.includes("--axolotl-only");
 const files = args.filter((a) => !a.startsWith("--"));
 const total: Tally = { passed: 0, failed: 0 };
 let stepsFailed = 0;
@@ -73,20 +77,27 @@ const node = process.execPath;
 const nodeTest = ["--test", "--test-reporter=spec", "--test-reporter-destination=stdout"];
 
 if (files.length > 0) {
-  if (files.some((f) => f.startsWith("e2e/"))) await ensureCluster();
+  if (files.some((f) => f.startsWith("e2e/") && !f.startsWith("e2e/axolotl/"))) await ensureCluster();
   await run(`tests: ${files.join(" ")}`, node, [...nodeTest, "--test-concurrency=1", ...files], nodeTap);
 } else {
-  if (!e2eOnly) {
+  if (!e2eOnly && !axolotlOnly) {
     await run("type-check (tsc --noEmit)", node, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], () => undefined);
     await run("unit tests", node, [...nodeTest, "src/**/*.test.ts", "bench/**/*.test.ts"], nodeTap);
     await run("launcher tests (Python, stdlib only)", "python3", ["-m", "unittest", "discover", "-s", "src/trainer/tests"], pyUnittest);
   }
-  if (!unitOnly) {
+  if (!unitOnly && !axolotlOnly) {
     process.stdout.write("\n=== local control plane\n");
     const { kubeconfigPath } = await ensureCluster();
     process.stdout.write(`cluster ready (KUBECONFIG=${kubeconfigPath})\n`);
     // One file at a time: each suite runs its own operator process, and this machine has two cores.
-    await run("e2e tests (real kube-apiserver, etcd, scheduler, controller-manager, kwok)", node, [...nodeTest, "--test-concurrency=1", "e2e/**/*.test.ts"], nodeTap);
+    await run("e2e tests (real kube-apiserver, etcd, scheduler, controller-manager, kwok)", node, [...nodeTest, "--test-concurrency=1", "e2e/*.test.ts"], nodeTap);
+  }
+  if (!unitOnly && !e2eOnly) {
+    process.stdout.write("\n=== real Axolotl environment\n");
+    const started = Date.now();
+    const env = await ensureAxolotlEnv((line) => process.stdout.write(`${line}\n`));
+    process.stdout.write(`axolotl ${env.version} at ${env.root} (${Math.round((Date.now() - started) / 1000)} s)\n`);
+    await run(`real-Axolotl tier (axolotl ${env.version} on CPU, tiny local model)`, node, [...nodeTest, "--test-concurrency=1", "e2e/axolotl/*.test.ts"], nodeTap);
   }
 }
 

@@ -98,6 +98,9 @@ function run(cmd: string, args: string[], log: (line: string) => void): Promise<
  * serialises them; the second finds it built).
  */
 export async function ensureAxolotlEnv(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<AxolotlEnv> {
+  // An environment made elsewhere (a GPU machine's, with CUDA builds): used as it is, never modified.
+  const given = process.env.FINETUNE_AXOLOTL_VENV;
+  if (given) return envAt(given);
   const ready = builtAxolotlEnv();
   if (ready) return ready;
   const { python } = findPython();

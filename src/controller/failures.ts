@@ -32,6 +32,9 @@ const LauncherSummarySchema = z.object({
   exitCode: optional(z.number().int()),
   childExitCode: optional(z.number().int().nullable()),
   signal: optional(z.string().max(32).nullable()),
+  /** How a torchrun worker ended, from torchrun's own report (it exits 1 even when a worker was SIGKILLed). */
+  workerSignal: optional(z.string().max(32).nullable()),
+  workerExitCode: optional(z.number().int().nullable()),
   reason: optional(z.string().max(64)),
   message: optional(z.string().max(4096)),
   finalModel: optional(z.boolean().nullable()),
@@ -104,7 +107,13 @@ export function classifyFailure(stage: Stage, job: V1Job | undefined, pods: read
   const term = terminated(first);
   const exitCode = term?.exitCode;
   const { summary, text } = parseTerminationMessage(term?.message);
-  const signature = matchFailure({ stage, ...(exitCode !== undefined ? { exitCode } : {}), ...(term?.reason ? { containerReason: term.reason } : {}), text });
+  const signature = matchFailure({
+    stage,
+    ...(exitCode !== undefined ? { exitCode } : {}),
+    ...(term?.reason ? { containerReason: term.reason } : {}),
+    ...(summary?.workerSignal ? { workerSignal: summary.workerSignal } : {}),
+    text,
+  });
   const userPermanent = exitCode !== undefined && permanentExitCodes.includes(exitCode);
   const lastLine = lastMeaningfulLine(summary?.tail ?? text.split("\n"));
   const where = `pod ${first.metadata?.name}${first.spec?.nodeName ? ` on ${first.spec.nodeName}` : ""}`;

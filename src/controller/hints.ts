@@ -20,6 +20,8 @@ export interface HintContext {
   stage: Stage;
   exitCode?: number;
   containerReason?: string;
+  /** The signal that ended a training process, from torchrun's report (the launcher's termination message). */
+  workerSignal?: string;
   text: string;
 }
 
@@ -66,8 +68,10 @@ const RULES: Rule[] = [
   {
     reason: "HostOutOfMemory",
     permanent: false,
-    matches: (ctx) => ctx.exitCode === 137 || ctx.containerReason === "OOMKilled",
-    hint: "The container was killed for host RAM (exit 137 / OOMKilled), not GPU memory. Raise spec.resources.memory, lower dataloader_num_workers, or enable preprocessing so tokenization does not run inside every rank.",
+    // The kernel's OOM killer sends SIGKILL: to the container (exit 137, OOMKilled) or, when it picks one training
+    // process, to a torchrun worker, which torchrun reports while itself exiting 1.
+    matches: (ctx) => ctx.exitCode === 137 || ctx.containerReason === "OOMKilled" || ctx.workerSignal === "SIGKILL",
+    hint: "A process was killed for host RAM (SIGKILL: exit 137, OOMKilled, or a training process killed under torchrun), not GPU memory. Give the pod at least twice the model's size in host RAM (spec.resources.memory), lower dataloader_num_workers, or enable preprocessing so tokenization does not run inside every rank.",
   },
   {
     reason: "NCCLTimeout",

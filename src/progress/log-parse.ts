@@ -89,7 +89,17 @@ export function segments(text: string): string[] {
   return out;
 }
 
-const finite = (v: unknown): number | undefined => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+/** A number as Python's float()/int() would read it, written without spaces or underscores (transformers 5 logs `'loss': '6.707'`). */
+const NUMERIC_STRING_RE = /^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
+
+/**
+ * A finite metric value. transformers 5 formats every logged float as a string (`{'loss': '6.707', 'epoch': '0.01'}`,
+ * seen from axolotl 0.18.0); earlier versions log floats. Both count; nan/inf, in either form, do not.
+ */
+const finite = (v: unknown): number | undefined => {
+  const n = typeof v === "string" && NUMERIC_STRING_RE.test(v) ? Number(v) : v;
+  return typeof n === "number" && Number.isFinite(n) ? n : undefined;
+};
 
 /** The training-loop bar: no description before it (dataset, download and tokenizer bars have one). */
 function parseBar(seg: string, at: number): Bar | undefined {

@@ -20,8 +20,19 @@ const OWNED: Record<string, unknown> = {
 };
 const REMOVED = ["resume_from_checkpoint"];
 
+/**
+ * Axolotl looks for the dynamic-checkpoint trigger only every `check_interval` steps (default 10). On SIGTERM the
+ * launcher creates the trigger and has the grace period for the save, so a slow step times ten can miss it. One
+ * check per step costs a stat on rank 0 and a one-element broadcast: nothing next to a training step.
+ */
+export const SHUTDOWN_CHECK_INTERVAL = 1;
+
 export function renderAxolotlConfig(userConfig: Record<string, unknown>): RenderedAxolotlConfig {
   const config: Record<string, unknown> = { ...userConfig };
+  if (dynamicCheckpointEnabled(config)) {
+    const dc = config.dynamic_checkpoint as Record<string, unknown>;
+    if (dc.check_interval === undefined || dc.check_interval === null) config.dynamic_checkpoint = { ...dc, check_interval: SHUTDOWN_CHECK_INTERVAL };
+  }
   const overridden: string[] = [];
   for (const [key, value] of Object.entries(OWNED)) {
     if (key in config && config[key] !== value) overridden.push(key);
@@ -39,6 +50,13 @@ export function renderAxolotlConfig(userConfig: Record<string, unknown>): Render
 /** Whether the run trains a LoRA-style adapter that `axolotl merge-lora` can fold into the base model. */
 export function trainsMergeableAdapter(config: Record<string, unknown>): boolean {
   return config.adapter === "lora" || config.adapter === "qlora";
+}
+
+/** The trigger file name the config sets (dynamic_checkpoint.trigger_file_path), when it sets one. */
+export function dynamicCheckpointTrigger(config: Record<string, unknown>): string | undefined {
+  const dc = config.dynamic_checkpoint;
+  const path = typeof dc === "object" && dc !== null ? (dc as Record<string, unknown>).trigger_file_path : undefined;
+  return typeof path === "string" && path.trim() ? path.trim() : undefined;
 }
 
 export function dynamicCheckpointEnabled(config: Record<string, unknown>): boolean {

@@ -7,7 +7,7 @@ import type { V1ConfigMap, V1Container, V1EnvVar, V1Job, V1PersistentVolumeClaim
 import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import { KUEUE_QUEUE_LABEL, LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, type Stage } from "../api/group.ts";
 import type { FineTuneJobSpec } from "../api/schema.ts";
-import { dynamicCheckpointEnabled, renderAxolotlConfig } from "./axolotl-config.ts";
+import { dynamicCheckpointEnabled, dynamicCheckpointTrigger, renderAxolotlConfig } from "./axolotl-config.ts";
 import { childLabels, ownerReference, type JobRef } from "./labels.ts";
 import {
   CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR,
@@ -171,12 +171,15 @@ function env(input: RenderInput, stage: Stage, attempt: number): V1EnvVar[] {
     { name: "PYTHONUNBUFFERED", value: "1" },
   ];
   if (stage === "train") {
+    const trigger = dynamicCheckpointEnabled(input.axolotlConfig) ? dynamicCheckpointTrigger(input.axolotlConfig) : undefined;
     vars.push(
       // torchrun reads PET_* as defaults of its flags; the node rank comes from the Job's completion index.
       { name: "FINETUNE_NODE_RANK", valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } },
       { name: "PET_NODE_RANK", valueFrom: { fieldRef: { fieldPath: "metadata.annotations['batch.kubernetes.io/job-completion-index']" } } },
       { name: "FINETUNE_REQUIRE_FINAL_MODEL", value: "true" },
       { name: "FINETUNE_DYNAMIC_CHECKPOINT", value: String(dynamicCheckpointEnabled(input.axolotlConfig)) },
+      // The launcher must create the file Axolotl watches: the config may name its own.
+      ...(trigger ? [{ name: "FINETUNE_DYNAMIC_CHECKPOINT_TRIGGER", value: trigger }] : []),
       { name: "TORCH_NCCL_ASYNC_ERROR_HANDLING", value: "1" },
     );
     if (input.settings.progressUrl) {

@@ -28,14 +28,16 @@ Environment (set by the operator):
   FINETUNE_OUTPUT_DIR            absolute output_dir on the shared (RWX) filesystem
   FINETUNE_ATTEMPT               attempt number (default 0)
   FINETUNE_NODE_RANK/NNODES      node rank (default 0) / node count (default 1)
-  FINETUNE_DYNAMIC_CHECKPOINT    "true": on SIGTERM create <output_dir>/axolotl_checkpoint.save first
+  FINETUNE_DYNAMIC_CHECKPOINT    "true": on SIGTERM create the dynamic-checkpoint trigger file first:
+                                 <output_dir>/<FINETUNE_DYNAMIC_CHECKPOINT_TRIGGER or axolotl_checkpoint.save>
   FINETUNE_TERMINATION_GRACE_SECONDS  the pod's terminationGracePeriodSeconds (default 30)
   FINETUNE_REQUIRE_FINAL_MODEL   "true": exit 0 without a final model -> exit 3 (node rank 0)
   FINETUNE_PROGRESS_URL / _TOKEN_FILE / _CA_FILE   optional progress endpoint (rank 0, train)
   FINETUNE_TERMINATION_LOG       default /dev/termination-log
   Optional tuning: FINETUNE_RESUME_WAIT_SECONDS (600), FINETUNE_RESUME_MISMATCH_GRACE_SECONDS (60),
   FINETUNE_RESUME_POLL_SECONDS (0.5), FINETUNE_SIGTERM_SAFETY_SECONDS (10),
-  FINETUNE_PROGRESS_INTERVAL_SECONDS (5), FINETUNE_DYNAMIC_CHECKPOINT_TRIGGER (file name).
+  FINETUNE_PROGRESS_INTERVAL_SECONDS (5), FINETUNE_DYNAMIC_CHECKPOINT_TRIGGER (the config's
+  dynamic_checkpoint.trigger_file_path, relative to output_dir).
 stdout lines (one JSON object each):
   FINETUNE_RESUME {"checkpoint": path|null, "step": int|null, "skipped": [{"path", "reason"}]}  (train)
   FINETUNE_SHUTDOWN {"signal", "trigger", "triggerCreated", "triggerConsumed", "savedCheckpoint",
@@ -45,7 +47,8 @@ Exit code: the child's (signal N -> 128+N); 3 = exited 0 without a final model; 
 resume decision never appeared; 2 = no command; 126/127 = command not executable / not found.
 Termination message (JSON, <= 4096 bytes): stage, exitCode, attempt, resumeFrom, resumeStep,
 finalModel (bool, null when not checked), reason (Completed | Failed | Signalled | NoFinalModel),
-message, childExitCode, signal, nodeRank, [finalModelPath], tail (last ~40 ANSI-free lines plus
+message, childExitCode, signal, nodeRank, [finalModelPath], [workerSignal, workerExitCode] (the root cause in
+torchrun's failure report: torchrun exits 1 even when a worker was SIGKILLed), tail (last ~40 ANSI-free lines plus
 up to 10 older error lines; oldest dropped first to fit).
 Progress POST body (JSON): stage, attempt, nodeRank, resumeFrom, resumeStep, phase, step,
 totalSteps, epoch, loss, evalLoss, learningRate, gradNorm, tokensPerSecond, tokensPerSecondPerGpu,
@@ -322,6 +325,39 @@ class Tail:
 
     def lines(self) -> list:
         return [e[1] for e in self.entries()]
+
+
+_TORCHRUN_ROOT_CAUSE = "Root Cause (first observed failure)"
+_TORCHRUN_SIGNAL_RE = re.compile(r"Signal (\d+) \((SIG[A-Z0-9]+)\) received by PID (\d+)")
+_TORCHRUN_EXITCODE_RE = re.compile(r"^\s*exitcode\s*:\s*(-?\d+)")
+_TORCHRUN_RANK_RE = re.compile(r"^\s*rank\s*:\s*(\d+)")
+
+
+def worker_failure(lines: list):
+    """The root cause in torchrun's failure report, when a worker process failed.
+
+    torchrun exits 1 whatever happened to a worker, so a worker killed by a signal (the host OOM killer's SIGKILL)
+    is visible only in the report it prints (torch.distributed.elastic ``ChildFailedError``):
+    ``exitcode  : -9 (pid: 123)`` and ``traceback : Signal 9 (SIGKILL) received by PID 123`` under
+    ``Root Cause (first observed failure):``. Returns {"signal", "exitCode", "rank"} (None where unknown) or None.
+    """
+    start = 0
+    for i, line in enumerate(lines):
+        if _TORCHRUN_ROOT_CAUSE in line:
+            start = i + 1
+    found = {"signal": None, "exitCode": None, "rank": None}
+    for line in lines[start:]:
+        if found["rank"] is None and (m := _TORCHRUN_RANK_RE.match(line)):
+            found["rank"] = int(m.group(1))
+        if found["exitCode"] is None and (m := _TORCHRUN_EXITCODE_RE.match(line)):
+            found["exitCode"] = int(m.group(1))
+        if found["signal"] is None and (m := _TORCHRUN_SIGNAL_RE.search(line)):
+            found["signal"] = m.group(2)
+        if found["exitCode"] is not None and found["signal"] is not None:
+            break
+    if found["signal"] is None and found["exitCode"] is not None and found["exitCode"] < 0:
+        found["signal"] = _signal_name(-found["exitCode"])
+    return found if found["exitCode"] is not None or found["signal"] is not None else None
 
 
 def build_termination_message(fields: dict, tail_entries: list, max_bytes: int = TERMINATION_LOG_MAX_BYTES) -> bytes:
@@ -796,7 +832,13 @@ _GLOBAL_TOKENS_KEYS = ("tokens_per_second", "train_tokens_per_second", "tokens/t
 _PER_GPU_TOKENS_KEYS = ("tokens/train_per_sec_per_gpu",)
 
 
+_NUMERIC_STRING_RE = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
+
+
 def _number(value):
+    """A finite metric value. transformers 5 logs floats as strings ({'loss': '6.707'}); older versions as floats."""
+    if isinstance(value, str) and _NUMERIC_STRING_RE.match(value):
+        value = float(value) if any(c in value for c in ".eE") else int(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if isinstance(value, float) and not math.isfinite(value):
@@ -930,19 +972,23 @@ class ProgressTracker:
             ("train_loss", "trainLoss"),
         ):
             if src in d:
-                value = _number(d[src])
-                if value is not None or d[src] is None:
+                raw = d[src]
+                # nan/inf arrive as bare names (older transformers; replaced by None above) or as strings (5.x).
+                if isinstance(raw, str) and raw.strip().lower().lstrip("+-") in ("nan", "inf"):
+                    raw = None
+                value = _number(raw)
+                if value is not None or raw is None:
                     changed |= self._set(dst, value)
         step = d.get("step")
         if isinstance(step, int) and not isinstance(step, bool) and step >= (self._state["step"] or 0):
             changed |= self._set("step", step)
         for key in _GLOBAL_TOKENS_KEYS:
             if _number(d.get(key)) is not None:
-                changed |= self._set("tokensPerSecond", d[key])
+                changed |= self._set("tokensPerSecond", _number(d[key]))
                 break
         for key in _PER_GPU_TOKENS_KEYS:
             if _number(d.get(key)) is not None:
-                changed |= self._set("tokensPerSecondPerGpu", d[key])
+                changed |= self._set("tokensPerSecondPerGpu", _number(d[key]))
                 break
         return changed
 
@@ -1182,9 +1228,9 @@ class Config:
         self.node_rank = integer("FINETUNE_NODE_RANK", 0, 0)
         self.nnodes = integer("FINETUNE_NNODES", 1, 1)
         self.dynamic_checkpoint = _truthy(env.get("FINETUNE_DYNAMIC_CHECKPOINT"))
+        # Axolotl's DynamicCheckpointCallback watches Path(output_dir) / trigger_file_path, so the same join here
+        # (an absolute trigger_file_path stays absolute, as with pathlib).
         self.trigger_filename = (env.get("FINETUNE_DYNAMIC_CHECKPOINT_TRIGGER") or "").strip() or DEFAULT_TRIGGER_FILENAME
-        if "/" in self.trigger_filename:
-            self.trigger_filename = os.path.basename(self.trigger_filename) or DEFAULT_TRIGGER_FILENAME
         self.grace = number("FINETUNE_TERMINATION_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)
         self.safety = number("FINETUNE_SIGTERM_SAFETY_SECONDS", DEFAULT_SAFETY_SECONDS)
         self.require_final_model = _truthy(env.get("FINETUNE_REQUIRE_FINAL_MODEL"))
@@ -1611,12 +1657,16 @@ class Launcher:
         final_model = None
         final_path = None
         message = None
+        worker = worker_failure(self.tail.lines()) if rc > 0 else None
         if rc < 0:
             reason = "Signalled"
             message = f"trainer killed by {_signal_name(-rc)}"
         elif rc != 0:
             reason = "Signalled" if signalled else "Failed"
             message = f"command exited with code {rc}"
+            if worker and worker["signal"]:
+                rank = f" (rank {worker['rank']})" if worker["rank"] is not None else ""
+                message = f"a training process{rank} was killed by {worker['signal']}; torchrun exited {rc}"
         else:
             reason = "Completed"
             if self.cfg.is_train and self.cfg.require_final_model and self.cfg.node_rank == 0:
@@ -1653,9 +1703,9 @@ class Launcher:
                     "killed": sd["killed"],
                 },
             )
-        return self.finish(code, rc, reason=reason, message=message, final_model=final_model, final_path=final_path)
+        return self.finish(code, rc, reason=reason, message=message, final_model=final_model, final_path=final_path, worker=worker)
 
-    def finish(self, code, child_rc, reason, message=None, final_model=None, final_path=None) -> int:
+    def finish(self, code, child_rc, reason, message=None, final_model=None, final_path=None, worker=None) -> int:
         fields = {
             "stage": self.cfg.stage or None,
             "exitCode": code,
@@ -1671,6 +1721,9 @@ class Launcher:
         }
         if final_path:
             fields["finalModelPath"] = final_path
+        if worker:
+            fields["workerSignal"] = worker["signal"]
+            fields["workerExitCode"] = worker["exitCode"]
         # The termination message first: the final progress POST may be slow and the
         # kubelet's SIGKILL may be close.
         try:

@@ -9,6 +9,7 @@ import { FineTuneJobSpecSchema, type FineTuneJobSpec } from "../api/schema.ts";
 import { validateAxolotlConfig, type ValidationIssue } from "../axolotl/validate.ts";
 import { defaultAccessModes } from "../render/children.ts";
 import { MAX_JOB_NAME_LENGTH } from "../render/names.ts";
+import { checkShutdownSave } from "./shutdown.ts";
 
 export type { ValidationIssue };
 
@@ -67,10 +68,12 @@ export function validateSpec(rawSpec: unknown): SpecResult {
 /** Validates the Axolotl config in the context of the job's shape; paths are prefixed with `prefix` (e.g. `spec.config`). */
 export function validateConfigForSpec(config: unknown, spec: FineTuneJobSpec | undefined, prefix = "spec.config"): ValidationIssue[] {
   const ctx = spec ? { nodes: spec.nodes, gpusPerNode: spec.gpusPerNode } : undefined;
-  return validateAxolotlConfig(config, ctx).map((issue) => ({
+  const issues = validateAxolotlConfig(config, ctx).map((issue) => ({
     ...issue,
     path: issue.path && issue.path !== "(root)" ? `${prefix}.${issue.path}`.replace(/\.\[/g, "[") : prefix,
   }));
+  if (spec && typeof config === "object" && config !== null && !Array.isArray(config)) issues.push(...checkShutdownSave(config as Record<string, unknown>, spec, prefix));
+  return issues;
 }
 
 export interface JobValidation {
