@@ -6,7 +6,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -154,6 +154,31 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       const bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]", "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]", "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]", "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]"].join("\n");
       const r = expectExit(await run("validate", file("bomb.yaml", bomb)), 2);
       assert.match(r.stderr, /bomb\.yaml: YAML error: .*alias/i);
+    });
+
+    it("says which job shape a plain config was checked for, assumed or given", async () => {
+      const assumed = expectExit(await run("validate", file("shape.yaml", VALID)), 0);
+      assert.match(assumed.stdout, /shape\.yaml: Axolotl config: valid \(0 error\(s\), 0 warning\(s\)\) \(checked for 1 node x 1 GPU, assumed: pass --nodes and --gpus-per-node/);
+      const ds = file("shape-ds.yaml", `${VALID}deepspeed: deepspeed_configs/zero2.json\n`);
+      const given = expectExit(await run("validate", ds, "--nodes", "2", "--gpus-per-node", "8"), 0);
+      assert.match(given.stdout, /checked for 2 nodes x 8 GPUs\)\n/);
+      expectExit(await run("validate", ds), 1);
+    });
+
+    it("takes several files and folders, one verdict line per file; the worst exit code wins", async () => {
+      const folder = join(dir, "configs-folder");
+      mkdirSync(join(folder, "nested"), { recursive: true });
+      writeFileSync(join(folder, "a.yml"), VALID);
+      writeFileSync(join(folder, "nested", "b.yaml"), VALID.replace("adapter: lora", "adapter: qlora"));
+      writeFileSync(join(folder, "notes.txt"), "not a config");
+      const single = file("single.yaml", VALID);
+      const invalid = expectExit(await run("validate", single, folder), 1);
+      const verdicts = invalid.stdout.split("\n").filter((l) => !l.startsWith("  ") && l);
+      assert.deepEqual(verdicts.map((l) => l.split(":")[0]), [single, join(folder, "a.yml"), join(folder, "nested", "b.yaml")]);
+      assert.match(invalid.stdout, /b\.yaml: Axolotl config: INVALID[^\n]*\n  error: load_in_4bit/);
+      const unreadable = expectExit(await run("validate", single, join(dir, "missing.yaml")), 2);
+      assert.match(unreadable.stdout, /single\.yaml: Axolotl config: valid/);
+      assert.match(unreadable.stdout, /missing\.yaml: unreadable: cannot read file: no such file/);
     });
 
     it("an empty file says so (exit 1)", async () => {
