@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 
+import { DEFAULT_TRAINER_IMAGE } from "../api/group.ts";
 import { TOP_LEVEL_KEYS } from "./vocabulary.ts";
 import {
   type DeploymentContext,
@@ -661,5 +662,31 @@ describe("garbage input never throws", () => {
     assert.ok(Array.isArray(validateAxolotlConfig(throwingGetter)));
     assert.ok(Array.isArray(validateAxolotlConfig(make({ deepspeed: "z.json" }), null as unknown as DeploymentContext)));
     assert.ok(Array.isArray(validateAxolotlConfig(make({ deepspeed: "z.json" }), { nodes: "2" } as unknown as DeploymentContext)));
+  });
+});
+
+describe("a newer trainer image (version drift)", () => {
+  const shape = { nodes: 1, gpusPerNode: 1 };
+  const newer = { ...shape, image: "axolotlai/axolotl:0.19.0" };
+  const unknownNames = make({ chat_template: "gemma9", rl: "zpo", datasets: [{ path: "a.jsonl", type: "fancy_new_format" }] });
+  const paths = ["chat_template", "rl", "datasets[0].type"];
+
+  it("unknown names are errors for the default image, whose Axolotl is the one we check against", () => {
+    const issues = validate(unknownNames, { ...shape, image: DEFAULT_TRAINER_IMAGE });
+    for (const path of paths) assert.ok(errors(issues).some((i) => i.path === path), `${path}\n${show(issues)}`);
+  });
+
+  it("are warnings naming the checked version for another image", () => {
+    const issues = validate(unknownNames, newer);
+    for (const path of paths) {
+      const issue = issues.find((i) => i.path === path);
+      assert.equal(issue?.severity, "warning", `${path}\n${show(issues)}`);
+      assert.match(issue!.message, /checked against Axolotl 0\.18\.0; image axolotlai\/axolotl:0\.19\.0 may run a newer Axolotl/);
+    }
+  });
+
+  it("wrong types stay errors whatever the image", () => {
+    const issues = validate(make({ chat_template: 5 }), newer);
+    assert.ok(errors(issues).some((i) => i.path === "chat_template"), show(issues));
   });
 });

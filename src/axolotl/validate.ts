@@ -14,7 +14,8 @@ import { checkCrossField } from "./cross-field.ts";
 import { checkDatasetList, withLegacyMessageFields } from "./datasets.ts";
 import { Issues, join, type ValidationIssue } from "./issues.ts";
 import { DEPRECATED_KEYS, EXCLUSIVE_PAIRS, REMOVED_KEYS, describe, isMapping, own, truthy } from "./rules.ts";
-import { check, definition, enumStrings, keySchema, mismatchMessage, VOCABULARY, type JsonSchema } from "./schema.ts";
+import { DEFAULT_TRAINER_IMAGE } from "../api/group.ts";
+import { check, definition, enumStrings, keySchema, mismatchMessage, SCHEMA_AXOLOTL_VERSION, VOCABULARY, type JsonSchema } from "./schema.ts";
 import {
   ATTN_SHORT_FORMS,
   BUILTIN_ADAPTERS,
@@ -29,10 +30,12 @@ import { didYouMean } from "./suggest.ts";
 
 export type { Severity, ValidationIssue } from "./issues.ts";
 
-/** Where the job will run; used by rules that depend on the number of GPUs. */
+/** Where the job will run; used by rules that depend on the number of GPUs, and on the image's Axolotl. */
 export interface DeploymentContext {
   nodes: number;
   gpusPerNode: number;
+  /** The trainer image; when it is not the default, it may run an Axolotl newer than the schema we check with. */
+  image?: string;
 }
 
 /** Keys the operator sets itself (shared storage paths and resume handling). */
@@ -59,6 +62,7 @@ export function validateAxolotlConfig(config: unknown, ctx?: DeploymentContext):
       return issues.list;
     }
     for (const rule of RULES) rule(config, issues, ctx);
+    if (ctx?.image !== undefined && ctx.image !== DEFAULT_TRAINER_IMAGE) return allowNewerNames(issues.list, config, ctx.image);
   } catch (err) {
     // The rules are written not to throw; this only guards against exotic inputs (proxies,
     // throwing getters) so a bad config can never crash the reconcile loop.
@@ -68,6 +72,27 @@ export function validateAxolotlConfig(config: unknown, ctx?: DeploymentContext):
 }
 
 type Rule = (c: Config, issues: Issues, ctx: DeploymentContext | undefined) => void;
+
+/**
+ * Names that newer Axolotl versions add to (chat templates, RL trainers, attention backends, dataset types and
+ * loaders): an unknown one is an error for the default image, whose Axolotl is the one we check against, but only
+ * a warning for another image, which may know it.
+ */
+const VERSION_SENSITIVE = /^(?:chat_template|rl|attn_implementation|(?:datasets|test_datasets|pretraining_dataset)\[\d+\]\.(?:type|ds_type|chat_template))$/;
+
+function valueAt(config: Config, path: string): unknown {
+  let v: unknown = config;
+  for (const part of path.split(/[.[\]]+/).filter(Boolean)) v = Array.isArray(v) ? v[Number(part)] : isMapping(v) ? own(v, part) : undefined;
+  return v;
+}
+
+function allowNewerNames(list: ValidationIssue[], config: Config, image: string): ValidationIssue[] {
+  return list.map((issue) =>
+    issue.severity === "error" && VERSION_SENSITIVE.test(issue.path) && typeof valueAt(config, issue.path) === "string"
+      ? { ...issue, severity: "warning", message: `${issue.message} (checked against Axolotl ${SCHEMA_AXOLOTL_VERSION}; image ${image} may run a newer Axolotl that knows it)` }
+      : issue,
+  );
+}
 
 /** Set in the YAML: present and not null (`key:` with no value is null, i.e. unset, in Axolotl). */
 function isSet(c: Config, key: string): boolean {

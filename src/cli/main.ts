@@ -16,7 +16,7 @@ const USAGE = `Usage: kubectl finetune COMMAND [options]
 
 Commands:
   validate PATH...              check Axolotl configs or FineTuneJob manifests (files, or folders of *.yml/*.yaml),
-      [--nodes N --gpus-per-node G]   one verdict line per file; exit 0 all valid, 1 any invalid, 2 any unreadable
+      [--nodes N --gpus-per-node G] [--image I]   one verdict line per file; exit 0 all valid, 1 any invalid, 2 any unreadable
   render FILE                   print the Kubernetes objects the operator would create
   submit CONFIG.yml             wrap a plain Axolotl config into a FineTuneJob and create it
       --nodes N --gpus-per-node G [--name NAME] [--image IMAGE] [--dry-run=client -o yaml|json]
@@ -75,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
     case "validate":
       need("PATH");
       // A plain config has no shape: say so when the flags do not give one.
-      return runValidateAll(positionals.slice(1), { nodes, gpusPerNode, shapeAssumed: values.nodes === undefined && values["gpus-per-node"] === undefined }, out);
+      return runValidateAll(positionals.slice(1), { nodes, gpusPerNode, shapeAssumed: values.nodes === undefined && values["gpus-per-node"] === undefined, ...(values.image ? { image: values.image } : {}) }, out);
     case "render": {
       const file = need("FILE");
       return runRender(file, { name: values.name ?? nameFromFile(file), nodes, gpusPerNode, ...(values.namespace ? { namespace: values.namespace } : {}), ...(values.image ? { image: values.image } : {}) }, (t) => process.stdout.write(t));

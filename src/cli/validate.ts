@@ -14,6 +14,8 @@ export interface ValidateOptions {
   gpusPerNode: number;
   /** True when neither --nodes nor --gpus-per-node was given: the shape is a guess, and we say so. */
   shapeAssumed?: boolean;
+  /** --image: a plain config meant for another trainer image (newer names become warnings). */
+  image?: string;
 }
 
 export interface DocumentReport {
@@ -40,7 +42,7 @@ export function validateDocument(doc: InputDocument, opts: ValidateOptions): Doc
   }
   // A plain config has no shape of its own: rules that depend on it (DeepSpeed needs 2 GPUs) use the flags'.
   const note = `checked for ${shapeText(opts)}${opts.shapeAssumed ? ", assumed: pass --nodes and --gpus-per-node for the job's shape" : ""}`;
-  return { label: "Axolotl config", issues: validateAxolotlConfig(doc.value, { nodes: opts.nodes, gpusPerNode: opts.gpusPerNode }), note };
+  return { label: "Axolotl config", issues: validateAxolotlConfig(doc.value, { nodes: opts.nodes, gpusPerNode: opts.gpusPerNode, ...(opts.image ? { image: opts.image } : {}) }), note };
 }
 
 export function formatIssue(issue: ValidationIssue): string {
