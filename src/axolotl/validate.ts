@@ -12,6 +12,7 @@
 
 import { checkCrossField } from "./cross-field.ts";
 import { checkDatasetList, withLegacyMessageFields } from "./datasets.ts";
+import { decoderLayerFromConfig, decoderLayerFromName, type ModelInfo } from "./model-family.ts";
 import { Issues, join, type ValidationIssue } from "./issues.ts";
 import { DEPRECATED_KEYS, EXCLUSIVE_PAIRS, REMOVED_KEYS, describe, isMapping, own, truthy } from "./rules.ts";
 import { DEFAULT_TRAINER_IMAGE } from "../api/group.ts";
@@ -36,6 +37,8 @@ export interface DeploymentContext {
   gpusPerNode: number;
   /** The trainer image; when it is not the default, it may run an Axolotl newer than the schema we check with. */
   image?: string;
+  /** The base model's config.json, when the caller could read it (a local path or the local Hugging Face cache). */
+  model?: ModelInfo;
 }
 
 /** Keys the operator sets itself (shared storage paths and resume handling). */
@@ -462,11 +465,35 @@ function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | un
     }
   }
 
+  checkLayerClass(c, fsdpConfig, issues, ctx);
+
   const policy = own(fsdpConfig, "auto_wrap_policy") ?? own(fsdpConfig, "fsdp_auto_wrap_policy");
   const minParams = own(fsdpConfig, "min_num_params") ?? own(fsdpConfig, "fsdp_min_num_params");
   // fsdp.py FSDPConfig.validate_size_based_wrap
   if (policy === "SIZE_BASED_WRAP" && (minParams === undefined || minParams === null)) {
     issues.error("fsdp_config.min_num_params", "`fsdp_config.min_num_params` is required when `fsdp_config.auto_wrap_policy` is SIZE_BASED_WRAP");
+  }
+}
+
+/**
+ * `fsdp_config.transformer_layer_cls_to_wrap` must name the model's decoder layer class (model-family.ts). Ours,
+ * not Axolotl's: an error when config.json says which class it is, a warning when the model name only suggests it.
+ */
+function checkLayerClass(c: Config, fsdpConfig: Config, issues: Issues, ctx: DeploymentContext | undefined): void {
+  const key = own(fsdpConfig, "transformer_layer_cls_to_wrap") !== undefined ? "transformer_layer_cls_to_wrap" : "fsdp_transformer_layer_cls_to_wrap";
+  const wrap = own(fsdpConfig, key);
+  const base = own(c, "base_model");
+  if (typeof wrap !== "string" || wrap === "" || typeof base !== "string") return;
+  const classes = wrap.split(",").map((x) => x.trim());
+  const path = `fsdp_config.${key}`;
+  const known = ctx?.model ? decoderLayerFromConfig(ctx.model) : undefined;
+  if (known !== undefined) {
+    if (!classes.includes(known)) issues.error(path, `\`${path}\` is ${describe(wrap)}, but ${base} is built of \`${known}\` (its config.json, ${ctx!.model!.source}): FSDP would find no layer to wrap`);
+    return;
+  }
+  const guessed = decoderLayerFromName(base);
+  if (guessed !== undefined && !classes.includes(guessed)) {
+    issues.warning(path, `\`${path}\` is ${describe(wrap)}, but ${base} looks like a model built of \`${guessed}\` (guessed from its name; could not read its config.json): FSDP finds no layer to wrap when the class is wrong`);
   }
 }
 

@@ -181,6 +181,17 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       assert.match(unreadable.stdout, /missing\.yaml: unreadable: cannot read file: no such file/);
     });
 
+    it("FSDP's layer class: an error when the model's local config.json names another, a warning when guessed", async () => {
+      const model = join(dir, "models", "qwen3-tiny");
+      mkdirSync(model, { recursive: true });
+      writeFileSync(join(model, "config.json"), JSON.stringify({ architectures: ["Qwen3ForCausalLM"], model_type: "qwen3" }));
+      const fsdp = "fsdp_version: 2\nfsdp_config:\n  auto_wrap_policy: TRANSFORMER_BASED_WRAP\n  transformer_layer_cls_to_wrap: LlamaDecoderLayer\n";
+      const known = expectExit(await run("validate", file("fsdp-known.yaml", `${VALID.replace(/^base_model:.*$/m, `base_model: ${model}`)}${fsdp}`)), 1);
+      assert.match(known.stdout, /error: fsdp_config\.transformer_layer_cls_to_wrap: .*`Qwen3DecoderLayer` \(its config\.json/);
+      const guessed = expectExit(await run("validate", file("fsdp-guessed.yaml", `${VALID.replace(/^base_model:.*$/m, "base_model: Qwen/Qwen3-8B")}${fsdp}`)), 0);
+      assert.match(guessed.stdout, /warning: fsdp_config\.transformer_layer_cls_to_wrap: .*`Qwen3DecoderLayer` \(guessed/);
+    });
+
     it("an empty file says so (exit 1)", async () => {
       const r = expectExit(await run("validate", file("empty.yaml", "")), 1);
       assert.match(r.stdout, /empty\.yaml: empty/);

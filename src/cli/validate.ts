@@ -7,7 +7,9 @@ import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { validateAxolotlConfig } from "../axolotl/validate.ts";
 import { hasErrors, validateFineTuneJob, type ValidationIssue } from "../validation/job.ts";
+import type { ModelInfo } from "../axolotl/model-family.ts";
 import { CliError, readDocuments, type InputDocument } from "./documents.ts";
+import { localModelInfo } from "./model-config.ts";
 
 export interface ValidateOptions {
   nodes: number;
@@ -42,7 +44,14 @@ export function validateDocument(doc: InputDocument, opts: ValidateOptions): Doc
   }
   // A plain config has no shape of its own: rules that depend on it (DeepSpeed needs 2 GPUs) use the flags'.
   const note = `checked for ${shapeText(opts)}${opts.shapeAssumed ? ", assumed: pass --nodes and --gpus-per-node for the job's shape" : ""}`;
-  return { label: "Axolotl config", issues: validateAxolotlConfig(doc.value, { nodes: opts.nodes, gpusPerNode: opts.gpusPerNode, ...(opts.image ? { image: opts.image } : {}) }), note };
+  return { label: "Axolotl config", issues: validateAxolotlConfig(doc.value, { nodes: opts.nodes, gpusPerNode: opts.gpusPerNode, ...(opts.image ? { image: opts.image } : {}), ...modelOf(doc.value) }), note };
+}
+
+/** The base model's config.json when this machine has it (for the FSDP layer class rule). */
+function modelOf(config: unknown): { model?: ModelInfo } {
+  const base = typeof config === "object" && config !== null ? (config as Record<string, unknown>).base_model : undefined;
+  const model = localModelInfo(base);
+  return model ? { model } : {};
 }
 
 export function formatIssue(issue: ValidationIssue): string {
