@@ -192,6 +192,26 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       assert.match(guessed.stdout, /warning: fsdp_config\.transformer_layer_cls_to_wrap: .*`Qwen3DecoderLayer` \(guessed/);
     });
 
+    it("the issue's YAML 1.1 spellings and Axolotl-accepted values validate; render writes what PyYAML reads back", async () => {
+      // Axolotl 0.18.0 accepts each of these (e2e/axolotl/validator-diff.test.ts asks it); we used to reject them.
+      const text = VALID.replace("learning_rate: 0.0002", "learning_rate: 2e-4").replace("sequence_len: 2048", "sequence_len: 500_000")
+        .replace("lora_target_linear: true", "lora_target_linear: on")
+        .concat("load_in_8bit: yes\nevals_per_epoch: 0\nchat_template: gemma4_unified\nwandb_name: '2e-4'\n");
+      const path = file("yaml11.yaml", text);
+      const r = expectExit(await run("validate", path), 0);
+      assert.match(r.stdout, /yaml11\.yaml: Axolotl config: valid \(0 error\(s\)/);
+      const rendered = expectExit(await run("render", path), 0);
+      const cm = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as { kind: string; data?: Record<string, string> }).find((o) => o.kind === "ConfigMap" && o.data?.["config.yaml"]);
+      const configYaml = cm!.data!["config.yaml"]!;
+      // As PyYAML read the original: 500000 and true are values; "2e-4" stays the string it was (pydantic makes
+      // learning_rate a float), quoted so that it stays one.
+      assert.match(configYaml, /^sequence_len: 500000$/m);
+      assert.match(configYaml, /^lora_target_linear: true$/m);
+      assert.match(configYaml, /^load_in_8bit: true$/m);
+      assert.match(configYaml, /^learning_rate: "2e-4"$/m);
+      assert.match(configYaml, /^wandb_name: "2e-4"$/m);
+    });
+
     it("an empty file says so (exit 1)", async () => {
       const r = expectExit(await run("validate", file("empty.yaml", "")), 1);
       assert.match(r.stdout, /empty\.yaml: empty/);
