@@ -8,6 +8,8 @@ imports (~20 s) once for thousands of questions:
                                       item is {"text": YAML} (read with safe_load first, as load_cfg does) or
                                       {"config": tagged JSON}
   {"op": "schema"}                    AxolotlInputConfig.model_json_schema() and the versions it came from
+  {"op": "validators"}                every pydantic validator in axolotl/utils/schemas/*.py and the config keys it
+                                      reads (data.get("k"), data["k"], self.k), from the installed source
 
 Values are answered in a tagged JSON so that what JSON cannot say is not lost: non-finite floats are
 {"$float": "inf"|"-inf"|"nan"}, dates and datetimes {"$timestamp": iso}, mapping keys as json.dumps writes them.
@@ -254,6 +256,47 @@ def plugin_schemas(generator):
     return out
 
 
+def validators():
+    """Which keys each validator reads, by walking the installed source's syntax tree (nothing is imported)."""
+    import ast
+    import importlib.util
+    import pathlib
+
+    schemas = pathlib.Path(importlib.util.find_spec("axolotl").origin).parent / "utils" / "schemas"
+    out = {}
+    for f in sorted(schemas.glob("*.py")):
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+            for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+                if not any("validator" in ast.unparse(d) for d in fn.decorator_list):
+                    continue
+                keys = set()
+                for node in ast.walk(fn):
+                    if (
+                        isinstance(node, ast.Call)
+                        and isinstance(node.func, ast.Attribute)
+                        and node.func.attr == "get"
+                        and isinstance(node.func.value, ast.Name)
+                        and node.func.value.id == "data"
+                        and node.args
+                        and isinstance(node.args[0], ast.Constant)
+                        and isinstance(node.args[0].value, str)
+                    ):
+                        keys.add(node.args[0].value)
+                    elif (
+                        isinstance(node, ast.Subscript)
+                        and isinstance(node.value, ast.Name)
+                        and node.value.id == "data"
+                        and isinstance(node.slice, ast.Constant)
+                        and isinstance(node.slice.value, str)
+                    ):
+                        keys.add(node.slice.value)
+                    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+                        keys.add(node.attr)
+                out[f"{f.name} {cls.name}.{fn.name}"] = sorted(keys)
+    return out
+
+
 def main():
     for line in sys.stdin:
         if not line.strip():
@@ -267,6 +310,8 @@ def main():
                 res = {"results": validate(req["items"])}
             elif op == "schema":
                 res = schema()
+            elif op == "validators":
+                res = {"validators": validators()}
             else:
                 res = {"fatal": f"unknown op {op}"}
         except Exception as e:  # noqa: BLE001

@@ -73,6 +73,11 @@ export class Judge {
     return this.#ask({ op: "schema" });
   }
 
+  /** Every validator of Axolotl's config models ("validation.py Class.function") and the config keys it reads. */
+  async validators(): Promise<Record<string, string[]>> {
+    return (await this.#ask<{ validators: Record<string, string[]> }>({ op: "validators" })).validators;
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => {
       if (this.#child.exitCode !== null) return resolve();

@@ -4,7 +4,9 @@
  * - every schema key set, on a valid base config, to boundary and wrong-typed values derived from its schema, and
  *   likewise every field of the nested config models and of a dataset entry;
  * - YAML 1.1 spellings, as text (Axolotl reads them with PyYAML, we with src/axolotl/yaml.ts);
- * - the cross-field combinations Axolotl's validators check;
+ * - the cross-field combinations Axolotl's validators check: hand-picked ones, and for every validator in Axolotl's
+ *   source (found by judge.py, which reads its syntax tree) the keys it reads set one at a time, in pairs and
+ *   all together;
  * - the configs in examples/.
  */
 import { readdirSync, readFileSync } from "node:fs";
@@ -21,7 +23,7 @@ export interface Case {
   /** The config as a value (both sides get the same JSON), or as YAML text (each side parses it its own way). */
   config?: Config;
   text?: string;
-  group: "boundary" | "nested" | "yaml" | "cross-field" | "examples";
+  group: "boundary" | "nested" | "yaml" | "cross-field" | "validator-keys" | "examples";
 }
 
 /** A small valid LoRA config, the base every single-key case edits. */
@@ -293,6 +295,56 @@ function crossFieldCases(): Case[] {
   return cases;
 }
 
+/** A value that makes a key "on" for a validator: true, 2, 0.5, the first enum value, "abc", a one-item list. */
+function typical(s: JsonSchema): unknown {
+  const r = s.$ref ? definition(s.$ref.replace("#/$defs/", "")) : s;
+  if (r.anyOf) return r.anyOf.some((b) => b.type === "boolean") ? true : typical(r.anyOf.find((b) => b.type !== "null") ?? {});
+  if (r.enum) return r.enum[0];
+  if (r.const !== undefined) return r.const;
+  switch (r.type) {
+    case "boolean":
+      return true;
+    case "integer":
+      return Math.max(2, r.minimum ?? 2);
+    case "number":
+      return 0.5;
+    case "array":
+      return r.items ? [typical(r.items)] : ["abc"];
+    case "object":
+      return {};
+    default:
+      return "abc";
+  }
+}
+
+/** Keys BASE needs to stay a runnable config: validators that read them are probed through their other keys. */
+const BASE_KEYS = new Set(["base_model", "learning_rate", "micro_batch_size", "gradient_accumulation_steps", "datasets"]);
+
+/**
+ * Validators that open the file `deepspeed` names (a JSON file in the trainer image, which no validator outside
+ * the image can read): check_deepcompile and check_tensor_parallel_size_update_ds_json. Combinations that would
+ * reach that read are left out.
+ */
+const READS_DEEPSPEED_FILE = (patch: Config) => truthy(patch.deepspeed) && (truthy(patch.deepcompile) || (typeof patch.tensor_parallel_size === "number" && patch.tensor_parallel_size > 1));
+
+function truthy(v: unknown): boolean {
+  return v !== undefined && v !== null && v !== false && v !== 0 && v !== "" && !(Array.isArray(v) && v.length === 0);
+}
+
+function validatorCases(validators: Record<string, string[]>): Case[] {
+  const out: Case[] = [];
+  for (const [validator, all] of Object.entries(validators)) {
+    const keys = all.filter((k) => keySchema(k) && !EXCLUDED_KEYS.has(k) && !BASE_KEYS.has(k));
+    const on = (subset: string[]) => Object.fromEntries(subset.map((k) => [k, typical(keySchema(k)!)]));
+    const subsets = [...keys.map((k) => [k]), ...(keys.length <= 8 ? keys.flatMap((a, i) => keys.slice(i + 1).map((b) => [a, b])) : []), ...(keys.length > 2 ? [keys] : [])];
+    for (const subset of subsets) {
+      const patch = on(subset);
+      if (!READS_DEEPSPEED_FILE(patch)) out.push({ name: `${validator}: ${subset.join(" + ")}`, config: make(patch), group: "validator-keys" });
+    }
+  }
+  return out;
+}
+
 const EXAMPLES = fileURLToPath(new URL("../../examples/", import.meta.url));
 
 /** Every config in examples/: a FineTuneJob's spec.config, or a plain Axolotl config file. */
@@ -307,6 +359,15 @@ function exampleCases(): Case[] {
   );
 }
 
-export function corpus(): Case[] {
-  return [...boundaryCases(), ...nestedCases(), ...yamlCases(), ...crossFieldCases(), ...exampleCases()];
+/** The whole corpus; `validators` (judge.py's answer) adds the validator-driven combinations. */
+export function corpus(validators: Record<string, string[]> = {}): Case[] {
+  const all = [...boundaryCases(), ...nestedCases(), ...yamlCases(), ...crossFieldCases(), ...validatorCases(validators), ...exampleCases()];
+  // The same config reached twice (a key probed alone by two validators) is checked once.
+  const seen = new Set<string>();
+  return all.filter((c) => {
+    const id = c.text ?? JSON.stringify(c.config);
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
 }

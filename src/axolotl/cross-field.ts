@@ -137,8 +137,44 @@ export function checkCrossField(c: Config, issues: Issues): void {
     else if (metrics.some((m) => !VOCABULARY.eval_causal_lm_metrics.includes(m as string))) issues.error("eval_causal_lm_metrics", `\`eval_causal_lm_metrics\` entries must be among ${VOCABULARY.eval_causal_lm_metrics.join(", ")}`);
   }
 
+  // validation.py DatasetValidationMixin.check_eval_packing (before).
+  if (truthy(own(c, "sample_packing")) && truthy(own(c, "eval_table_size")) && own(c, "eval_sample_packing") !== false) {
+    issues.error("eval_sample_packing", "`eval_table_size` and `eval_sample_packing` are not supported together with `sample_packing`: set `eval_sample_packing: false`");
+  }
+
+  // validation.py TrainingValidationMixin.check_multipack_buffer_size (before).
+  if (truthy(own(c, "pretrain_multipack_buffer_size")) && truthy(own(c, "streaming_multipack_buffer_size"))) {
+    issues.error("pretrain_multipack_buffer_size", "`pretrain_multipack_buffer_size` is deprecated and `streaming_multipack_buffer_size` is set too: remove `pretrain_multipack_buffer_size`");
+  }
+
+  // validation.py RLValidationMixin.check_sample_packing_w_rl (before).
+  if (truthy(own(c, "sample_packing")) && truthy(own(c, "rl"))) issues.error("sample_packing", "`sample_packing: true` does not work with RL training (`rl`)");
+
+  // validation.py OptimizationValidationMixin.check_fsdp2_base_model_quant_rl (before; the raw
+  // fsdp_version must equal the integer 2).
+  if (own(c, "fsdp_version") === 2 && ["dpo", "kto", "orpo", "ipo"].includes(own(c, "rl") as string) && (truthy(own(c, "load_in_8bit")) || truthy(own(c, "load_in_4bit")))) {
+    issues.error("fsdp_version", "FSDP2 does not support `load_in_8bit`/`load_in_4bit` with `rl` dpo, kto, orpo or ipo: use DeepSpeed or `fsdp_version: 1`");
+  }
+
+  // validation.py OptimizationValidationMixin.check_cross_entropy_conflicts (before).
+  const crossEntropy = ["cut_cross_entropy", "chunked_cross_entropy", "liger_cross_entropy", "liger_fused_linear_cross_entropy"].filter((k) => truthy(own(c, k)));
+  if (crossEntropy.length > 1) issues.error(crossEntropy[1]!, `only one cross entropy optimization can be enabled at a time; found ${crossEntropy.map((k) => `\`${k}\``).join(", ")}`);
+
+  // validation.py SystemValidationMixin.check_model_quantization_config_vs_bnb (before).
+  if (truthy(own(c, "model_quantization_config")) && (truthy(own(c, "load_in_8bit")) || truthy(own(c, "load_in_4bit")))) {
+    issues.error("model_quantization_config", "`model_quantization_config` cannot be used together with `load_in_8bit` or `load_in_4bit`");
+  }
+
   const adapter = own(c, "adapter");
   const lora = adapter === "lora" || adapter === "qlora";
+  // validation.py LoRAValidationMixin.check_frozen (before).
+  if (truthy(adapter) && truthy(own(c, "peft_layers_to_transform")) && truthy(own(c, "unfrozen_parameters"))) {
+    issues.error("unfrozen_parameters", "`unfrozen_parameters` with `peft_layers_to_transform` is refused by Axolotl (unexpected behavior)");
+  }
+  // validation.py LoRAValidationMixin.check_lora_kernels_8bit / check_lora_kernels_trust_remote_code (before).
+  const kernel = ["lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel"].find((k) => truthy(own(c, k)));
+  if (kernel && adapter === "lora" && truthy(own(c, "load_in_8bit"))) issues.error(kernel, `\`${kernel}\` (the LoRA kernels) is not compatible with 8-bit LoRA (\`load_in_8bit\`)`);
+  if (kernel && truthy(own(c, "trust_remote_code"))) issues.error(kernel, `\`${kernel}\` (the LoRA kernels) is not compatible with \`trust_remote_code\``);
   // validation.py LoRAValidationMixin.check_fused_lora / check_onebitllms_lora (after).
   if (lora && on(c, "flash_attn_fuse_mlp")) issues.error("flash_attn_fuse_mlp", "`flash_attn_fuse_mlp` (fused modules) is not supported with LoRA/QLoRA");
   if (lora && on(c, "use_onebitllms")) issues.error("use_onebitllms", "`use_onebitllms` is not supported with LoRA/QLoRA");
