@@ -331,15 +331,29 @@ function truthy(v: unknown): boolean {
   return v !== undefined && v !== null && v !== false && v !== 0 && v !== "" && !(Array.isArray(v) && v.length === 0);
 }
 
+/** The other values a validator may test a key for: every enum value (up to 8), and false for a boolean. */
+function variants(s: JsonSchema): unknown[] {
+  const r = s.$ref ? definition(s.$ref.replace("#/$defs/", "")) : s;
+  const branches = (r.anyOf ?? [r]).map((b) => (b.$ref ? definition(b.$ref.replace("#/$defs/", "")) : b));
+  return [...branches.flatMap((b) => (b.enum ?? []).slice(0, 8)), ...(branches.some((b) => b.type === "boolean") ? [false] : [])];
+}
+
 function validatorCases(validators: Record<string, string[]>): Case[] {
   const out: Case[] = [];
+  const add = (name: string, patch: Config) => {
+    if (!READS_DEEPSPEED_FILE(patch)) out.push({ name, config: make(patch), group: "validator-keys" });
+  };
   for (const [validator, all] of Object.entries(validators)) {
     const keys = all.filter((k) => keySchema(k) && !EXCLUDED_KEYS.has(k) && !BASE_KEYS.has(k));
     const on = (subset: string[]) => Object.fromEntries(subset.map((k) => [k, typical(keySchema(k)!)]));
     const subsets = [...keys.map((k) => [k]), ...(keys.length <= 8 ? keys.flatMap((a, i) => keys.slice(i + 1).map((b) => [a, b])) : []), ...(keys.length > 2 ? [keys] : [])];
-    for (const subset of subsets) {
-      const patch = on(subset);
-      if (!READS_DEEPSPEED_FILE(patch)) out.push({ name: `${validator}: ${subset.join(" + ")}`, config: make(patch), group: "validator-keys" });
+    for (const subset of subsets) add(`${validator}: ${subset.join(" + ")}`, on(subset));
+    // Each key at each of its other values, alone and with the validator's other keys on.
+    for (const key of keys) {
+      for (const value of variants(keySchema(key)!)) {
+        add(`${validator}: ${key}=${JSON.stringify(value)}`, { [key]: value });
+        if (keys.length > 1) add(`${validator}: ${key}=${JSON.stringify(value)} + the others`, { ...on(keys), [key]: value });
+      }
     }
   }
   return out;

@@ -231,6 +231,17 @@ export function checkCrossField(c: Config, issues: Issues): void {
     issues.error("optimizer", `FSDP2 is not compatible with \`optimizer: ${optimizer}\`; use \`adamw_torch_8bit\``);
   }
 
+  // validation.py OptimizationValidationMixin.check_muon_deepspeed_fsdp / check_flashoptim_deepspeed_fsdp (before).
+  const rawOptimizer = String(own(c, "optimizer") ?? "");
+  if (rawOptimizer === "muon" || rawOptimizer.startsWith("flash_")) {
+    const usesFsdp = truthy(own(c, "fsdp")) || truthy(own(c, "fsdp_config"));
+    if (truthy(own(c, "deepspeed"))) issues.error("optimizer", `\`optimizer: ${rawOptimizer}\` is incompatible with DeepSpeed`);
+    else if (usesFsdp && String(fsdpVersion(c)) !== "2") issues.error("optimizer", `\`optimizer: ${rawOptimizer}\` works with FSDP only as FSDP2 (\`fsdp_version: 2\`)`);
+  }
+
+  // validation.py ComplexValidationMixin.check_simpo_warmup (after).
+  if (own(c, "rl") === "simpo" && on(c, "warmup_ratio")) issues.error("warmup_ratio", "`warmup_ratio` is not supported with `rl: simpo`; use `warmup_steps`");
+
   // validation.py OptimizationValidationMixin.check_qgalore (before).
   if (own(c, "optimizer") === "q_galore_adamw8bit") {
     const fsdpCfg = own(c, "fsdp_config");
