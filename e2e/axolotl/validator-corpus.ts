@@ -338,10 +338,17 @@ function variants(s: JsonSchema): unknown[] {
   return [...branches.flatMap((b) => (b.enum ?? []).slice(0, 8)), ...(branches.some((b) => b.type === "boolean") ? [false] : [])];
 }
 
+/** BASE as a full fine-tune: no adapter, so the validators that look at full fine-tunes get their turn. */
+const FULL: Config = { adapter: undefined, lora_r: undefined, lora_alpha: undefined, lora_dropout: undefined, lora_target_linear: undefined };
+
 function validatorCases(validators: Record<string, string[]>): Case[] {
+  return [...validatorCasesOn(validators, {}, ""), ...validatorCasesOn(validators, FULL, " (full fine-tune)")];
+}
+
+function validatorCasesOn(validators: Record<string, string[]>, base: Config, label: string): Case[] {
   const out: Case[] = [];
   const add = (name: string, patch: Config) => {
-    if (!READS_DEEPSPEED_FILE(patch)) out.push({ name, config: make(patch), group: "validator-keys" });
+    if (!READS_DEEPSPEED_FILE(patch)) out.push({ name: `${name}${label}`, config: make({ ...base, ...patch }), group: "validator-keys" });
   };
   for (const [validator, all] of Object.entries(validators)) {
     const keys = all.filter((k) => keySchema(k) && !EXCLUDED_KEYS.has(k) && !BASE_KEYS.has(k));

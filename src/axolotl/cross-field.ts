@@ -191,7 +191,7 @@ export function checkCrossField(c: Config, issues: Issues): void {
     const why = !on(c, "jagged_restart_steps")
       ? "`jagged_restart_steps` must be set to use ReLoRA"
       : !lora
-        ? "`relora` needs an adapter that supports ReLoRA (lora or qlora)"
+        ? "ReLoRA needs an `adapter` that supports it (lora or qlora)"
         : truthy(own(c, "fsdp")) || truthy(own(c, "fsdp_config"))
           ? "FSDP is not supported with ReLoRA"
           : truthy(own(c, "deepspeed"))
