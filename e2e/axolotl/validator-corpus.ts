@@ -342,7 +342,33 @@ function variants(s: JsonSchema): unknown[] {
 const FULL: Config = { adapter: undefined, lora_r: undefined, lora_alpha: undefined, lora_dropout: undefined, lora_target_linear: undefined };
 
 function validatorCases(validators: Record<string, string[]>): Case[] {
-  return [...validatorCasesOn(validators, {}, ""), ...validatorCasesOn(validators, FULL, " (full fine-tune)")];
+  const top = Object.fromEntries(Object.entries(validators).filter(([name]) => !NESTED_VALIDATORS.some((n) => name.includes(` ${n.model}.`))));
+  return [...validatorCasesOn(top, {}, ""), ...validatorCasesOn(top, FULL, " (full fine-tune)"), ...nestedValidatorCases(validators)];
+}
+
+/** Validators of nested models: their keys go inside the section the model validates. */
+const NESTED_VALIDATORS: ReadonlyArray<{ model: string; place: (fields: Config) => Config }> = [
+  { model: "SFTDataset", place: (fields) => ({ datasets: [{ ...(BASE.datasets as Config[])[0], ...fields }] }) },
+  { model: "FSDPConfig", place: (fields) => ({ fsdp_version: 2, fsdp_config: fields }) },
+];
+
+function nestedValidatorCases(validators: Record<string, string[]>): Case[] {
+  const out: Case[] = [];
+  for (const { model, place } of NESTED_VALIDATORS) {
+    const props = definition(model).properties ?? {};
+    for (const [validator, all] of Object.entries(validators).filter(([name]) => name.includes(` ${model}.`))) {
+      const keys = all.filter((k) => props[k] && !DATASET_FIELDS_CHECKED_BEYOND_AXOLOTL.has(k));
+      const value = (k: string, v?: unknown) => (v === undefined ? typical(props[k]!) : v);
+      const subsets = [...keys.map((k) => [k]), ...keys.flatMap((a, i) => keys.slice(i + 1).map((b) => [a, b]))];
+      for (const subset of subsets) out.push({ name: `${validator}: ${subset.join(" + ")}`, config: make(place(Object.fromEntries(subset.map((k) => [k, value(k)])))), group: "validator-keys" });
+      for (const key of keys) {
+        for (const v of variants(props[key]!)) {
+          out.push({ name: `${validator}: ${key}=${JSON.stringify(v)} + the others`, config: make(place({ ...Object.fromEntries(keys.map((k) => [k, value(k)])), [key]: v })), group: "validator-keys" });
+        }
+      }
+    }
+  }
+  return out;
 }
 
 function validatorCasesOn(validators: Record<string, string[]>, base: Config, label: string): Case[] {
