@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, parseAllDocuments } from "yaml";
+import { parseAxolotlYaml } from "../axolotl/yaml.ts";
 import { launcherConfigMapName } from "../render/names.ts";
 import { launcherSource } from "../trainer/source.ts";
 
@@ -288,6 +289,17 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       assert.equal(obj.spec.gpusPerNode, 4);
       assert.equal(obj.spec.image, "axolotlai/axolotl:0.18.0");
       assert.equal(obj.spec.config.base_model, "meta-llama/Llama-3.1-8B-Instruct");
+    });
+
+    it("-o yaml keeps the config's values for YAML 1.1 readers (kubectl): strings stay strings, numbers numbers", async () => {
+      const text = `${VALID}wandb_name: "yes"\nwandb_project: '500_000'\nseed: 0x2A\n`.replace("sequence_len: 2048", "sequence_len: 500_000");
+      const r = expectExit(await run("submit", file("submit-yaml11.yaml", text), "--dry-run=client", "-o", "yaml"), 0);
+      // Read back with YAML 1.1 rules (as PyYAML and, for booleans and underscores, kubectl's go-yaml read it).
+      const config = (parseAxolotlYaml(r.stdout) as { spec: { config: Record<string, unknown> } }).spec.config;
+      assert.equal(config.wandb_name, "yes");
+      assert.equal(config.wandb_project, "500_000");
+      assert.equal(config.sequence_len, 500000);
+      assert.equal(config.seed, 42);
     });
 
     it("an invalid config is not submitted (exit 1, errors named)", async () => {
