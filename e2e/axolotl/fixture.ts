@@ -158,7 +158,13 @@ export function newSandbox(env: AxolotlEnv, model: { modelDir: string; dataDir: 
  * Starts every pod of a rendered stage Job (one per completion), with the job's output claim at `outputDir`, the
  * rank Service's names on loopback and the rendezvous port on a free one.
  */
-export async function startPods(sb: Sandbox, tj: TestJob, job: V1Job, outputDir: string, extra: { tokens?: Record<string, string> } = {}): Promise<LocalPod[]> {
+export async function startPods(
+  sb: Sandbox,
+  tj: TestJob,
+  job: V1Job,
+  outputDir: string,
+  extra: { tokens?: Record<string, string>; claims?: Record<string, string>; sandboxEnv?: Record<string, string> } = {},
+): Promise<LocalPod[]> {
   const completions = job.spec?.completions ?? 1;
   const port = await freePort();
   const hosts: Record<string, string> = {};
@@ -171,12 +177,12 @@ export async function startPods(sb: Sandbox, tj: TestJob, job: V1Job, outputDir:
         job,
         index,
         configMaps: tj.configMaps,
-        claims: { "finetune-output": outputDir, models: sb.model.modelDir, data: sb.model.dataDir },
+        claims: { "finetune-output": outputDir, models: sb.model.modelDir, data: sb.model.dataDir, ...extra.claims },
         hosts,
         ports: { 29500: port },
         tokens: extra.tokens,
         // This machine has no Hub access.
-        sandboxEnv: { HF_HUB_OFFLINE: "1", ...GPU_CHECK_ENV, ...(GPUS > 0 ? { CUDA_VISIBLE_DEVICES: gpusFor(job, index) } : {}) },
+        sandboxEnv: { HF_HUB_OFFLINE: "1", ...GPU_CHECK_ENV, ...(GPUS > 0 ? { CUDA_VISIBLE_DEVICES: gpusFor(job, index) } : {}), ...extra.sandboxEnv },
         env: sb.env,
         scratch: join(sb.root, `${job.metadata!.name}-${index}`),
       }),

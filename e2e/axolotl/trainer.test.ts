@@ -23,6 +23,7 @@ import { parseLogTail } from "../../src/progress/log-parse.ts";
 import { ProgressServer } from "../../src/progress/server.ts";
 import { classifyFailure } from "../../src/controller/failures.ts";
 import { ensureAxolotlEnv, type AxolotlEnv } from "./env.ts";
+import { serveRepo } from "./local-hub.ts";
 import {
   GPUS, checkpoints, cpuConfig, isCompleteCheckpoint, launcherRecords, newSandbox, runProcess, startPods, testJob, tinyModel, trainerState, waitGang,
   type Sandbox, type TestJob,
@@ -200,6 +201,19 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     assert.match(gen.out, /GENERATED [1-5]\b/, gen.out.slice(-3000));
   });
 
+  it("merge on CPU (merge.onCPU) of a config that leaves Axolotl's LoRA kernels unset, as users write them", async () => {
+    // Axolotl turns the kernels on when a config does not mention them; they need an NVIDIA driver.
+    const config = Object.fromEntries(Object.entries(cpuConfig({ max_steps: MAX_STEPS })).filter(([k]) => !/^lora_\w+_kernel$/.test(k)));
+    const cpuMerge = testJob("tiny-lora-cpu-merge", { nodes: NODES, gpusPerNode: 1, merge: { onCPU: true }, config });
+    const claim = join(sb.root, "claim-tiny-lora-cpu-merge");
+    mkdirSync(join(claim, "model"), { recursive: true });
+    for (const name of readdirSync(join(out, "model")).filter((n) => n.startsWith("adapter_") || n.startsWith("tokenizer") || n === "config.json")) cpSync(join(out, "model", name), join(claim, "model", name));
+    const [pod] = await startPods(sb, cpuMerge, renderMergeJob(cpuMerge.input, 0), claim);
+    const exit = await pod!.exited;
+    assert.equal(exit.code, 0, pod!.log.slice(-4000));
+    assert.ok(existsSync(join(claim, "model", "merged", "model.safetensors")));
+  });
+
   it("inference: axolotl inference on the adapter answers a prompt fed on stdin", async () => {
     const config = join(sb.root, "tiny-lora-preprocess-0-0", "volumes", "finetune-config", "config.yaml");
     const r = await runProcess(join(env.binDir, "axolotl"), ["inference", config, `--lora-model-dir=${join(out, "model")}`], {
@@ -207,6 +221,8 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
       input: "Add 2 and 3.\n",
     });
     assert.equal(r.code, 0, r.out.slice(-4000));
+    // It prints the prompt followed by the generation, between banners.
+    assert.match(r.out, /Give me an instruction[\s\S]*^Add 2 and 3\..{3,}$/m, r.out.slice(-3000));
   });
 });
 
@@ -248,4 +264,38 @@ describe("real Axolotl: SIGTERM mid-training saves a checkpoint within the grace
       assert.notEqual(exit.code, null);
     });
   }
+});
+
+describe("real Axolotl: preprocess fills the shared model cache", () => {
+  it("downloads base_model from the Hub into HF_HOME on the cache claim; training then loads it with the Hub unreachable", async () => {
+    const repo = "local/tiny-llama";
+    const hub = await serveRepo(repo, sb.model.modelDir);
+    try {
+      const tj = testJob("cache-warm", {
+        storage: { cache: { existingClaim: "hf-cache" } },
+        config: cpuConfig({ base_model: repo, max_steps: 3, save_steps: 1000 }),
+      });
+      const out = join(sb.root, "claim-cache-warm");
+      const cache = join(sb.root, "claim-hf-cache");
+      mkdirSync(out, { recursive: true });
+      mkdirSync(cache, { recursive: true });
+      const claims = { "finetune-cache": cache };
+      // The preprocess pod reaches the Hub (here: its loopback stand-in, as a cluster reaches a Hub mirror).
+      const [pre] = await startPods(sb, tj, renderPreprocessJob(tj.input, 0), out, { claims, sandboxEnv: { HF_HUB_OFFLINE: "", HF_ENDPOINT: hub.url } });
+      assert.equal((await pre!.exited).code, 0, pre!.log.slice(-4000));
+      const snapshot = join(cache, "huggingface", "hub", "models--local--tiny-llama", "snapshots", hub.sha);
+      assert.ok(existsSync(join(snapshot, "model.safetensors")), `weights cached in ${snapshot}; hub saw: ${hub.requests.join(", ")}`);
+      assert.ok(existsSync(join(snapshot, "tokenizer.json")));
+
+      // Training pods cannot reach the Hub at all, and still load the model: from the cache preprocess filled.
+      const seen = hub.requests.length;
+      const [train] = await startPods(sb, tj, renderTrainJob(tj.input, 0), out, { claims });
+      const exit = await train!.exited;
+      assert.equal(exit.code, 0, train!.log.slice(-4000));
+      assert.equal(train!.terminationMessage()?.finalModel, true);
+      assert.equal(hub.requests.length, seen, "training made no Hub request");
+    } finally {
+      await hub.close();
+    }
+  });
 });

@@ -107,7 +107,7 @@ export const FineTuneJobSpecSchema = z
     serviceAccountName: z.string().optional(),
     imagePullSecrets: z.array(z.object({ name: z.string().min(1) }).strict()).optional(),
     preprocess: z
-      .object({ enabled: z.boolean().default(true).meta({ description: "Run `axolotl preprocess` once before training (tokenizes and warms the model cache)." }) })
+      .object({ enabled: z.boolean().default(true).meta({ description: "Run `axolotl preprocess` once before training: tokenizes the datasets into the output claim and, with storage.cache and a Hub base_model, first downloads the model into the shared cache so training nodes load it from there." }) })
       .strict()
       .prefault({}),
     merge: z

@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 
 import { classifyFailure, isDisrupted, parseTerminationMessage, stuckPods } from "./failures.ts";
@@ -148,6 +149,18 @@ describe("classifyFailure", () => {
     assert.equal(f.reason, "HostOutOfMemory");
     assert.match(f.message, /exited with code 137 \(OOMKilled\)/);
     assert.match(f.hint!, /host RAM/);
+  });
+
+  it("a torchrun worker SIGKILLed (real launcher message from axolotl 0.18.0): host RAM, although the pod exited 1", () => {
+    // Written by the launcher in the real-trainer tier (e2e/axolotl/trainer.test.ts, FINETUNE_WRITE_FIXTURES=1).
+    const message = readFileSync(new URL("./testdata/termination-worker-sigkill.json", import.meta.url), "utf8");
+    const f = classifyFailure("train", failedJob(), [pod("r0", { exitCode: 1, message })]);
+    assert.equal(f.reason, "HostOutOfMemory");
+    assert.match(f.hint!, /host RAM/);
+    assert.equal(parseTerminationMessage(message).summary?.workerSignal, "SIGKILL");
+    // The same pod without the launcher's reading of torchrun's report is a plain trainer error.
+    const plain = JSON.stringify({ ...JSON.parse(message), workerSignal: undefined, tail: ["torchrun exited 1"] });
+    assert.equal(classifyFailure("train", failedJob(), [pod("r0", { exitCode: 1, message: plain })]).reason, "TrainerError");
   });
 
   it("merge stage uses the merge rules", () => {

@@ -7,8 +7,51 @@ import { parseDuration, parseLogTail, segments } from "./log-parse.ts";
 import { parseMetricsDict } from "./py-literal.ts";
 
 const ESC = "\x1b";
-/** A realistic rank-0 tail (Axolotl + HF Trainer output, tqdm redraws with \r, ANSI colours); formats from axolotl.md and launcher.py's tests. */
+/**
+ * A rank-0 tail assembled from the formats earlier transformers versions print (float metrics, numpy scalars), with
+ * a run still in progress (ETA, a save in flight); the real 0.18.0 output above is what the default image prints.
+ */
 const TAIL = readFileSync(new URL("./testdata/axolotl-tail.log", import.meta.url), "utf8");
+
+/**
+ * Real output: rank 0's log of a resumed 100-step LoRA run with evals, axolotl 0.18.0 / transformers 5.14.1 on CPU,
+ * recorded by the real-trainer tier (e2e/axolotl/trainer.test.ts with FINETUNE_WRITE_FIXTURES=1).
+ */
+const REAL = readFileSync(new URL("./testdata/axolotl-0.18.0-train-rank0.log", import.meta.url), "utf8");
+
+/** The last metrics dict of the log starting with `key`, read as JSON after swapping quotes (not through our parser). */
+function lastDict(text: string, key: string): Record<string, string | number> {
+  const all = [...text.matchAll(new RegExp(`\\{'${key}'[^{}]*\\}`, "g"))];
+  return JSON.parse(all[all.length - 1]![0].replaceAll("'", '"')) as Record<string, string | number>;
+}
+
+describe("parseLogTail on real axolotl 0.18.0 output", () => {
+  it("reads the string-formatted metrics transformers 5 prints, with step, total and eval loss", () => {
+    const p = parseLogTail(REAL);
+    const last = lastDict(REAL, "loss");
+    assert.equal(typeof last.loss, "string", "the fixture has string metrics");
+    assert.equal(p.step, 100);
+    assert.equal(p.totalSteps, 100);
+    assert.equal(p.loss, Number(last.loss));
+    assert.equal(p.learningRate, Number(last.learning_rate));
+    assert.equal(p.gradNorm, Number(last.grad_norm));
+    assert.equal(p.epoch, Number(lastDict(REAL, "train_runtime").epoch));
+    assert.equal(p.evalLoss, Number(lastDict(REAL, "eval_loss").eval_loss));
+    assert.equal(p.completed, true);
+    assert.deepEqual(p.checkpoints.map((c) => c.step), [20, 30, 40, 50, 60, 70, 80, 90, 100]);
+  });
+
+  it("keeps the training total while eval bars are drawn, even with the announcement scrolled away", () => {
+    const noMax = REAL.slice(REAL.indexOf("Maximum number of steps set at") + 40);
+    const p = parseLogTail(noMax);
+    assert.deepEqual([p.step, p.totalSteps], [100, 100]);
+  });
+
+  it("treats string nan/inf like their bare forms: the last finite value stays", () => {
+    const p = parseLogTail("{'loss': '5.1', 'grad_norm': '0.5', 'epoch': '0.1'}\n{'loss': 'nan', 'grad_norm': 'inf', 'epoch': '0.2'}\n");
+    assert.deepEqual([p.loss, p.gradNorm, p.epoch], [5.1, 0.5, 0.2]);
+  });
+});
 
 describe("parseLogTail", () => {
   it("reads step, total, metrics, ETA and finished checkpoints from a realistic tail", () => {
@@ -110,25 +153,32 @@ for seg in re.split(r"\\r\\n|\\r|\\n", open(sys.argv[2], encoding="utf-8").read(
     t.feed(launcher.strip_ansi(seg))
 print(json.dumps(t.snapshot()[0]))
 `;
-  let python: string | undefined;
-  let failure: unknown;
-  try {
-    python = execFileSync("python3", ["-c", PY, fileURLToPath(new URL("../trainer/launcher.py", import.meta.url)), fileURLToPath(new URL("./testdata/axolotl-tail.log", import.meta.url))], { encoding: "utf8" });
-  } catch (err) {
-    failure = err;
-  }
-  const noPython = (failure as { code?: string } | undefined)?.code === "ENOENT";
-
-  it("reads the same numbers from the same tail", { skip: noPython ? "python3 not available" : false }, () => {
-    if (failure) throw failure;
-    const py = JSON.parse(python!) as Record<string, unknown>;
-    const ts = parseLogTail(TAIL);
-    for (const [k, v] of Object.entries({ step: ts.step, totalSteps: ts.totalSteps, loss: ts.loss, evalLoss: ts.evalLoss, learningRate: ts.learningRate, gradNorm: ts.gradNorm, epoch: ts.epoch, etaSeconds: ts.etaSeconds })) {
-      assert.equal(v, py[k], k);
+  for (const [name, file, text] of [
+    ["the real axolotl 0.18.0 log", "./testdata/axolotl-0.18.0-train-rank0.log", REAL],
+    ["the older-format tail", "./testdata/axolotl-tail.log", TAIL],
+  ] as const) {
+    let python: string | undefined;
+    let failure: unknown;
+    try {
+      python = execFileSync("python3", ["-c", PY, fileURLToPath(new URL("../trainer/launcher.py", import.meta.url)), fileURLToPath(new URL(file, import.meta.url))], { encoding: "utf8" });
+    } catch (err) {
+      failure = err;
     }
-    // The launcher lists the save at once (and checks the files before reporting it complete); the tail shows training went past it.
-    assert.deepEqual((py.checkpoints as { step: number; path: string }[]).map((c) => ({ step: c.step, path: c.path })), ts.checkpoints);
-  });
+    const noPython = (failure as { code?: string } | undefined)?.code === "ENOENT";
+
+    it(`reads the same numbers from ${name}`, { skip: noPython ? "python3 not available" : false }, () => {
+      if (failure) throw failure;
+      const py = JSON.parse(python!) as Record<string, unknown>;
+      const ts = parseLogTail(text);
+      assert.equal(typeof ts.loss, "number", "a loss was read");
+      for (const [k, v] of Object.entries({ step: ts.step, totalSteps: ts.totalSteps, loss: ts.loss, evalLoss: ts.evalLoss, learningRate: ts.learningRate, gradNorm: ts.gradNorm, epoch: ts.epoch })) {
+        assert.equal(v, py[k], k);
+      }
+      if (!ts.completed) assert.equal(ts.etaSeconds, py.etaSeconds, "etaSeconds");
+      // The launcher lists the save at once (and checks the files before reporting it complete); the tail shows training went past it.
+      assert.deepEqual((py.checkpoints as { step: number; path: string }[]).map((c) => ({ step: c.step, path: c.path })), ts.checkpoints);
+    });
+  }
 });
 
 describe("helpers", () => {

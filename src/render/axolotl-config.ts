@@ -63,3 +63,14 @@ export function dynamicCheckpointEnabled(config: Record<string, unknown>): boole
   const dc = config.dynamic_checkpoint;
   return typeof dc === "object" && dc !== null && (dc as Record<string, unknown>).enabled === true;
 }
+
+/** `org/name` as the Hub spells repository ids; a path (`/models/x`, `./x`) is not one. */
+const HUB_REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+
+/** The Hub model (and revision) the preprocess stage downloads into the shared cache: base_model when it names one. */
+export function hubModelOf(config: Record<string, unknown>): { repo: string; revision?: string } | undefined {
+  const base = config.base_model;
+  if (typeof base !== "string" || !HUB_REPO_ID.test(base)) return undefined;
+  const revision = config.revision_of_model;
+  return { repo: base, ...(typeof revision === "string" && revision ? { revision } : {}) };
+}

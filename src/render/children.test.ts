@@ -444,6 +444,37 @@ describe("rendered Axolotl config", () => {
     assert.deepEqual(renderAxolotlConfig({ output_dir: OUTPUT_DIR }).overridden, [], "a key already set to our value is not an override");
   });
 
+  it("dynamic checkpoints: check every step unless the config says otherwise, and tell the launcher the trigger file", () => {
+    const withDc = (dc: Record<string, unknown>) => {
+      const s = byName("single-gpu-lora");
+      return inputOf({ ...s, spec: { ...s.spec, config: { ...LORA_CONFIG, dynamic_checkpoint: dc } } });
+    };
+    const rendered = (input: RenderInput) => renderAxolotlConfig(input.axolotlConfig).config.dynamic_checkpoint;
+    assert.deepEqual(rendered(withDc({ enabled: true })), { enabled: true, check_interval: 1 });
+    assert.deepEqual(rendered(withDc({ enabled: true, check_interval: 5 })), { enabled: true, check_interval: 5 }, "the user's interval stays");
+    assert.deepEqual(rendered(withDc({ enabled: false })), { enabled: false }, "nothing added when off");
+    assert.equal(envVar(renderTrainJob(withDc({ enabled: true }), 0), "FINETUNE_DYNAMIC_CHECKPOINT_TRIGGER"), undefined, "the default name needs no variable");
+    const custom = renderTrainJob(withDc({ enabled: true, trigger_file_path: "save-now.flag" }), 0);
+    assert.equal(envVar(custom, "FINETUNE_DYNAMIC_CHECKPOINT_TRIGGER")?.value, "save-now.flag");
+    assert.equal(envVar(custom, "FINETUNE_DYNAMIC_CHECKPOINT")?.value, "true");
+  });
+
+  it("preprocess downloads a Hub base model into the shared cache; a local path or no cache claim downloads nothing", () => {
+    const multi = inputOf(byName("multinode-full"));
+    const pre = renderPreprocessJob(multi, 0);
+    assert.equal(envVar(pre, "FINETUNE_PREFETCH_MODEL")?.value, "meta-llama/Llama-3.1-70B");
+    assert.equal(envVar(pre, "FINETUNE_PREFETCH_REVISION"), undefined);
+    assert.equal(envVar(renderTrainJob(multi, 0), "FINETUNE_PREFETCH_MODEL"), undefined, "only preprocess downloads");
+    assert.equal(envVar(renderPreprocessJob(inputOf(byName("single-gpu-lora")), 0), "FINETUNE_PREFETCH_MODEL"), undefined, "no cache claim: nothing shared to fill");
+    const s = byName("multinode-full");
+    const pinned = inputOf({ ...s, spec: { ...s.spec, config: { ...(s.spec.config as object), revision_of_model: "abc123" } } });
+    assert.equal(envVar(renderPreprocessJob(pinned, 0), "FINETUNE_PREFETCH_REVISION")?.value, "abc123");
+    for (const base of ["/models/llama", "./llama", "llama"]) {
+      const local = inputOf({ ...s, spec: { ...s.spec, config: { ...(s.spec.config as object), base_model: base } } });
+      assert.equal(envVar(renderPreprocessJob(local, 0), "FINETUNE_PREFETCH_MODEL"), undefined, base);
+    }
+  });
+
   it("knows which adapters can be merged", () => {
     assert.equal(trainsMergeableAdapter({ adapter: "lora" }), true);
     assert.equal(trainsMergeableAdapter({ adapter: "qlora" }), true);

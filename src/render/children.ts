@@ -7,7 +7,7 @@ import type { V1ConfigMap, V1Container, V1EnvVar, V1Job, V1PersistentVolumeClaim
 import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import { KUEUE_QUEUE_LABEL, LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, type Stage } from "../api/group.ts";
 import type { FineTuneJobSpec } from "../api/schema.ts";
-import { dynamicCheckpointEnabled, dynamicCheckpointTrigger, renderAxolotlConfig } from "./axolotl-config.ts";
+import { dynamicCheckpointEnabled, dynamicCheckpointTrigger, hubModelOf, renderAxolotlConfig } from "./axolotl-config.ts";
 import { childLabels, ownerReference, type JobRef } from "./labels.ts";
 import {
   CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR,
@@ -190,7 +190,12 @@ function env(input: RenderInput, stage: Stage, attempt: number): V1EnvVar[] {
     vars.push({ name: "FINETUNE_NODE_RANK", value: "0" });
   }
   if (!spec.telemetry) vars.push({ name: "AXOLOTL_DO_NOT_TRACK", value: "1" });
-  if (spec.storage.cache) vars.push({ name: "HF_HOME", value: `${MOUNT_CACHE}/huggingface` });
+  if (spec.storage.cache) {
+    vars.push({ name: "HF_HOME", value: `${MOUNT_CACHE}/huggingface` });
+    // Preprocess fills the shared cache once, so training nodes load the model from it instead of each downloading it.
+    const hub = stage === "preprocess" ? hubModelOf(input.axolotlConfig) : undefined;
+    if (hub) vars.push({ name: "FINETUNE_PREFETCH_MODEL", value: hub.repo }, ...(hub.revision ? [{ name: "FINETUNE_PREFETCH_REVISION", value: hub.revision }] : []));
+  }
   const token = spec.secrets?.huggingFaceToken;
   if (token) vars.push({ name: "HF_TOKEN", valueFrom: { secretKeyRef: { name: token.name, key: token.key } } });
   const wandb = spec.secrets?.wandbApiKey;

@@ -32,6 +32,7 @@ Environment (set by the operator):
                                  <output_dir>/<FINETUNE_DYNAMIC_CHECKPOINT_TRIGGER or axolotl_checkpoint.save>
   FINETUNE_TERMINATION_GRACE_SECONDS  the pod's terminationGracePeriodSeconds (default 30)
   FINETUNE_REQUIRE_FINAL_MODEL   "true": exit 0 without a final model -> exit 3 (node rank 0)
+  FINETUNE_PREFETCH_MODEL / _REVISION   preprocess: snapshot_download this Hub model into HF_HOME first
   FINETUNE_PROGRESS_URL / _TOKEN_FILE / _CA_FILE   optional progress endpoint (rank 0, train)
   FINETUNE_TERMINATION_LOG       default /dev/termination-log
   Optional tuning: FINETUNE_RESUME_WAIT_SECONDS (600), FINETUNE_RESUME_MISMATCH_GRACE_SECONDS (60),
@@ -1191,6 +1192,21 @@ class ProgressReporter(threading.Thread):
 # --------------------------------------------------------------------------
 
 
+# Run with the image's Python, which has huggingface_hub (the launcher itself uses the standard library only).
+# The files transformers loads a model and tokenizer from; not the duplicate `original/` weights some repos carry.
+PREFETCH_CODE = """
+import sys
+from huggingface_hub import snapshot_download
+path = snapshot_download(
+    repo_id=sys.argv[1],
+    revision=sys.argv[2] or None,
+    allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.py", "tokenizer*"],
+    ignore_patterns=["original/*"],
+)
+print(f"[finetune-launcher] cached {sys.argv[1]} at {path}", file=sys.stderr)
+"""
+
+
 class Config:
     def __init__(self, env=None, log=None):
         env = os.environ if env is None else env
@@ -1234,6 +1250,8 @@ class Config:
         self.grace = number("FINETUNE_TERMINATION_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)
         self.safety = number("FINETUNE_SIGTERM_SAFETY_SECONDS", DEFAULT_SAFETY_SECONDS)
         self.require_final_model = _truthy(env.get("FINETUNE_REQUIRE_FINAL_MODEL"))
+        self.prefetch_model = (env.get("FINETUNE_PREFETCH_MODEL") or "").strip() or None
+        self.prefetch_revision = (env.get("FINETUNE_PREFETCH_REVISION") or "").strip() or None
         self.progress_url = (env.get("FINETUNE_PROGRESS_URL") or "").strip() or None
         self.progress_token_file = (env.get("FINETUNE_PROGRESS_TOKEN_FILE") or "").strip() or None
         self.progress_ca_file = (env.get("FINETUNE_PROGRESS_CA_FILE") or "").strip() or None
@@ -1385,6 +1403,38 @@ class Launcher:
             except (ProcessLookupError, OSError):
                 pass
 
+    # -- model cache -------------------------------------------------------
+    def prefetch_model(self) -> bool:
+        """Downloads the base model into HF_HOME (the shared cache claim) before `axolotl preprocess`.
+
+        Axolotl's own pre-download in preprocess loads the model on the meta device, which fails under
+        transformers 5 ("Skipping model pre-download"), so every training node would download the model itself.
+        Best effort: a failure is logged and preprocessing goes on. Returns False only when a signal arrived.
+        """
+        repo, revision = self.cfg.prefetch_model, self.cfg.prefetch_revision
+        if _truthy(self.env.get("HF_HUB_OFFLINE")) or os.path.isdir(repo):
+            return True
+        self.log(f"downloading {repo}{'@' + revision if revision else ''} into {self.env.get('HF_HOME') or 'the Hugging Face cache'}")
+        started = time.monotonic()
+        try:
+            proc = subprocess.Popen([sys.executable, "-c", PREFETCH_CODE, repo, revision or ""], env=self.env, start_new_session=True)
+        except OSError as exc:
+            self.log(f"cannot start the model download ({exc}); preprocessing without it")
+            return True
+        while proc.poll() is None:
+            if self.pending_signals:
+                kill_pids([proc.pid])
+                proc.wait()
+                self.log(f"{_signal_name(self.pending_signals[0])} received while downloading {repo}; stopped")
+                return False
+            time.sleep(0.2)
+        took = time.monotonic() - started
+        if proc.returncode == 0:
+            self.log(f"{repo} is in the cache ({took:.0f}s)")
+        else:
+            self.log(f"could not download {repo} (exit {proc.returncode}, {took:.0f}s); each training node will download it")
+        return True
+
     # -- main ------------------------------------------------------------
     def parse_command(self) -> list:
         argv = self.argv
@@ -1428,6 +1478,13 @@ class Launcher:
                 cmd, note = insert_resume_arg(cmd, self.resume["checkpoint"])
                 if note:
                     self.log(note)
+
+        # 1b. Fill the shared model cache (preprocess only).
+        if self.cfg.stage == "preprocess" and self.cfg.prefetch_model:
+            if not self.prefetch_model():
+                sig = self.pending_signals[0]
+                self.received_signal = sig
+                return self.finish(128 + sig, None, reason="Signalled", message="signalled while downloading the base model")
 
         # 2. Start the child in its own process group.
         become_child_subreaper()

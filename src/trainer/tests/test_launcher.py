@@ -747,6 +747,67 @@ class ProgressParsingTest(unittest.TestCase):
         self.assertIsNone(launcher.parse_duration("a:b"))
 
 
+REAL_TRAIN_LOG = os.path.join(HERE, "..", "..", "progress", "testdata", "axolotl-0.18.0-train-rank0.log")
+REAL_SIGKILL_LOG = os.path.join(HERE, "testdata", "axolotl-0.18.0-worker-sigkill.log")
+
+
+def _last_dict(text: str, first_key: str) -> dict:
+    """The last metrics dict starting with first_key, read with Python's own literal parser (independent of ours)."""
+    import ast
+    import re
+
+    found = re.findall(r"\{'" + re.escape(first_key) + r"'[^{}]*\}", text)
+    return ast.literal_eval(found[-1])
+
+
+class RealAxolotlOutputTest(unittest.TestCase):
+    """Output of axolotl 0.18.0 (transformers 5.14.1) recorded by the real-trainer tier (e2e/axolotl/trainer.test.ts,
+    FINETUNE_WRITE_FIXTURES=1): a resumed 100-step LoRA run on CPU with evals, and a worker SIGKILLed under torchrun."""
+
+    def test_string_formatted_metrics_reach_progress(self):
+        with open(REAL_TRAIN_LOG, encoding="utf-8") as f:
+            text = f.read()
+        t = launcher.ProgressTracker()
+        for seg in text.replace("\r\n", "\n").replace("\n", "\r").split("\r"):
+            t.feed(launcher.strip_ansi(seg))
+        s, _ = t.snapshot()
+        last, ev, final = _last_dict(text, "loss"), _last_dict(text, "eval_loss"), _last_dict(text, "train_runtime")
+        self.assertIsInstance(last["loss"], str, "transformers 5 logs metrics as strings")
+        self.assertEqual((s["step"], s["totalSteps"]), (100, 100))
+        self.assertEqual(s["loss"], float(last["loss"]))
+        self.assertEqual(s["learningRate"], float(last["learning_rate"]))
+        self.assertEqual(s["gradNorm"], float(last["grad_norm"]))
+        self.assertEqual(s["evalLoss"], float(ev["eval_loss"]))
+        self.assertEqual(s["trainLoss"], float(final["train_loss"]))
+        self.assertEqual(s["epoch"], float(final["epoch"]))
+        self.assertEqual(s["tokensPerSecondPerGpu"], float(last["tokens/train_per_sec_per_gpu"]))
+        self.assertTrue(t.saw_training_completed and t.saw_model_saved)
+
+    def test_string_nan_is_not_a_number(self):
+        t = launcher.ProgressTracker()
+        t.feed("{'loss': '5.1', 'epoch': '0.1'}")
+        t.feed("{'loss': 'nan', 'grad_norm': 'inf', 'epoch': '0.2'}")
+        s, _ = t.snapshot()
+        self.assertIsNone(s["loss"])
+        self.assertIsNone(s["gradNorm"])
+        self.assertEqual(s["epoch"], 0.2)
+
+    def test_worker_killed_by_signal_from_torchrun_report(self):
+        tail = launcher.Tail()
+        with open(REAL_SIGKILL_LOG, encoding="utf-8") as f:
+            for line in f.read().split("\n"):
+                tail.add(line)
+        self.assertEqual(launcher.worker_failure(tail.lines()), {"signal": "SIGKILL", "exitCode": -9, "rank": 0})
+
+    def test_worker_failure_without_a_signal(self):
+        # torchrun's report for a worker that raised (exit 1): no signal, but the rank and code are still known.
+        with open(REAL_SIGKILL_LOG, encoding="utf-8") as f:
+            lines = f.read().replace("exitcode  : -9", "exitcode  : 1").split("\n")
+        lines = [ln for ln in lines if "received by PID" not in ln]
+        self.assertEqual(launcher.worker_failure(lines), {"signal": None, "exitCode": 1, "rank": 0})
+        self.assertIsNone(launcher.worker_failure(["plain output", "Traceback (most recent call last):"]))
+
+
 class TailAndTerminationMessageTest(unittest.TestCase):
     def test_tail_strips_ansi_and_keeps_last_lines(self):
         tail = launcher.Tail(max_lines=3, max_pinned=2)
