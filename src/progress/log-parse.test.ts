@@ -14,7 +14,7 @@ const ESC = "\x1b";
 const TAIL = readFileSync(new URL("./testdata/axolotl-tail.log", import.meta.url), "utf8");
 
 /**
- * Real output: rank 0's log of a resumed 100-step LoRA run with evals, axolotl 0.18.0 / transformers 5.14.1 on CPU,
+ * Real output: rank 0's log of a resumed LoRA run with evals, axolotl 0.18.0 / transformers 5.14.1 on CPU,
  * recorded by the real-trainer tier (e2e/axolotl/trainer.test.ts with FINETUNE_WRITE_FIXTURES=1).
  */
 const REAL = readFileSync(new URL("./testdata/axolotl-0.18.0-train-rank0.log", import.meta.url), "utf8");

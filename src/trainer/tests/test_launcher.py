@@ -763,7 +763,7 @@ def _last_dict(text: str, first_key: str) -> dict:
 
 class RealAxolotlOutputTest(unittest.TestCase):
     """Output of axolotl 0.18.0 (transformers 5.14.1) recorded by the real-trainer tier (e2e/axolotl/trainer.test.ts,
-    FINETUNE_WRITE_FIXTURES=1): a resumed 100-step LoRA run on CPU with evals, and a worker SIGKILLed under torchrun."""
+    FINETUNE_WRITE_FIXTURES=1): a resumed LoRA run on CPU with evals, and a worker SIGKILLed under torchrun."""
 
     def test_string_formatted_metrics_reach_progress(self):
         with open(REAL_TRAIN_LOG, encoding="utf-8") as f:
