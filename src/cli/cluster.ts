@@ -2,7 +2,7 @@
 import { CoreV1Api, CustomObjectsApi, Log } from "@kubernetes/client-node";
 import { PooledKubeConfig } from "../kube/pooled-config.ts";
 import { Writable } from "node:stream";
-import { stringify } from "yaml";
+import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import { GROUP, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, PLURAL, VERSION, type Stage } from "../api/group.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
 import { errorMessage, isNotFound } from "../kube/errors.ts";
@@ -51,7 +51,8 @@ export async function submit(client: ClusterClient | undefined, manifest: Record
     return 1;
   }
   if (opts.dryRun) {
-    out(opts.output === "json" ? JSON.stringify(manifest, null, 2) : stringify(manifest, { lineWidth: 0 }));
+    // kubectl reads YAML with YAML 1.1 booleans too: a config string "yes" must stay quoted (src/axolotl/yaml.ts).
+    out(opts.output === "json" ? JSON.stringify(manifest, null, 2) : stringifyAxolotlYaml(manifest));
     return 0;
   }
   if (!client) throw new CliError("no cluster client", 1);

@@ -9,14 +9,15 @@ import type { ClusterClient } from "./cluster.ts";
 import { CliError, nameFromFile, readDocuments, wrapConfig } from "./documents.ts";
 import { runPlan } from "./plan.ts";
 import { runRender } from "./render.ts";
-import { runValidate } from "./validate.ts";
+import { runValidateAll } from "./validate.ts";
 
 const CLUSTER_COMMANDS = new Set(["submit", "status", "watch", "logs", "list", "delete"]);
 
 const USAGE = `Usage: kubectl finetune COMMAND [options]
 
 Commands:
-  validate FILE                 check an Axolotl config or FineTuneJob manifest(s); exit 0 valid, 1 invalid, 2 unreadable
+  validate PATH...              check Axolotl configs or FineTuneJob manifests (files, or folders of *.yml/*.yaml),
+      [--nodes N --gpus-per-node G] [--image I]   one verdict line per file; exit 0 all valid, 1 any invalid, 2 any unreadable
   render FILE                   print the Kubernetes objects the operator would create
   plan CONFIG                   GPU memory per GPU and host RAM the run needs; exit 0 fits, 1 does not fit
       --nodes N --gpus-per-node G [--gpu-memory 80Gi] [--host-memory 256Gi] [--params 8B]
@@ -78,7 +79,9 @@ export async function main(argv: string[]): Promise<number> {
   const cluster = (): ClusterClient => new ClusterClient({ ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), ...(values.context ? { context: values.context } : {}), ...(values.namespace ? { namespace: values.namespace } : {}) });
   switch (command) {
     case "validate":
-      return runValidate(need("FILE"), { nodes, gpusPerNode }, out);
+      need("PATH");
+      // A plain config has no shape: say so when the flags do not give one.
+      return runValidateAll(positionals.slice(1), { nodes, gpusPerNode, shapeAssumed: values.nodes === undefined && values["gpus-per-node"] === undefined, ...(values.image ? { image: values.image } : {}) }, out);
     case "render": {
       const file = need("FILE");
       return runRender(file, { name: values.name ?? nameFromFile(file), nodes, gpusPerNode, ...(values.namespace ? { namespace: values.namespace } : {}), ...(values.image ? { image: values.image } : {}) }, (t) => process.stdout.write(t));

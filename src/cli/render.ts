@@ -1,5 +1,5 @@
 /** `kubectl finetune render FILE`: the child objects the operator would create, as YAML. */
-import { stringify } from "yaml";
+import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import type { FineTuneJobSpec } from "../api/schema.ts";
 import { launcherSource } from "../trainer/source.ts";
 import { renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderSmokeTestJob, renderTrainJob, type RenderInput } from "../render/children.ts";
@@ -36,6 +36,7 @@ export function runRender(file: string, wrap: Omit<WrapOptions, "name"> & { name
   const docs = readDocuments(file);
   if (docs.length === 0) throw new CliError(`${file}: empty`, 1);
   const objects = docs.flatMap((doc) => renderChildren(doc.kind === "FineTuneJob" ? (doc.value as Record<string, unknown>) : wrapConfig(doc.value, wrap)));
-  out(objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n"));
+  // Quoted for YAML 1.1 readers (kubectl's): strings such as "yes" or "500_000" stay strings (src/axolotl/yaml.ts).
+  out(objects.map((o) => stringifyAxolotlYaml(o)).join("---\n"));
   return 0;
 }

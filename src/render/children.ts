@@ -4,7 +4,7 @@
  * CLI prints them (`kubectl finetune render`). Golden tests pin the output.
  */
 import type { V1ConfigMap, V1Container, V1EnvVar, V1Job, V1PersistentVolumeClaim, V1PodSpec, V1PodTemplateSpec, V1Service, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
-import { stringify } from "yaml";
+import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import { KUEUE_QUEUE_LABEL, LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, type Stage } from "../api/group.ts";
 import type { FineTuneJobSpec } from "../api/schema.ts";
 import { dynamicCheckpointEnabled, dynamicCheckpointTrigger, hubModelOf, renderAxolotlConfig } from "./axolotl-config.ts";
@@ -75,7 +75,8 @@ export function renderConfigMap(input: RenderInput): V1ConfigMap {
     kind: "ConfigMap",
     metadata: meta(input, configMapName(input.job.name)),
     data: {
-      "config.yaml": stringify(config, { lineWidth: 0 }),
+      // Written so that PyYAML (YAML 1.1) reads back exactly these values: a string "yes" or "2e-4" is quoted.
+      "config.yaml": stringifyAxolotlYaml(config),
       // Shipped with the job (not mounted from the operator's namespace): trainers run in the job's namespace.
       ...(input.settings.progressUrl && input.settings.progressCaBundle ? { [PROGRESS_CA_KEY]: input.settings.progressCaBundle } : {}),
     },

@@ -67,7 +67,7 @@ export function validateSpec(rawSpec: unknown): SpecResult {
 
 /** Validates the Axolotl config in the context of the job's shape; paths are prefixed with `prefix` (e.g. `spec.config`). */
 export function validateConfigForSpec(config: unknown, spec: FineTuneJobSpec | undefined, prefix = "spec.config"): ValidationIssue[] {
-  const ctx = spec ? { nodes: spec.nodes, gpusPerNode: spec.gpusPerNode } : undefined;
+  const ctx = spec ? { nodes: spec.nodes, gpusPerNode: spec.gpusPerNode, image: spec.image } : undefined;
   const issues = validateAxolotlConfig(config, ctx).map((issue) => ({
     ...issue,
     path: issue.path && issue.path !== "(root)" ? `${prefix}.${issue.path}`.replace(/\.\[/g, "[") : prefix,
