@@ -11,7 +11,7 @@ import { runPlan } from "./plan.ts";
 import { runRender } from "./render.ts";
 import { runValidateAll } from "./validate.ts";
 
-const CLUSTER_COMMANDS = new Set(["submit", "status", "watch", "logs", "list", "delete"]);
+const CLUSTER_COMMANDS = new Set(["submit", "status", "watch", "logs", "list", "delete", "chat"]);
 
 const USAGE = `Usage: kubectl finetune COMMAND [options]
 
@@ -28,6 +28,8 @@ Commands:
   logs NAME [--stage preprocess|train|smoke|merge] [--rank N] [--attempt N] [-f]
   list                          FineTuneJobs in the namespace
   delete NAME                   delete a FineTuneJob (output data kept unless its policy says Delete)
+  chat NAME [--merged] [--port 7860]   Axolotl's Gradio UI on the adapter (or merged model) in a short-lived pod,
+                                port-forwarded here; the pod is deleted when the command ends
 
 Cluster options (like kubectl): --kubeconfig PATH, --context NAME, -n/--namespace NS`;
 
@@ -50,6 +52,8 @@ const OPTIONS = {
   "gpu-memory": { type: "string" },
   "host-memory": { type: "string" },
   params: { type: "string" },
+  merged: { type: "boolean" },
+  port: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -115,6 +119,11 @@ export async function main(argv: string[]): Promise<number> {
       return list(cluster(), out);
     case "delete":
       return remove(cluster(), need("NAME"), out);
+    case "chat": {
+      const { chat } = await import("./chat.ts");
+      const port = positiveInt(values.port, "port", 7860);
+      return chat(cluster(), need("NAME"), { merged: values.merged === true, localPort: port, ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), ...(values.context ? { context: values.context } : {}) }, out);
+    }
     default:
       throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
   }
