@@ -117,6 +117,8 @@ export const FineTuneJobSpecSchema = z
       })
       .strict()
       .prefault({}),
+    modelParameters: z.string().regex(/^\d+(\.\d+)?[MB]$/, "must be a parameter count such as 8B or 350M").optional().meta({ description: "Parameter count of base_model (e.g. 8B) for the sizing warnings, when its name does not say it." }),
+    gpuMemory: quantity("Memory of one GPU (e.g. 80Gi): with it, validation warns when the estimated memory per GPU exceeds it.").optional(),
     lossGuard: z
       .object({
         action: z.enum(["Warn", "Fail"]).default("Warn").meta({ description: "What a NaN/inf training loss does: Warn sets LossHealthy=False with an Event; Fail also stops the run (its checkpoints are kept). Flat and spiking losses only warn." }),

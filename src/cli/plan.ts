@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { estimate, formatGiB, paramsFromName, shapeForParams, shapeFromHfConfig, sizingFromConfig, type ModelShape } from "../sizing/estimate.ts";
+import { estimate, formatGiB, paramsFromName, quantityBytes, shapeForParams, shapeFromHfConfig, sizingFromConfig, type ModelShape } from "../sizing/estimate.ts";
 import { CliError, readDocuments } from "./documents.ts";
 
 export interface PlanOptions {
@@ -19,13 +19,11 @@ export interface PlanOptions {
   hfHome?: string;
 }
 
-const UNITS: Record<string, number> = { "": 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 };
-
 /** "80Gi" (Kubernetes quantity), "24G", "24GB" -> bytes. */
 export function parseBytes(text: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|K|M|G|T)?B?$/.exec(text.trim());
-  if (!m) throw new CliError(`--${flag} must be a size such as 80Gi or 24G, got "${text}"`, 2);
-  return Number(m[1]) * UNITS[m[2] ?? ""]!;
+  const bytes = quantityBytes(text);
+  if (bytes === undefined) throw new CliError(`--${flag} must be a size such as 80Gi or 24G, got "${text}"`, 2);
+  return bytes;
 }
 
 /** "8B", "0.5B", "350M" or a plain number. */

@@ -198,6 +198,15 @@ export function sizingFromConfig(config: Record<string, unknown>, model: ModelSh
   };
 }
 
+const UNITS: Record<string, number> = { "": 1, k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 };
+
+/** A Kubernetes memory quantity ("80Gi", "24G", 1073741824) or "24GB" -> bytes; undefined when it is not one. */
+export function quantityBytes(value: string | number): number | undefined {
+  if (typeof value === "number") return value;
+  const m = /^(\d+(?:\.\d+)?)\s*(Ki|Mi|Gi|Ti|k|K|M|G|T)?B?$/.exec(value.trim());
+  return m ? Number(m[1]) * UNITS[m[2] ?? ""]! : undefined;
+}
+
 export function formatGiB(bytes: number): string {
   return `${(bytes / GiB).toFixed(1)} GiB`;
 }

@@ -10,6 +10,7 @@ import { validateAxolotlConfig, type ValidationIssue } from "../axolotl/validate
 import { defaultAccessModes } from "../render/children.ts";
 import { MAX_JOB_NAME_LENGTH } from "../render/names.ts";
 import { checkShutdownSave } from "./shutdown.ts";
+import { checkSizing } from "./sizing.ts";
 
 export type { ValidationIssue };
 
@@ -72,7 +73,10 @@ export function validateConfigForSpec(config: unknown, spec: FineTuneJobSpec | u
     ...issue,
     path: issue.path && issue.path !== "(root)" ? `${prefix}.${issue.path}`.replace(/\.\[/g, "[") : prefix,
   }));
-  if (spec && typeof config === "object" && config !== null && !Array.isArray(config)) issues.push(...checkShutdownSave(config as Record<string, unknown>, spec, prefix));
+  if (spec && typeof config === "object" && config !== null && !Array.isArray(config)) {
+    issues.push(...checkShutdownSave(config as Record<string, unknown>, spec, prefix));
+    issues.push(...checkSizing(config as Record<string, unknown>, spec));
+  }
   return issues;
 }
 
