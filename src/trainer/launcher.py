@@ -1888,7 +1888,17 @@ class Launcher:
                 self.child = subprocess.Popen(
                     cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env, start_new_session=True
                 )
-                out, err = self.child.communicate(prompt.encode("utf-8") + b"\n")
+                data = prompt.encode("utf-8") + b"\n"
+                while True:
+                    try:
+                        # The input goes with the first call only; a retried communicate() loses no output.
+                        out, err = self.child.communicate(data, timeout=1)
+                        break
+                    except subprocess.TimeoutExpired:
+                        data = None
+                        if self.pending_signals and self.child.poll() is None:
+                            # Its own session: a SIGTERM to the pod reaches only us; pass it on, then wait for the end.
+                            self.child.terminate()
             except (OSError, ValueError) as exc:
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
                 self.log(f"cannot execute {cmd[0]!r}: {exc}")
@@ -1898,6 +1908,8 @@ class Launcher:
                 for line in strip_ansi(data.decode("utf-8", "replace")).splitlines():
                     self.tail.add(line)
             rc = self.child.returncode
+            if self.pending_signals:
+                self.received_signal = self.pending_signals[0]
             if rc != 0:
                 return self.complete(rc)
             parsed = parse_inference_output(out.decode("utf-8", "replace"), prompt, eos, special)

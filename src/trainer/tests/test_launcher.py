@@ -1404,3 +1404,21 @@ class SmokeTestStageTest(TmpDirCase):
     def test_parse_without_a_known_eos(self):
         out = "\n".join(["=" * 80, launcher.INFERENCE_BANNER, "=" * 80, "=" * 80, "Hi there", "=" * 80, "Hi there", "=" * 80])
         self.assertEqual(launcher.parse_inference_output(out, "Hi"), {"answer": "there", "stopped": None})
+
+    def test_sigterm_ends_the_running_prompt_and_the_stage(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FINETUNE_", "FAKE_"))}
+        env.update({"FINETUNE_STAGE": "smoke", "FINETUNE_OUTPUT_DIR": self.out, "FINETUNE_TERMINATION_LOG": self.term_log,
+                    "FINETUNE_SMOKE_PROMPTS": json.dumps(["p"])})
+        sleeper = os.path.join(self.tmp, "sleeper.py")
+        started = os.path.join(self.tmp, "started")
+        write(sleeper, f"import sys, time\nsys.stdin.read()\nopen({started!r}, 'w').close()\ntime.sleep(60)\n".encode())
+        proc = subprocess.Popen([sys.executable, LAUNCHER_PATH, "--", sys.executable, sleeper], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(started) and time.monotonic() < deadline:  # the prompt was read: the child is running
+            time.sleep(0.05)
+        self.assertTrue(os.path.exists(started))
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+        self.assertNotEqual(proc.returncode, 0)
+        with open(self.term_log) as fh:
+            self.assertEqual(json.load(fh)["reason"], "Signalled")
