@@ -784,6 +784,10 @@ class RealAxolotlOutputTest(unittest.TestCase):
         self.assertEqual(s["epoch"], float(final["epoch"]))
         self.assertEqual(s["tokensPerSecondPerGpu"], float(last["tokens/train_per_sec_per_gpu"]))
         self.assertTrue(t.saw_training_completed and t.saw_model_saved)
+        # The loss history key: the step its last loss was logged at (within a step of the end: bars and dicts
+        # interleave unevenly in a real log), and no non-finite loss in a healthy run.
+        self.assertGreaterEqual(s["lossStep"], s["step"] - 1)
+        self.assertIsNone(s["lossNonFiniteStep"])
 
     def test_string_nan_is_not_a_number(self):
         t = launcher.ProgressTracker()
