@@ -446,6 +446,8 @@ describe("decide: stages", () => {
     assert.equal(d.status.smokeTest?.answersFile, "smoke-test/answers.json");
     assert.equal(d.status.smokeTest?.answers[0]?.prompt, "Say hi");
     assert.equal(d.status.smokeTest?.answers[0]?.answer.length, 200);
+    const noisy = step(smokeTesting(), { jobs: [...TRAINED, job("smoke", 0).complete()], pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "p", answer: "a\u0000b\u001bc\nd", stopped: true }]))] }).d;
+    assert.equal(noisy.status.smokeTest?.answers[0]?.answer, "a\ufffdb\ufffdc\nd", "control characters replaced");
   });
 
   it("every generation without EOS under Warn: SmokeTested=False with the eos_token hint and an Event, merged anyway", () => {

@@ -45,6 +45,8 @@ export function assessSmokeTest(smoke: LauncherSummary["smoke"], action: FineTun
   return { reason: "SmokeTestPassed", status: { result: "Passed", message: `${smoke.answers.length} prompt(s) answered`, answers } };
 }
 
+/** Truncated, and without control characters (an undertrained model emits any token; a terminal shows them raw). */
 function cut(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+  const clean = text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, "\ufffd");
+  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
 }
