@@ -25,12 +25,19 @@ function lastDict(text: string, key: string): Record<string, string | number> {
   return JSON.parse(all[all.length - 1]![0].replaceAll("'", '"')) as Record<string, string | number>;
 }
 
+/** The total of the tqdm bar drawn most often: the training loop's (eval bars are short and drawn only while evaluating). */
+function trainingBarTotal(text: string): number {
+  const counts = new Map<number, number>();
+  for (const m of text.matchAll(/\b\d+\/(\d+) \[/g)) counts.set(Number(m[1]), (counts.get(Number(m[1])) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1])[0]![0];
+}
+
 describe("parseLogTail on real axolotl 0.18.0 output", () => {
   it("reads the string-formatted metrics transformers 5 prints, with step, total and eval loss", () => {
     const p = parseLogTail(REAL);
     const last = lastDict(REAL, "loss");
     assert.equal(typeof last.loss, "string", "the fixture has string metrics");
-    const total = Number(/Maximum number of steps set at (\d+)/.exec(REAL)![1]);
+    const total = trainingBarTotal(REAL);
     assert.equal(p.step, total, "the run ended at its last step");
     assert.equal(p.totalSteps, total);
     assert.equal(p.loss, Number(last.loss));
@@ -48,8 +55,14 @@ describe("parseLogTail on real axolotl 0.18.0 output", () => {
   it("keeps the training total while eval bars are drawn, even with the announcement scrolled away", () => {
     const noMax = REAL.slice(REAL.indexOf("Maximum number of steps set at") + 40);
     const p = parseLogTail(noMax);
-    const total = Number(/Maximum number of steps set at (\d+)/.exec(REAL)![1]);
+    const total = trainingBarTotal(REAL);
     assert.deepEqual([p.step, p.totalSteps], [total, total]);
+  });
+
+  it("trusts the training bar over 'Maximum number of steps', which Axolotl computes from num_epochs even when max_steps is larger", () => {
+    const announced = Number(/Maximum number of steps set at (\d+)/.exec(REAL)![1]);
+    assert.notEqual(announced, trainingBarTotal(REAL), "in this run (max_steps 300, 190 steps an epoch) the two differ");
+    assert.equal(parseLogTail(REAL).totalSteps, trainingBarTotal(REAL));
   });
 
   it("treats string nan/inf like their bare forms: the last finite value stays", () => {
