@@ -40,7 +40,8 @@ export interface AxolotlEnv {
 }
 
 function pythonVersion(python: string): string | undefined {
-  const r = spawnSync(python, ["-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"], { encoding: "utf8" });
+  // ensurepip too: Debian ships venv's pip bootstrap separately (python3.X-venv), and without it `-m venv` fails.
+  const r = spawnSync(python, ["-c", "import sys, ensurepip, venv; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"], { encoding: "utf8" });
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 

@@ -4,7 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,7 +55,7 @@ export async function tinyModel(env: AxolotlEnv): Promise<{ modelDir: string; da
     rmSync(root, { recursive: true, force: true });
     const r = await runProcess(env.python, [script, root]);
     if (r.code !== 0) throw new Error(`tiny_model.py failed:\n${r.out}`);
-    await import("node:fs/promises").then((fs) => fs.writeFile(marker, "ok\n"));
+    writeFileSync(marker, "ok\n");
   }
   return { modelDir: join(root, "model"), dataDir: join(root, "data") };
 }

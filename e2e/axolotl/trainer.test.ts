@@ -76,7 +76,9 @@ function gangLogs(pods: LocalPod[]): string {
 }
 
 const NODES = GPUS >= 2 ? 2 : 1;
-const MAX_STEPS = 100;
+/** The tiny model trains about 25 steps a second here: 300 steps leave the kill after the first checkpoint seconds to spare. */
+const MAX_STEPS = 300;
+const SAVE_STEPS = 25;
 
 describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume, merge and inference`, () => {
   let tj: TestJob;
@@ -86,11 +88,11 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
 
   before(async () => {
     progress = await progressServer(token);
-    // Long enough that the kill after the first checkpoint lands mid-run (the tiny model trains several steps a second).
+    // Long enough that the kill after the first checkpoint lands mid-run (see MAX_STEPS).
     // save_total_limit above the number of saves: HF's rotation deletes the oldest checkpoint-* folders, partial or
-    // not, and this test checks that nothing else touches the partial one. An eval every 50 steps puts eval lines and
+    // not, and this test checks that nothing else touches the partial one. An eval every 100 steps puts eval lines and
     // eval bars in the log the parsers must tell apart from training.
-    tj = testJob("tiny-lora", { nodes: NODES, gpusPerNode: 1, config: cpuConfig({ max_steps: MAX_STEPS, save_total_limit: 20, val_set_size: 0.05, eval_steps: 50 }) }, { progressUrl: progress.url });
+    tj = testJob("tiny-lora", { nodes: NODES, gpusPerNode: 1, config: cpuConfig({ max_steps: MAX_STEPS, save_steps: SAVE_STEPS, save_total_limit: 20, val_set_size: 0.05, eval_steps: 100 }) }, { progressUrl: progress.url });
     out = join(sb.root, "claim-tiny-lora");
     mkdirSync(out, { recursive: true });
   });
@@ -104,16 +106,16 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     assert.equal(pod!.terminationMessage()?.reason, "Completed");
   });
 
-  it("train attempt 0: a worker SIGKILLed after checkpoint-10 fails the gang, and the termination message names the signal", async () => {
+  it("train attempt 0: a worker SIGKILLed after the first checkpoint fails the gang, and the termination message names the signal", async () => {
     const pods = await startPods(sb, tj, renderTrainJob(tj.input, 0), join(out), { tokens: { "finetune-progress-token": token } });
     const modelDir = join(out, "model");
     const exitedEarly = () => pods.some((p) => p.child.exitCode !== null || p.child.signalCode !== null);
     // A hang guard, not a speed check: the wait also ends when a pod exits before the checkpoint.
-    await waitFor("checkpoint-10 to be complete", () => isCompleteCheckpoint(modelDir, 10) || exitedEarly(), { timeoutMs: 20 * 60_000, intervalMs: 50 }).catch((err) => {
+    await waitFor("the first checkpoint to be complete", () => isCompleteCheckpoint(modelDir, SAVE_STEPS) || exitedEarly(), { timeoutMs: 20 * 60_000, intervalMs: 50 }).catch((err) => {
       pods.forEach((p) => p.destroy());
       throw err;
     });
-    assert.ok(!exitedEarly(), `a pod exited before checkpoint-10:\n${gangLogs(pods)}`);
+    assert.ok(!exitedEarly(), `a pod exited before the first checkpoint:\n${gangLogs(pods)}`);
     // torchrun's own command line names the module too; its worker is the process it started.
     const workers = descendantsMatching(pods[0]!.child.pid!, "axolotl.cli.train").filter((pid) => !readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("torchrun"));
     assert.equal(workers.length, 1, `one torchrun worker under node 0: ${workers.join(",")}`);
@@ -201,6 +203,19 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     assert.match(gen.out, /GENERATED [1-5]\b/, gen.out.slice(-3000));
   });
 
+  it("merge on CPU (merge.onCPU) of a config that leaves Axolotl's LoRA kernels unset, as users write them", async () => {
+    // Axolotl turns the kernels on when a config does not mention them; they need an NVIDIA driver.
+    const config = Object.fromEntries(Object.entries(cpuConfig({ max_steps: MAX_STEPS })).filter(([k]) => !/^lora_\w+_kernel$/.test(k)));
+    const cpuMerge = testJob("tiny-lora-cpu-merge", { nodes: NODES, gpusPerNode: 1, merge: { onCPU: true }, config });
+    const claim = join(sb.root, "claim-tiny-lora-cpu-merge");
+    mkdirSync(join(claim, "model"), { recursive: true });
+    for (const name of readdirSync(join(out, "model")).filter((n) => n.startsWith("adapter_") || n.startsWith("tokenizer") || n === "config.json")) cpSync(join(out, "model", name), join(claim, "model", name));
+    const [pod] = await startPods(sb, cpuMerge, renderMergeJob(cpuMerge.input, 0), claim);
+    const exit = await pod!.exited;
+    assert.equal(exit.code, 0, pod!.log.slice(-4000));
+    assert.ok(existsSync(join(claim, "model", "merged", "model.safetensors")));
+  });
+
   it("inference: axolotl inference on the adapter answers a prompt fed on stdin", async () => {
     const config = join(sb.root, "tiny-lora-preprocess-0-0", "volumes", "finetune-config", "config.yaml");
     const r = await runProcess(join(env.binDir, "axolotl"), ["inference", config, `--lora-model-dir=${join(out, "model")}`], {
@@ -208,6 +223,8 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
       input: "Add 2 and 3.\n",
     });
     assert.equal(r.code, 0, r.out.slice(-4000));
+    // It prints the prompt followed by the generation, between banners.
+    assert.match(r.out, /Give me an instruction[\s\S]*^Add 2 and 3\..{3,}$/m, r.out.slice(-3000));
   });
 });
 

@@ -20,13 +20,18 @@ export const LORA_CONFIG = {
   sequence_len: 2048,
 };
 
-/** A FineTuneJob that schedules on the fake GPU nodes (the kwok taint is tolerated through the pass-through scheduling field). */
+/**
+ * A FineTuneJob that schedules on the fake GPU nodes (the kwok taint is tolerated through the pass-through scheduling
+ * field). The smoke-test stage is off unless the test sets `smokeTest`: kwok pods write no launcher summary, so it
+ * would only add a stage (and, with fate "run", a pod to finish) to tests about other things; e2e/smoke-stage.test.ts
+ * covers it.
+ */
 export function ftjManifest(name: string, namespace: string, spec: Partial<FineTuneJobSpecInput> = {}): FineTuneJobObject {
   return {
     apiVersion: `${GROUP}/${VERSION}`,
     kind: "FineTuneJob",
     metadata: { name, namespace },
-    spec: { config: LORA_CONFIG, ...spec, scheduling: { tolerations: [{ ...kwokToleration }], ...(spec.scheduling ?? {}) } },
+    spec: { config: LORA_CONFIG, smokeTest: { enabled: false }, ...spec, scheduling: { tolerations: [{ ...kwokToleration }], ...(spec.scheduling ?? {}) } },
   };
 }
 

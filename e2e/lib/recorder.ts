@@ -11,7 +11,7 @@ import { Watch, type KubeConfig, type KubernetesObject, type V1Job, type V1Pod }
 import { GROUP, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, PLURAL, VERSION } from "../../src/api/group.ts";
 import type { FineTuneJobObject } from "../../src/api/schema.ts";
 
-const PHASE_RANK: Record<string, number> = { Pending: 0, Preprocessing: 1, Training: 2, Merging: 3, Succeeded: 4, Failed: 4 };
+const PHASE_RANK: Record<string, number> = { Pending: 0, Preprocessing: 1, Training: 2, SmokeTesting: 3, Merging: 4, Succeeded: 5, Failed: 5 };
 
 type Obj = KubernetesObject;
 type ListFn = () => Promise<{ items: Obj[]; metadata?: { resourceVersion?: string } }>;

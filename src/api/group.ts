@@ -26,5 +26,6 @@ export const KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name";
 /** Finalizer used only when a job asks for its output claim to be deleted with it. */
 export const FINALIZER_OUTPUT_CLEANUP = `${GROUP}/output-cleanup`;
 
-export const STAGES = ["preprocess", "train", "merge"] as const;
+/** In run order: the smoke test checks the trained adapter before it is merged. */
+export const STAGES = ["preprocess", "train", "smoke", "merge"] as const;
 export type Stage = (typeof STAGES)[number];

@@ -4,7 +4,7 @@
  * the three can never disagree about a field.
  */
 import { z } from "zod";
-import { DEFAULT_TRAINER_IMAGE } from "./group.ts";
+import { DEFAULT_TRAINER_IMAGE, STAGES } from "./group.ts";
 
 /** Metadata keys that crd.ts turns into OpenAPI vendor extensions. */
 const preserveUnknown = { "x-kubernetes-preserve-unknown-fields": true } as const;
@@ -125,6 +125,30 @@ export const FineTuneJobSpecSchema = z
       })
       .strict()
       .prefault({}),
+    modelParameters: z.string().regex(/^\d+(\.\d+)?[MB]$/, "must be a parameter count such as 8B or 350M").optional().meta({ description: "Parameter count of base_model (e.g. 8B) for the sizing warnings, when its name does not say it." }),
+    gpuMemory: quantity("Memory of one GPU (e.g. 80Gi): with it, validation warns when the estimated memory per GPU exceeds it.").optional(),
+    lossGuard: z
+      .object({
+        action: z.enum(["Warn", "Fail"]).default("Warn").meta({ description: "What a NaN/inf training loss does: Warn sets LossHealthy=False with an Event; Fail also stops the run (its checkpoints are kept). Flat and spiking losses only warn." }),
+        flatSteps: z.number().int().min(0).max(16).default(10).meta({ description: "The loss counts as flat when its first this many logged values stay within 1% of each other and it has not dropped since. 0 turns the check off." }),
+        spikeFactor: z.number().min(0).max(1000).default(3).meta({ description: "A logged loss above this factor times the minimum of the values logged just before it is a spike. 0 turns the check off." }),
+      })
+      .strict()
+      .prefault({}),
+    smokeTest: z
+      .object({
+        enabled: z.boolean().optional().meta({ description: "Run `axolotl inference` on the trained adapter after training and before merge. Default: true when a LoRA/QLoRA adapter is trained." }),
+        prompts: z
+          .array(z.string().min(1).max(2000))
+          .min(1)
+          .max(8)
+          .default(["Write one short sentence about the sea."])
+          .meta({ description: "Prompts fed to `axolotl inference` on stdin, one process per prompt (it reads a prompt until end of input)." }),
+        action: z.enum(["Warn", "Fail"]).default("Warn").meta({ description: "What a failed check (an empty answer; every generation running to the token limit, i.e. never emitting EOS) does: Warn sets SmokeTested=False with an Event and merges anyway; Fail fails the job before the merge." }),
+        onCPU: z.boolean().default(false).meta({ description: "Run the smoke test on CPU (no GPU requested); slow for large models, and QLoRA (4-bit) needs a GPU." }),
+      })
+      .strict()
+      .prefault({}),
     maxRestarts: z.number().int().min(0).max(100).default(3).meta({ description: "Training gang restarts allowed for failures. Disruptions (preemption, eviction, node loss) do not count." }),
     permanentExitCodes: z.array(z.number().int().min(1).max(255)).optional().meta({ description: "Trainer exit codes that fail the job at once instead of retrying." }),
     terminationGracePeriodSeconds: z.number().int().min(0).max(3600).default(120).meta({ description: "Time a trainer gets on SIGTERM to save a checkpoint (with dynamic_checkpoint) before it is killed." }),
@@ -134,7 +158,7 @@ export const FineTuneJobSpecSchema = z
   })
   .strict();
 
-export const PHASES = ["Pending", "Preprocessing", "Training", "Merging", "Succeeded", "Failed", "Suspended"] as const;
+export const PHASES = ["Pending", "Preprocessing", "Training", "SmokeTesting", "Merging", "Succeeded", "Failed", "Suspended"] as const;
 export type Phase = (typeof PHASES)[number];
 
 export const ConditionSchema = z
@@ -163,7 +187,7 @@ const stageStatus = z
 
 export const AttemptRecordSchema = z
   .object({
-    stage: z.enum(["preprocess", "train", "merge"]),
+    stage: z.enum(STAGES),
     attempt: z.number().int(),
     startTime: z.string().optional(),
     endTime: z.string().optional(),
@@ -177,7 +201,7 @@ export const AttemptRecordSchema = z
 
 export const FailureSchema = z
   .object({
-    stage: z.enum(["preprocess", "train", "merge"]).optional(),
+    stage: z.enum(STAGES).optional(),
     attempt: z.number().int().optional(),
     reason: z.string(),
     message: z.string(),
@@ -210,6 +234,17 @@ export const ProgressSchema = z
 
 export const CheckpointSchema = z.object({ step: z.number().int(), path: z.string() }).strict();
 
+/** A short, downsampled loss history (src/progress/loss.ts keeps it bounded), for LossHealthy and a sparkline. */
+export const LossHistorySchema = z
+  .object({
+    points: z
+      .array(z.object({ step: z.number().int(), loss: z.number() }).strict())
+      .max(64)
+      .meta({ description: "Logged training losses, oldest first: the first and the most recent values as logged, the ones between thinned out." }),
+    nonFiniteStep: z.number().int().optional().meta({ description: "Step at which a NaN or infinite loss was first logged." }),
+  })
+  .strict();
+
 export const FineTuneJobStatusSchema = z
   .object({
     phase: z.enum(PHASES).optional(),
@@ -217,7 +252,7 @@ export const FineTuneJobStatusSchema = z
     observedGeneration: z.number().int().optional(),
     conditions: z.array(ConditionSchema).optional().meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
     stages: z
-      .object({ preprocess: stageStatus.optional(), train: stageStatus.optional(), merge: stageStatus.optional() })
+      .object({ preprocess: stageStatus.optional(), train: stageStatus.optional(), smoke: stageStatus.optional(), merge: stageStatus.optional() })
       .strict()
       .optional(),
     attempt: z.number().int().optional().meta({ description: "Current training attempt (0 for the first)." }),
@@ -225,6 +260,7 @@ export const FineTuneJobStatusSchema = z
     disruptions: z.number().int().optional().meta({ description: "Training restarts caused by preemption, eviction or node loss (not counted)." }),
     attempts: z.array(AttemptRecordSchema).optional().meta({ description: "The most recent attempts of every stage (bounded)." }),
     progress: ProgressSchema.optional(),
+    lossHistory: LossHistorySchema.optional(),
     checkpoints: z.array(CheckpointSchema).optional().meta({ description: "Checkpoints saved so far (most recent last, bounded)." }),
     latestCheckpoint: CheckpointSchema.optional(),
     outputs: z
@@ -236,6 +272,20 @@ export const FineTuneJobStatusSchema = z
       })
       .strict()
       .optional(),
+    smokeTest: z
+      .object({
+        result: z.enum(["Passed", "Warning", "Failed"]),
+        message: z.string(),
+        hint: z.string().optional(),
+        answersFile: z.string().optional().meta({ description: "Every answer in full, in the output claim (path relative to the claim)." }),
+        answers: z
+          .array(z.object({ prompt: z.string(), answer: z.string(), stopped: z.boolean().optional().meta({ description: "Whether generation ended with the EOS token (false: it ran to the token limit)." }) }).strict())
+          .max(8)
+          .meta({ description: "The answers, truncated." }),
+      })
+      .strict()
+      .optional()
+      .meta({ description: "What the smoke test (axolotl inference on the adapter) answered, and its checks." }),
     lastFailure: FailureSchema.optional(),
     specHash: z.string().optional().meta({ description: "Hash of the spec parts a started job runs with (config, nodes, GPUs, image)." }),
     startedWith: z
@@ -256,6 +306,7 @@ export type AttemptRecord = z.output<typeof AttemptRecordSchema>;
 export type Failure = z.output<typeof FailureSchema>;
 export type Progress = z.output<typeof ProgressSchema>;
 export type Checkpoint = z.output<typeof CheckpointSchema>;
+export type LossHistory = z.output<typeof LossHistorySchema>;
 export type StageStatus = z.output<typeof stageStatus>;
 
 export interface ObjectMeta {

@@ -1,5 +1,8 @@
 /**
- * Checks for the dataset lists: `datasets`, `test_datasets` and `pretraining_dataset`.
+ * Checks for the dataset lists: `datasets`, `test_datasets` and `pretraining_dataset`. Field types come from
+ * Axolotl's schema (validate.ts checkTypes); what is here goes beyond Axolotl's validator on purpose (README,
+ * "Validation"): entry keys it would ignore (warnings), and names it resolves only when it loads the data
+ * (`type`, `ds_type`, a missing `path`), which would otherwise fail after the GPUs are allocated.
  */
 
 import {
@@ -8,9 +11,9 @@ import {
   DATASET_TYPE_OBJECT_KEYS,
   DS_TYPES,
   RL_DATASET_TYPES,
-} from "./known-keys.ts";
+} from "./vocabulary.ts";
 import { type Issues, join } from "./issues.ts";
-import { DATASET_FIELD_TYPES, describe, isMapping, own } from "./rules.ts";
+import { describe, isMapping, own, truthy } from "./rules.ts";
 import { didYouMean, suggest } from "./suggest.ts";
 
 export interface DatasetListOptions {
@@ -53,16 +56,11 @@ function checkEntry(entry: unknown, path: string, issues: Issues, opts: DatasetL
   }
 
   const type = own(entry, "type");
-  // SyntheticDataset generates rows itself; its `path` defaults to "synthetic".
-  const synthetic = type === "synthetic" || own(entry, "path") === "synthetic";
+  // SyntheticDataset (datasets.py; `type: _synthetic`, data/sft.py) generates rows itself; its `path` defaults to
+  // "synthetic".
+  const synthetic = type === "_synthetic" || own(entry, "path") === "synthetic";
   checkPath(own(entry, "path"), join(path, "path"), issues, synthetic);
   checkType(type, join(path, "type"), issues, opts);
-
-  for (const [key, check] of Object.entries(DATASET_FIELD_TYPES)) {
-    const v = own(entry, key);
-    if (v === undefined || v === null || check.test(v)) continue;
-    issues.error(join(path, key), `\`${join(path, key)}\` must be ${check.expects}, got ${describe(v)}`);
-  }
 
   const dsType = own(entry, "ds_type");
   if (typeof dsType === "string" && !DS_TYPES.includes(dsType)) {
@@ -131,8 +129,10 @@ function checkType(value: unknown, path: string, issues: Issues, opts: DatasetLi
     return;
   }
 
+  if (value === "_synthetic") return; // SyntheticDataset: data/sft.py handles it before any prompt strategy
+
   if (value.startsWith("sharegpt")) {
-    // Axolotl's deprecate_sharegpt_datasets validator raises for every sharegpt* type.
+    // validation.py DatasetValidationMixin.deprecate_sharegpt_datasets raises for every sharegpt* type.
     issues.error(path, `\`${path}\`: \`type: sharegpt.*\` is deprecated. Please use \`type: chat_template\` instead`);
     return;
   }
@@ -159,4 +159,30 @@ function checkType(value: unknown, path: string, issues: Issues, opts: DatasetLi
       `\`${path}\` ${describe(value)} is not a dataset type Axolotl knows${didYouMean(base, known)}; use a built-in type (alpaca, chat_template, completion, input_output, pretrain, ...), a mapping for a custom prompt format, or \`module.function\` for your own strategy`,
     );
   }
+}
+
+/**
+ * utils.py handle_legacy_message_fields_logic (SFTDataset.handle_legacy_message_fields, mode=before): the deprecated
+ * `message_field_role`/`message_field_content` move into `message_property_mappings` (role/content, defaulting to
+ * "role"/"content" when falsy), and a different value already there is a conflict. Returns the entry as the model
+ * then sees it, and the conflicts.
+ */
+export function withLegacyMessageFields(entry: Record<string, unknown>): { entry: Record<string, unknown>; conflicts: string[] } {
+  const out: Record<string, unknown> = { ...entry };
+  const current = own(out, "message_property_mappings");
+  if (current !== undefined && current !== null && !isMapping(current)) return { entry: out, conflicts: [] }; // a type error, reported by the schema check
+  const mappings: Record<string, unknown> = { ...(current ?? {}) };
+  const conflicts: string[] = [];
+  for (const [legacy, field] of [["message_field_role", "role"], ["message_field_content", "content"]] as const) {
+    if (Object.hasOwn(out, legacy)) {
+      const value = out[legacy];
+      if (Object.hasOwn(mappings, field) && mappings[field] !== value) conflicts.push(`\`${legacy}\` ${describe(value)} conflicts with \`message_property_mappings.${field}\` ${describe(mappings[field])}`);
+      mappings[field] = truthy(value) ? value : field;
+      delete out[legacy];
+    } else if (!Object.hasOwn(mappings, field)) {
+      mappings[field] = field;
+    }
+  }
+  out.message_property_mappings = mappings;
+  return { entry: out, conflicts };
 }

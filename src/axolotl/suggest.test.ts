@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 
-import { TOP_LEVEL_KEYS } from "./known-keys.ts";
+import { TOP_LEVEL_KEYS } from "./vocabulary.ts";
 import { didYouMean, editDistance, maxDistanceFor, suggest } from "./suggest.ts";
 
 describe("editDistance", () => {

@@ -3,46 +3,42 @@
  *
  * Axolotl validates its config with pydantic only once the trainer pod is up, and silently
  * drops keys it does not know. Checking here turns a wasted GPU allocation (or a typo that
- * trains with the wrong settings) into a message on the FineTuneJob. The rules mirror
- * Axolotl's own validators (see known-keys.ts for the files they come from); where we go
- * further, the comment says why.
+ * trains with the wrong settings) into a message on the FineTuneJob. Types, enums and bounds
+ * come from Axolotl's own schema (schema.ts); each cross-field rule names the Axolotl
+ * validator it mirrors (file and function in axolotl 0.18.0); where we go further, the
+ * comment says why, and errors never go further: e2e/axolotl/validator-diff.test.ts holds
+ * our valid/invalid verdict to Axolotl's own.
  */
 
-import { checkDatasetList } from "./datasets.ts";
+import { checkCrossField } from "./cross-field.ts";
+import { checkDatasetList, withLegacyMessageFields } from "./datasets.ts";
+import { decoderLayerFromConfig, decoderLayerFromName, type ModelInfo } from "./model-family.ts";
 import { Issues, join, type ValidationIssue } from "./issues.ts";
+import { DEPRECATED_KEYS, EXCLUSIVE_PAIRS, REMOVED_KEYS, describe, isMapping, own, truthy } from "./rules.ts";
+import { DEFAULT_TRAINER_IMAGE } from "../api/group.ts";
+import { check, definition, enumStrings, keySchema, mismatchMessage, SCHEMA_AXOLOTL_VERSION, VOCABULARY, type JsonSchema } from "./schema.ts";
 import {
   ATTN_SHORT_FORMS,
   BUILTIN_ADAPTERS,
   CANONICAL_ATTN_IMPLS,
-  CHAT_TEMPLATES,
   FSDP_CONFIG_KEYS,
   LEGACY_ATTN_FLAGS,
-  PLUGIN_KEY_OWNERS,
+  PLUGIN_KEY_OWNER,
   RENAMED_KEYS,
-  RL_TYPES,
   TOP_LEVEL_KEYS,
-} from "./known-keys.ts";
-import {
-  DEPRECATED_KEYS,
-  EXCLUSIVE_PAIRS,
-  REMOVED_KEYS,
-  TOP_LEVEL_TYPES,
-  type Check,
-  bool,
-  describe,
-  isMapping,
-  literal,
-  own,
-  truthy,
-} from "./rules.ts";
+} from "./vocabulary.ts";
 import { didYouMean } from "./suggest.ts";
 
 export type { Severity, ValidationIssue } from "./issues.ts";
 
-/** Where the job will run; used by rules that depend on the number of GPUs. */
+/** Where the job will run; used by rules that depend on the number of GPUs, and on the image's Axolotl. */
 export interface DeploymentContext {
   nodes: number;
   gpusPerNode: number;
+  /** The trainer image; when it is not the default, it may run an Axolotl newer than the schema we check with. */
+  image?: string;
+  /** The base model's config.json, when the caller could read it (a local path or the local Hugging Face cache). */
+  model?: ModelInfo;
 }
 
 /** Keys the operator sets itself (shared storage paths and resume handling). */
@@ -69,6 +65,7 @@ export function validateAxolotlConfig(config: unknown, ctx?: DeploymentContext):
       return issues.list;
     }
     for (const rule of RULES) rule(config, issues, ctx);
+    if (ctx?.image !== undefined && ctx.image !== DEFAULT_TRAINER_IMAGE) return allowNewerNames(issues.list, config, ctx.image);
   } catch (err) {
     // The rules are written not to throw; this only guards against exotic inputs (proxies,
     // throwing getters) so a bad config can never crash the reconcile loop.
@@ -79,6 +76,27 @@ export function validateAxolotlConfig(config: unknown, ctx?: DeploymentContext):
 
 type Rule = (c: Config, issues: Issues, ctx: DeploymentContext | undefined) => void;
 
+/**
+ * Names that newer Axolotl versions add to (chat templates, RL trainers, attention backends, dataset types and
+ * loaders): an unknown one is an error for the default image, whose Axolotl is the one we check against, but only
+ * a warning for another image, which may know it.
+ */
+const VERSION_SENSITIVE = /^(?:chat_template|rl|attn_implementation|(?:datasets|test_datasets|pretraining_dataset)\[\d+\]\.(?:type|ds_type|chat_template))$/;
+
+function valueAt(config: Config, path: string): unknown {
+  let v: unknown = config;
+  for (const part of path.split(/[.[\]]+/).filter(Boolean)) v = Array.isArray(v) ? v[Number(part)] : isMapping(v) ? own(v, part) : undefined;
+  return v;
+}
+
+function allowNewerNames(list: ValidationIssue[], config: Config, image: string): ValidationIssue[] {
+  return list.map((issue) =>
+    issue.severity === "error" && VERSION_SENSITIVE.test(issue.path) && typeof valueAt(config, issue.path) === "string"
+      ? { ...issue, severity: "warning", message: `${issue.message} (checked against Axolotl ${SCHEMA_AXOLOTL_VERSION}; image ${image} may run a newer Axolotl that knows it)` }
+      : issue,
+  );
+}
+
 /** Set in the YAML: present and not null (`key:` with no value is null, i.e. unset, in Axolotl). */
 function isSet(c: Config, key: string): boolean {
   const v = own(c, key);
@@ -86,17 +104,18 @@ function isSet(c: Config, key: string): boolean {
 }
 
 function checkRequired(c: Config, issues: Issues): void {
+  // base_model and learning_rate are required fields of AxolotlInputConfig (the schema's `required`).
   if (!isSet(c, "base_model")) {
     issues.error("base_model", "`base_model` is required: the Hugging Face model id or local path of the model to fine-tune");
   }
   if (!isSet(c, "learning_rate")) {
     issues.error("learning_rate", "`learning_rate` is required (e.g. 2e-4 for LoRA, 2e-5 for a full fine-tune)");
   }
-  // check_dataset_or_pretraining_dataset
+  // validation.py DatasetValidationMixin.check_dataset_or_pretraining_dataset
   if (!isSet(c, "datasets") && !isSet(c, "pretraining_dataset")) {
     issues.error("datasets", "either `datasets` or `pretraining_dataset` is required");
   }
-  // check_batch_size_fields: Axolotl derives the third from the other two.
+  // validation.py TrainingValidationMixin.check_batch_size_fields: Axolotl derives the third from the other two.
   const fields = ["micro_batch_size", "gradient_accumulation_steps", "batch_size"];
   const set = fields.filter((k) => truthy(own(c, k)));
   if (set.length < 2) {
@@ -108,12 +127,63 @@ function checkRequired(c: Config, issues: Issues): void {
   }
 }
 
+/** The schema names aliased keys by their alias; the python field name (populate_by_name) is read the same way. */
+const ALIAS_OF_FIELD: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(VOCABULARY.field_names_of_aliases).map(([alias, field]) => [field, alias]));
+
+/**
+ * config.py validate_config: before the model runs, each `datasets` entry becomes a DPODataset (rl dpo/ipo/simpo),
+ * a KTODataset (rl kto), a SyntheticDataset (type _synthetic) or an SFTDataset, so an entry is checked against that
+ * one model rather than the union the schema lists.
+ */
+function datasetModel(c: Config, entry: unknown): JsonSchema {
+  const rl = own(c, "rl");
+  if (rl === "dpo" || rl === "ipo" || rl === "simpo") return definition("DPODataset");
+  if (rl === "kto") return definition("KTODataset");
+  if (isMapping(entry) && own(entry, "type") === "_synthetic") return definition("SyntheticDataset");
+  return definition("SFTDataset");
+}
+
+/** Every set key against Axolotl's schema (types, enums, bounds), as pydantic's lax mode reads values. */
 function checkTypes(c: Config, issues: Issues): void {
-  for (const [key, check] of Object.entries(TOP_LEVEL_TYPES)) {
-    const v = own(c, key);
-    if (v === undefined || v === null || check.test(v)) continue;
-    issues.error(key, `\`${key}\` must be ${check.expects}, got ${describe(v)}`);
+  const plugins = own(c, "plugins");
+  const pluginNames = Array.isArray(plugins) ? plugins.filter((p): p is string => typeof p === "string") : [];
+  for (const key of Object.keys(c)) {
+    const value = own(c, key);
+    if (value === undefined || value === null) continue;
+    const owner = PLUGIN_KEY_OWNER.get(key);
+    // A plugin's keys join the schema only when the plugin is loaded (config.py merge_input_args).
+    if (owner !== undefined && !pluginNames.includes(owner)) continue;
+    // config.py normalize_attn_implementation (mode=before) folds the legacy flags into attn_implementation by
+    // truthiness and removes them, so their own types are never checked.
+    if (Object.hasOwn(LEGACY_ATTN_FLAGS, key)) continue;
+    const schema = keySchema(ALIAS_OF_FIELD[key] ?? key);
+    if (schema === undefined) continue;
+    if (key === "datasets" && Array.isArray(value)) {
+      const listOnly: JsonSchema = { anyOf: [{ type: "array", minItems: 1 }, { type: "null" }] };
+      for (const m of check(listOnly, value)) issues.error(key, mismatchMessage(key, m));
+      value.forEach((entry, i) => {
+        const model = datasetModel(c, entry);
+        // SFTDataset first moves the legacy message fields into message_property_mappings (datasets.ts).
+        const legacy = model === definition("SFTDataset") && isMapping(entry) ? withLegacyMessageFields(entry) : { entry, conflicts: [] };
+        for (const conflict of legacy.conflicts) issues.error(`${key}[${i}].message_property_mappings`, `\`${key}[${i}]\`: ${conflict}`);
+        for (const m of check(model, legacy.entry, [String(i)])) {
+          const moved = m.path[1] === "message_property_mappings" && isMapping(entry) && !Object.hasOwn(entry, "message_property_mappings") ? " (from the deprecated `message_field_role`/`message_field_content`)" : "";
+          issues.error(mismatchPath(key, m.path), `${mismatchMessage(key, m)}${moved}`);
+        }
+      });
+      continue;
+    }
+    // A deprecated key Axolotl renames before validating is reported under both names.
+    const renamed = /use `([a-z0-9_]+)`/.exec(DEPRECATED_KEYS[key] ?? "")?.[1];
+    for (const m of check(schema, value)) {
+      const hint = m.path.length === 0 && typeof value === "string" ? didYouMean(value, enumStrings(schema)) : "";
+      issues.error(mismatchPath(key, m.path), `${mismatchMessage(key, m)}${hint}${renamed ? ` (Axolotl reads it as \`${renamed}\`)` : ""}`);
+    }
   }
+}
+
+function mismatchPath(key: string, path: string[]): string {
+  return path.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : join(acc, p)), key);
 }
 
 function checkKeys(c: Config, issues: Issues): void {
@@ -141,10 +211,10 @@ function checkKeys(c: Config, issues: Issues): void {
     }
     const deprecated = DEPRECATED_KEYS[key];
     if (deprecated !== undefined) issues.warning(key, `\`${key}\` ${deprecated}`);
-    // Plugin args are merged into Axolotl's schema only when the plugin is loaded.
-    const owner = PLUGIN_KEY_OWNERS.find((o) => key.startsWith(o.prefix));
-    if (owner !== undefined && !pluginNames.some((p) => p.includes(owner.plugin))) {
-      issues.warning(key, `\`${key}\` is read by a plugin that is not in \`plugins\`; add \`${owner.example}\` or the key is ignored`);
+    // Plugin args are merged into Axolotl's schema only when the plugin is loaded (config.py merge_input_args).
+    const owner = PLUGIN_KEY_OWNER.get(key);
+    if (owner !== undefined && !pluginNames.includes(owner)) {
+      issues.warning(key, `\`${key}\` is read by a plugin that is not in \`plugins\`; add \`${owner}\` or the key is ignored`);
     }
   }
 }
@@ -163,7 +233,7 @@ function checkAdapter(c: Config, issues: Issues): void {
     if (typeof adapter !== "string") {
       issues.error("adapter", `\`adapter\` must be a string (lora, qlora or llama-adapter), got ${describe(adapter)}`);
     } else if (adapter !== "" && !BUILTIN_ADAPTERS.includes(adapter)) {
-      // peft.py validate_adapter: anything else must be registered by a plugin.
+      // peft.py LoraConfig.validate_adapter: anything else must be registered by a plugin.
       if (truthy(plugins)) {
         issues.warning(
           "adapter",
@@ -178,6 +248,7 @@ function checkAdapter(c: Config, issues: Issues): void {
     }
   }
 
+  // peft.py LoraConfig.validate_adapter: 4/8-bit loading needs an adapter.
   const hasAdapter = truthy(adapter);
   for (const key of ["load_in_4bit", "load_in_8bit"]) {
     if (truthy(own(c, key)) && !hasAdapter) {
@@ -191,7 +262,7 @@ function checkAdapter(c: Config, issues: Issues): void {
   const peft = own(c, "peft");
   const peftBackend = isMapping(peft) ? own(peft, "backend") : undefined;
   if (adapter === "qlora" && !truthy(own(c, "merge_lora")) && peftBackend !== "torchao") {
-    // peft.py validate_qlora (bnb path). `peft: {backend: bnb, weight_dtype: nf4}` turns
+    // peft.py LoraConfig.validate_qlora (bnb path). `peft: {backend: bnb, weight_dtype: nf4}` turns
     // load_in_4bit on by default (auto_detect_qlora).
     const impliedBy4bitPeft = isMapping(peft) && peftBackend === "bnb" && own(peft, "weight_dtype") === "nf4";
     if (truthy(own(c, "load_in_8bit"))) {
@@ -219,7 +290,8 @@ function checkAdapter(c: Config, issues: Issues): void {
 function checkSaveAndEval(c: Config, issues: Issues): void {
   const evalStrategy = own(c, "eval_strategy");
   const saveStrategy = own(c, "save_strategy");
-  // check_saves / check_evals in schemas/validation.py
+  // validation.py TrainingValidationMixin.check_saves / check_evals, config.py
+  // AxolotlInputConfig.check_save_strategy_best_requires_metric
   if (truthy(saveStrategy) && truthy(own(c, "save_steps")) && saveStrategy !== "steps") {
     issues.error("save_strategy", "`save_strategy` and `save_steps` mismatch: set `save_strategy: steps` or remove `save_steps`");
   }
@@ -257,7 +329,7 @@ function checkSaveAndEval(c: Config, issues: Issues): void {
 function checkAttention(c: Config, issues: Issues): void {
   const impl = own(c, "attn_implementation");
   if (impl !== undefined && impl !== null) {
-    // validate_attn_implementation in config.py
+    // config.py AxolotlInputConfig.validate_attn_implementation
     if (typeof impl !== "string") {
       issues.error("attn_implementation", `\`attn_implementation\` must be a string, got ${describe(impl)}`);
     } else if (!CANONICAL_ATTN_IMPLS.includes(impl) && !impl.includes("/")) {
@@ -271,7 +343,7 @@ function checkAttention(c: Config, issues: Issues): void {
     }
   }
 
-  // normalize_attn_implementation: legacy booleans map onto attn_implementation and may
+  // config.py AxolotlInputConfig.normalize_attn_implementation: legacy booleans map onto attn_implementation and may
   // not be combined with it.
   for (const [flag, canonical] of Object.entries(LEGACY_ATTN_FLAGS)) {
     if (!truthy(own(c, flag))) continue;
@@ -286,6 +358,7 @@ function checkAttention(c: Config, issues: Issues): void {
     }
   }
 
+  // config.py AxolotlInputConfig.normalize_attn_implementation
   if (truthy(own(c, "gemma4_hybrid_attn_impl")) && typeof impl === "string" && impl !== "" && impl !== "flash_attention_2") {
     issues.error("gemma4_hybrid_attn_impl", "`gemma4_hybrid_attn_impl` requires `attn_implementation: flash_attention_2`");
   }
@@ -300,7 +373,7 @@ function checkAttention(c: Config, issues: Issues): void {
 
 function checkPrecision(c: Config, issues: Issues): void {
   if (own(c, "save_safetensors") === false) {
-    // model.py validate_save_safetensors
+    // model.py ModelOutputConfig.validate_save_safetensors
     issues.error(
       "save_safetensors",
       "`save_safetensors: false` is not supported: Transformers v5 always saves safetensors; remove the key",
@@ -324,17 +397,6 @@ const FSDP1_ONLY: Readonly<Record<string, string>> = {
   forward_prefetch: "FSDP2 does not use it",
 };
 
-const FSDP_FIELD_TYPES: Readonly<Record<string, Check>> = {
-  activation_checkpointing: bool,
-  offload_params: bool,
-  cpu_ram_efficient_loading: bool,
-  cpu_offload_pin_memory: bool,
-  reshard_after_forward: bool,
-  state_dict_type: literal("FULL_STATE_DICT", "LOCAL_STATE_DICT", "SHARDED_STATE_DICT"),
-  final_state_dict_type: literal("FULL_STATE_DICT", "LOCAL_STATE_DICT", "SHARDED_STATE_DICT"),
-  auto_wrap_policy: literal("TRANSFORMER_BASED_WRAP", "SIZE_BASED_WRAP"),
-};
-
 function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | undefined): void {
   const fsdpConfig = own(c, "fsdp_config");
   const nestedVersion = isMapping(fsdpConfig) ? (own(fsdpConfig, "fsdp_version") ?? own(fsdpConfig, "version")) : undefined;
@@ -352,6 +414,7 @@ function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | un
     }
   }
 
+  // validation.py TrainingValidationMixin.check_fp8_config
   if (truthy(own(c, "fp8_enable_fsdp_float8_all_gather")) && version !== 2) {
     issues.error("fp8_enable_fsdp_float8_all_gather", "`fp8_enable_fsdp_float8_all_gather` requires FSDP2 (`fsdp_version: 2`)");
   }
@@ -364,15 +427,12 @@ function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | un
   for (const key of ["fsdp_version", "version"]) {
     if (own(fsdpConfig, key) === undefined) continue;
     const path = join("fsdp_config", key);
-    // check_fsdp_version_in_fsdp_config moves it to the top level with a warning.
+    // validation.py OptimizationValidationMixin.check_fsdp_version_in_fsdp_config moves it to the top level.
     issues.warning(path, `\`${path}\` is deprecated here; set \`fsdp_version\` as a top-level key`);
-    if (own(fsdpConfig, key) !== 1 && own(fsdpConfig, key) !== 2) {
-      issues.error(path, `\`${path}\` must be one of 1, 2, got ${describe(own(fsdpConfig, key))}`);
-    }
   }
 
   if (version === undefined || version === null) {
-    // check_fsdp_version: FSDP1 is on its way out.
+    // validation.py OptimizationValidationMixin.check_fsdp_version: FSDP1 is on its way out.
     issues.warning(
       "fsdp_config",
       "`fsdp_config` without `fsdp_version` runs FSDP1, which Axolotl is deprecating; set `fsdp_version: 2` (with un-prefixed `fsdp_config` keys)",
@@ -382,7 +442,7 @@ function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | un
   for (const rawKey of Object.keys(fsdpConfig)) {
     if (rawKey === "fsdp_version" || rawKey === "version") continue;
     const path = join("fsdp_config", rawKey);
-    // check_fsdp_config_kwargs_prefix strips `fsdp_` (with a deprecation warning) before the
+    // validation.py OptimizationValidationMixin.check_fsdp_config_kwargs_prefix strips `fsdp_` (with a warning) before the
     // keys reach FSDPConfig.
     const key = rawKey.startsWith("fsdp_") ? rawKey.slice("fsdp_".length) : rawKey;
     if (key !== rawKey) {
@@ -393,9 +453,11 @@ function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | un
       continue;
     }
     const value = own(fsdpConfig, rawKey);
-    const check = FSDP_FIELD_TYPES[key];
-    if (check !== undefined && value !== undefined && value !== null && !check.test(value)) {
-      issues.error(path, `\`${path}\` must be ${check.expects}, got ${describe(value)}`);
+    // Un-prefixed keys were checked against FSDPConfig with the rest of the schema; a prefixed one is checked
+    // under the name it gets once Axolotl strips the prefix.
+    const fieldSchema = definition("FSDPConfig").properties?.[key];
+    if (key !== rawKey && fieldSchema !== undefined && value !== undefined && value !== null) {
+      for (const m of check(fieldSchema, value)) issues.error(path, mismatchMessage(path, m));
     }
     const fsdp1Hint = FSDP1_ONLY[key];
     if (version === 2 && fsdp1Hint !== undefined) {
@@ -403,10 +465,35 @@ function checkDistributed(c: Config, issues: Issues, ctx: DeploymentContext | un
     }
   }
 
+  checkLayerClass(c, fsdpConfig, issues, ctx);
+
   const policy = own(fsdpConfig, "auto_wrap_policy") ?? own(fsdpConfig, "fsdp_auto_wrap_policy");
   const minParams = own(fsdpConfig, "min_num_params") ?? own(fsdpConfig, "fsdp_min_num_params");
+  // fsdp.py FSDPConfig.validate_size_based_wrap
   if (policy === "SIZE_BASED_WRAP" && (minParams === undefined || minParams === null)) {
     issues.error("fsdp_config.min_num_params", "`fsdp_config.min_num_params` is required when `fsdp_config.auto_wrap_policy` is SIZE_BASED_WRAP");
+  }
+}
+
+/**
+ * `fsdp_config.transformer_layer_cls_to_wrap` must name the model's decoder layer class (model-family.ts). Ours,
+ * not Axolotl's: an error when config.json says which class it is, a warning when the model name only suggests it.
+ */
+function checkLayerClass(c: Config, fsdpConfig: Config, issues: Issues, ctx: DeploymentContext | undefined): void {
+  const key = own(fsdpConfig, "transformer_layer_cls_to_wrap") !== undefined ? "transformer_layer_cls_to_wrap" : "fsdp_transformer_layer_cls_to_wrap";
+  const wrap = own(fsdpConfig, key);
+  const base = own(c, "base_model");
+  if (typeof wrap !== "string" || wrap === "" || typeof base !== "string") return;
+  const classes = wrap.split(",").map((x) => x.trim());
+  const path = `fsdp_config.${key}`;
+  const known = ctx?.model ? decoderLayerFromConfig(ctx.model) : undefined;
+  if (known !== undefined) {
+    if (!classes.includes(known)) issues.error(path, `\`${path}\` is ${describe(wrap)}, but ${base} is built of \`${known}\` (its config.json, ${ctx!.model!.source}): FSDP would find no layer to wrap`);
+    return;
+  }
+  const guessed = decoderLayerFromName(base);
+  if (guessed !== undefined && !classes.includes(guessed)) {
+    issues.warning(path, `\`${path}\` is ${describe(wrap)}, but ${base} looks like a model built of \`${guessed}\` (guessed from its name; could not read its config.json): FSDP finds no layer to wrap when the class is wrong`);
   }
 }
 
@@ -416,7 +503,9 @@ function checkDatasets(c: Config, issues: Issues): void {
   checkDatasetList(own(c, "test_datasets"), "test_datasets", issues, { rl, pretraining: false });
   checkDatasetList(own(c, "pretraining_dataset"), "pretraining_dataset", issues, { rl, pretraining: true });
 
-  // Iterable (streamed) datasets have no length for the trainer to plan with.
+  // Iterable (streamed) datasets have no length for the trainer to plan with: validation.py
+  // PretrainingValidationMixin.check_pretraining_w_max_steps / check_streaming_w_max_steps /
+  // check_pretraining_w_val_set_size / check_streaming_w_val_set_size.
   for (const key of ["pretraining_dataset", "streaming"]) {
     if (!truthy(own(c, key))) continue;
     if (!truthy(own(c, "max_steps"))) {
@@ -427,32 +516,17 @@ function checkDatasets(c: Config, issues: Issues): void {
     }
   }
 
+  // validation.py DatasetValidationMixin.check_push_ds_auth
   if (truthy(own(c, "push_dataset_to_hub")) && own(c, "hf_use_auth_token") !== true) {
     issues.error("hf_use_auth_token", "`push_dataset_to_hub` requires `hf_use_auth_token: true`");
   }
 }
 
 function checkEnums(c: Config, issues: Issues): void {
-  const template = own(c, "chat_template");
-  if (template !== undefined && template !== null) {
-    if (typeof template !== "string") {
-      issues.error("chat_template", `\`chat_template\` must be a string, got ${describe(template)}`);
-    } else if (!CHAT_TEMPLATES.includes(template) && !template.startsWith("tokenizer_default_fallback_")) {
-      issues.error(
-        "chat_template",
-        `\`chat_template\` ${describe(template)} is not a chat template Axolotl knows${didYouMean(template, CHAT_TEMPLATES)}; use tokenizer_default, a built-in name such as chatml or llama3, tokenizer_default_fallback_<name>, or jinja with \`chat_template_jinja\``,
-      );
-    } else if (template === "jinja" && !truthy(own(c, "chat_template_jinja"))) {
-      issues.error("chat_template_jinja", "`chat_template_jinja` is required when `chat_template` is jinja");
-    }
-  }
-
-  const rl = own(c, "rl");
-  if (rl !== undefined && rl !== null && (typeof rl !== "string" || !RL_TYPES.includes(rl))) {
-    issues.error(
-      "rl",
-      `\`rl\` ${describe(rl)} is not an RL trainer Axolotl knows${typeof rl === "string" ? didYouMean(rl, RL_TYPES) : ""}; expected one of ${RL_TYPES.join(", ")}`,
-    );
+  // The chat_template and rl names themselves are schema enums (checkTypes); this is validation.py
+  // ChatTemplateValidationMixin.check_chat_template_config.
+  if (own(c, "chat_template") === "jinja" && !truthy(own(c, "chat_template_jinja"))) {
+    issues.error("chat_template_jinja", "`chat_template_jinja` is required when `chat_template` is jinja");
   }
 }
 
@@ -469,4 +543,5 @@ const RULES: readonly Rule[] = [
   checkDistributed,
   checkDatasets,
   checkEnums,
+  checkCrossField,
 ];

@@ -6,11 +6,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, parseAllDocuments } from "yaml";
+import { parseAxolotlYaml } from "../axolotl/yaml.ts";
 import { launcherConfigMapName } from "../render/names.ts";
 import { launcherSource } from "../trainer/source.ts";
 
@@ -143,10 +144,11 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
     });
 
     it("exit 2 for malformed YAML, with line:col", async () => {
-      // The second document is broken: nothing is validated, the whole file is unreadable.
-      const path = file("malformed.yaml", `${VALID}---\nbase_model: x\nbase_model: y\n`);
+      // The second document is broken: nothing is validated, the whole file is unreadable. (A repeated key is not
+      // broken: PyYAML, and so Axolotl, keeps the last value; e2e/axolotl/yaml-roundtrip.test.ts checks that.)
+      const path = file("malformed.yaml", `${VALID}---\nbase_model: x\ndatasets: [a\n`);
       const r = expectExit(await run("validate", path), 2);
-      const m = /malformed\.yaml:(\d+):(\d+): YAML error: Map keys must be unique/.exec(r.stderr);
+      const m = /malformed\.yaml:(\d+):(\d+): YAML error: /.exec(r.stderr);
       assert.ok(m, r.stderr);
       assert.ok(Number(m[1]) >= 18, `line ${m[1]} is in the second document`);
       assert.equal(r.stdout, "");
@@ -157,6 +159,62 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       const bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]", "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]", "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]", "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]"].join("\n");
       const r = expectExit(await run("validate", file("bomb.yaml", bomb)), 2);
       assert.match(r.stderr, /bomb\.yaml: YAML error: .*alias/i);
+    });
+
+    it("says which job shape a plain config was checked for, assumed or given", async () => {
+      const assumed = expectExit(await run("validate", file("shape.yaml", VALID)), 0);
+      assert.match(assumed.stdout, /shape\.yaml: Axolotl config: valid \(0 error\(s\), 0 warning\(s\)\) \(checked for 1 node x 1 GPU, assumed: pass --nodes and --gpus-per-node/);
+      const ds = file("shape-ds.yaml", `${VALID}deepspeed: deepspeed_configs/zero2.json\n`);
+      const given = expectExit(await run("validate", ds, "--nodes", "2", "--gpus-per-node", "8"), 0);
+      assert.match(given.stdout, /checked for 2 nodes x 8 GPUs\)\n/);
+      expectExit(await run("validate", ds), 1);
+    });
+
+    it("takes several files and folders, one verdict line per file; the worst exit code wins", async () => {
+      const folder = join(dir, "configs-folder");
+      mkdirSync(join(folder, "nested"), { recursive: true });
+      writeFileSync(join(folder, "a.yml"), VALID);
+      writeFileSync(join(folder, "nested", "b.yaml"), VALID.replace("adapter: lora", "adapter: qlora"));
+      writeFileSync(join(folder, "notes.txt"), "not a config");
+      const single = file("single.yaml", VALID);
+      const invalid = expectExit(await run("validate", single, folder), 1);
+      const verdicts = invalid.stdout.split("\n").filter((l) => !l.startsWith("  ") && l);
+      assert.deepEqual(verdicts.map((l) => l.split(":")[0]), [single, join(folder, "a.yml"), join(folder, "nested", "b.yaml")]);
+      assert.match(invalid.stdout, /b\.yaml: Axolotl config: INVALID[^\n]*\n  error: load_in_4bit/);
+      const unreadable = expectExit(await run("validate", single, join(dir, "missing.yaml")), 2);
+      assert.match(unreadable.stdout, /single\.yaml: Axolotl config: valid/);
+      assert.match(unreadable.stdout, /missing\.yaml: unreadable: cannot read file: no such file/);
+    });
+
+    it("FSDP's layer class: an error when the model's local config.json names another, a warning when guessed", async () => {
+      const model = join(dir, "models", "qwen3-tiny");
+      mkdirSync(model, { recursive: true });
+      writeFileSync(join(model, "config.json"), JSON.stringify({ architectures: ["Qwen3ForCausalLM"], model_type: "qwen3" }));
+      const fsdp = "fsdp_version: 2\nfsdp_config:\n  auto_wrap_policy: TRANSFORMER_BASED_WRAP\n  transformer_layer_cls_to_wrap: LlamaDecoderLayer\n";
+      const known = expectExit(await run("validate", file("fsdp-known.yaml", `${VALID.replace(/^base_model:.*$/m, `base_model: ${model}`)}${fsdp}`)), 1);
+      assert.match(known.stdout, /error: fsdp_config\.transformer_layer_cls_to_wrap: .*`Qwen3DecoderLayer` \(its config\.json/);
+      const guessed = expectExit(await run("validate", file("fsdp-guessed.yaml", `${VALID.replace(/^base_model:.*$/m, "base_model: Qwen/Qwen3-8B")}${fsdp}`)), 0);
+      assert.match(guessed.stdout, /warning: fsdp_config\.transformer_layer_cls_to_wrap: .*`Qwen3DecoderLayer` \(guessed/);
+    });
+
+    it("the issue's YAML 1.1 spellings and Axolotl-accepted values validate; render writes what PyYAML reads back", async () => {
+      // Axolotl 0.18.0 accepts each of these (e2e/axolotl/validator-diff.test.ts asks it); we used to reject them.
+      const text = VALID.replace("learning_rate: 0.0002", "learning_rate: 2e-4").replace("sequence_len: 2048", "sequence_len: 500_000")
+        .replace("lora_target_linear: true", "lora_target_linear: on")
+        .concat("load_in_8bit: yes\nevals_per_epoch: 0\nchat_template: gemma4_unified\nwandb_name: '2e-4'\n");
+      const path = file("yaml11.yaml", text);
+      const r = expectExit(await run("validate", path), 0);
+      assert.match(r.stdout, /yaml11\.yaml: Axolotl config: valid \(0 error\(s\)/);
+      const rendered = expectExit(await run("render", path), 0);
+      const cm = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as { kind: string; data?: Record<string, string> }).find((o) => o.kind === "ConfigMap" && o.data?.["config.yaml"]);
+      const configYaml = cm!.data!["config.yaml"]!;
+      // As PyYAML read the original: 500000 and true are values; "2e-4" stays the string it was (pydantic makes
+      // learning_rate a float), quoted so that it stays one.
+      assert.match(configYaml, /^sequence_len: 500000$/m);
+      assert.match(configYaml, /^lora_target_linear: true$/m);
+      assert.match(configYaml, /^load_in_8bit: true$/m);
+      assert.match(configYaml, /^learning_rate: "2e-4"$/m);
+      assert.match(configYaml, /^wandb_name: "2e-4"$/m);
     });
 
     it("an empty file says so (exit 1)", async () => {
@@ -201,6 +259,7 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
         "Service/my-llama-ranks",
         "Job/my-llama-preprocess-0",
         "Job/my-llama-train-0",
+        "Job/my-llama-smoke-0",
         "Job/my-llama-merge-0",
       ]);
       for (const d of docs) assert.equal(d.metadata.namespace, "research");
@@ -213,7 +272,7 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
     it("renders a FineTuneJob manifest by its own name", async () => {
       const r = expectExit(await run("render", file("ftj-render.yaml", FTJ("from-manifest", `  preprocess: {enabled: false}\n  config:\n${indent(VALID, "    ")}`))), 0);
       const names = parseAllDocuments(r.stdout).map((d) => (d.toJS() as { metadata: { name: string } }).metadata.name);
-      assert.deepEqual(names, ["from-manifest-output", "from-manifest-config", launcherConfigMapName(launcherSource()), "from-manifest-ranks", "from-manifest-train-0", "from-manifest-merge-0"]);
+      assert.deepEqual(names, ["from-manifest-output", "from-manifest-config", launcherConfigMapName(launcherSource()), "from-manifest-ranks", "from-manifest-train-0", "from-manifest-smoke-0", "from-manifest-merge-0"]);
     });
 
     it("refuses an invalid config with the errors, exit 1", async () => {
@@ -235,6 +294,17 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       assert.equal(obj.spec.gpusPerNode, 4);
       assert.equal(obj.spec.image, "axolotlai/axolotl:0.18.0");
       assert.equal(obj.spec.config.base_model, "meta-llama/Llama-3.1-8B-Instruct");
+    });
+
+    it("-o yaml keeps the config's values for YAML 1.1 readers (kubectl): strings stay strings, numbers numbers", async () => {
+      const text = `${VALID}wandb_name: "yes"\nwandb_project: '500_000'\nseed: 0x2A\n`.replace("sequence_len: 2048", "sequence_len: 500_000");
+      const r = expectExit(await run("submit", file("submit-yaml11.yaml", text), "--dry-run=client", "-o", "yaml"), 0);
+      // Read back with YAML 1.1 rules (as PyYAML and, for booleans and underscores, kubectl's go-yaml read it).
+      const config = (parseAxolotlYaml(r.stdout) as { spec: { config: Record<string, unknown> } }).spec.config;
+      assert.equal(config.wandb_name, "yes");
+      assert.equal(config.wandb_project, "500_000");
+      assert.equal(config.sequence_len, 500000);
+      assert.equal(config.seed, 42);
     });
 
     it("an invalid config is not submitted (exit 1, errors named)", async () => {

@@ -2,7 +2,7 @@
 import { CoreV1Api, CustomObjectsApi, Log } from "@kubernetes/client-node";
 import { PooledKubeConfig } from "../kube/pooled-config.ts";
 import { Writable } from "node:stream";
-import { stringify } from "yaml";
+import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import { GROUP, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, PLURAL, VERSION, type Stage } from "../api/group.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
 import { errorMessage, isNotFound } from "../kube/errors.ts";
@@ -51,7 +51,8 @@ export async function submit(client: ClusterClient | undefined, manifest: Record
     return 1;
   }
   if (opts.dryRun) {
-    out(opts.output === "json" ? JSON.stringify(manifest, null, 2) : stringify(manifest, { lineWidth: 0 }));
+    // kubectl reads YAML with YAML 1.1 booleans too: a config string "yes" must stay quoted (src/axolotl/yaml.ts).
+    out(opts.output === "json" ? JSON.stringify(manifest, null, 2) : stringifyAxolotlYaml(manifest));
     return 0;
   }
   if (!client) throw new CliError("no cluster client", 1);
@@ -128,7 +129,7 @@ export async function watch(client: ClusterClient, name: string, opts: { interva
 
 export async function logs(client: ClusterClient, name: string, opts: { stage?: Stage; rank: number; follow: boolean; attempt?: number }, stdout: NodeJS.WritableStream): Promise<number> {
   const job = await client.get(name);
-  const stage: Stage = opts.stage ?? (job.status?.phase === "Preprocessing" ? "preprocess" : job.status?.phase === "Merging" ? "merge" : "train");
+  const stage: Stage = opts.stage ?? (job.status?.phase === "Preprocessing" ? "preprocess" : job.status?.phase === "SmokeTesting" ? "smoke" : job.status?.phase === "Merging" ? "merge" : "train");
   const attempt = opts.attempt ?? job.status?.stages?.[stage]?.attempt;
   const selector = [`${LABEL_JOB_NAME}=${name}`, `${LABEL_STAGE}=${stage}`, ...(attempt !== undefined ? [`${LABEL_ATTEMPT}=${attempt}`] : [])].join(",");
   const pods = (await client.core.listNamespacedPod({ namespace: client.namespace, labelSelector: selector })).items;

@@ -1,6 +1,6 @@
 /** Reading the user's YAML: plain Axolotl configs or FineTuneJob manifests, one or more documents. */
 import { readFileSync } from "node:fs";
-import { parseAllDocuments } from "yaml";
+import { parseAxolotlYamlDocuments, type AxolotlYamlError } from "../axolotl/yaml.ts";
 import { API_VERSION, KIND } from "../api/group.ts";
 
 export class CliError extends Error {
@@ -26,22 +26,16 @@ export function readDocuments(file: string): InputDocument[] {
     const code = (err as NodeJS.ErrnoException).code;
     throw new CliError(`${file}: cannot read file${code === "ENOENT" ? ": no such file" : code ? ` (${code})` : ""}`, 2);
   }
-  const docs = parseAllDocuments(text);
-  if (!Array.isArray(docs)) throw new CliError(`${file}: not YAML`, 2);
+  // Read as Axolotl reads its config (PyYAML safe_load, YAML 1.1): `yes`, `500_000`, `2e-4` mean what they mean there.
+  let values: unknown[];
+  try {
+    values = parseAxolotlYamlDocuments(text);
+  } catch (err) {
+    const e = err as AxolotlYamlError;
+    throw new CliError(`${file}${e.line !== undefined ? `:${e.line}:${e.col}` : ""}: YAML error: ${e.message.split("\n")[0]}`, 2);
+  }
   const out: InputDocument[] = [];
-  for (const [index, doc] of docs.entries()) {
-    const error = doc.errors[0];
-    if (error) {
-      const pos = error.linePos?.[0];
-      throw new CliError(`${file}:${pos ? `${pos.line}:${pos.col}` : "?"}: YAML error: ${error.message.split("\n")[0]}`, 2);
-    }
-    let value: unknown;
-    try {
-      value = doc.toJS({ maxAliasCount: 100 }) as unknown;
-    } catch (err) {
-      // e.g. "Excessive alias count" (a YAML bomb): unreadable, like a syntax error.
-      throw new CliError(`${file}: YAML error: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`, 2);
-    }
+  for (const [index, value] of values.entries()) {
     if (value === null || value === undefined) continue; // empty document (e.g. a trailing ---)
     out.push({ index, value, kind: isFineTuneJob(value) ? "FineTuneJob" : "AxolotlConfig" });
   }

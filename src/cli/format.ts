@@ -1,5 +1,6 @@
 /** Human output of FineTuneJob status for the CLI. Pure. */
 import type { FineTuneJobObject } from "../api/schema.ts";
+import { sparkline } from "../progress/loss.ts";
 
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
@@ -28,6 +29,20 @@ export function progressLine(job: FineTuneJobObject, width = 24): string | undef
 
 const WAITING_CONDITIONS = new Set(["PodsScheduled", "ReferencesResolved"]);
 
+/** `▇▆▅▃▂▂▁  6.71 -> 2.04 (steps 1-120)`, plus the NaN step when there was one. */
+export function lossCurveLine(job: FineTuneJobObject): string | undefined {
+  const h = job.status?.lossHistory;
+  const points = h?.points ?? [];
+  const parts: string[] = [];
+  if (points.length > 0) {
+    const first = points[0]!;
+    const last = points[points.length - 1]!;
+    parts.push(sparkline(h), `${first.loss} -> ${last.loss} (steps ${first.step}-${last.step})`);
+  }
+  if (h?.nonFiniteStep !== undefined) parts.push(`NaN/inf at step ${h.nonFiniteStep}`);
+  return parts.length ? parts.join("  ") : undefined;
+}
+
 export function describeStatus(job: FineTuneJobObject): string {
   const st = job.status ?? {};
   const lines: string[] = [];
@@ -37,17 +52,23 @@ export function describeStatus(job: FineTuneJobObject): string {
   row("Name", `${job.metadata.namespace}/${job.metadata.name}`);
   row("Phase", st.phase ?? "Pending");
   row("Message", st.message);
-  const current = st.phase === "Preprocessing" ? "preprocess" : st.phase === "Merging" ? "merge" : "train";
+  const current = st.phase === "Preprocessing" ? "preprocess" : st.phase === "SmokeTesting" ? "smoke" : st.phase === "Merging" ? "merge" : "train";
   row("Stage", st.stages?.[current] ? `${current} (${st.stages[current]!.phase}, job ${st.stages[current]!.jobName ?? "-"})` : undefined);
   row("Nodes x GPUs", `${job.spec.nodes ?? 1} x ${job.spec.gpusPerNode ?? 1}`);
   row("Attempt", st.attempt);
   row("Restarts", st.restarts !== undefined ? `${st.restarts} of ${job.spec.maxRestarts ?? 3}${st.disruptions ? ` (+${st.disruptions} disruptions, not counted)` : ""}` : undefined);
   row("Progress", progressLine(job));
+  row("Loss curve", lossCurveLine(job));
   row("Checkpoint", st.latestCheckpoint ? `step ${st.latestCheckpoint.step} at ${st.latestCheckpoint.path}` : undefined);
   if (st.outputs) {
     row("Output claim", st.outputs.claimName);
     row("Adapter", st.phase === "Succeeded" || st.stages?.train?.phase === "Succeeded" ? st.outputs.adapterPath : undefined);
     row("Merged model", st.stages?.merge?.phase === "Succeeded" ? st.outputs.mergedModelPath : undefined);
+  }
+  if (st.smokeTest) {
+    row("Smoke test", `${st.smokeTest.result}: ${st.smokeTest.message}${st.smokeTest.answersFile ? ` (all answers: ${st.smokeTest.answersFile})` : ""}`);
+    st.smokeTest.answers.forEach((a, i) => row(`  answer ${i + 1}`, `${a.prompt} => ${a.answer}${a.stopped === false ? " [no EOS]" : ""}`));
+    row("  hint", st.smokeTest.hint);
   }
   if (st.lastFailure) {
     const f = st.lastFailure;

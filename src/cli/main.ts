@@ -7,23 +7,29 @@ import { STAGES, type Stage } from "../api/group.ts";
 import { errorMessage } from "../kube/errors.ts";
 import type { ClusterClient } from "./cluster.ts";
 import { CliError, nameFromFile, readDocuments, wrapConfig } from "./documents.ts";
+import { runPlan } from "./plan.ts";
 import { runRender } from "./render.ts";
-import { runValidate } from "./validate.ts";
+import { runValidateAll } from "./validate.ts";
 
-const CLUSTER_COMMANDS = new Set(["submit", "status", "watch", "logs", "list", "delete"]);
+const CLUSTER_COMMANDS = new Set(["submit", "status", "watch", "logs", "list", "delete", "chat"]);
 
 const USAGE = `Usage: kubectl finetune COMMAND [options]
 
 Commands:
-  validate FILE                 check an Axolotl config or FineTuneJob manifest(s); exit 0 valid, 1 invalid, 2 unreadable
+  validate PATH...              check Axolotl configs or FineTuneJob manifests (files, or folders of *.yml/*.yaml),
+      [--nodes N --gpus-per-node G] [--image I]   one verdict line per file; exit 0 all valid, 1 any invalid, 2 any unreadable
   render FILE                   print the Kubernetes objects the operator would create
+  plan CONFIG                   GPU memory per GPU and host RAM the run needs; exit 0 fits, 1 does not fit
+      --nodes N --gpus-per-node G [--gpu-memory 80Gi] [--host-memory 256Gi] [--params 8B]
   submit CONFIG.yml             wrap a plain Axolotl config into a FineTuneJob and create it
       --nodes N --gpus-per-node G [--name NAME] [--image IMAGE] [--dry-run=client -o yaml|json]
   status NAME                   phase, stage, attempt, progress, checkpoint, outputs, last failure
   watch NAME                    live progress until the job ends; exit 0 only on Succeeded
-  logs NAME [--stage preprocess|train|merge] [--rank N] [--attempt N] [-f]
+  logs NAME [--stage preprocess|train|smoke|merge] [--rank N] [--attempt N] [-f]
   list                          FineTuneJobs in the namespace
   delete NAME                   delete a FineTuneJob (output data kept unless its policy says Delete)
+  chat NAME [--merged] [--port 7860]   Axolotl's Gradio UI on the adapter (or merged model) in a short-lived pod,
+                                port-forwarded here; the pod is deleted when the command ends
 
 Cluster options (like kubectl): --kubeconfig PATH, --context NAME, -n/--namespace NS`;
 
@@ -43,6 +49,11 @@ const OPTIONS = {
   kubeconfig: { type: "string" },
   interval: { type: "string" },
   timeout: { type: "string" },
+  "gpu-memory": { type: "string" },
+  "host-memory": { type: "string" },
+  params: { type: "string" },
+  merged: { type: "boolean" },
+  port: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -72,11 +83,15 @@ export async function main(argv: string[]): Promise<number> {
   const cluster = (): ClusterClient => new ClusterClient({ ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), ...(values.context ? { context: values.context } : {}), ...(values.namespace ? { namespace: values.namespace } : {}) });
   switch (command) {
     case "validate":
-      return runValidate(need("FILE"), { nodes, gpusPerNode }, out);
+      need("PATH");
+      // A plain config has no shape: say so when the flags do not give one.
+      return runValidateAll(positionals.slice(1), { nodes, gpusPerNode, shapeAssumed: values.nodes === undefined && values["gpus-per-node"] === undefined, ...(values.image ? { image: values.image } : {}) }, out);
     case "render": {
       const file = need("FILE");
       return runRender(file, { name: values.name ?? nameFromFile(file), nodes, gpusPerNode, ...(values.namespace ? { namespace: values.namespace } : {}), ...(values.image ? { image: values.image } : {}) }, (t) => process.stdout.write(t));
     }
+    case "plan":
+      return runPlan(need("CONFIG"), { nodes, gpusPerNode, ...(values["gpu-memory"] ? { gpuMemory: values["gpu-memory"] } : {}), ...(values["host-memory"] ? { hostMemory: values["host-memory"] } : {}), ...(values.params ? { params: values.params } : {}) }, out);
     case "submit": {
       const file = need("CONFIG.yml");
       const docs = readDocuments(file);
@@ -104,6 +119,11 @@ export async function main(argv: string[]): Promise<number> {
       return list(cluster(), out);
     case "delete":
       return remove(cluster(), need("NAME"), out);
+    case "chat": {
+      const { chat } = await import("./chat.ts");
+      const port = positiveInt(values.port, "port", 7860);
+      return chat(cluster(), need("NAME"), { merged: values.merged === true, localPort: port, ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), ...(values.context ? { context: values.context } : {}) }, out);
+    }
     default:
       throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
   }

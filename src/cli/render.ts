@@ -1,8 +1,8 @@
 /** `kubectl finetune render FILE`: the child objects the operator would create, as YAML. */
-import { stringify } from "yaml";
+import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import type { FineTuneJobSpec } from "../api/schema.ts";
 import { launcherSource } from "../trainer/source.ts";
-import { renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderTrainJob, type RenderInput } from "../render/children.ts";
+import { renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderSmokeTestJob, renderTrainJob, type RenderInput } from "../render/children.ts";
 import { enabledStages } from "../controller/plan.ts";
 import { hasErrors, validateFineTuneJob } from "../validation/job.ts";
 import { CliError, readDocuments, wrapConfig, type WrapOptions } from "./documents.ts";
@@ -27,6 +27,7 @@ export function renderChildren(manifest: Record<string, unknown>): unknown[] {
     renderService(input),
     stages.includes("preprocess") ? renderPreprocessJob(input, 0) : undefined,
     renderTrainJob(input, 0),
+    stages.includes("smoke") ? renderSmokeTestJob(input, 0) : undefined,
     stages.includes("merge") ? renderMergeJob(input, 0) : undefined,
   ].filter((o) => o !== undefined);
 }
@@ -35,6 +36,7 @@ export function runRender(file: string, wrap: Omit<WrapOptions, "name"> & { name
   const docs = readDocuments(file);
   if (docs.length === 0) throw new CliError(`${file}: empty`, 1);
   const objects = docs.flatMap((doc) => renderChildren(doc.kind === "FineTuneJob" ? (doc.value as Record<string, unknown>) : wrapConfig(doc.value, wrap)));
-  out(objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n"));
+  // Quoted for YAML 1.1 readers (kubectl's): strings such as "yes" or "500_000" stay strings (src/axolotl/yaml.ts).
+  out(objects.map((o) => stringifyAxolotlYaml(o)).join("---\n"));
   return 0;
 }

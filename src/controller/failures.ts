@@ -41,6 +41,13 @@ const LauncherSummarySchema = z.object({
   resumeFrom: optional(z.string().max(4096).nullable()),
   resumeStep: optional(z.number().int().nonnegative().nullable()),
   tail: optional(z.array(z.string()).max(200)),
+  /** The smoke-test stage's answers (launcher.py run_smoke): prompts and answers truncated by the launcher. */
+  smoke: optional(
+    z.object({
+      answers: z.array(z.object({ prompt: z.string().max(4096), answer: z.string().max(4096), stopped: z.boolean().nullable().optional(), chars: z.number().int().nonnegative().optional() })).max(8),
+      file: z.string().max(1024).nullable().optional(),
+    }),
+  ),
 });
 export type LauncherSummary = z.output<typeof LauncherSummarySchema>;
 

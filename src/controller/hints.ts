@@ -51,7 +51,7 @@ const RULES: Rule[] = [
     reason: "MergeSizeMismatch",
     permanent: true,
     matches: (ctx) => ctx.stage === "merge" && /size mismatch for/i.test(ctx.text),
-    hint: "The adapter and base model disagree on embedding size (tokens were added in training). Set `shrink_embeddings` appropriately or merge against the resized base model; check `special_tokens`/`tokens` in the config.",
+    hint: "The adapter and base model disagree on embedding size (tokens were added in training). Set `shrink_embeddings: true` in the config (the guide's fix) or merge against the resized base model; check `special_tokens`/`tokens` in the config.",
   },
   {
     reason: "MergeOutOfMemory",
@@ -63,15 +63,18 @@ const RULES: Rule[] = [
     reason: "GPUOutOfMemory",
     permanent: false,
     matches: has(/CUDA out of memory|torch\.(cuda\.)?OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|HIP out of memory/i),
-    hint: "GPU memory ran out. Lower micro_batch_size (to 1, raising gradient_accumulation_steps to keep the batch), set gradient_checkpointing: true, shorten sequence_len, or use QLoRA (adapter: qlora, load_in_4bit: true).",
+    // The remedies in the order the Axolotl guide gives them, cheapest change to the run first.
+    hint: "GPU memory ran out. In this order: 1) micro_batch_size: 1 (raise gradient_accumulation_steps to keep the effective batch), 2) gradient_checkpointing: true, 3) QLoRA (adapter: qlora, load_in_4bit: true), 4) a shorter sequence_len.",
   },
   {
     reason: "HostOutOfMemory",
     permanent: false,
     // The kernel's OOM killer sends SIGKILL: to the container (exit 137, OOMKilled) or, when it picks one training
     // process, to a torchrun worker, which torchrun reports while itself exiting 1.
-    matches: (ctx) => ctx.exitCode === 137 || ctx.containerReason === "OOMKilled" || ctx.workerSignal === "SIGKILL",
-    hint: "A process was killed for host RAM (SIGKILL: exit 137, OOMKilled, or a training process killed under torchrun), not GPU memory. Give the pod at least twice the model's size in host RAM (spec.resources.memory), lower dataloader_num_workers, or enable preprocessing so tokenization does not run inside every rank.",
+    // A Python parent sees a child killed by signal 9 as returncode -9, and torchrun's failure report prints
+    // "Signal 9 (SIGKILL) received by PID" (torch/distributed/elastic/multiprocessing/errors/__init__.py).
+    matches: (ctx) => ctx.exitCode === 137 || ctx.exitCode === -9 || ctx.containerReason === "OOMKilled" || ctx.workerSignal === "SIGKILL" || /Signal 9 \(SIGKILL\) received by PID/.test(ctx.text),
+    hint: "A process was killed for host RAM (SIGKILL: exit 137 / -9, OOMKilled, or a training process killed under torchrun), not GPU memory. Give the pod host RAM of at least 2x the model's size (spec.resources.memory), lower dataloader_num_workers, or enable preprocessing so tokenization does not run inside every rank.",
   },
   {
     reason: "NCCLTimeout",
@@ -82,8 +85,21 @@ const RULES: Rule[] = [
   {
     reason: "DeepSpeedWorldSize",
     permanent: true,
-    matches: has(/deepspeed.{0,120}(world[_ ]size|single gpu|requires at least 2)/i),
-    hint: "DeepSpeed needs a world size of at least 2 (nodes x gpusPerNode). Remove `deepspeed` for a single GPU or raise gpusPerNode.",
+    // DeepSpeed started without a distributed launcher (one GPU) falls back to MPI discovery, which imports mpi4py
+    // (deepspeed/comm/comm.py init_distributed -> mpi_discovery: "Not using the DeepSpeed or dist launchers,
+    // attempting to detect MPI environment..." then `from mpi4py import MPI`).
+    matches: has(/deepspeed.{0,120}(world[_ ]size|single gpu|requires at least 2)|No module named '?mpi4py|Not using the DeepSpeed or dist launchers, attempting to detect MPI environment/i),
+    hint: "DeepSpeed (and the MPI4PY it falls back to) is for several GPUs: it needs a world size of at least 2 (nodes x gpusPerNode). Remove `deepspeed` from the config for a single GPU, or raise gpusPerNode; do not install mpi4py to work around it.",
+  },
+  {
+    reason: "FlashAttentionUnavailable",
+    permanent: true,
+    // Either the package is missing (transformers' _flash_attn_import_error, or a plain ModuleNotFoundError from an
+    // Axolotl monkeypatch) or its compiled extension was built for another torch/CUDA ("flash_attn_2_cuda...so:
+    // undefined symbol", raised by flash_attn/flash_attn_interface.py `import flash_attn_2_cuda`), or the GPU is too
+    // old for it (csrc/flash_attn/flash_api.cpp TORCH_CHECK "FlashAttention only supports Ampere GPUs or newer.").
+    matches: has(/FlashAttention\d* has been toggled on, but it cannot be used|No module named '?flash_attn|flash_attn\w*\.\S*so: undefined symbol|undefined symbol:.{0,200}flash_attn|FlashAttention only supports Ampere GPUs or newer/i),
+    hint: "Flash Attention could not be loaded (not installed in the image, or built for another CUDA/torch version). Set `flash_attention: false` (or `attn_implementation: sdpa`) in the config, or use an image whose flash-attn build matches its torch and CUDA (the pinned axolotlai/axolotl tags ship one).",
   },
   {
     reason: "DatasetNotFound",

@@ -262,6 +262,14 @@ function trainRunning(f = ftj(), nodes = f.obj.spec.nodes ?? 1) {
   const t = training(f);
   return step(t, { jobs: [job("preprocess", 0).complete(), job("train", 0, nodes).active()], pods: ranks("train", 0, nodes) }).next;
 }
+const TRAINED = [job("preprocess", 0).complete(), job("train", 0).complete()];
+/** Training done, smoke-test attempt 0 requested. */
+function smokeTesting(f = ftj()) {
+  return step(trainRunning(f), { jobs: TRAINED }).next;
+}
+/** The launcher's termination message of a smoke-test pod. */
+const smokeSummary = (answers: Array<{ prompt: string; answer: string; stopped: boolean | null }>) =>
+  JSON.stringify({ stage: "smoke", exitCode: 0, reason: "Completed", tail: [], smoke: { answers, file: "/finetune/output/smoke-test/answers.json" } });
 const ranks = (stage: Stage, attempt: number, n: number) => Array.from({ length: n }, (_, i) => pod(stage, attempt, i));
 
 const TRACEBACK = "Traceback (most recent call last):\n  File \"train.py\", line 1\nRuntimeError: something broke\n";
@@ -419,17 +427,59 @@ describe("decide: stages", () => {
     assert.equal(train.spec?.parallelism, 2);
   });
 
-  it("train Complete with an adapter -> the merge Job is created (Merging)", () => {
+  it("train Complete with an adapter -> the smoke-test Job is created (SmokeTesting)", () => {
     const { d } = step(trainRunning(), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] });
-    assert.deepEqual(created(d), ["Job/demo-merge-0"]);
-    assert.equal(d.status.phase, "Merging");
+    assert.deepEqual(created(d), ["Job/demo-smoke-0"]);
+    assert.equal(d.status.phase, "SmokeTesting");
     assert.equal(cond(d.status, "Trained")?.status, "True");
     assert.ok(eventReasons(d).includes("Normal/TrainSucceeded"));
+    const smoke = createdJob(d, "demo-smoke-0")!;
+    assert.deepEqual(smoke.spec?.template.spec?.containers[0]?.command?.slice(3), ["axolotl", "inference", "/etc/finetune/config.yaml", "--lora-model-dir=/finetune/output/model"]);
+  });
+
+  it("smoke test Complete with good answers -> status.smokeTest (truncated), SmokeTested=True, the merge Job (Merging)", () => {
+    const { d } = step(smokeTesting(), { jobs: [...TRAINED, job("smoke", 0).complete()], pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "Say hi", answer: `Hi! ${"x".repeat(500)}`, stopped: true }]))] });
+    assert.deepEqual(created(d), ["Job/demo-merge-0"]);
+    assert.equal(d.status.phase, "Merging");
+    assert.equal(cond(d.status, "SmokeTested")?.status, "True");
+    assert.equal(d.status.smokeTest?.result, "Passed");
+    assert.equal(d.status.smokeTest?.answersFile, "smoke-test/answers.json");
+    assert.equal(d.status.smokeTest?.answers[0]?.prompt, "Say hi");
+    assert.equal(d.status.smokeTest?.answers[0]?.answer.length, 200);
+    const noisy = step(smokeTesting(), { jobs: [...TRAINED, job("smoke", 0).complete()], pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "p", answer: "a\u0000b\u001bc\nd", stopped: true }]))] }).d;
+    assert.equal(noisy.status.smokeTest?.answers[0]?.answer, "a\ufffdb\ufffdc\nd", "control characters replaced");
+  });
+
+  it("every generation without EOS under Warn: SmokeTested=False with the eos_token hint and an Event, merged anyway", () => {
+    const { d } = step(smokeTesting(), { jobs: [...TRAINED, job("smoke", 0).complete()], pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "a", answer: "on and on", stopped: false }, { prompt: "b", answer: "and on", stopped: false }]))] });
+    assert.deepEqual(created(d), ["Job/demo-merge-0"]);
+    assert.deepEqual([cond(d.status, "SmokeTested")?.status, cond(d.status, "SmokeTested")?.reason], ["False", "SmokeTestNoEOS"]);
+    assert.equal(d.status.smokeTest?.result, "Warning");
+    assert.match(d.status.smokeTest?.hint ?? "", /special_tokens\.eos_token/);
+    assert.ok(eventReasons(d).includes("Warning/SmokeTestNoEOS"));
+  });
+
+  it("an empty answer under Fail: Failed before the merge, nothing merged", () => {
+    const f = smokeTesting(ftj().spec({ smokeTest: { action: "Fail" } }));
+    const { d, next } = step(f, { jobs: [...TRAINED, job("smoke", 0).complete()], pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "a", answer: "  ", stopped: true }]))] });
+    assert.deepEqual(created(d), []);
+    assert.equal(d.status.phase, "Failed");
+    assert.equal(cond(d.status, "Failed")?.reason, "SmokeTestEmptyAnswer");
+    assert.equal(d.status.stages?.smoke?.phase, "Failed");
+    assert.equal(d.status.stages?.merge, undefined);
+    assert.deepEqual(step(next, { jobs: [...TRAINED, job("smoke", 0).complete()] }).d.actions, []);
+  });
+
+  it("smokeTest.enabled: false goes from train straight to merge (SmokeTested False/Disabled)", () => {
+    const f = ftj().spec({ smokeTest: { enabled: false } });
+    const { d } = step(trainRunning(f), { jobs: TRAINED });
+    assert.deepEqual(created(d), ["Job/demo-merge-0"]);
+    assert.equal(cond(d.status, "SmokeTested")?.reason, "Disabled");
   });
 
   it("merge Complete -> Succeeded with outputs.mergedModelPath and completionTime", () => {
-    const merging = step(trainRunning(), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] }).next;
-    const { d } = step(merging, { jobs: [job("preprocess", 0).complete(), job("train", 0).complete(), job("merge", 0).complete()], now: at(60) });
+    const merging = step(smokeTesting(), { jobs: [...TRAINED, job("smoke", 0).complete()], pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "a", answer: "b", stopped: true }]))] }).next;
+    const { d } = step(merging, { jobs: [...TRAINED, job("smoke", 0).complete(), job("merge", 0).complete()], now: at(60) });
     assert.equal(d.status.phase, "Succeeded");
     assert.equal(d.status.completionTime, at(60).toISOString());
     assert.equal(d.status.outputs?.mergedModelPath, "model/merged");
@@ -455,7 +505,7 @@ describe("decide: stages", () => {
   });
 
   it("merge.enabled: false skips the merge of an adapter (Merged Disabled)", () => {
-    const f = ftj().spec({ merge: { enabled: false } });
+    const f = ftj().spec({ merge: { enabled: false }, smokeTest: { enabled: false } });
     const { d } = step(trainRunning(f), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] });
     assert.equal(d.status.phase, "Succeeded");
     assert.equal(cond(d.status, "Merged")?.reason, "Disabled");
@@ -1036,5 +1086,61 @@ describe("decide: a Secret the pods need does not exist yet", () => {
     const started = decide(observe(t2, { jobs: [job("train", 0).active()], pods: [pod("train", 0)] }));
     assert.equal(cond(started.status, "ReferencesResolved")?.status, "True");
     assert.ok(eventReasons(started).includes("Normal/ReferencesFound"));
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Loss health (status.lossHistory is written by the progress paths)
+// ---------------------------------------------------------------------------
+
+describe("decide: loss health", () => {
+  const RUNNING_CHILDREN = { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: ranks("train", 0, 1) };
+  const withLoss = (f: FtjBuilder, lossHistory: FineTuneJobStatus["lossHistory"]) => f.status({ ...f.obj.status!, lossHistory });
+  const falling = { points: Array.from({ length: 12 }, (_, i) => ({ step: i + 1, loss: 3 - i * 0.1 })) };
+
+  it("no history: no LossHealthy condition (and no write for it)", () => {
+    const { d } = step(trainRunning(), RUNNING_CHILDREN);
+    assert.equal(cond(d.status, "LossHealthy"), undefined);
+    assert.equal(d.statusChanged, false);
+  });
+
+  it("a falling loss: LossHealthy=True once; more healthy progress writes nothing more", () => {
+    const { d, next } = step(withLoss(trainRunning(), falling), RUNNING_CHILDREN);
+    assert.deepEqual([cond(d.status, "LossHealthy")?.status, cond(d.status, "LossHealthy")?.reason], ["True", "LossDecreasing"]);
+    assert.deepEqual(eventReasons(d), [], "no Event for a healthy loss");
+    const more = { points: [...falling.points, { step: 13, loss: 1.7 }] };
+    const again = step(withLoss(next, more), RUNNING_CHILDREN).d;
+    assert.equal(again.statusChanged, false, "the planner adds nothing to the progress path's own write");
+  });
+
+  it("NaN under Warn: LossHealthy=False with a Warning Event, and training goes on", () => {
+    const { d, next } = step(withLoss(trainRunning(), { points: falling.points.slice(0, 3), nonFiniteStep: 4 }), RUNNING_CHILDREN);
+    assert.deepEqual([cond(d.status, "LossHealthy")?.status, cond(d.status, "LossHealthy")?.reason], ["False", "LossNotFinite"]);
+    assert.ok(eventReasons(d).includes("Warning/LossNotFinite"));
+    assert.equal(d.status.phase, "Training");
+    assert.deepEqual(deleted(d), []);
+    assert.deepEqual(eventReasons(step(next, RUNNING_CHILDREN).d), [], "one Event per transition");
+  });
+
+  it("NaN under Fail: the run stops (train Job deleted, claim untouched), Failed with reason LossNotFinite", () => {
+    const f = trainRunning(ftj().spec({ lossGuard: { action: "Fail" } }));
+    const { d, next } = step(withLoss(f, { points: [], nonFiniteStep: 7 }), RUNNING_CHILDREN);
+    assert.equal(d.status.phase, "Failed");
+    assert.equal(cond(d.status, "Failed")?.reason, "LossNotFinite");
+    assert.equal(cond(d.status, "LossHealthy")?.status, "False");
+    assert.equal(d.status.stages?.train?.phase, "Failed");
+    assert.equal(d.status.lastFailure?.reason, "LossNotFinite");
+    assert.deepEqual(deleted(d), ["demo-train-0"]);
+    assert.ok(!d.actions.some((a) => a.kind === "deleteFineTuneJob"));
+    assert.ok(eventReasons(d).includes("Warning/LossNotFinite"));
+    assert.ok(eventReasons(d).includes("Warning/Failed"));
+    assert.deepEqual(step(next, RUNNING_CHILDREN).d.actions, [], "a failed job stays failed");
+  });
+
+  it("a flat loss under Fail only warns (Fail is for NaN)", () => {
+    const flat = { points: Array.from({ length: 10 }, (_, i) => ({ step: i + 1, loss: 2.3 })) };
+    const { d } = step(withLoss(trainRunning(ftj().spec({ lossGuard: { action: "Fail" } })), flat), RUNNING_CHILDREN);
+    assert.equal(cond(d.status, "LossHealthy")?.reason, "LossFlat");
+    assert.equal(d.status.phase, "Training");
   });
 });

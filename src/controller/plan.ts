@@ -12,17 +12,19 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject, V1Job, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
-import { LABEL_ATTEMPT, LABEL_STAGE, type Stage } from "../api/group.ts";
+import { LABEL_ATTEMPT, LABEL_STAGE, STAGES, type Stage } from "../api/group.ts";
 import type { AttemptRecord, FineTuneJobObject, FineTuneJobSpec, FineTuneJobStatus, Phase, StageStatus } from "../api/schema.ts";
 import { trainsMergeableAdapter } from "../render/axolotl-config.ts";
 import {
-  outputPaths, renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderTrainJob,
-  type OperatorSettings, type RenderInput,
+  outputPaths, renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderSmokeTestJob, renderTrainJob,
+  smokeAnswersPath, type OperatorSettings, type RenderInput,
 } from "../render/children.ts";
 import { stageJobName } from "../render/names.ts";
 import type { ValidationIssue } from "../validation/job.ts";
 import { getCondition, isTrue, setCondition, type ConditionInput } from "./conditions.ts";
 import { classifyFailure, parseTerminationMessage, stuckPods, type AttemptFailure, type MissingPodReference } from "./failures.ts";
+import { assessLoss } from "./loss-health.ts";
+import { assessSmokeTest } from "./smoke-test.ts";
 import { Reason } from "./reasons.ts";
 import { firstUnschedulable } from "./scheduling.ts";
 import { specHash } from "./spec-hash.ts";
@@ -96,8 +98,8 @@ export interface Decision {
   requeueAfterMs?: number;
 }
 
-const STAGE_PHASE: Record<Stage, Phase> = { preprocess: "Preprocessing", train: "Training", merge: "Merging" };
-const STAGE_CONDITION = { preprocess: "Preprocessed", train: "Trained", merge: "Merged" } as const;
+const STAGE_PHASE: Record<Stage, Phase> = { preprocess: "Preprocessing", train: "Training", smoke: "SmokeTesting", merge: "Merging" };
+const STAGE_CONDITION = { preprocess: "Preprocessed", train: "Trained", smoke: "SmokeTested", merge: "Merged" } as const;
 
 class Planner {
   readonly status: FineTuneJobStatus;
@@ -171,6 +173,8 @@ function run(p: Planner): void {
     p.condition({ type: "Suspended", status: "False", reason: Reason.Resumed, message: "resumed; the interrupted stage starts a new attempt" });
   }
 
+  if (lossHealth(p, spec)) return;
+
   // Storage, the rendered config and the rank Service are created first; the first stage's Job is created in the same
   // pass, after them (actions run in order and stop at the first error), which saves a round trip through the queue
   // per job. Status says Pending, truthfully, until the cache shows the base objects.
@@ -198,6 +202,7 @@ export function enabledStages(spec: FineTuneJobSpec, config: Record<string, unkn
   const stages: Stage[] = [];
   if (spec.preprocess.enabled) stages.push("preprocess");
   stages.push("train");
+  if (spec.smokeTest.enabled ?? trainsMergeableAdapter(config)) stages.push("smoke");
   if (spec.merge.enabled ?? trainsMergeableAdapter(config)) stages.push("merge");
   return stages;
 }
@@ -295,6 +300,73 @@ function driftCheck(p: Planner, spec: FineTuneJobSpec): void {
   }
 }
 
+/**
+ * Records what the smoke test answered (from the launcher's termination message) and its checks. False when the
+ * checks failed under smokeTest.action Fail: the job fails and nothing is merged. Under Warn the run goes on to the
+ * merge with SmokeTested=False and a Warning Event.
+ */
+function smokeTestPassed(p: Planner, input: RenderInput, pods: readonly V1Pod[]): boolean {
+  const st = p.status;
+  if (st.smokeTest) return st.smokeTest.result !== "Failed";
+  const summaries = pods.map((pod) => parseTerminationMessage(pod.status?.containerStatuses?.[0]?.state?.terminated?.message).summary);
+  const verdict = assessSmokeTest(summaries.find((s) => s?.smoke)?.smoke, input.spec.smokeTest.action);
+  st.smokeTest = { ...verdict.status, answersFile: smokeAnswersPath(input) };
+  if (verdict.status.result === "Passed") return true;
+  const message = `${verdict.status.message}${verdict.status.hint ? `. Hint: ${verdict.status.hint}` : ""}`;
+  p.condition({ type: "SmokeTested", status: "False", reason: verdict.reason, message });
+  p.event("Warning", verdict.reason, message);
+  if (verdict.status.result !== "Failed") return true;
+  const ss = stageStatus(st, "smoke");
+  ss.phase = "Failed";
+  st.lastFailure = { stage: "smoke", attempt: ss.attempt, reason: verdict.reason, message: verdict.status.message, ...(verdict.status.hint ? { hint: verdict.status.hint } : {}), time: p.now, permanent: true };
+  fail(p, verdict.reason, `smoke test failed (spec.smokeTest.action is Fail), nothing merged: ${message}`);
+  return false;
+}
+
+/**
+ * LossHealthy from status.lossHistory (written by the progress paths). The
+ * condition message of a healthy loss does not quote values, so new progress
+ * alone never makes the reconciler write status. True when the run must stop
+ * (a non-finite loss under lossGuard.action Fail).
+ */
+function lossHealth(p: Planner, spec: FineTuneJobSpec): boolean {
+  const st = p.status;
+  const verdict = assessLoss(st.lossHistory, spec.lossGuard);
+  if (!verdict) return false;
+  const prev = getCondition(st.conditions, "LossHealthy");
+  const status = verdict.healthy ? "True" : "False";
+  p.condition({ type: "LossHealthy", status, reason: verdict.reason, message: verdict.message });
+  if (prev?.status !== status || prev.reason !== verdict.reason) {
+    if (!verdict.healthy) p.event("Warning", verdict.reason, verdict.message);
+    else if (prev) p.event("Normal", verdict.reason, "the training loss looks healthy again");
+  }
+  if (!verdict.nonFinite || spec.lossGuard.action !== "Fail") return false;
+  stopForLoss(p, verdict.message);
+  return true;
+}
+
+/**
+ * Fails the job and stops whatever stage runs. Deleting the training Job sends SIGTERM: the launcher asks Axolotl to
+ * save a checkpoint first (dynamic_checkpoint), and nothing on the claim is deleted, so the checkpoints stay.
+ */
+function stopForLoss(p: Planner, why: string): void {
+  const st = p.status;
+  for (const job of p.obs.children.jobs) {
+    if (!isFinishedJob(job) && !job.metadata?.deletionTimestamp) deleteJob(p, job, "spec.lossGuard.action is Fail and the loss is not finite");
+  }
+  const ss = st.stages?.train;
+  const message = `training stopped by spec.lossGuard (action Fail): ${why}`;
+  if (ss && ss.phase !== "Succeeded") {
+    ss.phase = "Failed";
+    ss.completionTime ??= p.now;
+    const record = findRecord(st, "train", ss.attempt);
+    if (record && !record.endTime) Object.assign(record, { endTime: p.now, result: "Failed", reason: Reason.LossNotFinite, counted: false });
+    p.condition({ type: "Trained", status: "False", reason: Reason.LossNotFinite, message });
+  }
+  st.lastFailure = { stage: "train", ...(ss ? { attempt: ss.attempt } : {}), reason: Reason.LossNotFinite, message, time: p.now, permanent: true };
+  fail(p, Reason.LossNotFinite, message);
+}
+
 /** Creates the missing base objects; true when all of them are observed. Never waits for the claim to bind (WaitForFirstConsumer classes bind only once a pod uses it). */
 function ensureBaseObjects(p: Planner, input: RenderInput): boolean {
   const c = p.obs.children;
@@ -317,6 +389,10 @@ function markSkippedStages(p: Planner, spec: FineTuneJobSpec, config: Record<str
   const st = p.status;
   if (!spec.preprocess.enabled && !getCondition(st.conditions, "Preprocessed")) {
     p.condition({ type: "Preprocessed", status: "True", reason: Reason.Disabled, message: "spec.preprocess.enabled is false" });
+  }
+  if (!(spec.smokeTest.enabled ?? trainsMergeableAdapter(config)) && !getCondition(st.conditions, "SmokeTested")) {
+    const off = spec.smokeTest.enabled === false;
+    p.condition({ type: "SmokeTested", status: "False", reason: off ? Reason.Disabled : Reason.NotApplicable, message: off ? "spec.smokeTest.enabled is false" : "no LoRA/QLoRA adapter is trained, nothing to smoke-test" });
   }
   if (!(spec.merge.enabled ?? trainsMergeableAdapter(config)) && !getCondition(st.conditions, "Merged")) {
     const why = spec.merge.enabled === false ? "spec.merge.enabled is false" : "no LoRA/QLoRA adapter is trained, nothing to merge";
@@ -352,6 +428,7 @@ function jobCondition(job: V1Job, ...types: string[]): boolean {
 function renderStageJob(input: RenderInput, stage: Stage, attempt: number): V1Job {
   if (stage === "preprocess") return renderPreprocessJob(input, attempt);
   if (stage === "train") return renderTrainJob(input, attempt);
+  if (stage === "smoke") return renderSmokeTestJob(input, attempt);
   return renderMergeJob(input, attempt);
 }
 
@@ -389,6 +466,7 @@ function runStage(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus,
   copyCounts(ss, current);
   if (jobCondition(current, "Complete")) {
     stageSucceeded(p, stage, ss, current);
+    if (stage === "smoke" && !smokeTestPassed(p, input, podsOf(p, stage, ss.attempt))) return;
     const next = stages[stages.indexOf(stage) + 1];
     if (next) runStage(p, input, next, stageStatus(st, next), stages);
     else succeed(p, stages);
@@ -623,7 +701,7 @@ function succeed(p: Planner, stages: readonly Stage[]): void {
 /** Stops the running stage's pods (the attempt ends as Suspended, not counted) and keeps all data. */
 function suspend(p: Planner): void {
   const st = p.status;
-  for (const stage of ["preprocess", "train", "merge"] as const) {
+  for (const stage of STAGES) {
     const ss = st.stages?.[stage];
     if (!ss || ss.phase === "Succeeded" || ss.phase === "Failed") continue;
     const current = jobsOf(p, stage).find((j) => attemptOf(j) === ss.attempt);

@@ -27,4 +27,8 @@ export const Reason = {
   Created: "Created",
   SpecChangeRejected: "SpecChangeRejected",
   TTLExpired: "TTLExpired",
+  LossDecreasing: "LossDecreasing",
+  LossNotFinite: "LossNotFinite",
+  LossFlat: "LossFlat",
+  LossSpike: "LossSpike",
 } as const;

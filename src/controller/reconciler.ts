@@ -3,10 +3,10 @@
  * planner decide, write status (first, with optimistic concurrency), then act
  * and emit events. Every step is idempotent.
  */
+import { parseAxolotlYaml } from "../axolotl/yaml.ts";
 import type { V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
 import { trace } from "@opentelemetry/api";
 import type { Logger } from "pino";
-import { parse } from "yaml";
 import type { FineTuneJobObject } from "../api/schema.ts";
 import { errorMessage, isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
 import type { KubeApi } from "../kube/api.ts";
@@ -107,7 +107,7 @@ export class Reconciler {
     if (rendered?.data?.["config.yaml"] && (!needsValidation || ftj.status?.specHash)) {
       const text = rendered.data["config.yaml"];
       // Parsing the YAML was ~10% of the operator's CPU in a 100-job burst; a job's reconciles cluster in time.
-      axolotlConfig = renderedConfigs.getOrCompute(`${ns}/${rendered.metadata?.name}@${rendered.metadata?.resourceVersion}`, () => parse(text) as Record<string, unknown>);
+      axolotlConfig = renderedConfigs.getOrCompute(`${ns}/${rendered.metadata?.name}@${rendered.metadata?.resourceVersion}`, () => parseAxolotlYaml(text) as Record<string, unknown>);
     } else if (spec?.config) {
       axolotlConfig = spec.config;
     } else if (spec?.configFrom) {
@@ -119,7 +119,7 @@ export class Reconciler {
         if (text === undefined) issues.push({ severity: "error", path: "spec.configFrom.configMapKeyRef.key", message: `ConfigMap ${ref.name} has no key ${ref.key}` });
         else {
           try {
-            axolotlConfig = parse(text) as Record<string, unknown>;
+            axolotlConfig = parseAxolotlYaml(text) as Record<string, unknown>;
           } catch (err) {
             issues.push({ severity: "error", path: source, message: `not valid YAML: ${errorMessage(err)}` });
           }

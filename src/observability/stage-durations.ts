@@ -5,10 +5,10 @@
  * observed once per leader (a crash between write and record loses one sample,
  * which a histogram can afford).
  */
+import { STAGES } from "../api/group.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
 
 type Status = FineTuneJobObject["status"];
-const STAGES = ["preprocess", "train", "merge"] as const;
 
 export function finishedStages(before: Status, after: Status): Array<{ stage: string; seconds: number }> {
   const out: Array<{ stage: string; seconds: number }> = [];

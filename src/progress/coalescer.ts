@@ -23,6 +23,11 @@ export class ProgressCoalescer<T> {
     this.#pending.set(key, report);
   }
 
+  /** The report waiting for a key, if any (to carry parts of it into the next one). */
+  peek(key: string): T | undefined {
+    return this.#pending.get(key);
+  }
+
   get pending(): number {
     return this.#pending.size;
   }

@@ -14,7 +14,7 @@ const ESC = "\x1b";
 const TAIL = readFileSync(new URL("./testdata/axolotl-tail.log", import.meta.url), "utf8");
 
 /**
- * Real output: rank 0's log of a resumed 100-step LoRA run with evals, axolotl 0.18.0 / transformers 5.14.1 on CPU,
+ * Real output: rank 0's log of a resumed LoRA run with evals, axolotl 0.18.0 / transformers 5.14.1 on CPU,
  * recorded by the real-trainer tier (e2e/axolotl/trainer.test.ts with FINETUNE_WRITE_FIXTURES=1).
  */
 const REAL = readFileSync(new URL("./testdata/axolotl-0.18.0-train-rank0.log", import.meta.url), "utf8");
@@ -25,26 +25,44 @@ function lastDict(text: string, key: string): Record<string, string | number> {
   return JSON.parse(all[all.length - 1]![0].replaceAll("'", '"')) as Record<string, string | number>;
 }
 
+/** The total of the tqdm bar drawn most often: the training loop's (eval bars are short and drawn only while evaluating). */
+function trainingBarTotal(text: string): number {
+  const counts = new Map<number, number>();
+  for (const m of text.matchAll(/\b\d+\/(\d+) \[/g)) counts.set(Number(m[1]), (counts.get(Number(m[1])) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1])[0]![0];
+}
+
 describe("parseLogTail on real axolotl 0.18.0 output", () => {
   it("reads the string-formatted metrics transformers 5 prints, with step, total and eval loss", () => {
     const p = parseLogTail(REAL);
     const last = lastDict(REAL, "loss");
     assert.equal(typeof last.loss, "string", "the fixture has string metrics");
-    assert.equal(p.step, 100);
-    assert.equal(p.totalSteps, 100);
+    const total = trainingBarTotal(REAL);
+    assert.equal(p.step, total, "the run ended at its last step");
+    assert.equal(p.totalSteps, total);
     assert.equal(p.loss, Number(last.loss));
     assert.equal(p.learningRate, Number(last.learning_rate));
     assert.equal(p.gradNorm, Number(last.grad_norm));
     assert.equal(p.epoch, Number(lastDict(REAL, "train_runtime").epoch));
     assert.equal(p.evalLoss, Number(lastDict(REAL, "eval_loss").eval_loss));
     assert.equal(p.completed, true);
-    assert.deepEqual(p.checkpoints.map((c) => c.step), [20, 30, 40, 50, 60, 70, 80, 90, 100]);
+    // Training completed, so every save it announced finished.
+    const saved = [...new Set([...REAL.matchAll(/Saving model checkpoint to \S+\/checkpoint-(\d+)/g)].map((m) => Number(m[1])))];
+    assert.ok(saved.length > 3);
+    assert.deepEqual(p.checkpoints.map((c) => c.step), saved);
   });
 
   it("keeps the training total while eval bars are drawn, even with the announcement scrolled away", () => {
     const noMax = REAL.slice(REAL.indexOf("Maximum number of steps set at") + 40);
     const p = parseLogTail(noMax);
-    assert.deepEqual([p.step, p.totalSteps], [100, 100]);
+    const total = trainingBarTotal(REAL);
+    assert.deepEqual([p.step, p.totalSteps], [total, total]);
+  });
+
+  it("trusts the training bar over 'Maximum number of steps', which Axolotl computes from num_epochs even when max_steps is larger", () => {
+    const announced = Number(/Maximum number of steps set at (\d+)/.exec(REAL)![1]);
+    assert.notEqual(announced, trainingBarTotal(REAL), "in this run (max_steps 300, 190 steps an epoch) the two differ");
+    assert.equal(parseLogTail(REAL).totalSteps, trainingBarTotal(REAL));
   });
 
   it("treats string nan/inf like their bare forms: the last finite value stays", () => {
@@ -195,9 +213,41 @@ describe("helpers", () => {
 
   it("parseMetricsDict reads Python reprs and refuses anything else", () => {
     assert.deepEqual(parseMetricsDict("{'loss': 1.5, \"x\": -2e-3, 'ok': True, 'n': None, 't': (1, 2), 'l': [], 'd': {},}"), { loss: 1.5, x: -0.002, ok: true, n: null, t: [1, 2], l: [], d: {} });
-    assert.deepEqual(parseMetricsDict("prefix {'loss': -inf} suffix"), { loss: null });
+    assert.deepEqual(parseMetricsDict("prefix {'loss': -inf} suffix"), { loss: Number.NEGATIVE_INFINITY });
     assert.equal(parseMetricsDict("{'loss': os.system('x')}"), undefined);
     assert.equal(parseMetricsDict("{1: 2}"), undefined);
     assert.equal(parseMetricsDict("{'a': 1} trailing }"), undefined);
+  });
+
+  it("keeps every training loss in the tail with the step of the bar above it, NaN included", () => {
+    const p = parseLogTail(
+      [
+        "Maximum number of steps set at 100",
+        " 1%|          | 1/100 [00:01<01:39,  1.00s/it]",
+        "{'loss': '6.707', 'grad_norm': '0.5898', 'learning_rate': '0.001', 'epoch': '0.01'}",
+        " 2%|▏         | 2/100 [00:02<01:38,  1.00s/it]",
+        "{'loss': nan, 'grad_norm': nan, 'epoch': 0.02}",
+        " 3%|▎         | 3/100 [00:03<01:37,  1.00s/it]",
+        "{'loss': 'inf', 'epoch': '0.03'}",
+        "{'eval_loss': '6.5', 'epoch': '0.03'}",
+        "",
+      ].join("\n"),
+    );
+    assert.equal(p.losses.length, 3, "eval_loss is not a training loss");
+    assert.deepEqual(p.losses[0], { step: 1, loss: 6.707 });
+    assert.deepEqual([p.losses[1]!.step, Number.isNaN(p.losses[1]!.loss)], [2, true]);
+    assert.deepEqual([p.losses[2]!.step, Number.isNaN(p.losses[2]!.loss)], [3, true]);
+    assert.equal(p.loss, 6.707, "status.progress.loss still shows the last finite value");
+  });
+
+  it("the real axolotl 0.18.0 log gives its losses in step order", () => {
+    // stdout (dicts) and stderr (bars) interleave unevenly in a container log, so a loss can land one bar off, and two
+    // on the same bar (loss.ts keeps the first). The steps never go back, and most are distinct.
+    const p = parseLogTail(REAL);
+    assert.ok(p.losses.length >= 10, String(p.losses.length));
+    const steps = p.losses.map((l) => l.step);
+    assert.deepEqual(steps, [...steps].sort((a, b) => a - b), "non-decreasing");
+    assert.ok(new Set(steps).size >= 0.8 * steps.length, `${new Set(steps).size} distinct of ${steps.length}`);
+    assert.ok(p.losses.every((l) => Number.isFinite(l.loss)));
   });
 });

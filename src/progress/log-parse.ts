@@ -20,6 +20,7 @@
  * Pure and total: any input gives a result, malformed lines are skipped.
  */
 import type { Checkpoint } from "../api/schema.ts";
+import type { LossSample } from "./loss.ts";
 import { parseMetricsDict } from "./py-literal.ts";
 
 export interface LogProgress {
@@ -34,6 +35,8 @@ export interface LogProgress {
   etaSeconds?: number;
   /** Checkpoints whose save finished (training went on past them), oldest first. */
   checkpoints: Checkpoint[];
+  /** Every training loss in the tail with the step it was logged at, oldest first; NaN/±Infinity for non-finite ones. */
+  losses: LossSample[];
   /** "Training completed!" was printed. */
   completed: boolean;
 }
@@ -101,6 +104,10 @@ const finite = (v: unknown): number | undefined => {
   return typeof n === "number" && Number.isFinite(n) ? n : undefined;
 };
 
+/** nan/inf as Python prints them: bare (py-literal gives NaN/±Infinity) or, on transformers 5, as strings. */
+const nonFinite = (v: unknown): boolean =>
+  (typeof v === "number" && !Number.isFinite(v)) || (typeof v === "string" && /^[-+]?(?:nan|inf(?:inity)?)$/i.test(v.trim()));
+
 /** The training-loop bar: no description before it (dataset, download and tokenizer bars have one). */
 function parseBar(seg: string, at: number): Bar | undefined {
   if (!seg.includes("/") || !seg.includes("<") || !seg.includes("[")) return undefined;
@@ -134,7 +141,8 @@ function trainingTotal(bars: Bar[], announced: number | undefined, hint: number 
 }
 
 export function parseLogTail(text: string, hints: ParseHints = {}): LogProgress {
-  const out: LogProgress = { checkpoints: [], completed: false };
+  const out: LogProgress = { checkpoints: [], losses: [], completed: false };
+  const losses: Array<{ loss: number; at: number }> = [];
   let announced: number | undefined;
   const bars: Bar[] = [];
   const saves = new Map<number, { path: string; at: number }>();
@@ -164,6 +172,12 @@ export function parseLogTail(text: string, hints: ParseHints = {}): LogProgress 
         if (d && ["loss", "eval_loss", "learning_rate", "grad_norm", "epoch", "train_runtime", "train_loss"].some((k) => k in d)) {
           // nan/inf (a diverging run) leave the last finite value in place, as on the push path.
           out.loss = finite(d.loss) ?? out.loss;
+          // The training loss only (not eval_loss, not the final train_loss summary), with where it was logged.
+          if ("loss" in d) {
+            const v = finite(d.loss);
+            if (v !== undefined) losses.push({ loss: v, at });
+            else if (nonFinite(d.loss)) losses.push({ loss: Number.NaN, at });
+          }
           out.evalLoss = finite(d.eval_loss) ?? out.evalLoss;
           out.learningRate = finite(d.learning_rate) ?? out.learningRate;
           out.gradNorm = finite(d.grad_norm) ?? out.gradNorm;
@@ -193,6 +207,11 @@ export function parseLogTail(text: string, hints: ParseHints = {}): LogProgress 
   for (const b of training) if (!newest || b.n >= newest.n) newest = b;
   const totalSteps = total ?? announced ?? hints.totalSteps;
   if (totalSteps !== undefined) out.totalSteps = totalSteps;
+  // HF draws the step's bar update before it logs the step's metrics: a loss belongs to the newest bar above it.
+  for (const l of losses) {
+    const bar = training.reduce((m, b) => (b.at < l.at ? Math.max(m, b.n) : m), -1);
+    if (bar >= 0) out.losses.push({ step: bar, loss: l.loss });
+  }
   const step = Math.max(newest?.n ?? -1, dictStep ?? -1);
   if (step >= 0) out.step = step;
   if (newest) {

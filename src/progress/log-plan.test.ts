@@ -31,7 +31,7 @@ function pod(name: string, o: { index?: string; attempt?: string; stage?: string
   };
 }
 
-const parsed = (p: Partial<LogProgress>): LogProgress => ({ checkpoints: [], completed: false, ...p });
+const parsed = (p: Partial<LogProgress>): LogProgress => ({ checkpoints: [], losses: [], completed: false, ...p });
 
 describe("needsLogProgress", () => {
   it("reads training jobs without fresh pushed progress only", () => {

@@ -8,6 +8,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { LABEL_ATTEMPT, LABEL_STAGE } from "../api/group.ts";
 import type { Checkpoint, FineTuneJobObject, FineTuneJobStatus, Progress } from "../api/schema.ts";
 import type { LogProgress } from "./log-parse.ts";
+import { addLoss } from "./loss.ts";
 import { summarize } from "./report.ts";
 
 const COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index";
@@ -70,8 +71,10 @@ export function logProgressPatch(status: FineTuneJobStatus | undefined, parsed: 
   if (!opts.allowStepBack && parsed.step !== undefined && current.step !== undefined && parsed.step < current.step) return undefined;
   const checkpoints = mergeCheckpoints(status?.checkpoints ?? [], parsed.checkpoints);
   const checkpointsChanged = !sameCheckpoints(checkpoints, status?.checkpoints ?? []);
+  const lossHistory = addLoss(status?.lossHistory, parsed.losses);
+  const lossChanged = lossHistory !== status?.lossHistory;
   const moved = (["step", "totalSteps", "loss", "evalLoss"] as const).some((k) => parsed[k] !== undefined && parsed[k] !== current[k]);
-  if (!moved && !checkpointsChanged) return undefined;
+  if (!moved && !checkpointsChanged && !lossChanged) return undefined;
 
   const progress: Progress = { updatedAt: now.toISOString(), source: "logs" };
   for (const k of ["step", "totalSteps", "epoch", "loss", "evalLoss", "learningRate", "gradNorm", "tokensPerSecond", "etaSeconds"] as const) {
@@ -83,6 +86,7 @@ export function logProgressPatch(status: FineTuneJobStatus | undefined, parsed: 
     progress,
     ...(checkpointsChanged ? { checkpoints } : {}),
     ...(checkpointsChanged && latest ? { latestCheckpoint: latest } : {}),
+    ...(lossChanged && lossHistory ? { lossHistory } : {}),
   };
 }
 

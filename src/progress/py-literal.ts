@@ -153,11 +153,15 @@ class Parser {
       case "False":
         return false;
       case "None":
+        return null;
+      // Kept as the non-finite numbers they are: a NaN loss is news (loss health), and finite() drops them elsewhere.
       case "nan":
       case "-nan":
+        return Number.NaN;
       case "inf":
+        return Number.POSITIVE_INFINITY;
       case "-inf":
-        return null;
+        return Number.NEGATIVE_INFINITY;
     }
     // np.float64(x) / numpy.float32(x) / tensor(x, device=...): the first argument is the value.
     if (/^(?:np|numpy)\.[a-z_]+\d*$/.test(word[0]) || word[0] === "tensor") {

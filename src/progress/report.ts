@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import type { Checkpoint, Progress } from "../api/schema.ts";
+import type { LossSample } from "./loss.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 const MAX_CHECKPOINTS = 20;
@@ -19,6 +20,10 @@ const ReportSchema = z.object({
   gradNorm: num,
   tokensPerSecond: num,
   etaSeconds: num,
+  /** The step at which `loss` was logged (the launcher's tqdm step then): keys the loss history, so a resent report adds nothing. */
+  lossStep: z.number().int().nonnegative().nullish(),
+  /** The step at which the first NaN/inf training loss was logged (JSON cannot carry NaN itself). */
+  lossNonFiniteStep: z.number().int().nonnegative().nullish(),
   /** The trainer's last report (training ended); it may bypass the per-job rate limit once. */
   final: z.boolean().nullish(),
   checkpoints: z.array(z.object({ step: z.number().int().nonnegative(), path: z.string().max(1024), complete: z.boolean().optional() })).max(1000).nullish(),
@@ -28,6 +33,8 @@ export interface ParsedReport {
   progress: Progress;
   checkpoints: Checkpoint[];
   final: boolean;
+  /** For status.lossHistory (loss.ts); the server carries them over when it coalesces reports. */
+  lossSamples: LossSample[];
 }
 
 export function parseReport(body: string, now: Date): ParsedReport | { error: string } {
@@ -60,7 +67,10 @@ export function parseReport(body: string, now: Date): ParsedReport | { error: st
     .map((c) => ({ step: c.step, path: c.path }))
     .sort((a, b) => a.step - b.step)
     .slice(-MAX_CHECKPOINTS);
-  return { progress, checkpoints, final: r.final === true };
+  const lossSamples: LossSample[] = [];
+  if (typeof r.lossStep === "number" && typeof r.loss === "number") lossSamples.push({ step: r.lossStep, loss: r.loss });
+  if (typeof r.lossNonFiniteStep === "number") lossSamples.push({ step: r.lossNonFiniteStep, loss: Number.NaN });
+  return { progress, checkpoints, final: r.final === true, lossSamples };
 }
 
 /** percent and the `kubectl get` summary ("120/873 (13%)"), the same for pushed and log-derived progress. */

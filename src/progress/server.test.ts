@@ -82,4 +82,14 @@ describe("ProgressServer", () => {
     assert.deepEqual(new Set(writes.map((w) => w.key)).size, 5, "every job written once");
     writes.length = 0;
   });
+
+  test("losses of coalesced reports all reach status.lossHistory, in the same write; a NaN is carried as its step", async () => {
+    assert.equal(await post("job-loss", { step: 10, loss: 6.7, lossStep: 10 }), 202);
+    assert.equal(await post("job-loss", { step: 12, loss: 6.1, lossStep: 12, lossNonFiniteStep: 11, final: true }), 202, "final bypasses the rate limit");
+    await server.flush();
+    const mine = writes.splice(0);
+    assert.equal(mine.length, 1);
+    assert.deepEqual(mine[0]!.status.lossHistory, { points: [{ step: 10, loss: 6.7 }, { step: 12, loss: 6.1 }], nonFiniteStep: 11 });
+    assert.equal((mine[0]!.status.progress as { step: number }).step, 12);
+  });
 });

@@ -16,6 +16,7 @@ import type { KubeApi } from "../kube/api.ts";
 import { errorMessage, isNotFound } from "../kube/errors.ts";
 import type { ProgressAuthenticator } from "./auth.ts";
 import { ProgressCoalescer } from "./coalescer.ts";
+import { addLoss } from "./loss.ts";
 import { MAX_BODY_BYTES, parseReport, type ParsedReport } from "./report.ts";
 
 export interface ProgressServerOptions {
@@ -39,6 +40,9 @@ export interface ProgressServerOptions {
 }
 
 export type ReportResult = "accepted" | "unauthorized" | "forbidden" | "not_found" | "too_large" | "rate_limited" | "invalid";
+
+/** Losses carried from coalesced reports into one write: a write interval's worth at one report per 2 s. */
+const MAX_LOSS_SAMPLES = 64;
 
 const PATH = /^\/v1\/progress\/([a-z0-9][-a-z0-9]{0,62})\/([a-z0-9][-a-z0-9.]{0,252})$/;
 
@@ -118,6 +122,9 @@ export class ProgressServer {
     this.#lastAccepted.set(key, now);
     if (report.final) this.#lastWasFinal.add(key);
     else this.#lastWasFinal.delete(key);
+    // Only the newest report is written, but every loss it replaces belongs in the history (bounded per flush).
+    const waiting = this.#pending.peek(key);
+    if (waiting) report.lossSamples = [...waiting.lossSamples, ...report.lossSamples].slice(-MAX_LOSS_SAMPLES);
     this.#pending.put(key, report);
     this.stats.accepted++;
     this.#opts.onReport?.("accepted");
@@ -148,11 +155,15 @@ export class ProgressServer {
     for (const [key, report] of batch) {
       const [namespace, name] = key.split("/") as [string, string];
       const latest = report.checkpoints[report.checkpoints.length - 1];
+      // Merged into the history the cache shows (our previous write, a flush interval ago), in the same patch.
+      const known = this.#opts.getJob(namespace, name)?.status?.lossHistory;
+      const lossHistory = addLoss(known, report.lossSamples);
       try {
         await this.#opts.api.patchStatus(namespace, name, {
           progress: report.progress,
           ...(report.checkpoints.length ? { checkpoints: report.checkpoints } : {}),
           ...(latest ? { latestCheckpoint: latest } : {}),
+          ...(lossHistory && lossHistory !== known ? { lossHistory } : {}),
         });
         this.stats.writes++;
         this.#opts.onWrite?.(true);

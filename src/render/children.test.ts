@@ -15,13 +15,13 @@ import { fileURLToPath } from "node:url";
 import type { V1EnvVar, V1Job, V1PersistentVolumeClaim } from "@kubernetes/client-node";
 import { parse, stringify } from "yaml";
 
-import { API_VERSION, KIND, KUEUE_QUEUE_LABEL, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE } from "../api/group.ts";
+import { API_VERSION, KIND, KUEUE_QUEUE_LABEL, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, STAGES } from "../api/group.ts";
 import type { FineTuneJobSpecInput } from "../api/schema.ts";
 import { enabledStages } from "../controller/plan.ts";
 import { validateSpec } from "../validation/job.ts";
 import { renderAxolotlConfig, trainsMergeableAdapter } from "./axolotl-config.ts";
 import {
-  outputPaths, renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderTrainJob,
+  outputPaths, renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderSmokeTestJob, renderTrainJob,
   type OperatorSettings, type RenderInput,
 } from "./children.ts";
 import { OUTPUT_DIR, PREPARED_DIR } from "./names.ts";
@@ -146,6 +146,7 @@ function renderAll(input: RenderInput): { kind: string; metadata: { name: string
     renderService(input),
     stages.includes("preprocess") ? renderPreprocessJob(input, 0) : undefined,
     renderTrainJob(input, 0),
+    stages.includes("smoke") ? renderSmokeTestJob(input, 0) : undefined,
     stages.includes("merge") ? renderMergeJob(input, 0) : undefined,
   ].filter((o) => o !== undefined) as never;
 }
@@ -205,7 +206,7 @@ describe("labels and ownership", () => {
         if (obj.kind === "Job") {
           const job = obj as unknown as V1Job;
           const stage = obj.metadata.labels[LABEL_STAGE];
-          assert.ok(stage === "preprocess" || stage === "train" || stage === "merge", `${where} stage label ${stage}`);
+          assert.ok((STAGES as readonly string[]).includes(stage ?? ""), `${where} stage label ${stage}`);
           assert.equal(obj.metadata.labels[LABEL_ATTEMPT], "0", `${where} attempt label`);
           assert.equal(obj.metadata.name, `${scenario.job.name}-${stage}-0`);
           const podLabels = job.spec!.template.metadata!.labels!;

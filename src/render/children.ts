@@ -4,13 +4,13 @@
  * CLI prints them (`kubectl finetune render`). Golden tests pin the output.
  */
 import type { V1ConfigMap, V1Container, V1EnvVar, V1Job, V1PersistentVolumeClaim, V1PodSpec, V1PodTemplateSpec, V1Service, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
-import { stringify } from "yaml";
+import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import { KUEUE_QUEUE_LABEL, LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, type Stage } from "../api/group.ts";
 import type { FineTuneJobSpec } from "../api/schema.ts";
 import { dynamicCheckpointEnabled, dynamicCheckpointTrigger, hubModelOf, renderAxolotlConfig } from "./axolotl-config.ts";
 import { childLabels, ownerReference, type JobRef } from "./labels.ts";
 import {
-  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR,
+  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR, SMOKE_ANSWERS_FILE,
   configMapName, launcherConfigMapName, outputClaimName, serviceName, stageJobName,
 } from "./names.ts";
 
@@ -62,6 +62,12 @@ export function outputPaths(input: RenderInput) {
   return { claimName: outputClaim(input), outputDir: OUTPUT_DIR, adapterPath: `${prefix}model`, mergedModelPath: `${prefix}model/merged` };
 }
 
+/** Where the smoke test's answers are, inside the output claim (for status.smokeTest). */
+export function smokeAnswersPath(input: RenderInput): string {
+  const prefix = outputSubPath(input) ? `${outputSubPath(input)}/` : "";
+  return `${prefix}${SMOKE_ANSWERS_FILE.slice(MOUNT_OUTPUT.length + 1)}`;
+}
+
 export function renderConfigMap(input: RenderInput): V1ConfigMap {
   const { config } = renderAxolotlConfig(input.axolotlConfig);
   return {
@@ -69,7 +75,8 @@ export function renderConfigMap(input: RenderInput): V1ConfigMap {
     kind: "ConfigMap",
     metadata: meta(input, configMapName(input.job.name)),
     data: {
-      "config.yaml": stringify(config, { lineWidth: 0 }),
+      // Written so that PyYAML (YAML 1.1) reads back exactly these values: a string "yes" or "2e-4" is quoted.
+      "config.yaml": stringifyAxolotlYaml(config),
       // Shipped with the job (not mounted from the operator's namespace): trainers run in the job's namespace.
       ...(input.settings.progressUrl && input.settings.progressCaBundle ? { [PROGRESS_CA_KEY]: input.settings.progressCaBundle } : {}),
     },
@@ -312,6 +319,30 @@ export function renderTrainJob(input: RenderInput, attempt: number): V1Job {
       podReplacementPolicy: "Failed",
     },
     { subdomain: serviceName(input.job.name) },
+  );
+}
+
+/**
+ * The smoke test: `axolotl inference CONFIG --lora-model-dir=OUTPUT_DIR` on the trained adapter, driven by the
+ * launcher, which feeds each prompt on stdin (Axolotl reads one prompt until end of input, so one process per
+ * prompt), writes the answers to the claim and a summary into the termination message.
+ */
+export function renderSmokeTestJob(input: RenderInput, attempt: number): V1Job {
+  const smoke = input.spec.smokeTest;
+  return stageJob(
+    input,
+    {
+      stage: "smoke",
+      attempt,
+      gpus: smoke.onCPU ? 0 : 1,
+      command: ["axolotl", "inference", CONFIG_FILE, `--lora-model-dir=${OUTPUT_DIR}`],
+      extraEnv: [
+        { name: "FINETUNE_SMOKE_PROMPTS", value: JSON.stringify(smoke.prompts) },
+        { name: "FINETUNE_SMOKE_ANSWERS_FILE", value: SMOKE_ANSWERS_FILE },
+        ...(smoke.onCPU ? [{ name: "CUDA_VISIBLE_DEVICES", value: "" }] : []),
+      ],
+    },
+    { completions: 1, parallelism: 1 },
   );
 }
 

@@ -33,5 +33,7 @@ export const MOUNT_OUTPUT = "/finetune/output";
 export const OUTPUT_DIR = `${MOUNT_OUTPUT}/model`;
 export const PREPARED_DIR = `${MOUNT_OUTPUT}/prepared`;
 export const MERGED_DIR = `${OUTPUT_DIR}/merged`;
+/** The smoke test's answers in full (beside the model, not in it: merge-lora and uploads take the model dir whole). */
+export const SMOKE_ANSWERS_FILE = `${MOUNT_OUTPUT}/smoke-test/answers.json`;
 export const MOUNT_CACHE = "/finetune/cache";
 export const MASTER_PORT = 29500;

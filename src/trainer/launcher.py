@@ -5,7 +5,7 @@ Shipped to every trainer pod in a ConfigMap and run as
 
     python3 /etc/finetune-launcher/launcher.py -- <command...>
 
-It wraps each stage's command (preprocess, train, merge) and:
+It wraps each stage's command (preprocess, train, smoke, merge) and:
 
 * train only: picks the newest COMPLETE checkpoint (node rank 0 decides, the
   other ranks read the decision from the shared output dir) and inserts
@@ -16,7 +16,9 @@ It wraps each stage's command (preprocess, train, merge) and:
   trigger file, forwards SIGTERM, and SIGKILLs before the grace period ends;
 * checks that a train run that exited 0 really left a final model;
 * writes a JSON termination message (<= 4096 bytes) for the operator;
-* parses training progress from the child's output and POSTs it (rank 0).
+* parses training progress from the child's output and POSTs it (rank 0);
+* smoke only: runs ``axolotl inference`` once per prompt (it reads one prompt
+  until end of input), feeding the prompt on stdin, and records the answers.
 
 Standard library only; Python 3.10+.
 
@@ -24,7 +26,8 @@ Contract
 --------
 argv: ``launcher.py -- <command...>`` (the leading ``--`` is optional).
 Environment (set by the operator):
-  FINETUNE_STAGE                 preprocess | train | merge
+  FINETUNE_STAGE                 preprocess | train | smoke | merge
+  FINETUNE_SMOKE_PROMPTS         smoke: JSON list of prompts; FINETUNE_SMOKE_ANSWERS_FILE: where the answers go (JSON)
   FINETUNE_OUTPUT_DIR            absolute output_dir on the shared (RWX) filesystem
   FINETUNE_ATTEMPT               attempt number (default 0)
   FINETUNE_NODE_RANK/NNODES      node rank (default 0) / node count (default 1)
@@ -48,7 +51,8 @@ Exit code: the child's (signal N -> 128+N); 3 = exited 0 without a final model; 
 resume decision never appeared; 2 = no command; 126/127 = command not executable / not found.
 Termination message (JSON, <= 4096 bytes): stage, exitCode, attempt, resumeFrom, resumeStep,
 finalModel (bool, null when not checked), reason (Completed | Failed | Signalled | NoFinalModel),
-message, childExitCode, signal, nodeRank, [finalModelPath], [workerSignal, workerExitCode] (the root cause in
+message, childExitCode, signal, nodeRank, [finalModelPath], [smoke {answers [{prompt, answer, stopped, chars}], file}
+(prompts and answers truncated)], [workerSignal, workerExitCode] (the root cause in
 torchrun's failure report: torchrun exits 1 even when a worker was SIGKILLed), tail (last ~40 ANSI-free lines plus
 up to 10 older error lines; oldest dropped first to fit).
 Progress POST body (JSON): stage, attempt, nodeRank, resumeFrom, resumeStep, phase, step,
@@ -154,7 +158,7 @@ EXIT_NO_FINAL_MODEL = 3
 EXIT_RESUME_TIMEOUT = 4
 EXIT_LAUNCHER_ERROR = 5
 
-STAGES = ("preprocess", "train", "merge")
+STAGES = ("preprocess", "train", "smoke", "merge")
 
 # --------------------------------------------------------------------------
 # Small helpers
@@ -388,6 +392,81 @@ def build_termination_message(fields: dict, tail_entries: list, max_bytes: int =
     minimal = {k: fields.get(k) for k in ("stage", "exitCode", "attempt", "reason")}
     minimal.update({"resumeFrom": None, "resumeStep": None, "finalModel": fields.get("finalModel"), "tail": []})
     return json.dumps(minimal, ensure_ascii=False).encode("utf-8")[:max_bytes]
+
+
+# --------------------------------------------------------------------------
+# Smoke test: `axolotl inference` output
+# --------------------------------------------------------------------------
+
+INFERENCE_BANNER = "Give me an instruction (Ctrl + D to submit):"
+_SEPARATOR_RE = re.compile(r"^={40,}\s*$")
+SMOKE_PROMPT_CHARS = 80
+SMOKE_ANSWER_CHARS = 200
+
+
+def read_tokenizer_tokens(model_dir):
+    """(eos token text, every special token text) from the tokenizer files Axolotl writes into output_dir."""
+    eos, special = None, set()
+
+    def content(tok):
+        if isinstance(tok, dict):
+            tok = tok.get("content")
+        return tok if isinstance(tok, str) and tok else None
+
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        try:
+            with open(os.path.join(model_dir, name), encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        eos = eos or content(data.get("eos_token"))
+        for key in ("bos_token", "eos_token", "pad_token", "unk_token"):
+            if content(data.get(key)):
+                special.add(content(data.get(key)))
+        added = data.get("added_tokens_decoder")
+        if isinstance(added, dict):
+            for tok in added.values():
+                if isinstance(tok, dict) and tok.get("special") and content(tok):
+                    special.add(content(tok))
+    return eos, sorted(special, key=len, reverse=True)
+
+
+def parse_inference_output(stdout: str, prompt: str, eos_token=None, special_tokens=()) -> dict:
+    """The answer to one prompt from `axolotl inference` stdout (axolotl/cli/inference.py do_inference).
+
+    After the banner and a separator it reads the prompt; then prints a separator, the streamed prompt and generation,
+    a separator, and the decoded whole sequence (special tokens included). The answer is what follows the prompt in
+    that decoded sequence; ``stopped`` says whether it ended with the EOS token (None when EOS is unknown), i.e.
+    whether generation stopped by itself rather than at the token limit.
+    """
+    lines = stdout.replace("\r\n", "\n").split("\n")
+    start = next((i for i, line in enumerate(lines) if line.strip() == INFERENCE_BANNER), None)
+    blocks, current = [], None
+    for line in lines[(start or 0) + 1 :]:
+        if _SEPARATOR_RE.match(line):
+            if current is not None:
+                blocks.append(current)
+            current = []
+        elif current is not None:
+            current.append(line)
+    # blocks: [prompt read (empty: the prompt came on stdin), streamed, decoded, <next banner>...]
+    texts = ["\n".join(b).strip("\n") for b in blocks]
+    decoded = texts[2] if len(texts) > 2 else (texts[-1] if texts else "")
+    if len(texts) > 2 and texts[2].strip() == INFERENCE_BANNER:
+        decoded = texts[1]
+    at = decoded.rfind(prompt.strip()) if prompt.strip() else -1
+    raw = decoded[at + len(prompt.strip()) :] if at >= 0 else decoded
+    stopped = raw.rstrip().endswith(eos_token) if eos_token else None
+    answer = raw
+    for tok in special_tokens:
+        answer = answer.replace(tok, "")
+    return {"answer": answer.strip(), "stopped": stopped}
+
+
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
 
 
 def write_termination_log(path: str, data: bytes, log) -> bool:
@@ -903,6 +982,10 @@ class ProgressTracker:
             "tokensPerSecondPerGpu": None,
             "etaSeconds": None,
             "trainLoss": None,
+            # The step each training loss was logged at (keys the operator's loss history, so a resent report adds
+            # nothing), and the step of the first NaN/inf loss, which JSON cannot carry as a value.
+            "lossStep": None,
+            "lossNonFiniteStep": None,
             "checkpoints": [],
         }
         self._checkpoints = {}  # step -> {"step", "path", "complete"}
@@ -964,6 +1047,15 @@ class ProgressTracker:
 
     def _apply_metrics(self, d: dict) -> bool:
         changed = False
+        if "loss" in d:
+            raw = d["loss"]
+            # A bare nan/inf was turned into None by parse_metrics_dict; transformers 5 logs it as a string.
+            non_finite = raw is None or (isinstance(raw, str) and raw.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"))
+            at = d.get("step") if isinstance(d.get("step"), int) and not isinstance(d.get("step"), bool) else (self._state["step"] or 0)
+            if non_finite and self._state["lossNonFiniteStep"] is None:
+                changed |= self._set("lossNonFiniteStep", at)
+            elif _number(raw) is not None:
+                changed |= self._set("lossStep", at)
         for src, dst in (
             ("loss", "loss"),
             ("eval_loss", "evalLoss"),
@@ -1250,6 +1342,15 @@ class Config:
         self.grace = number("FINETUNE_TERMINATION_GRACE_SECONDS", DEFAULT_GRACE_SECONDS)
         self.safety = number("FINETUNE_SIGTERM_SAFETY_SECONDS", DEFAULT_SAFETY_SECONDS)
         self.require_final_model = _truthy(env.get("FINETUNE_REQUIRE_FINAL_MODEL"))
+        self.smoke_prompts = []
+        raw_prompts = (env.get("FINETUNE_SMOKE_PROMPTS") or "").strip()
+        if raw_prompts:
+            try:
+                prompts = json.loads(raw_prompts)
+                self.smoke_prompts = [p for p in prompts if isinstance(p, str) and p.strip()] if isinstance(prompts, list) else []
+            except ValueError:
+                warn("ignoring FINETUNE_SMOKE_PROMPTS: not a JSON list of strings")
+        self.smoke_answers_file = (env.get("FINETUNE_SMOKE_ANSWERS_FILE") or "").strip() or None
         self.prefetch_model = (env.get("FINETUNE_PREFETCH_MODEL") or "").strip() or None
         self.prefetch_revision = (env.get("FINETUNE_PREFETCH_REVISION") or "").strip() or None
         self.progress_url = (env.get("FINETUNE_PROGRESS_URL") or "").strip() or None
@@ -1485,6 +1586,10 @@ class Launcher:
                 sig = self.pending_signals[0]
                 self.received_signal = sig
                 return self.finish(128 + sig, None, reason="Signalled", message="signalled while downloading the base model")
+
+        # 1c. The smoke test runs the command once per prompt.
+        if self.cfg.stage == "smoke":
+            return self.run_smoke(cmd)
 
         # 2. Start the child in its own process group.
         become_child_subreaper()
@@ -1762,7 +1867,72 @@ class Launcher:
             )
         return self.finish(code, rc, reason=reason, message=message, final_model=final_model, final_path=final_path, worker=worker)
 
-    def finish(self, code, child_rc, reason, message=None, final_model=None, final_path=None, worker=None) -> int:
+    def run_smoke(self, cmd: list) -> int:
+        """`axolotl inference` once per prompt (it reads a prompt until end of input), the prompt on stdin.
+
+        The output passes through to the pod log; the answers go to FINETUNE_SMOKE_ANSWERS_FILE in full and, truncated,
+        into the termination message. A failed run ends the stage with that run's exit code (the tail explains it).
+        """
+        prompts = self.cfg.smoke_prompts or ["Hello."]
+        eos, special = read_tokenizer_tokens(self.cfg.output_dir) if self.cfg.output_dir else (None, [])
+        answers = []
+        for i, prompt in enumerate(prompts):
+            if self.pending_signals:
+                sig = self.pending_signals[0]
+                self.received_signal = sig
+                return self.finish(128 + sig, None, reason="Signalled", message="signalled during the smoke test")
+            self.log(f"smoke test: prompt {i + 1} of {len(prompts)}")
+            child_env = dict(self.env)
+            child_env.setdefault("PYTHONUNBUFFERED", "1")
+            try:
+                self.child = subprocess.Popen(
+                    cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env, start_new_session=True
+                )
+                data = prompt.encode("utf-8") + b"\n"
+                while True:
+                    try:
+                        # The input goes with the first call only; a retried communicate() loses no output.
+                        out, err = self.child.communicate(data, timeout=1)
+                        break
+                    except subprocess.TimeoutExpired:
+                        data = None
+                        if self.pending_signals and self.child.poll() is None:
+                            # Its own session: a SIGTERM to the pod reaches only us; pass it on, then wait for the end.
+                            self.child.terminate()
+            except (OSError, ValueError) as exc:
+                code = 127 if isinstance(exc, FileNotFoundError) else 126
+                self.log(f"cannot execute {cmd[0]!r}: {exc}")
+                return self.finish(code, None, reason="Failed", message=f"cannot execute {cmd[0]}")
+            for which, data in (("stdout", out), ("stderr", err)):
+                self.console.write(which, data)
+                for line in strip_ansi(data.decode("utf-8", "replace")).splitlines():
+                    self.tail.add(line)
+            rc = self.child.returncode
+            if self.pending_signals:
+                self.received_signal = self.pending_signals[0]
+            if rc != 0:
+                return self.complete(rc)
+            parsed = parse_inference_output(out.decode("utf-8", "replace"), prompt, eos, special)
+            answers.append({"prompt": prompt, **parsed})
+        path = self.cfg.smoke_answers_file
+        if path:
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                write_json_atomic(path, {"eosToken": eos, "answers": answers})
+            except OSError as exc:
+                self.log(f"could not write the smoke-test answers to {path}: {exc}")
+                path = None
+        summary = {
+            "answers": [
+                {"prompt": _cut(a["prompt"], SMOKE_PROMPT_CHARS), "answer": _cut(a["answer"], SMOKE_ANSWER_CHARS), "stopped": a["stopped"], "chars": len(a["answer"])}
+                for a in answers
+            ],
+            "file": path,
+        }
+        self.emit("FINETUNE_SMOKE", summary)
+        return self.finish(0, 0, reason="Completed", extra={"smoke": summary})
+
+    def finish(self, code, child_rc, reason, message=None, final_model=None, final_path=None, worker=None, extra=None) -> int:
         fields = {
             "stage": self.cfg.stage or None,
             "exitCode": code,
@@ -1781,6 +1951,8 @@ class Launcher:
         if worker:
             fields["workerSignal"] = worker["signal"]
             fields["workerExitCode"] = worker["exitCode"]
+        if extra:
+            fields.update(extra)
         # The termination message first: the final progress POST may be slow and the
         # kubelet's SIGKILL may be close.
         try:

@@ -10,6 +10,7 @@ import { validateAxolotlConfig, type ValidationIssue } from "../axolotl/validate
 import { defaultAccessModes } from "../render/children.ts";
 import { MAX_JOB_NAME_LENGTH } from "../render/names.ts";
 import { checkShutdownSave } from "./shutdown.ts";
+import { checkSizing } from "./sizing.ts";
 
 export type { ValidationIssue };
 
@@ -67,12 +68,15 @@ export function validateSpec(rawSpec: unknown): SpecResult {
 
 /** Validates the Axolotl config in the context of the job's shape; paths are prefixed with `prefix` (e.g. `spec.config`). */
 export function validateConfigForSpec(config: unknown, spec: FineTuneJobSpec | undefined, prefix = "spec.config"): ValidationIssue[] {
-  const ctx = spec ? { nodes: spec.nodes, gpusPerNode: spec.gpusPerNode } : undefined;
+  const ctx = spec ? { nodes: spec.nodes, gpusPerNode: spec.gpusPerNode, image: spec.image } : undefined;
   const issues = validateAxolotlConfig(config, ctx).map((issue) => ({
     ...issue,
     path: issue.path && issue.path !== "(root)" ? `${prefix}.${issue.path}`.replace(/\.\[/g, "[") : prefix,
   }));
-  if (spec && typeof config === "object" && config !== null && !Array.isArray(config)) issues.push(...checkShutdownSave(config as Record<string, unknown>, spec, prefix));
+  if (spec && typeof config === "object" && config !== null && !Array.isArray(config)) {
+    issues.push(...checkShutdownSave(config as Record<string, unknown>, spec, prefix));
+    issues.push(...checkSizing(config as Record<string, unknown>, spec));
+  }
   return issues;
 }
 

@@ -6,11 +6,13 @@ Run from the repository root:
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import http.server
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -762,7 +764,7 @@ def _last_dict(text: str, first_key: str) -> dict:
 
 class RealAxolotlOutputTest(unittest.TestCase):
     """Output of axolotl 0.18.0 (transformers 5.14.1) recorded by the real-trainer tier (e2e/axolotl/trainer.test.ts,
-    FINETUNE_WRITE_FIXTURES=1): a resumed 100-step LoRA run on CPU with evals, and a worker SIGKILLed under torchrun."""
+    FINETUNE_WRITE_FIXTURES=1): a resumed LoRA run on CPU with evals, and a worker SIGKILLed under torchrun."""
 
     def test_string_formatted_metrics_reach_progress(self):
         with open(REAL_TRAIN_LOG, encoding="utf-8") as f:
@@ -773,7 +775,11 @@ class RealAxolotlOutputTest(unittest.TestCase):
         s, _ = t.snapshot()
         last, ev, final = _last_dict(text, "loss"), _last_dict(text, "eval_loss"), _last_dict(text, "train_runtime")
         self.assertIsInstance(last["loss"], str, "transformers 5 logs metrics as strings")
-        self.assertEqual((s["step"], s["totalSteps"]), (100, 100))
+        # The training loop's bar is the one drawn most often; "Maximum number of steps set at" is computed from
+        # num_epochs and differs when max_steps is larger (as in this run), so it cannot be the reference.
+        totals = collections.Counter(int(m) for m in re.findall(r"\b\d+/(\d+) \[", text))
+        total = totals.most_common(1)[0][0]
+        self.assertEqual((s["step"], s["totalSteps"]), (total, total))
         self.assertEqual(s["loss"], float(last["loss"]))
         self.assertEqual(s["learningRate"], float(last["learning_rate"]))
         self.assertEqual(s["gradNorm"], float(last["grad_norm"]))
@@ -782,6 +788,10 @@ class RealAxolotlOutputTest(unittest.TestCase):
         self.assertEqual(s["epoch"], float(final["epoch"]))
         self.assertEqual(s["tokensPerSecondPerGpu"], float(last["tokens/train_per_sec_per_gpu"]))
         self.assertTrue(t.saw_training_completed and t.saw_model_saved)
+        # The loss history key: the step its last loss was logged at (within a step of the end: bars and dicts
+        # interleave unevenly in a real log), and no non-finite loss in a healthy run.
+        self.assertGreaterEqual(s["lossStep"], s["step"] - 1)
+        self.assertIsNone(s["lossNonFiniteStep"])
 
     def test_string_nan_is_not_a_number(self):
         t = launcher.ProgressTracker()
@@ -791,6 +801,22 @@ class RealAxolotlOutputTest(unittest.TestCase):
         self.assertIsNone(s["loss"])
         self.assertIsNone(s["gradNorm"])
         self.assertEqual(s["epoch"], 0.2)
+
+    def test_loss_step_and_first_non_finite_step_are_reported(self):
+        # The operator's loss history (src/progress/loss.ts) keys losses by the step they were logged at, and learns of
+        # a NaN loss only from lossNonFiniteStep: JSON has no NaN.
+        t = launcher.ProgressTracker()
+        t.feed(" 10%|█         | 10/100 [00:10<01:30,  1.00it/s]")
+        t.feed("{'loss': '5.1', 'epoch': '0.1'}")
+        s, _ = t.snapshot()
+        self.assertEqual((s["lossStep"], s["lossNonFiniteStep"]), (10, None))
+        t.feed(" 11%|█         | 11/100 [00:11<01:29,  1.00it/s]")
+        t.feed("{'loss': 'nan', 'epoch': '0.11'}")
+        t.feed(" 12%|█▏        | 12/100 [00:12<01:28,  1.00it/s]")
+        t.feed("{'loss': nan, 'epoch': '0.12'}")
+        s, _ = t.snapshot()
+        self.assertEqual((s["lossStep"], s["lossNonFiniteStep"]), (10, 11), "the first non-finite step stays")
+        json.dumps(s, allow_nan=False)  # the report stays valid JSON
 
     def test_worker_killed_by_signal_from_torchrun_report(self):
         tail = launcher.Tail()
@@ -1306,3 +1332,101 @@ class EndToEndTest(TmpDirCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# What axolotl 0.18.0's `axolotl inference` prints (axolotl/cli/inference.py do_inference and get_multi_line_input):
+# a separator, the banner, a separator, the prompt read from stdin until end of input, a separator, TextStreamer's
+# prompt + generation, a separator, the whole decoded sequence, then the next round finds stdin empty and returns.
+FAKE_INFERENCE = r'''
+import os, sys
+sep = "=" * 80
+print("[2026-12-01 20:00:00,000] [INFO] [axolotl.cli.config:100] [PID:1] [RANK:0] loading model")
+print(sep)
+print("Give me an instruction (Ctrl + D to submit): ")
+print(sep)
+instruction = "".join(sys.stdin)
+if os.environ.get("FAKE_FAIL"):
+    sys.stderr.write("ImportError: FlashAttention2 has been toggled on, but it cannot be used due to the following error: the package for FlashAttention2 doesn't seem to be installed.\n")
+    sys.exit(1)
+prompt = "<s>[INST] " + instruction.strip() + " [/INST]"
+gen = os.environ.get("FAKE_ANSWER", "The sea is wide.") + ("</s>" if not os.environ.get("FAKE_NO_EOS") else "")
+print(sep)
+print(prompt + gen)
+print(sep)
+print(prompt + gen)
+print(sep)
+print("Give me an instruction (Ctrl + D to submit): ")
+print(sep)
+'''
+
+
+class SmokeTestStageTest(TmpDirCase):
+    def setUp(self):
+        super().setUp()
+        self.fake = os.path.join(self.tmp, "fake_inference.py")
+        write(self.fake, FAKE_INFERENCE.encode())
+        self.term_log = os.path.join(self.tmp, "termination-log")
+        self.answers = os.path.join(self.tmp, "smoke-test", "answers.json")
+        write(os.path.join(self.out, "tokenizer_config.json"), json.dumps(
+            {"eos_token": "</s>", "bos_token": {"content": "<s>"}, "added_tokens_decoder": {"2": {"content": "[INST]", "special": True}, "3": {"content": "[/INST]", "special": True}}}).encode())
+
+    def run_smoke(self, prompts, **extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FINETUNE_", "FAKE_"))}
+        env.update({"FINETUNE_STAGE": "smoke", "FINETUNE_OUTPUT_DIR": self.out, "FINETUNE_TERMINATION_LOG": self.term_log,
+                    "FINETUNE_SMOKE_PROMPTS": json.dumps(prompts), "FINETUNE_SMOKE_ANSWERS_FILE": self.answers})
+        env.update(extra)
+        proc = subprocess.run([sys.executable, LAUNCHER_PATH, "--", sys.executable, self.fake, "inference", "cfg.yml"],
+                              env=env, capture_output=True, timeout=30)
+        with open(self.term_log, "rb") as fh:
+            return proc, json.loads(fh.read())
+
+    def test_one_process_per_prompt_answers_in_file_and_summary(self):
+        proc, term = self.run_smoke(["Say something about the sea.", "And the sky?"])
+        self.assertEqual(proc.returncode, 0, proc.stderr.decode())
+        self.assertEqual((term["stage"], term["exitCode"], term["reason"]), ("smoke", 0, "Completed"))
+        answers = term["smoke"]["answers"]
+        self.assertEqual([a["prompt"] for a in answers], ["Say something about the sea.", "And the sky?"])
+        self.assertEqual([a["answer"] for a in answers], ["The sea is wide."] * 2, "special tokens and the prompt removed")
+        self.assertEqual([a["stopped"] for a in answers], [True, True])
+        self.assertEqual(term["smoke"]["file"], self.answers)
+        with open(self.answers) as fh:
+            self.assertEqual(json.load(fh)["answers"][0]["answer"], "The sea is wide.")
+        self.assertIn(b"The sea is wide.", proc.stdout, "the output still reaches the pod log")
+
+    def test_no_eos_and_long_answers_are_truncated_in_the_summary_only(self):
+        proc, term = self.run_smoke(["p"] * 8, FAKE_NO_EOS="1", FAKE_ANSWER="x" * 5000)
+        self.assertEqual(proc.returncode, 0)
+        self.assertLessEqual(os.path.getsize(self.term_log), 4096)
+        a = term["smoke"]["answers"][0]
+        self.assertEqual((a["stopped"], a["chars"], len(a["answer"])), (False, 5000, launcher.SMOKE_ANSWER_CHARS))
+        with open(self.answers) as fh:
+            self.assertEqual(len(json.load(fh)["answers"][0]["answer"]), 5000)
+
+    def test_a_failing_run_fails_the_stage_with_its_tail(self):
+        proc, term = self.run_smoke(["p"], FAKE_FAIL="1")
+        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(term["reason"], "Failed")
+        self.assertNotIn("smoke", term)
+        self.assertTrue(any("FlashAttention2 has been toggled on" in line for line in term["tail"]))
+
+    def test_parse_without_a_known_eos(self):
+        out = "\n".join(["=" * 80, launcher.INFERENCE_BANNER, "=" * 80, "=" * 80, "Hi there", "=" * 80, "Hi there", "=" * 80])
+        self.assertEqual(launcher.parse_inference_output(out, "Hi"), {"answer": "there", "stopped": None})
+
+    def test_sigterm_ends_the_running_prompt_and_the_stage(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FINETUNE_", "FAKE_"))}
+        env.update({"FINETUNE_STAGE": "smoke", "FINETUNE_OUTPUT_DIR": self.out, "FINETUNE_TERMINATION_LOG": self.term_log,
+                    "FINETUNE_SMOKE_PROMPTS": json.dumps(["p"])})
+        sleeper = os.path.join(self.tmp, "sleeper.py")
+        started = os.path.join(self.tmp, "started")
+        write(sleeper, f"import sys, time\nsys.stdin.read()\nopen({started!r}, 'w').close()\ntime.sleep(60)\n".encode())
+        proc = subprocess.Popen([sys.executable, LAUNCHER_PATH, "--", sys.executable, sleeper], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(started) and time.monotonic() < deadline:  # the prompt was read: the child is running
+            time.sleep(0.05)
+        self.assertTrue(os.path.exists(started))
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+        self.assertNotEqual(proc.returncode, 0)
+        with open(self.term_log) as fh:
+            self.assertEqual(json.load(fh)["reason"], "Signalled")
