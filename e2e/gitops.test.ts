@@ -15,6 +15,7 @@ import { createFtj, deleteFtj, ftjManifest, getFtj } from "./lib/ftj.ts";
 import { ensureCrd, startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
 import { LORA_CONFIG } from "./lib/ftj.ts";
 import { stringify } from "yaml";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 
 const BIN = fileURLToPath(new URL("../bin/kubectl-finetune", import.meta.url));
 
@@ -101,5 +102,26 @@ describe("GitOps order and stuck pods", () => {
     await refused(ftjManifest("bad-image", ns, { image: "not a valid image ref!!" }), /spec\.image/);
     await refused(ftjManifest("n".repeat(46), ns), /metadata\.name must be at most 45 characters/);
     await createFtj(k, ftjManifest("n".repeat(45), ns, { suspend: true }));
+  });
+
+  test("pods the API server refuses (unknown PriorityClass; Pod Security restricted + hostPath): PodsCreated=False naming the refusal", async () => {
+    const refusedWith = (name: string, pattern: RegExp) =>
+      waitFor(`${name}: PodsCreated=False`, async (note) => {
+        const c = await condition(name, "PodsCreated");
+        note(c ?? (await getFtj(k, ns, name)).status?.message);
+        return c?.status === "False" && c.reason === "FailedCreate" && pattern.test(c.message) ? c : undefined;
+      });
+    await createFtj(k, ftjManifest("no-such-priority", ns, { preprocess: { enabled: false }, scheduling: { priorityClassName: "does-not-exist" } } as never));
+    await refusedWith("no-such-priority", /PriorityClass.*does-not-exist|does-not-exist.*PriorityClass/i);
+    assert.match((await getFtj(k, ns, "no-such-priority")).status?.message ?? "", /pods of Job \S+ are refused/);
+    await waitFor("a FailedCreate Event on the FineTuneJob", async () => (await eventReasons("no-such-priority")).includes("FailedCreate"));
+
+    await k.core.patchNamespace({ name: ns, body: { metadata: { labels: { "pod-security.kubernetes.io/enforce": "restricted" } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    await createFtj(k, ftjManifest("host-path", ns, {
+      preprocess: { enabled: false },
+      volumes: [{ name: "host", hostPath: { path: "/tmp" } }],
+      volumeMounts: [{ name: "host", mountPath: "/host" }],
+    } as never));
+    await refusedWith("host-path", /violates PodSecurity "restricted.*hostPath/);
   });
 });

@@ -4,7 +4,7 @@
  */
 import type { Condition } from "../api/schema.ts";
 
-export const CONDITION_TYPES = ["Validated", "Preprocessed", "Trained", "SmokeTested", "Merged", "Succeeded", "Failed", "Suspended", "SpecChangeRejected", "LossHealthy", "ReferencesResolved", "PodsScheduled"] as const;
+export const CONDITION_TYPES = ["Validated", "Preprocessed", "Trained", "SmokeTested", "Merged", "Succeeded", "Failed", "Suspended", "SpecChangeRejected", "LossHealthy", "ReferencesResolved", "PodsScheduled", "PodsCreated"] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 export interface ConditionInput {

@@ -1144,3 +1144,28 @@ describe("decide: loss health", () => {
     assert.equal(d.status.phase, "Training");
   });
 });
+
+describe("decide: pod creates the API server refuses", () => {
+  it("a Job without pods is looked at after 10 s; a FailedCreate message goes into PodsCreated=False and one Event", () => {
+    const t = step(training(ftj().spec({ preprocess: { enabled: false } } as never))).next;
+    const fresh = job("train", 0).build();
+    fresh.metadata!.creationTimestamp = at(-2);
+    assert.equal(decide(observe(t, { jobs: [fresh] })).requeueAfterMs, 8000, "first look when the Job is 10 s old");
+    const old = job("train", 0).build();
+    const refusal = 'pods "demo-train-0-0-x" is forbidden: violates PodSecurity "restricted:latest": hostPath volumes';
+    const obs = { ...observe(t, { jobs: [old] }), podCreateFailures: { [old.metadata!.name!]: refusal } };
+    const d = decide(obs);
+    assert.equal(cond(d.status, "PodsCreated")?.reason, "FailedCreate");
+    assert.match(cond(d.status, "PodsCreated")?.message ?? "", /violates PodSecurity/);
+    assert.match(d.status.message ?? "", /are refused: pods .* is forbidden/);
+    assert.ok(eventReasons(d).includes("Warning/FailedCreate"));
+    assert.equal(d.requeueAfterMs, 15_000);
+    const t2 = new FtjBuilder(NAME);
+    Object.assign(t2.obj, structuredClone(t.obj));
+    t2.status(d.status);
+    const again = decide({ ...observe(t2, { jobs: [old] }), podCreateFailures: { [old.metadata!.name!]: refusal } });
+    assert.equal(again.statusChanged, false);
+    const created = decide(observe(t2, { jobs: [job("train", 0).active()], pods: [pod("train", 0)] }));
+    assert.equal(cond(created.status, "PodsCreated")?.status, "True");
+  });
+});

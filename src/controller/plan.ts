@@ -59,8 +59,21 @@ export interface MissingReference {
 /** How often a job waiting for a referenced object looks again (user objects are not watched: no label selects them). */
 export const MISSING_REFERENCE_RECHECK_MS = 10_000;
 
+/** How long a Job may have no pod at all before the operator looks for refused pod creates (FailedCreate Events). */
+export const POD_CREATE_CHECK_MS = 10_000;
+
+/** A stage Job that has existed for POD_CREATE_CHECK_MS without any pod, not suspended and not finished. */
+export function podCreateSuspect(job: V1Job, pods: readonly V1Pod[], nowMs: number): boolean {
+  if (job.spec?.suspend || job.metadata?.deletionTimestamp || job.status?.conditions?.some((c) => c.status === "True" && ["Complete", "Failed"].includes(c.type))) return false;
+  const name = job.metadata?.name;
+  if (pods.some((pod) => pod.metadata?.labels?.["batch.kubernetes.io/job-name"] === name || pod.metadata?.labels?.["job-name"] === name)) return false;
+  return nowMs - new Date(job.metadata?.creationTimestamp ?? nowMs).getTime() >= POD_CREATE_CHECK_MS;
+}
+
 export interface Observed {
   ftj: FineTuneJobObject;
+  /** FailedCreate messages of stage Jobs without pods (see podCreateSuspect), by Job name. */
+  podCreateFailures?: Readonly<Record<string, string>>;
   /** Referenced objects found missing before the run started; the job waits for them. */
   missing?: readonly MissingReference[];
   /** Result of validating the spec and the resolved Axolotl config. */
@@ -496,6 +509,7 @@ function runStage(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus,
   const resume = resumePoint(pods);
   if (resume && record && record.resumedFrom === undefined && resume !== "none") record.resumedFrom = resume;
   reportScheduling(p, stage, ss, pods);
+  reportPodCreation(p, stage, ss, current, pods);
   reportPodReferences(p, missing);
   p.condition({ type: STAGE_CONDITION[stage], status: "False", reason: ss.phase === "Running" ? Reason.Running : Reason.Pending, message: `${stage} attempt ${ss.attempt}: ${ss.phase.toLowerCase()}` });
 }
@@ -519,6 +533,33 @@ function reportPodReferences(p: Planner, missing: MissingPodReference | undefine
   } else if (cond?.status === "False" && POD_REFERENCE_REASONS.has(cond.reason)) {
     p.condition({ type: "ReferencesResolved", status: "True", reason: Reason.ReferencesFound, message: "every referenced object exists" });
     p.event("Normal", Reason.ReferencesFound, "the missing Secret/ConfigMap exists now; the pods start");
+  }
+}
+
+/**
+ * Pods the API server refuses to create (a Pod Security level, a ResourceQuota, a LimitRange, an unknown
+ * PriorityClass) show only in the Job controller's FailedCreate Events: the refusal goes into status (message,
+ * PodsCreated=False with reason FailedCreate) and one Event per episode. The job waits; fixing the namespace lets
+ * the Job controller create the pods. While a Job has no pod the planner looks again.
+ */
+function reportPodCreation(p: Planner, stage: Stage, ss: StageStatus, job: V1Job, pods: readonly V1Pod[]): void {
+  const st = p.status;
+  const cond = getCondition(st.conditions, "PodsCreated");
+  const refused = p.obs.podCreateFailures?.[job.metadata?.name ?? ""];
+  const podless = !job.spec?.suspend && !pods.some((pod) => attemptOf(pod) === ss.attempt);
+  if (podless) {
+    const createdAt = new Date(job.metadata?.creationTimestamp ?? p.now).getTime();
+    const due = createdAt + POD_CREATE_CHECK_MS - p.nowMs;
+    // First look when the Job is old enough to be suspect, then every 15 s (each look lists the Job's Events).
+    p.requeue(due > 0 ? due : 15_000);
+  }
+  if (refused && podless) {
+    const message = `${stage} attempt ${ss.attempt}: pods of Job ${job.metadata?.name} are refused: ${refused}`;
+    if (cond?.status !== "False") p.event("Warning", Reason.FailedCreate, message);
+    p.condition({ type: "PodsCreated", status: "False", reason: Reason.FailedCreate, message });
+    st.message = `${st.message}; ${message}`;
+  } else if (cond?.status === "False" && !podless) {
+    p.condition({ type: "PodsCreated", status: "True", reason: Reason.Created, message: `pods of ${stage} attempt ${ss.attempt} were created` });
   }
 }
 

@@ -9,6 +9,7 @@ export const Reason = {
   ClaimNotFound: "ClaimNotFound",
   ReferencesFound: "ReferencesFound",
   Unschedulable: "Unschedulable",
+  FailedCreate: "FailedCreate",
   Scheduled: "Scheduled",
   Pending: "Pending",
   Queued: "Queued",

@@ -16,7 +16,7 @@ import { MAX_JOB_NAME_LENGTH, configMapName, launcherConfigMapName, outputClaimN
 import { validateConfigForSpec, validateSpec, type ValidationIssue } from "../validation/job.ts";
 import { getCondition } from "./conditions.ts";
 import { buildEvent } from "./events.ts";
-import { decide, type Action, type MissingReference, type Observed, type PlannerSettings } from "./plan.ts";
+import { decide, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./plan.ts";
 
 /** Read-only views of the informer caches the reconciler needs. */
 export interface Caches {
@@ -151,6 +151,7 @@ export class Reconciler {
         jobs: this.#observedJobs(`${ns}/${name}`, caches.jobsOf(ns, name)),
         pods: caches.podsOf(ns, name),
       },
+      ...(await this.#podCreateFailures(ns, caches.jobsOf(ns, name), caches.podsOf(ns, name), now)),
       settings,
       now,
     };
@@ -179,6 +180,21 @@ export class Reconciler {
       log.info({ phase: decision.status.phase, actions: decision.actions.map(describe), requeueAfterMs: decision.requeueAfterMs }, "reconciled");
     }
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
+  }
+
+  /**
+   * FailedCreate Events of Jobs that have had no pod for POD_CREATE_CHECK_MS: a refused pod create (Pod Security,
+   * quota, LimitRange, unknown PriorityClass) is visible nowhere else. Only such Jobs cost a LIST of Events.
+   */
+  async #podCreateFailures(ns: string, jobs: readonly V1Job[], pods: readonly V1Pod[], now: Date): Promise<{ podCreateFailures?: Record<string, string> }> {
+    const out: Record<string, string> = {};
+    for (const job of jobs) {
+      const jobName = job.metadata?.name ?? "";
+      if (!podCreateSuspect(job, pods, now.getTime())) continue;
+      const message = await this.#deps.api.podCreateFailure(ns, jobName);
+      if (message) out[jobName] = message;
+    }
+    return Object.keys(out).length > 0 ? { podCreateFailures: out } : {};
   }
 
   /** The cached Jobs plus the ones created here that the cache does not show yet. */

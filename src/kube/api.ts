@@ -79,6 +79,19 @@ export class KubeApi {
     return list.items.length > 0;
   }
 
+  /**
+   * The newest FailedCreate message the Job controller recorded for a Job (Pod Security, ResourceQuota, LimitRange,
+   * an unknown PriorityClass: pod creates the API server refused), or undefined. Such refusals show only as Events.
+   */
+  async podCreateFailure(namespace: string, jobName: string): Promise<string | undefined> {
+    const list = await this.#call("list", "events", () =>
+      this.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Job,involvedObject.name=${jobName},reason=FailedCreate` }),
+    );
+    const time = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime();
+    const newest = list.items.sort((a, b) => time(b) - time(a))[0];
+    return newest?.message?.trim();
+  }
+
   /** Replaces status through the status subresource; the resourceVersion in `obj` makes a stale write fail with 409. */
   replaceStatus(obj: FineTuneJobObject): Promise<FineTuneJobObject> {
     const { namespace = "", name = "" } = obj.metadata;
