@@ -8,7 +8,7 @@ import type { V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } fr
 import { trace } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import type { FineTuneJobObject } from "../api/schema.ts";
-import { errorMessage, isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
+import { errorMessage, isAlreadyExists, isConflict, isNotFound, statusCode } from "../kube/errors.ts";
 import type { KubeApi } from "../kube/api.ts";
 import { traced } from "../observability/tracing.ts";
 import { LruCache } from "../runtime/lru.ts";
@@ -191,8 +191,14 @@ export class Reconciler {
     for (const job of jobs) {
       const jobName = job.metadata?.name ?? "";
       if (!podCreateSuspect(job, pods, now.getTime())) continue;
-      const message = await this.#deps.api.podCreateFailure(ns, jobName);
-      if (message) out[jobName] = message;
+      try {
+        const message = await this.#deps.api.podCreateFailure(ns, jobName);
+        if (message) out[jobName] = message;
+      } catch (err) {
+        // A role from an older chart may lack `list events`: the job then only misses this diagnosis.
+        if (statusCode(err) !== 403) throw err;
+        this.#deps.logger.warn({ job: `${ns}/${jobName}` }, "cannot list Events (RBAC): refused pod creates are not reported");
+      }
     }
     return Object.keys(out).length > 0 ? { podCreateFailures: out } : {};
   }
