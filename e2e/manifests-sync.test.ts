@@ -47,7 +47,7 @@ const EXPECTED_OPERATOR_RULES = [
   "/configmaps: create,get,list,watch",
   "/services: create,list,watch",
   "/persistentvolumeclaims: create,list,watch",
-  "/events: create,patch",
+  "/events: create,list,patch",
   "/pods/log: get",
 ].sort();
 
