@@ -13,7 +13,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const clusterSrcDir = dirname(fileURLToPath(import.meta.url));
-export const repoRoot = resolve(clusterSrcDir, '..', '..');
 
 export function cacheDir(): string {
   return process.env['FINETUNE_CACHE_DIR'] ?? join(homedir(), '.cache', 'finetune-operator');

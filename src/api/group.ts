@@ -23,9 +23,6 @@ export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const MANAGED_BY = "finetune-operator";
 export const KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name";
 
-/** Finalizer used only when a job asks for its output claim to be deleted with it. */
-export const FINALIZER_OUTPUT_CLEANUP = `${GROUP}/output-cleanup`;
-
 /** In run order: the smoke test checks the trained adapter before it is merged. */
 export const STAGES = ["preprocess", "train", "smoke", "merge"] as const;
 export type Stage = (typeof STAGES)[number];

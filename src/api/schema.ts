@@ -303,7 +303,6 @@ export type FineTuneJobSpec = z.output<typeof FineTuneJobSpecSchema>;
 export type FineTuneJobStatus = z.output<typeof FineTuneJobStatusSchema>;
 export type Condition = z.output<typeof ConditionSchema>;
 export type AttemptRecord = z.output<typeof AttemptRecordSchema>;
-export type Failure = z.output<typeof FailureSchema>;
 export type Progress = z.output<typeof ProgressSchema>;
 export type Checkpoint = z.output<typeof CheckpointSchema>;
 export type LossHistory = z.output<typeof LossHistorySchema>;

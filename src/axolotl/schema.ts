@@ -76,11 +76,6 @@ export const PLUGIN_KEYS: ReadonlyMap<string, string> = new Map(
   Object.entries(FILE.plugins).flatMap(([plugin, p]) => Object.keys(p.schema?.properties ?? {}).map((key) => [key, plugin] as const)),
 );
 
-/** Bundled plugins whose schema could not be read (their optional extra is not installed where it was generated). */
-export const PLUGINS_WITHOUT_SCHEMA: readonly string[] = Object.entries(FILE.plugins).filter(([, p]) => p.error).map(([name]) => name);
-
-export const REQUIRED_KEYS: readonly string[] = ROOT.required ?? [];
-
 /** The schema of a top-level key, or of a key a bundled plugin adds. */
 export function keySchema(key: string): JsonSchema | undefined {
   if (Object.hasOwn(ROOT.properties ?? {}, key)) return ROOT.properties![key];
@@ -93,11 +88,6 @@ export function definition(name: string): JsonSchema {
   const def = ROOT.$defs[name];
   if (!def) throw new Error(`Axolotl ${SCHEMA_AXOLOTL_VERSION} schema has no definition ${name}`);
   return def;
-}
-
-/** The values of an enum definition, e.g. enumValues("ChatTemplate"). */
-export function enumValues(name: string): readonly string[] {
-  return (definition(name).enum ?? []).map(String);
 }
 
 /** The keys of a model definition, e.g. modelKeys("FSDPConfig"). */

@@ -3,7 +3,7 @@
  * (schema/axolotl-<version>.json, see schema.ts), except the few that Axolotl writes as literals inside a validator,
  * which say which one. Replaces the hand-transcribed known-keys.ts.
  */
-import { CONFIG_KEYS, enumValues, modelKeys, PLUGIN_KEYS, VOCABULARY } from "./schema.ts";
+import { CONFIG_KEYS, modelKeys, PLUGIN_KEYS, VOCABULARY } from "./schema.ts";
 
 /**
  * Keys of the bundled llm_compressor plugin (integrations/llm_compressor/args.py), whose schema cannot be
@@ -16,12 +16,6 @@ export const PLUGIN_KEY_OWNER: ReadonlyMap<string, string> = new Map([...PLUGIN_
 
 /** Every top-level key Axolotl knows: its schema's keys (aliases and field names) and its bundled plugins' keys. */
 export const TOP_LEVEL_KEYS: readonly string[] = [...new Set([...CONFIG_KEYS, ...Object.values(VOCABULARY.field_names_of_aliases), ...PLUGIN_KEY_OWNER.keys()])];
-
-/** enums.py ChatTemplate; `tokenizer_default_fallback_<name>` is accepted as well (the schema's pattern). */
-export const CHAT_TEMPLATES: readonly string[] = enumValues("ChatTemplate");
-
-/** enums.py RLType. */
-export const RL_TYPES: readonly string[] = enumValues("RLType");
 
 /** Keys of `fsdp_config` (fsdp.py FSDPConfig). */
 export const FSDP_CONFIG_KEYS: readonly string[] = modelKeys("FSDPConfig");

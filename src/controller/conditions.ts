@@ -30,10 +30,6 @@ export function setCondition(list: readonly Condition[] | undefined, input: Cond
   return [...others, next].sort((a, b) => order(a.type) - order(b.type));
 }
 
-export function removeCondition(list: readonly Condition[] | undefined, type: ConditionType): Condition[] {
-  return (list ?? []).filter((c) => c.type !== type);
-}
-
 export function getCondition(list: readonly Condition[] | undefined, type: ConditionType): Condition | undefined {
   return (list ?? []).find((c) => c.type === type);
 }

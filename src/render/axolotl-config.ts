@@ -9,8 +9,6 @@ import { OUTPUT_DIR, PREPARED_DIR } from "./names.ts";
 
 export interface RenderedAxolotlConfig {
   config: Record<string, unknown>;
-  /** Keys the user set that were replaced, for the warning the validator also reports. */
-  overridden: string[];
 }
 
 const OWNED: Record<string, unknown> = {
@@ -33,18 +31,9 @@ export function renderAxolotlConfig(userConfig: Record<string, unknown>): Render
     const dc = config.dynamic_checkpoint as Record<string, unknown>;
     if (dc.check_interval === undefined || dc.check_interval === null) config.dynamic_checkpoint = { ...dc, check_interval: SHUTDOWN_CHECK_INTERVAL };
   }
-  const overridden: string[] = [];
-  for (const [key, value] of Object.entries(OWNED)) {
-    if (key in config && config[key] !== value) overridden.push(key);
-    config[key] = value;
-  }
-  for (const key of REMOVED) {
-    if (key in config) {
-      overridden.push(key);
-      delete config[key];
-    }
-  }
-  return { config, overridden };
+  for (const [key, value] of Object.entries(OWNED)) config[key] = value;
+  for (const key of REMOVED) delete config[key];
+  return { config };
 }
 
 /** Whether the run trains a LoRA-style adapter that `axolotl merge-lora` can fold into the base model. */
