@@ -233,6 +233,8 @@ export const ProgressSchema = z
   .strict();
 
 export const CheckpointSchema = z.object({ step: z.number().int(), path: z.string() }).strict();
+/** status.checkpoints keeps at most this many, the most recent (log tail, pushed reports and their merge alike). */
+export const MAX_CHECKPOINTS = 20;
 
 /** A short, downsampled loss history (src/progress/loss.ts keeps it bounded), for LossHealthy and a sparkline. */
 export const LossHistorySchema = z

@@ -19,7 +19,7 @@
  *
  * Pure and total: any input gives a result, malformed lines are skipped.
  */
-import type { Checkpoint } from "../api/schema.ts";
+import { MAX_CHECKPOINTS, type Checkpoint } from "../api/schema.ts";
 import type { LossSample } from "./loss.ts";
 import { parseMetricsDict } from "./py-literal.ts";
 
@@ -56,7 +56,6 @@ const CHECKPOINT_DIR_RE = /^checkpoint-(\d+)$/;
 const GLOBAL_TOKENS_KEYS = ["tokens_per_second", "train_tokens_per_second", "tokens/train_per_sec"];
 /** A longer "line" is a runaway tqdm redraw or binary noise; its segments are still read one by one. */
 const MAX_SEGMENT_CHARS = 64 * 1024;
-const MAX_CHECKPOINTS = 20;
 
 interface Bar {
   n: number;

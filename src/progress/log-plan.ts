@@ -6,13 +6,12 @@
  */
 import type { V1Pod } from "@kubernetes/client-node";
 import { LABEL_ATTEMPT, LABEL_STAGE } from "../api/group.ts";
-import type { Checkpoint, FineTuneJobObject, FineTuneJobStatus, Progress } from "../api/schema.ts";
+import { MAX_CHECKPOINTS, type Checkpoint, type FineTuneJobObject, type FineTuneJobStatus, type Progress } from "../api/schema.ts";
 import type { LogProgress } from "./log-parse.ts";
 import { addLoss } from "./loss.ts";
 import { summarize } from "./report.ts";
 
 const COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index";
-const MAX_CHECKPOINTS = 20;
 
 /**
  * A job is read when it is training and has no fresh pushed progress: none

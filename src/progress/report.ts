@@ -3,11 +3,10 @@
  * JSON), validated and mapped onto status.progress / status.checkpoints. Pure.
  */
 import { z } from "zod";
-import type { Checkpoint, Progress } from "../api/schema.ts";
+import { MAX_CHECKPOINTS, type Checkpoint, type Progress } from "../api/schema.ts";
 import type { LossSample } from "./loss.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
-const MAX_CHECKPOINTS = 20;
 
 const num = z.number().finite().nullish();
 const ReportSchema = z.object({
