@@ -5,6 +5,7 @@ import { Writable } from "node:stream";
 import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import { GROUP, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, PLURAL, VERSION, type Stage } from "../api/group.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
+import { TRAINER_CONTAINER } from "../render/names.ts";
 import { errorMessage, isNotFound } from "../kube/errors.ts";
 import { hasErrors, validateFineTuneJob } from "../validation/job.ts";
 import { CliError } from "./documents.ts";
@@ -137,7 +138,7 @@ export async function logs(client: ClusterClient, name: string, opts: { stage?: 
   const pod = pods.find((p) => (p.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] ?? "0") === rank) ?? (stage !== "train" ? pods[0] : undefined);
   if (!pod?.metadata?.name) throw new CliError(`no ${stage} pod${stage === "train" ? ` for rank ${rank}` : ""} of ${name}${attempt !== undefined ? ` (attempt ${attempt})` : ""} found`, 1);
   if (!opts.follow) {
-    const text = await client.core.readNamespacedPodLog({ namespace: client.namespace, name: pod.metadata.name, container: "trainer" });
+    const text = await client.core.readNamespacedPodLog({ namespace: client.namespace, name: pod.metadata.name, container: TRAINER_CONTAINER });
     stdout.write(typeof text === "string" ? text : String(text));
     return 0;
   }
@@ -145,7 +146,7 @@ export async function logs(client: ClusterClient, name: string, opts: { stage?: 
   await new Promise<void>((resolve, reject) => {
     const sink = new Writable({ write: (chunk, _enc, cb) => { stdout.write(chunk); cb(); } });
     sink.on("finish", resolve);
-    log.log(client.namespace, pod.metadata!.name!, "trainer", sink, { follow: true }).catch(reject);
+    log.log(client.namespace, pod.metadata!.name!, TRAINER_CONTAINER, sink, { follow: true }).catch(reject);
   });
   return 0;
 }

@@ -6,6 +6,7 @@
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 import { z } from "zod";
 import type { Stage } from "../api/group.ts";
+import { TRAINER_CONTAINER } from "../render/names.ts";
 import { matchFailure } from "./hints.ts";
 
 export interface AttemptFailure {
@@ -73,7 +74,7 @@ export function isDisrupted(pod: V1Pod): boolean {
 }
 
 function terminated(pod: V1Pod) {
-  return pod.status?.containerStatuses?.find((c) => c.name === "trainer")?.state?.terminated ?? pod.status?.containerStatuses?.[0]?.state?.terminated;
+  return pod.status?.containerStatuses?.find((c) => c.name === TRAINER_CONTAINER)?.state?.terminated ?? pod.status?.containerStatuses?.[0]?.state?.terminated;
 }
 
 function finishedAt(pod: V1Pod): number {

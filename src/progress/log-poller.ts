@@ -11,7 +11,7 @@ import type { Logger } from "pino";
 import type { FineTuneJobObject } from "../api/schema.ts";
 import type { KubeApi } from "../kube/api.ts";
 import { errorMessage, isNotFound } from "../kube/errors.ts";
-import { TRAINER_CONTAINER } from "../render/children.ts";
+import { TRAINER_CONTAINER } from "../render/names.ts";
 import { parseLogTail } from "./log-parse.ts";
 import { logProgressPatch, needsLogProgress, nextTailLines, rankZeroPod } from "./log-plan.ts";
 

@@ -10,8 +10,8 @@
 import type { V1ConfigMap, V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, KIND, LABEL_ATTEMPT, LABEL_COMPONENT, LABEL_JOB_NAME, LABEL_MANAGED_BY, LABEL_STAGE, MANAGED_BY } from "../api/group.ts";
 import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
-import { renderSmokeTestJob, TRAINER_CONTAINER, type RenderInput } from "./children.ts";
-import { MERGED_DIR, MOUNT_CONFIG, MOUNT_LAUNCHER, OUTPUT_DIR } from "./names.ts";
+import { renderSmokeTestJob, type RenderInput } from "./children.ts";
+import { MERGED_DIR, MOUNT_CONFIG, MOUNT_LAUNCHER, OUTPUT_DIR, TRAINER_CONTAINER } from "./names.ts";
 
 export const CHAT_PORT = 7860;
 const CHAT_CONFIG_DIR = "/etc/finetune-chat";

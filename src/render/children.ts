@@ -10,7 +10,7 @@ import type { FineTuneJobSpec } from "../api/schema.ts";
 import { dynamicCheckpointEnabled, dynamicCheckpointTrigger, hubModelOf, renderAxolotlConfig } from "./axolotl-config.ts";
 import { childLabels, ownerReference, type JobRef } from "./labels.ts";
 import {
-  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR, SMOKE_ANSWERS_FILE,
+  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR, SMOKE_ANSWERS_FILE, TRAINER_CONTAINER,
   configMapName, launcherConfigMapName, outputClaimName, serviceName, stageJobName,
 } from "./names.ts";
 
@@ -32,8 +32,6 @@ export interface RenderInput {
   settings: OperatorSettings;
 }
 
-/** Name of the one container of every stage pod (the log poller reads its log). */
-export const TRAINER_CONTAINER = "trainer";
 export const PROGRESS_TOKEN_PATH = "/var/run/secrets/finetune.dev/progress/token";
 const PROGRESS_CA_KEY = "progress-ca.crt";
 export const progressAudience = (job: JobRef) => `finetune.dev/${job.namespace}/${job.name}`;

@@ -24,6 +24,9 @@ export function launcherConfigMapName(source: string): string {
   return lastLauncher.name;
 }
 
+/** Name of the one container of every stage pod (the log poller, failure reading and `kubectl finetune logs` read it). */
+export const TRAINER_CONTAINER = "trainer";
+
 /** Paths inside the trainer container. */
 export const MOUNT_CONFIG = "/etc/finetune";
 export const CONFIG_FILE = `${MOUNT_CONFIG}/config.yaml`;
