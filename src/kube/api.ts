@@ -10,6 +10,7 @@ import {
 import { GROUP, PLURAL, VERSION } from "../api/group.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
 import { traced } from "../observability/tracing.ts";
+import { statusCode } from "./errors.ts";
 
 export interface ApiCallObserver {
   (verb: string, resource: string, code: number | undefined): void;
@@ -36,7 +37,7 @@ export class KubeApi {
         span.setAttribute("k8s.status_code", 200);
         return result;
       } catch (err) {
-        const code = (err as { code?: number }).code;
+        const code = statusCode(err);
         this.#observe(verb, resource, code);
         if (typeof code === "number") span.setAttribute("k8s.status_code", code);
         throw err;

@@ -1,12 +1,7 @@
+import { statusCode } from "../runtime/errors.ts";
+
 /** Branch on the HTTP status of API errors, never on message text. */
-export function statusCode(err: unknown): number | undefined {
-  if (err && typeof err === "object") {
-    const e = err as { code?: unknown; statusCode?: unknown };
-    if (typeof e.code === "number") return e.code;
-    if (typeof e.statusCode === "number") return e.statusCode;
-  }
-  return undefined;
-}
+export { statusCode };
 
 export const isNotFound = (err: unknown) => statusCode(err) === 404;
 export const isConflict = (err: unknown) => statusCode(err) === 409;

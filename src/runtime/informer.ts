@@ -34,6 +34,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ExponentialBackoff, sleep, type BackoffOptions } from './backoff.ts';
+import { statusCode } from './errors.ts';
 import { deepFreeze, objectKey, Relist, Store, type CacheEvent, type IndexFunc } from './store.ts';
 
 export { objectKey, splitKey, type IndexFunc, type CacheEvent } from './store.ts';
@@ -124,15 +125,6 @@ export function omitPaths<T extends object>(...paths: string[]): (obj: T) => T {
 /** Apply transforms left to right. */
 export function composeTransforms<T>(...fns: ((obj: T) => T)[]): (obj: T) => T {
   return (obj) => fns.reduce((o, f) => f(o), obj);
-}
-
-function statusCodeOf(err: unknown): number | undefined {
-  if (err && typeof err === 'object') {
-    const e = err as { statusCode?: unknown; code?: unknown };
-    if (typeof e.statusCode === 'number') return e.statusCode;
-    if (typeof e.code === 'number') return e.code;
-  }
-  return undefined;
 }
 
 function isTimeout(err: unknown): boolean {
@@ -400,7 +392,7 @@ export class ResilientInformer<T extends KubernetesObject> {
       } catch (err) {
         if (signal.aborted) break;
         this.#resourceVersion = '';
-        if (statusCodeOf(err) === 410) {
+        if (statusCode(err) === 410) {
           this.#logger?.info('resourceVersion too old (410 Gone); relisting');
           continue;
         }

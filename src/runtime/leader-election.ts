@@ -25,7 +25,6 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import {
-  ApiException,
   CoordinationV1Api,
   Observable,
   V1MicroTime,
@@ -35,6 +34,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { realClock, sleep, type Clock } from './backoff.ts';
+import { statusCode } from './errors.ts';
 
 /** The Lease spec fields the election uses; times are epoch milliseconds. */
 export interface LeaderElectionRecord {
@@ -101,16 +101,6 @@ export function recordToLeaseSpec(r: LeaderElectionRecord): NonNullable<V1Lease[
   };
 }
 
-function codeOf(err: unknown): number | undefined {
-  if (err instanceof ApiException) return err.code;
-  if (err && typeof err === 'object') {
-    const e = err as { code?: unknown; statusCode?: unknown };
-    if (typeof e.code === 'number') return e.code;
-    if (typeof e.statusCode === 'number') return e.statusCode;
-  }
-  return undefined;
-}
-
 /** {@link LeaseLock} on a coordination.k8s.io/v1 Lease through client-node's CoordinationV1Api. */
 export class LeaseApiLock implements LeaseLock {
   readonly #api: CoordinationV1Api;
@@ -146,7 +136,7 @@ export class LeaseApiLock implements LeaseLock {
       const lease = await this.#api.readNamespacedLease({ name: this.#name, namespace: this.#namespace }, this.#opts(signal));
       return { record: leaseToRecord(lease), resourceVersion: lease.metadata?.resourceVersion ?? '' };
     } catch (err) {
-      if (codeOf(err) === 404) return null;
+      if (statusCode(err) === 404) return null;
       throw err;
     }
   }
@@ -455,7 +445,7 @@ export class LeaderElector {
         this.#observe({ record: rec, resourceVersion: rv }, this.#clock.now());
         return 'ok';
       } catch (err) {
-        if (codeOf(err) === 409) return 'conflict';
+        if (statusCode(err) === 409) return 'conflict';
         throw err;
       }
     }
@@ -476,7 +466,7 @@ export class LeaderElector {
       this.#observe({ record: rec, resourceVersion: rv }, this.#clock.now());
       return 'ok';
     } catch (err) {
-      if (codeOf(err) === 409) return 'conflict';
+      if (statusCode(err) === 409) return 'conflict';
       throw err;
     }
   }
