@@ -14,6 +14,7 @@ import { checkCrossField } from "./cross-field.ts";
 import { checkDatasetList, withLegacyMessageFields } from "./datasets.ts";
 import { decoderLayerFromConfig, decoderLayerFromName, type ModelInfo } from "./model-family.ts";
 import { Issues, join, type ValidationIssue } from "./issues.ts";
+import { OPERATOR_OWNED_KEYS } from "./owned-keys.ts";
 import { DEPRECATED_KEYS, EXCLUSIVE_PAIRS, REMOVED_KEYS, describe, isMapping, own, truthy } from "./rules.ts";
 import { DEFAULT_TRAINER_IMAGE } from "../api/group.ts";
 import { check, definition, enumStrings, keySchema, mismatchMessage, SCHEMA_AXOLOTL_VERSION, VOCABULARY, type JsonSchema } from "./schema.ts";
@@ -41,13 +42,7 @@ export interface DeploymentContext {
   model?: ModelInfo;
 }
 
-/** Keys the operator sets itself (shared storage paths and resume handling). */
-export const OPERATOR_OWNED_KEYS: readonly string[] = [
-  "output_dir",
-  "dataset_prepared_path",
-  "resume_from_checkpoint",
-  "auto_resume_from_checkpoints",
-];
+export { OPERATOR_OWNED_KEYS };
 
 type Config = Record<string, unknown>;
 

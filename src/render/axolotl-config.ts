@@ -5,18 +5,18 @@
  * explicitly), so Axolotl's own auto-resume, which trusts the highest-numbered
  * and possibly half-written checkpoint, is turned off.
  */
+import { OPERATOR_REMOVED_KEYS, type OperatorSetKey } from "../axolotl/owned-keys.ts";
 import { OUTPUT_DIR, PREPARED_DIR } from "./names.ts";
 
 export interface RenderedAxolotlConfig {
   config: Record<string, unknown>;
 }
 
-const OWNED: Record<string, unknown> = {
+const OWNED: Record<OperatorSetKey, unknown> = {
   output_dir: OUTPUT_DIR,
   dataset_prepared_path: PREPARED_DIR,
   auto_resume_from_checkpoints: false,
 };
-const REMOVED = ["resume_from_checkpoint"];
 
 /**
  * Axolotl looks for the dynamic-checkpoint trigger only every `check_interval` steps (default 10). On SIGTERM the
@@ -32,7 +32,7 @@ export function renderAxolotlConfig(userConfig: Record<string, unknown>): Render
     if (dc.check_interval === undefined || dc.check_interval === null) config.dynamic_checkpoint = { ...dc, check_interval: SHUTDOWN_CHECK_INTERVAL };
   }
   for (const [key, value] of Object.entries(OWNED)) config[key] = value;
-  for (const key of REMOVED) delete config[key];
+  for (const key of OPERATOR_REMOVED_KEYS) delete config[key];
   return { config };
 }
 
