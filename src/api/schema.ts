@@ -4,7 +4,7 @@
  * the three can never disagree about a field.
  */
 import { z } from "zod";
-import { DEFAULT_TRAINER_IMAGE, STAGES } from "./group.ts";
+import { DEFAULT_TRAINER_IMAGE, STAGES, type Stage } from "./group.ts";
 
 /** Metadata keys that crd.ts turns into OpenAPI vendor extensions. */
 const preserveUnknown = { "x-kubernetes-preserve-unknown-fields": true } as const;
@@ -254,7 +254,7 @@ export const FineTuneJobStatusSchema = z
     observedGeneration: z.number().int().optional(),
     conditions: z.array(ConditionSchema).optional().meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
     stages: z
-      .object({ preprocess: stageStatus.optional(), train: stageStatus.optional(), smoke: stageStatus.optional(), merge: stageStatus.optional() })
+      .object(Object.fromEntries(STAGES.map((stage) => [stage, stageStatus.optional()])) as Record<Stage, z.ZodOptional<typeof stageStatus>>)
       .strict()
       .optional(),
     attempt: z.number().int().optional().meta({ description: "Current training attempt (0 for the first)." }),
