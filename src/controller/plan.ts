@@ -25,7 +25,7 @@ import { getCondition, isTrue, setCondition, type ConditionInput } from "./condi
 import { classifyFailure, parseTerminationMessage, stuckPods, type AttemptFailure, type MissingPodReference } from "./failures.ts";
 import { assessLoss } from "./loss-health.ts";
 import { assessSmokeTest } from "./smoke-test.ts";
-import { Reason } from "./reasons.ts";
+import { Reason, STAGE_FAILED_REASON, STAGE_SUCCEEDED_REASON } from "./reasons.ts";
 import { firstUnschedulable } from "./scheduling.ts";
 import { specHash } from "./spec-hash.ts";
 
@@ -619,7 +619,7 @@ function stageSucceeded(p: Planner, stage: Stage, ss: StageStatus, job: V1Job): 
   }
   if (stage === "train") syncTrainCounters(st);
   p.condition({ type: STAGE_CONDITION[stage], status: "True", reason: Reason.Completed, message: `${stage} Job ${job.metadata?.name} completed` });
-  p.event("Normal", `${capitalize(stage)}Succeeded`, `${stage} completed (Job ${job.metadata?.name}, attempt ${ss.attempt})`);
+  p.event("Normal", STAGE_SUCCEEDED_REASON[stage], `${stage} completed (Job ${job.metadata?.name}, attempt ${ss.attempt})`);
 }
 
 function attemptEnded(p: Planner, input: RenderInput, stage: Stage, ss: StageStatus, failure: AttemptFailure, current: V1Job, pods: readonly V1Pod[]): void {
@@ -668,7 +668,7 @@ function attemptEnded(p: Planner, input: RenderInput, stage: Stage, ss: StageSta
     return;
   }
   const what = counted ? `failed (${failure.reason}; restart ${ss.retries} of ${limit})` : `was disrupted (not counted)`;
-  p.event("Warning", counted ? `${capitalize(stage)}Failed` : Reason.Disrupted, `${stage} attempt ${ss.attempt} ${what}: ${failure.message}${failure.hint ? `. Hint: ${failure.hint}` : ""}`);
+  p.event("Warning", counted ? STAGE_FAILED_REASON[stage] : Reason.Disrupted, `${stage} attempt ${ss.attempt} ${what}: ${failure.message}${failure.hint ? `. Hint: ${failure.hint}` : ""}`);
   ss.phase = "Pending";
   startNextAttempt(p, input, stage, ss, record, current);
 }
@@ -770,10 +770,6 @@ function finished(p: Planner): void {
   const expireAt = new Date(st.completionTime).getTime() + ttl * 1000;
   if (p.nowMs >= expireAt) p.actions.push({ kind: "deleteFineTuneJob", reason: `ttlSecondsAfterFinished (${ttl}s) expired` });
   else p.requeue(expireAt - p.nowMs);
-}
-
-function capitalize(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
 /** JSON round-trip semantics: undefined members are absent. */

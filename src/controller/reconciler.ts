@@ -16,6 +16,7 @@ import { MAX_JOB_NAME_LENGTH, configMapName, launcherConfigMapName, outputClaimN
 import { validateConfigForSpec, validateSpec, type ValidationIssue } from "../validation/job.ts";
 import { getCondition } from "./conditions.ts";
 import { buildEvent } from "./events.ts";
+import { Reason } from "./reasons.ts";
 import { decide, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./plan.ts";
 
 /** Read-only views of the informer caches the reconciler needs. */
@@ -230,7 +231,7 @@ export class Reconciler {
             const job = (created && typeof created === "object" ? created : action.object) as V1Job;
             const trimmed: V1Job = { metadata: job.metadata, spec: { parallelism: job.spec?.parallelism, completions: job.spec?.completions, suspend: job.spec?.suspend } as V1Job["spec"], status: {} };
             this.#createdJobs.set(key, [...(this.#createdJobs.get(key) ?? []), { job: trimmed, at: Date.now() }]);
-            this.#emit(ftj, "Normal", "JobCreated", `created Job ${action.object.metadata?.name}`, log);
+            this.#emit(ftj, "Normal", Reason.JobCreated, `created Job ${action.object.metadata?.name}`, log);
           }
         } catch (err) {
           if (!isAlreadyExists(err)) throw err; // a lagging cache: it is there already
@@ -239,14 +240,14 @@ export class Reconciler {
       case "delete":
         try {
           await api.deleteJob(action.namespace, action.name);
-          this.#emit(ftj, "Normal", "JobDeleted", `deleted Job ${action.name}: ${action.reason}`, log);
+          this.#emit(ftj, "Normal", Reason.JobDeleted, `deleted Job ${action.name}: ${action.reason}`, log);
         } catch (err) {
           if (!isNotFound(err)) throw err;
         }
         return;
       case "deleteFineTuneJob":
         try {
-          this.#emit(ftj, "Normal", "TTLExpired", action.reason, log);
+          this.#emit(ftj, "Normal", Reason.TTLExpired, action.reason, log);
           await api.deleteFineTuneJob(ftj.metadata.namespace ?? "", ftj.metadata.name ?? "");
         } catch (err) {
           if (!isNotFound(err)) throw err;

@@ -9,6 +9,7 @@
 import type { FineTuneJobSpec, FineTuneJobStatus } from "../api/schema.ts";
 import type { LauncherSummary } from "./failures.ts";
 import { GENERAL_HINTS } from "./hints.ts";
+import { Reason } from "./reasons.ts";
 
 type SmokeStatus = NonNullable<FineTuneJobStatus["smokeTest"]>;
 
@@ -28,7 +29,7 @@ export function assessSmokeTest(smoke: LauncherSummary["smoke"], action: FineTun
     status: { result: action === "Fail" ? "Failed" : "Warning", message, ...(hint ? { hint } : {}), answers },
   });
   if (!smoke || smoke.answers.length === 0) {
-    return bad("SmokeTestNoAnswers", "the smoke test finished without reporting any answer (no launcher summary in the pod's termination message)", []);
+    return bad(Reason.SmokeTestNoAnswers, "the smoke test finished without reporting any answer (no launcher summary in the pod's termination message)", []);
   }
   const answers = smoke.answers.slice(0, 8).map((a) => ({
     prompt: cut(a.prompt, MAX_PROMPT_CHARS),
@@ -37,12 +38,12 @@ export function assessSmokeTest(smoke: LauncherSummary["smoke"], action: FineTun
   }));
   const empty = smoke.answers.filter((a) => a.answer.trim() === "").length;
   if (empty > 0) {
-    return bad("SmokeTestEmptyAnswer", `${empty} of ${smoke.answers.length} smoke-test prompt(s) got an empty answer`, answers, `An adapter that answers nothing often ends every turn at once: ${GENERAL_HINTS.eosMismatch}`);
+    return bad(Reason.SmokeTestEmptyAnswer, `${empty} of ${smoke.answers.length} smoke-test prompt(s) got an empty answer`, answers, `An adapter that answers nothing often ends every turn at once: ${GENERAL_HINTS.eosMismatch}`);
   }
   if (smoke.answers.every((a) => a.stopped === false)) {
-    return bad("SmokeTestNoEOS", `every smoke-test generation (${smoke.answers.length}) ran to the token limit without an EOS token`, answers, GENERAL_HINTS.eosMismatch);
+    return bad(Reason.SmokeTestNoEOS, `every smoke-test generation (${smoke.answers.length}) ran to the token limit without an EOS token`, answers, GENERAL_HINTS.eosMismatch);
   }
-  return { reason: "SmokeTestPassed", status: { result: "Passed", message: `${smoke.answers.length} prompt(s) answered`, answers } };
+  return { reason: Reason.SmokeTestPassed, status: { result: "Passed", message: `${smoke.answers.length} prompt(s) answered`, answers } };
 }
 
 /** Truncated, and without control characters (an undertrained model emits any token; a terminal shows them raw). */
