@@ -3,7 +3,6 @@
  * planner decide, write status (first, with optimistic concurrency), then act
  * and emit events. Every step is idempotent.
  */
-import { parseAxolotlYaml } from "../axolotl/yaml.ts";
 import type { V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
 import { trace } from "@opentelemetry/api";
 import type { Logger } from "pino";
@@ -11,9 +10,9 @@ import type { FineTuneJobObject } from "../api/schema.ts";
 import { errorMessage, isAlreadyExists, isConflict, isNotFound, statusCode } from "../kube/errors.ts";
 import type { KubeApi } from "../kube/api.ts";
 import { traced } from "../observability/tracing.ts";
-import { LruCache } from "../runtime/lru.ts";
 import { MAX_JOB_NAME_LENGTH, configMapName, launcherConfigMapName, outputClaimName, serviceName } from "../render/names.ts";
-import { validateConfigForSpec, validateSpec, type ValidationIssue } from "../validation/job.ts";
+import { resolveAxolotlConfig } from "../validation/config.ts";
+import { validateSpec, type ValidationIssue } from "../validation/job.ts";
 import { getCondition } from "./conditions.ts";
 import { buildEvent } from "./events.ts";
 import { Reason } from "./reasons.ts";
@@ -46,8 +45,6 @@ export interface ReconcilerDeps {
 }
 
 let reconcileCounter = 0;
-/** Parsed rendered configs by ConfigMap resourceVersion; never stale (the version is in the key), bounded in memory. Read-only. */
-const renderedConfigs = new LruCache<Record<string, unknown>>(512);
 
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
@@ -102,38 +99,13 @@ export class Reconciler {
     const needsValidation = getCondition(ftj.status?.conditions, "Validated")?.observedGeneration !== ftj.metadata.generation;
     const missing: MissingReference[] = [];
 
-    // The Axolotl config: the rendered copy once it exists (it is what the run uses), else the user's. A started run
-    // keeps rendering from its copy even while an edit is being validated: edits after start are reported, not applied.
-    let axolotlConfig: Record<string, unknown> | undefined;
-    if (rendered?.data?.["config.yaml"] && (!needsValidation || ftj.status?.specHash)) {
-      const text = rendered.data["config.yaml"];
-      // Parsing the YAML was ~10% of the operator's CPU in a 100-job burst; a job's reconciles cluster in time.
-      axolotlConfig = renderedConfigs.getOrCompute(`${ns}/${rendered.metadata?.name}@${rendered.metadata?.resourceVersion}`, () => parseAxolotlYaml(text) as Record<string, unknown>);
-    } else if (spec?.config) {
-      axolotlConfig = spec.config;
-    } else if (spec?.configFrom) {
-      const ref = spec.configFrom.configMapKeyRef;
-      const source = `spec.configFrom(${ref.name}/${ref.key})`;
-      try {
-        const cm = await api.getConfigMap(ns, ref.name);
-        const text = cm.data?.[ref.key];
-        if (text === undefined) issues.push({ severity: "error", path: "spec.configFrom.configMapKeyRef.key", message: `ConfigMap ${ref.name} has no key ${ref.key}` });
-        else {
-          try {
-            axolotlConfig = parseAxolotlYaml(text) as Record<string, unknown>;
-          } catch (err) {
-            issues.push({ severity: "error", path: source, message: `not valid YAML: ${errorMessage(err)}` });
-          }
-        }
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-        // Before the run starts, a missing ConfigMap means waiting for it (GitOps applies in any order); see plan.ts.
-        if (!ftj.status?.specHash) missing.push({ kind: "ConfigMap", name: ref.name, path: "spec.configFrom.configMapKeyRef.name" });
-        else issues.push({ severity: "error", path: "spec.configFrom.configMapKeyRef.name", message: `ConfigMap ${ref.name} not found in namespace ${ns}` });
-      }
-      if (axolotlConfig !== undefined && needsValidation) issues.push(...validateConfigForSpec(axolotlConfig, spec, source));
-    }
-    if (spec?.config && needsValidation) issues.push(...validateConfigForSpec(spec.config, spec, "spec.config"));
+    // The Axolotl config the run uses (the rendered copy once it exists, else the user's), with its issues.
+    const resolved = await resolveAxolotlConfig({
+      namespace: ns, spec, rendered, needsValidation, started: Boolean(ftj.status?.specHash), getConfigMap: (namespace, cm) => api.getConfigMap(namespace, cm),
+    });
+    const axolotlConfig = resolved.axolotlConfig;
+    issues.push(...resolved.issues);
+    if (resolved.missingConfigMap) missing.push({ kind: "ConfigMap", ...resolved.missingConfigMap });
     const existingClaim = spec?.storage.output.existingClaim;
     if (existingClaim && !ftj.status?.specHash && !(await api.claimExists(ns, existingClaim))) {
       missing.push({ kind: "PersistentVolumeClaim", name: existingClaim, path: "spec.storage.output.existingClaim" });
