@@ -4,7 +4,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CoreV1Api, KubeConfig, V1ConfigMap } from '@kubernetes/client-node';
+import type { CoreV1Api, V1ConfigMap } from '@kubernetes/client-node';
+import { KubeClient } from '../src/kube/client.ts';
 import { freshNamespace, kubeClients, waitFor, type TestNamespace } from './lib/index.ts';
 import { rawListFn, ResilientInformer, type ListFn } from '../src/runtime/informer.ts';
 
@@ -14,7 +15,8 @@ const LABEL = 'runtime-e2e=informer';
 const until = (cond: () => boolean, what: string, timeoutMs = 120_000) => waitFor(what, cond, { timeoutMs, intervalMs: 20 });
 
 describe('ResilientInformer (real API server)', { timeout: 900_000 }, () => {
-  let kc: KubeConfig;
+  /** The operator's own REST client, from the admin kubeconfig file (client certificate). */
+  let kc: KubeClient;
   let core: CoreV1Api;
   let testNs: TestNamespace;
   let ns: string;
@@ -30,7 +32,7 @@ describe('ResilientInformer (real API server)', { timeout: 900_000 }, () => {
 
   before(async () => {
     const k = await kubeClients();
-    kc = k.kc;
+    kc = await KubeClient.fromEnvironment({ ...process.env, KUBECONFIG: k.kubeconfigPath ?? '' });
     core = k.core;
     testNs = await freshNamespace('rt-informer', { clients: k });
     ns = testNs.name;
@@ -42,7 +44,7 @@ describe('ResilientInformer (real API server)', { timeout: 900_000 }, () => {
 
   function newInformer(listFn?: ListFn<V1ConfigMap>) {
     const inf = new ResilientInformer<V1ConfigMap>({
-      kubeConfig: kc,
+      client: kc,
       path: `/api/v1/namespaces/${ns}/configmaps`,
       labelSelector: LABEL,
       listFn,
@@ -138,15 +140,14 @@ describe('ResilientInformer (real API server)', { timeout: 900_000 }, () => {
 
   it('a watch request failing at the HTTP level (bad path once) is retried', async () => {
     // Point the watch at a path that 404s once, via a Watch wrapper.
-    const { Watch } = await import('@kubernetes/client-node');
-    const w = new Watch(kc);
+    const w = kc;
     let bad = 1;
     const flaky = {
       watch: (path: string, q: Record<string, string | number | boolean | undefined>, cb: (p: string, o: any) => void, done: (e: any) => void) =>
         w.watch(bad-- > 0 ? '/api/v1/namespaces/does-not-exist/nothings' : path, q, cb, done),
     };
     const inf = new ResilientInformer<V1ConfigMap>({
-      kubeConfig: kc,
+      client: kc,
       path: `/api/v1/namespaces/${ns}/configmaps`,
       labelSelector: LABEL,
       watch: flaky,
@@ -168,7 +169,7 @@ describe('ResilientInformer (real API server)', { timeout: 900_000 }, () => {
     }
   });
 
-  it('survives client-node\'s 30 s watch inactivity timeout without relisting', { timeout: 600_000 }, async () => {
+  it('survives the client\'s 30 s watch inactivity timeout without relisting', { timeout: 600_000 }, async () => {
     let lists = 0;
     const real = rawListFn<V1ConfigMap>(kc, `/api/v1/namespaces/${ns}/configmaps`, { labelSelector: LABEL });
     const { inf, log } = newInformer(async (p) => {

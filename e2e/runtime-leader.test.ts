@@ -4,7 +4,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { CoordinationV1Api } from '@kubernetes/client-node';
+import { KubeClient } from '../src/kube/client.ts';
 import { freshNamespace, kubeClients, type TestNamespace } from './lib/index.ts';
 import { LeaderElector, type StoppedReason } from '../src/runtime/leader-election.ts';
 
@@ -23,7 +24,8 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs: number, onP
 }
 
 describe('LeaderElector (real API server)', { timeout: 900_000 }, () => {
-  let kc: KubeConfig;
+  /** The operator's own REST client, from the admin kubeconfig file (client certificate). */
+  let kc: KubeClient;
   let coord: CoordinationV1Api;
   let testNs: TestNamespace;
   let ns: string;
@@ -31,7 +33,7 @@ describe('LeaderElector (real API server)', { timeout: 900_000 }, () => {
 
   before(async () => {
     const k = await kubeClients();
-    kc = k.kc;
+    kc = await KubeClient.fromEnvironment({ ...process.env, KUBECONFIG: k.kubeconfigPath ?? '' });
     coord = k.coordination;
     testNs = await freshNamespace('rt-leader', { clients: k });
     ns = testNs.name;
@@ -46,7 +48,7 @@ describe('LeaderElector (real API server)', { timeout: 900_000 }, () => {
     const stopped: StoppedReason[] = [];
     let startedAt = 0;
     const le = new LeaderElector({
-      kubeConfig: kc,
+      client: kc,
       namespace: ns,
       name: lease,
       identity,

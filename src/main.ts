@@ -8,7 +8,7 @@ import { pino } from "pino";
 import { Controller } from "./controller/controller.ts";
 import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/plan.ts";
 import { KubeApi } from "./kube/api.ts";
-import { PooledKubeConfig } from "./kube/pooled-config.ts";
+import { KubeClient } from "./kube/client.ts";
 import { OperatorMetrics } from "./observability/metrics.ts";
 import { resolveOtlpConfig, withTimeout } from "./observability/otel-config.ts";
 import type { OtlpTelemetry } from "./observability/otel-sdk.ts";
@@ -23,8 +23,8 @@ import { launcherSource } from "./trainer/source.ts";
 
 export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => Promise<void> }> {
   const logger = pino({ level: opts.logLevel, base: { component: "finetune-operator" } });
-  const kc = new PooledKubeConfig();
-  kc.loadFromDefault();
+  // The lean REST client; client-node is loaded only for credentials it alone understands (exec plugins, proxies).
+  const kube = await KubeClient.fromEnvironment();
   const identity = opts.identity ?? process.env.POD_NAME ?? defaultIdentity();
   let leading = false;
   let controller: Controller | undefined;
@@ -39,7 +39,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     { fineTuneJobs: () => controller?.ftjs.list() ?? [], isLeader: () => leading },
     { perJobSeriesLimit: opts.perJobSeriesLimit, ...(telemetry ? { readers: telemetry.metricReaders, resource: telemetry.resource } : {}) },
   );
-  const api = new KubeApi(kc, (verb, resource, code) => metrics.apiCall(verb, resource, code));
+  const api = new KubeApi(kube, (verb, resource, code) => metrics.apiCall(verb, resource, code));
   const settings: PlannerSettings = {
     ...DEFAULT_PLANNER_SETTINGS,
     launcherSource: launcherSource(),
@@ -50,7 +50,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     ...(opts.progressCaFile ? { progressCaBundle: readFileSync(opts.progressCaFile, "utf8") } : {}),
   };
   controller = new Controller({
-    kubeConfig: kc,
+    client: kube,
     api,
     settings,
     logger,
@@ -76,7 +76,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
   if (opts.progressPort !== undefined) {
     progress = new ProgressServer({
       api,
-      auth: new ProgressAuthenticator(kc, { pod: (ns, name) => ctrl.pods.get(ns, name) }),
+      auth: new ProgressAuthenticator(kube, { pod: (ns, name) => ctrl.pods.get(ns, name) }),
       getJob: (ns, name) => ctrl.ftjs.get(ns, name),
       logger,
       host: opts.bindAddress,
@@ -100,7 +100,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     // A push report older than this (3 log intervals, at least 3 push write intervals) no longer holds the log off.
     pushStaleMs: 3 * Math.max(opts.progressLogIntervalMs, opts.progressWriteIntervalMs),
   });
-  logger.info({ identity, port: http.port, progressPort: progress?.port, progressLogIntervalSeconds: opts.progressLogIntervalMs / 1000, namespace: opts.namespace ?? "(all)" }, "starting");
+  logger.info({ identity, apiServer: kube.description, port: http.port, progressPort: progress?.port, progressLogIntervalSeconds: opts.progressLogIntervalMs / 1000, namespace: opts.namespace ?? "(all)" }, "starting");
   await ctrl.startCaches();
   logger.info("caches synced");
 
@@ -122,7 +122,8 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
   };
   if (opts.leaderElect) {
     elector = new LeaderElector({
-      kubeConfig: kc,
+      // Its own connections: a renewal never queues behind reconcile requests on a busy pool.
+      client: kube.withOwnConnections(),
       namespace: opts.leaseNamespace,
       name: opts.leaseName,
       identity,

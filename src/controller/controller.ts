@@ -4,18 +4,20 @@
  * caches (level-triggered). Child objects are watched with a label selector,
  * so the operator caches only what it owns.
  */
-import type { KubeConfig, KubernetesObject, V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
+import type { KubernetesObject, V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { GROUP, LABEL_COMPONENT, LABEL_JOB_NAME, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSION } from "../api/group.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
 import type { KubeApi } from "../kube/api.ts";
+import type { KubeClient } from "../kube/client.ts";
 import { ResilientInformer } from "../runtime/informer.ts";
 import { WorkQueue, type QueueMetrics } from "../runtime/workqueue.ts";
 import { Reconciler, type Caches } from "./reconciler.ts";
 import type { PlannerSettings } from "./plan.ts";
 
 export interface ControllerOptions {
-  kubeConfig: KubeConfig;
+  /** The informers' connection to the API server. */
+  client: KubeClient;
   api: KubeApi;
   settings: PlannerSettings;
   logger: Logger;
@@ -77,9 +79,9 @@ export class Controller {
 
   constructor(opts: ControllerOptions) {
     this.#opts = opts;
-    const { kubeConfig, namespace, logger } = opts;
+    const { client, namespace, logger } = opts;
     const informer = <T extends KubernetesObject>(name: string, path: string, labelSelector?: string, transform?: (o: T) => T) =>
-      new ResilientInformer<T>({ kubeConfig, path, name, logger, ...(labelSelector ? { labelSelector } : {}), ...(transform ? { transform } : {}) });
+      new ResilientInformer<T>({ client, path, name, logger, ...(labelSelector ? { labelSelector } : {}), ...(transform ? { transform } : {}) });
     this.ftjs = informer("finetunejobs", collection(GROUP, VERSION, PLURAL, namespace));
     // Caches keep only what the planner reads: thousands of jobs must fit in a small operator (see src/runtime/README.md).
     this.jobs = informer("jobs", collection("batch", "v1", "jobs", namespace), OWNED_SELECTOR, trimJob);

@@ -3,29 +3,39 @@
  * and resource (finetune_api_requests_total), so the cost per FineTuneJob is
  * visible, and wrapped in a trace span.
  */
-import {
-  BatchV1Api, CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig, type KubernetesObject,
-  type CoreV1Event, type V1ConfigMap, type V1Job, type V1PersistentVolumeClaim, type V1Service,
-} from "@kubernetes/client-node";
+import type { CoreV1Event, KubernetesListObject, KubernetesObject, V1ConfigMap } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../api/group.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
 import { traced } from "../observability/tracing.ts";
+import type { KubeClient, RequestOptions } from "./client.ts";
 import { statusCode } from "./errors.ts";
 
 export interface ApiCallObserver {
   (verb: string, resource: string, code: number | undefined): void;
 }
 
+/** Collection paths of the kinds the operator writes. */
+const core = (namespace: string, resource: string) => `/api/v1/namespaces/${encodeURIComponent(namespace)}/${resource}`;
+const batch = (namespace: string, resource: string) => `/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/${resource}`;
+const ftjs = (namespace: string) => `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}`;
+const one = (collection: string, name: string) => `${collection}/${encodeURIComponent(name)}`;
+
+/** The child kinds the operator creates, by kind: the resource name for metrics and the collection path. */
+const CREATABLE: Record<string, { resource: string; path: (namespace: string) => string }> = {
+  Job: { resource: "jobs", path: (ns) => batch(ns, "jobs") },
+  ConfigMap: { resource: "configmaps", path: (ns) => core(ns, "configmaps") },
+  Service: { resource: "services", path: (ns) => core(ns, "services") },
+  PersistentVolumeClaim: { resource: "persistentvolumeclaims", path: (ns) => core(ns, "persistentvolumeclaims") },
+};
+
+const MERGE_PATCH = "application/merge-patch+json";
+
 export class KubeApi {
-  readonly core: CoreV1Api;
-  readonly batch: BatchV1Api;
-  readonly custom: CustomObjectsApi;
+  readonly #client: KubeClient;
   readonly #observe: ApiCallObserver;
 
-  constructor(kc: KubeConfig, observe: ApiCallObserver = () => {}) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.batch = kc.makeApiClient(BatchV1Api);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
+  constructor(client: KubeClient, observe: ApiCallObserver = () => {}) {
+    this.#client = client;
     this.#observe = observe;
   }
 
@@ -45,30 +55,24 @@ export class KubeApi {
     }, { "k8s.verb": verb, "k8s.resource": resource });
   }
 
+  #json<T>(verb: string, resource: string, method: string, path: string, opts?: RequestOptions): Promise<T> {
+    return this.#call(verb, resource, () => this.#client.request<T>(method, path, opts));
+  }
+
   /** Creates a child object of one of the kinds the operator owns. */
   create(obj: KubernetesObject): Promise<unknown> {
-    const namespace = obj.metadata?.namespace ?? "";
-    switch (obj.kind) {
-      case "Job":
-        return this.#call("create", "jobs", () => this.batch.createNamespacedJob({ namespace, body: obj as V1Job }));
-      case "ConfigMap":
-        return this.#call("create", "configmaps", () => this.core.createNamespacedConfigMap({ namespace, body: obj as V1ConfigMap }));
-      case "Service":
-        return this.#call("create", "services", () => this.core.createNamespacedService({ namespace, body: obj as V1Service }));
-      case "PersistentVolumeClaim":
-        return this.#call("create", "persistentvolumeclaims", () => this.core.createNamespacedPersistentVolumeClaim({ namespace, body: obj as V1PersistentVolumeClaim }));
-      default:
-        throw new Error(`the operator does not create ${obj.kind}`);
-    }
+    const kind = CREATABLE[obj.kind ?? ""];
+    if (!kind) throw new Error(`the operator does not create ${obj.kind}`);
+    return this.#json("create", kind.resource, "POST", kind.path(obj.metadata?.namespace ?? ""), { body: obj });
   }
 
   /** Background propagation: the Job goes at once and garbage collection removes its pods (the planner waits for them). */
   deleteJob(namespace: string, name: string): Promise<unknown> {
-    return this.#call("delete", "jobs", () => this.batch.deleteNamespacedJob({ namespace, name, propagationPolicy: "Background" }));
+    return this.#json("delete", "jobs", "DELETE", one(batch(namespace, "jobs"), name), { query: { propagationPolicy: "Background" } });
   }
 
   getConfigMap(namespace: string, name: string): Promise<V1ConfigMap> {
-    return this.#call("get", "configmaps", () => this.core.readNamespacedConfigMap({ namespace, name }));
+    return this.#json("get", "configmaps", "GET", one(core(namespace, "configmaps"), name));
   }
 
   /**
@@ -76,8 +80,10 @@ export class KubeApi {
    * sees only the claims it labels), and one filtered LIST per check, only while a job waits for it, is cheap.
    */
   async claimExists(namespace: string, name: string): Promise<boolean> {
-    const list = await this.#call("list", "persistentvolumeclaims", () => this.core.listNamespacedPersistentVolumeClaim({ namespace, fieldSelector: `metadata.name=${name}`, limit: 1 }));
-    return list.items.length > 0;
+    const list = await this.#json<KubernetesListObject<KubernetesObject>>("list", "persistentvolumeclaims", "GET", core(namespace, "persistentvolumeclaims"), {
+      query: { fieldSelector: `metadata.name=${name}`, limit: 1 },
+    });
+    return (list.items ?? []).length > 0;
   }
 
   /**
@@ -85,27 +91,24 @@ export class KubeApi {
    * an unknown PriorityClass: pod creates the API server refused), or undefined. Such refusals show only as Events.
    */
   async podCreateFailure(namespace: string, jobName: string): Promise<string | undefined> {
-    const list = await this.#call("list", "events", () =>
-      this.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Job,involvedObject.name=${jobName},reason=FailedCreate` }),
-    );
+    const list = await this.#json<KubernetesListObject<CoreV1Event>>("list", "events", "GET", core(namespace, "events"), {
+      query: { fieldSelector: `involvedObject.kind=Job,involvedObject.name=${jobName},reason=FailedCreate` },
+    });
+    // Raw JSON: the timestamps are RFC 3339 strings.
     const time = (e: CoreV1Event) => new Date(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp ?? 0).getTime();
-    const newest = list.items.sort((a, b) => time(b) - time(a))[0];
+    const newest = (list.items ?? []).sort((a, b) => time(b) - time(a))[0];
     return newest?.message?.trim();
   }
 
   /** Replaces status through the status subresource; the resourceVersion in `obj` makes a stale write fail with 409. */
   replaceStatus(obj: FineTuneJobObject): Promise<FineTuneJobObject> {
     const { namespace = "", name = "" } = obj.metadata;
-    return this.#call("update", "finetunejobs/status", () =>
-      this.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: obj }),
-    ) as Promise<FineTuneJobObject>;
+    return this.#json("update", "finetunejobs/status", "PUT", `${one(ftjs(namespace), name)}/status`, { body: obj });
   }
 
   /** Merge patch of part of status (progress reports): touches only the fields given. */
   patchStatus(namespace: string, name: string, status: Record<string, unknown>): Promise<unknown> {
-    return this.#call("patch", "finetunejobs/status", () =>
-      this.custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { status } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch)),
-    );
+    return this.#json("patch", "finetunejobs/status", "PATCH", `${one(ftjs(namespace), name)}/status`, { body: { status }, contentType: MERGE_PATCH });
   }
 
   /**
@@ -115,15 +118,15 @@ export class KubeApi {
    */
   readPodLogTail(namespace: string, name: string, opts: { container?: string; tailLines: number; limitBytes: number }): Promise<string> {
     return this.#call("get", "pods/log", () =>
-      this.core.readNamespacedPodLog({ namespace, name, tailLines: opts.tailLines, limitBytes: opts.limitBytes, ...(opts.container ? { container: opts.container } : {}) }),
+      this.#client.requestText("GET", `${one(core(namespace, "pods"), name)}/log`, { query: { tailLines: opts.tailLines, limitBytes: opts.limitBytes, container: opts.container } }),
     );
   }
 
   deleteFineTuneJob(namespace: string, name: string): Promise<unknown> {
-    return this.#call("delete", "finetunejobs", () => this.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, propagationPolicy: "Background" }));
+    return this.#json("delete", "finetunejobs", "DELETE", one(ftjs(namespace), name), { query: { propagationPolicy: "Background" } });
   }
 
   createEvent(event: CoreV1Event): Promise<unknown> {
-    return this.#call("create", "events", () => this.core.createNamespacedEvent({ namespace: event.metadata?.namespace ?? "", body: event }));
+    return this.#json("create", "events", "POST", core(event.metadata?.namespace ?? "", "events"), { body: event });
   }
 }

@@ -6,7 +6,8 @@
  * seconds costs one TokenReview a minute, not one per report.
  */
 import { createHash } from "node:crypto";
-import { AuthenticationV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import type { V1Pod, V1TokenReview } from "@kubernetes/client-node";
+import type { KubeClient } from "../kube/client.ts";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../api/group.ts";
 import { progressAudience } from "../render/children.ts";
 
@@ -20,14 +21,14 @@ const POD_NAME_CLAIM = "authentication.kubernetes.io/pod-name";
 const POD_UID_CLAIM = "authentication.kubernetes.io/pod-uid";
 
 export class ProgressAuthenticator {
-  readonly #authn: AuthenticationV1Api;
+  readonly #client: KubeClient;
   readonly #pods: PodLookup;
   readonly #cache = new Map<string, { result: AuthResult; until: number }>();
   readonly #ttlMs: number;
   #tokenReviews = 0;
 
-  constructor(kc: KubeConfig, pods: PodLookup, ttlMs = 60_000) {
-    this.#authn = kc.makeApiClient(AuthenticationV1Api);
+  constructor(client: KubeClient, pods: PodLookup, ttlMs = 60_000) {
+    this.#client = client;
     this.#pods = pods;
     this.#ttlMs = ttlMs;
   }
@@ -50,7 +51,9 @@ export class ProgressAuthenticator {
   async #review(token: string, namespace: string, name: string): Promise<AuthResult> {
     const audience = progressAudience({ namespace, name, uid: "" });
     this.#tokenReviews++;
-    const review = await this.#authn.createTokenReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, audiences: [audience] } } });
+    const review = await this.#client.request<V1TokenReview>("POST", "/apis/authentication.k8s.io/v1/tokenreviews", {
+      body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, audiences: [audience] } },
+    });
     const st = review.status;
     if (!st?.authenticated) return { ok: false, status: 401, reason: `token rejected${st?.error ? `: ${st.error}` : ""}` };
     if (!st.audiences?.includes(audience)) return { ok: false, status: 401, reason: "token audience does not name this FineTuneJob" };

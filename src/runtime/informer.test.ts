@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { composeTransforms, omitPaths, ResilientInformer, type ListPage, type WatchLike } from './informer.ts';
 
 type Obj = KubernetesObject;
@@ -92,7 +92,6 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 120_000): 
 
 function setup(api: FakeApi, opts: { freeze?: boolean } = {}) {
   const inf = new ResilientInformer<Obj>({
-    kubeConfig: new KubeConfig(),
     path: '/api/v1/namespaces/ns/configmaps',
     listFn: api.listFn,
     watch: api,
@@ -339,7 +338,6 @@ describe('transforms', () => {
       const api = new FakeApi();
       api.put('a', { managedFields: [{ manager: 'm' }], annotations: { big: 'x'.repeat(100) } });
       const inf = new ResilientInformer<Obj>({
-        kubeConfig: new KubeConfig(),
         path: '/p',
         listFn: api.listFn,
         watch: api,

@@ -1,13 +1,14 @@
 /**
  * ResilientInformer: list + watch of one collection into an in-memory {@link Store}, built
- * directly on client-node's `Watch` (not `ListWatch`/`makeInformer`, which stop for good on
- * any error other than 410 and do not re-emit adds after a relist, #795).
+ * directly on the lean REST client's watch (src/kube/client.ts), not on client-node's
+ * `ListWatch`/`makeInformer`, which stop for good on any error other than 410 and do not
+ * re-emit adds after a relist (kubernetes-client/javascript#795).
  *
  * Behaviour
  * - `start()` lists (paginated, raw JSON), fills the cache, emits `add` for each object, then
  *   watches from the list's resourceVersion with `allowWatchBookmarks=true`. It resolves once
  *   the first list is in the cache (`hasSynced()`), or when `stop()` is called first.
- * - A watch that ends cleanly (server-side timeout, client-node's 30 s inactivity timeout) is
+ * - A watch that ends cleanly (server-side timeout, the client's 30 s inactivity timeout) is
  *   resumed from the last resourceVersion seen (bookmarks advance it).
  * - 410 Gone (HTTP status or watch ERROR event) -> immediate relist.
  * - ANY other error (list failure, connection refused, non-200, ERROR event, stream error)
@@ -22,16 +23,8 @@
  * `metadata.managedFields` is dropped by default to save memory (`keepManagedFields` to keep it);
  * `transform` can drop more (see README.md here for measured cache sizes).
  */
-import {
-  ApiException,
-  HttpMethod,
-  IsomorphicFetchHttpLibrary,
-  RequestContext,
-  Watch,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeClient } from '../kube/client.ts';
 import type { Logger } from 'pino';
 import { ExponentialBackoff, sleep, type BackoffOptions } from './backoff.ts';
 import { statusCode } from './errors.ts';
@@ -53,7 +46,7 @@ export interface ListPage {
  */
 export type ListFn<T extends KubernetesObject> = (page: ListPage) => Promise<KubernetesListObject<T>>;
 
-/** The part of client-node's `Watch` used here (a seam for tests). */
+/** The part of {@link KubeClient} used to watch (a seam for tests). */
 export interface WatchLike {
   watch(
     path: string,
@@ -64,7 +57,8 @@ export interface WatchLike {
 }
 
 export interface InformerOptions<T extends KubernetesObject> {
-  kubeConfig: KubeConfig;
+  /** The API server connection (may be omitted when both `listFn` and `watch` are given, as in unit tests). */
+  client?: KubeClient;
   /** Collection path, e.g. `/apis/batch/v1/jobs` or `/api/v1/namespaces/NS/configmaps`. */
   path: string;
   /** Defaults to a raw paginated GET of `path` (with the selectors). */
@@ -90,7 +84,7 @@ export interface InformerOptions<T extends KubernetesObject> {
   keepManagedFields?: boolean;
   /** Deep-freeze cached objects (default: unless NODE_ENV=production). */
   freeze?: boolean;
-  /** Watch seam (default: client-node `Watch` on `kubeConfig`). */
+  /** Watch seam (default: `client.watch`). */
   watch?: WatchLike;
 }
 
@@ -131,49 +125,17 @@ function isTimeout(err: unknown): boolean {
   return !!err && typeof err === 'object' && (err as { name?: unknown }).name === 'TimeoutError';
 }
 
-/** Raw JSON GET against the API server with the kubeconfig's auth and TLS. */
-export async function rawGet(
-  kc: KubeConfig,
-  path: string,
-  query: Record<string, string | number | undefined>,
-  signal?: AbortSignal,
-): Promise<unknown> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('No currently active cluster');
-  const url = new URL(cluster.server + path);
-  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
-  const ctx = new RequestContext(url.toString(), HttpMethod.GET);
-  ctx.setHeaderParam('Accept', 'application/json');
-  if (signal) ctx.setSignal(signal);
-  await kc.applySecurityAuthentication(ctx);
-  const resp = await new IsomorphicFetchHttpLibrary().send(ctx).toPromise();
-  const text = await resp.body.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = text;
-  }
-  if (resp.httpStatusCode < 200 || resp.httpStatusCode > 299) {
-    const msg = (body as { message?: string } | undefined)?.message ?? text.slice(0, 200);
-    throw new ApiException(resp.httpStatusCode, `GET ${path}: HTTP ${resp.httpStatusCode}: ${msg}`, body, resp.headers);
-  }
-  return body;
-}
-
 /** A {@link ListFn} doing raw paginated GETs of `path`. */
 export function rawListFn<T extends KubernetesObject>(
-  kc: KubeConfig,
+  client: KubeClient,
   path: string,
   selectors: { labelSelector?: string; fieldSelector?: string } = {},
 ): ListFn<T> {
-  return async (page) =>
-    (await rawGet(
-      kc,
-      path,
-      { limit: page.limit, continue: page.continue, labelSelector: selectors.labelSelector, fieldSelector: selectors.fieldSelector },
-      page.signal,
-    )) as KubernetesListObject<T>;
+  return (page) =>
+    client.get<KubernetesListObject<T>>(path, {
+      query: { limit: page.limit, continue: page.continue, labelSelector: selectors.labelSelector, fieldSelector: selectors.fieldSelector },
+      ...(page.signal ? { signal: page.signal } : {}),
+    });
 }
 
 class ForcedRestart extends Error {
@@ -215,9 +177,10 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.name = opts.name ?? opts.path;
     this.#labelSelector = opts.labelSelector;
     this.#fieldSelector = opts.fieldSelector;
-    this.#listFn =
-      opts.listFn ?? rawListFn<T>(opts.kubeConfig, opts.path, { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector });
-    this.#watch = opts.watch ?? new Watch(opts.kubeConfig);
+    const client = opts.client;
+    if (!client && !(opts.listFn && opts.watch)) throw new Error(`informer ${this.name}: a client, or both listFn and watch, are needed`);
+    this.#listFn = opts.listFn ?? rawListFn<T>(client!, opts.path, { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector });
+    this.#watch = opts.watch ?? client!;
     this.#logger = opts.logger?.child({ informer: this.name });
     this.#pageSize = opts.pageSize ?? 500;
     this.#backoff = new ExponentialBackoff(opts.backoff ?? DEFAULT_INFORMER_BACKOFF);

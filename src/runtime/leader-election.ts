@@ -24,14 +24,8 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import {
-  CoordinationV1Api,
-  Observable,
-  V1MicroTime,
-  type KubeConfig,
-  type ObservableMiddleware,
-  type V1Lease,
-} from '@kubernetes/client-node';
+import type { V1Lease } from '@kubernetes/client-node';
+import type { KubeClient } from '../kube/client.ts';
 import type { Logger } from 'pino';
 import { realClock, sleep, type Clock } from './backoff.ts';
 import { statusCode } from './errors.ts';
@@ -88,27 +82,34 @@ export function leaseToRecord(lease: V1Lease): LeaderElectionRecord {
 }
 
 /**
- * Pure: record -> Lease spec. Times become `V1MicroTime` (serialised with microsecond
- * precision, `...123000Z`, the format the API server's MicroTime requires).
+ * A MicroTime as the API server requires it: RFC 3339 with exactly six fractional digits
+ * (`2025-01-02T03:04:05.678000Z`); a plain `toISOString()` has three and is refused.
  */
-export function recordToLeaseSpec(r: LeaderElectionRecord): NonNullable<V1Lease['spec']> {
-  return {
-    holderIdentity: r.holderIdentity || undefined,
-    leaseDurationSeconds: r.leaseDurationSeconds,
-    acquireTime: r.acquireTime !== undefined ? new V1MicroTime(r.acquireTime) : undefined,
-    renewTime: r.renewTime !== undefined ? new V1MicroTime(r.renewTime) : undefined,
-    leaseTransitions: r.leaseTransitions,
-  };
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/Z$/, '000Z');
 }
 
-/** {@link LeaseLock} on a coordination.k8s.io/v1 Lease through client-node's CoordinationV1Api. */
+/** Pure: record -> Lease spec (raw JSON, times as MicroTime strings). */
+export function recordToLeaseSpec(r: LeaderElectionRecord): NonNullable<V1Lease['spec']> {
+  const spec = {
+    holderIdentity: r.holderIdentity || undefined,
+    leaseDurationSeconds: r.leaseDurationSeconds,
+    acquireTime: r.acquireTime !== undefined ? microTime(r.acquireTime) : undefined,
+    renewTime: r.renewTime !== undefined ? microTime(r.renewTime) : undefined,
+    leaseTransitions: r.leaseTransitions,
+  };
+  // V1Lease types the times as Date subclasses; on the wire (what is sent here) they are strings.
+  return spec as unknown as NonNullable<V1Lease['spec']>;
+}
+
+/** {@link LeaseLock} on a coordination.k8s.io/v1 Lease through the REST client. */
 export class LeaseApiLock implements LeaseLock {
-  readonly #api: CoordinationV1Api;
+  readonly #client: KubeClient;
   readonly #namespace: string;
   readonly #name: string;
 
-  constructor(kubeConfig: KubeConfig, namespace: string, name: string) {
-    this.#api = kubeConfig.makeApiClient(CoordinationV1Api);
+  constructor(client: KubeClient, namespace: string, name: string) {
+    this.#client = client;
     this.#namespace = namespace;
     this.#name = name;
   }
@@ -117,23 +118,22 @@ export class LeaseApiLock implements LeaseLock {
     return `lease ${this.#namespace}/${this.#name}`;
   }
 
-  /** Per-call options that attach an AbortSignal to the request. */
-  #opts(signal?: AbortSignal): Parameters<CoordinationV1Api['readNamespacedLease']>[1] {
-    if (!signal) return undefined;
-    // The object-param API hands these to the Observable API: middleware returns Observables.
-    const mw: ObservableMiddleware = {
-      pre: (ctx) => {
-        ctx.setSignal(signal);
-        return new Observable(Promise.resolve(ctx));
-      },
-      post: (res) => new Observable(Promise.resolve(res)),
+  #collection(): string {
+    return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.#namespace)}/leases`;
+  }
+
+  #lease(record: LeaderElectionRecord, resourceVersion?: string): V1Lease {
+    return {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: this.#name, namespace: this.#namespace, ...(resourceVersion ? { resourceVersion } : {}) },
+      spec: recordToLeaseSpec(record),
     };
-    return { middleware: [mw], middlewareMergeStrategy: 'append' };
   }
 
   async get(signal?: AbortSignal): Promise<VersionedRecord | null> {
     try {
-      const lease = await this.#api.readNamespacedLease({ name: this.#name, namespace: this.#namespace }, this.#opts(signal));
+      const lease = await this.#client.get<V1Lease>(`${this.#collection()}/${encodeURIComponent(this.#name)}`, signal ? { signal } : {});
       return { record: leaseToRecord(lease), resourceVersion: lease.metadata?.resourceVersion ?? '' };
     } catch (err) {
       if (statusCode(err) === 404) return null;
@@ -142,30 +142,15 @@ export class LeaseApiLock implements LeaseLock {
   }
 
   async create(record: LeaderElectionRecord, signal?: AbortSignal): Promise<string> {
-    const lease = await this.#api.createNamespacedLease(
-      {
-        namespace: this.#namespace,
-        body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.#name, namespace: this.#namespace }, spec: recordToLeaseSpec(record) },
-      },
-      this.#opts(signal),
-    );
+    const lease = await this.#client.request<V1Lease>('POST', this.#collection(), { body: this.#lease(record), ...(signal ? { signal } : {}) });
     return lease.metadata?.resourceVersion ?? '';
   }
 
   async update(record: LeaderElectionRecord, resourceVersion: string, signal?: AbortSignal): Promise<string> {
-    const lease = await this.#api.replaceNamespacedLease(
-      {
-        name: this.#name,
-        namespace: this.#namespace,
-        body: {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name: this.#name, namespace: this.#namespace, resourceVersion },
-          spec: recordToLeaseSpec(record),
-        },
-      },
-      this.#opts(signal),
-    );
+    const lease = await this.#client.request<V1Lease>('PUT', `${this.#collection()}/${encodeURIComponent(this.#name)}`, {
+      body: this.#lease(record, resourceVersion),
+      ...(signal ? { signal } : {}),
+    });
     return lease.metadata?.resourceVersion ?? '';
   }
 }
@@ -174,7 +159,7 @@ export type StoppedReason = 'lost' | 'released' | 'stopped';
 
 export interface LeaderElectorOptions {
   /** Needed unless `lock` is given. */
-  kubeConfig?: KubeConfig;
+  client?: KubeClient;
   namespace: string;
   name: string;
   /** Unique per replica; see {@link defaultIdentity}. */
@@ -248,8 +233,8 @@ export class LeaderElector {
     if (!(this.#leaseMs > this.#renewDeadlineMs)) throw new Error('leader election: leaseDuration must be greater than renewDeadline');
     if (!(this.#renewDeadlineMs > JITTER_FACTOR * this.#retryMs)) throw new Error('leader election: renewDeadline must be greater than retryPeriod*1.2');
     if (opts.lock) this.#lock = opts.lock;
-    else if (opts.kubeConfig) this.#lock = new LeaseApiLock(opts.kubeConfig, opts.namespace, opts.name);
-    else throw new Error('leader election: kubeConfig or lock is required');
+    else if (opts.client) this.#lock = new LeaseApiLock(opts.client, opts.namespace, opts.name);
+    else throw new Error('leader election: client or lock is required');
     this.#logger = opts.logger?.child({ lease: this.#lock.describe(), identity: opts.identity });
     this.#clock = opts.clock ?? realClock;
     this.#random = opts.random ?? Math.random;
