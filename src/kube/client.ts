@@ -75,7 +75,7 @@ export class KubeClient {
   static async fromEnvironment(env: NodeJS.ProcessEnv = process.env): Promise<KubeClient> {
     const fs: FileSystem = { exists: existsSync, read: (p) => readFileSync(p, "utf8") };
     const resolved = resolveAccess(env, fs, env.HOME ?? homedir());
-    return new KubeClient(resolved.kind === "direct" ? new DirectTransport(resolved.access) : await clientNodeTransport(resolved.reason));
+    return new KubeClient(resolved.kind === "direct" ? new DirectTransport(resolved.access) : await clientNodeTransport(resolved.reason, env));
   }
 
   /** For logs: server, credential source, and which transport. */

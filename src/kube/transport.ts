@@ -14,6 +14,7 @@
 import { readFileSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { delimiter } from "node:path";
 import { Readable } from "node:stream";
 import type { ClusterAccess, Secret } from "./access.ts";
 
@@ -157,10 +158,21 @@ export class DirectTransport implements Transport {
  * client-node's KubeConfig for credentials the direct transport does not handle. Its module graph
  * (about 85 MiB RSS) is loaded here, on first use, and only by processes that need it.
  */
-export async function clientNodeTransport(reason: string): Promise<Transport> {
+export async function clientNodeTransport(reason: string, env: NodeJS.ProcessEnv = process.env): Promise<Transport> {
   const [{ PooledKubeConfig }, cn] = await Promise.all([import("./pooled-config.ts"), import("@kubernetes/client-node")]);
   const kc = new PooledKubeConfig();
-  kc.loadFromDefault();
+  // loadFromDefault, but with the given environment's KUBECONFIG (several files merged as loadFromDefault merges them).
+  const [first, ...rest] = (env.KUBECONFIG ?? "").split(delimiter).filter(Boolean);
+  if (first) {
+    kc.loadFromFile(first);
+    for (const file of rest) {
+      const more = new cn.KubeConfig();
+      more.loadFromFile(file);
+      kc.mergeConfig(more);
+    }
+  } else {
+    kc.loadFromDefault();
+  }
   const server = (kc.getCurrentCluster()?.server ?? "").replace(/\/+$/, "");
   const make = (): Transport => ({
     description: `${server} through client-node (${reason})`,
