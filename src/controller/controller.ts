@@ -12,6 +12,7 @@ import type { KubeApi } from "../kube/api.ts";
 import type { KubeClient } from "../kube/client.ts";
 import { ResilientInformer } from "../runtime/informer.ts";
 import { WorkQueue, type QueueMetrics } from "../runtime/workqueue.ts";
+import { trimClaim, trimConfigMap, trimFineTuneJob, trimJob, trimPod, trimService } from "./cache-trims.ts";
 import { Reconciler, type Caches } from "./reconciler.ts";
 import type { PlannerSettings } from "./plan.ts";
 
@@ -46,25 +47,6 @@ const ownerKey = (obj: KubernetesObject): string[] => {
   return job ? [`${obj.metadata?.namespace}/${job}`] : [];
 };
 
-function trimJob(job: V1Job): V1Job {
-  delete job.metadata?.managedFields;
-  if (job.spec) job.spec = { parallelism: job.spec.parallelism, completions: job.spec.completions, suspend: job.spec.suspend } as V1Job["spec"];
-  return job;
-}
-
-function trimPod(pod: V1Pod): V1Pod {
-  delete pod.metadata?.managedFields;
-  if (pod.spec) pod.spec = { nodeName: pod.spec.nodeName, containers: pod.spec.containers.map((c) => ({ name: c.name, image: c.image })) } as V1Pod["spec"];
-  return pod;
-}
-
-/** The launcher source is the bulk of each rendered ConfigMap and the planner never reads it. */
-function trimConfigMap(cm: V1ConfigMap): V1ConfigMap {
-  delete cm.metadata?.managedFields;
-  if (cm.data) cm.data = { ...(cm.data["config.yaml"] !== undefined ? { "config.yaml": cm.data["config.yaml"] } : {}) };
-  return cm;
-}
-
 export class Controller {
   readonly queue: WorkQueue;
   readonly ftjs: ResilientInformer<FineTuneJobObject & KubernetesObject>;
@@ -82,14 +64,14 @@ export class Controller {
     const { client, namespace, logger } = opts;
     const informer = <T extends KubernetesObject>(name: string, path: string, labelSelector?: string, transform?: (o: T) => T) =>
       new ResilientInformer<T>({ client, path, name, logger, ...(labelSelector ? { labelSelector } : {}), ...(transform ? { transform } : {}) });
-    this.ftjs = informer("finetunejobs", collection(GROUP, VERSION, PLURAL, namespace));
-    // Caches keep only what the planner reads: thousands of jobs must fit in a small operator (see src/runtime/README.md).
+    this.ftjs = informer("finetunejobs", collection(GROUP, VERSION, PLURAL, namespace), undefined, trimFineTuneJob);
+    // Caches keep only what the controller reads (cache-trims.ts): thousands of jobs must fit in a small operator.
     this.jobs = informer("jobs", collection("batch", "v1", "jobs", namespace), OWNED_SELECTOR, trimJob);
     this.pods = informer("pods", collection("", "v1", "pods", namespace), OWNED_SELECTOR, trimPod);
     // Also the shared launcher ConfigMaps (no job name); trimConfigMap drops their 75 KB payload from the cache.
     this.configMaps = informer("configmaps", collection("", "v1", "configmaps", namespace), MANAGED_SELECTOR, trimConfigMap);
-    this.services = informer("services", collection("", "v1", "services", namespace), OWNED_SELECTOR);
-    this.claims = informer("persistentvolumeclaims", collection("", "v1", "persistentvolumeclaims", namespace), LABEL_JOB_NAME);
+    this.services = informer("services", collection("", "v1", "services", namespace), OWNED_SELECTOR, trimService);
+    this.claims = informer("persistentvolumeclaims", collection("", "v1", "persistentvolumeclaims", namespace), LABEL_JOB_NAME, trimClaim);
     for (const inf of [this.jobs, this.pods] as ResilientInformer<KubernetesObject>[]) inf.addIndex(BY_JOB, ownerKey);
 
     this.queue = new WorkQueue({ name: "finetunejob", logger, ...(opts.queueMetrics ? { metrics: opts.queueMetrics } : {}) });
