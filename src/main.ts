@@ -36,7 +36,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     telemetry = startOtlpTelemetry(otlp, logger);
   }
   const metrics = new OperatorMetrics(
-    { fineTuneJobs: () => controller?.ftjs.list() ?? [], isLeader: () => leading },
+    { fineTuneJobs: () => controller?.ftjs.list() ?? [], isLeader: () => leading, isShedding: () => controller?.queue.isPaused() ?? false },
     { perJobSeriesLimit: opts.perJobSeriesLimit, ...(telemetry ? { readers: telemetry.metricReaders, resource: telemetry.resource } : {}) },
   );
   const api = new KubeApi(kube, (verb, resource, code) => metrics.apiCall(verb, resource, code));
@@ -137,6 +137,9 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
         ctrl.startWorkers();
         logPoller.start();
       },
+      onRenewal: (r) => metrics.leaseRenewal(r),
+      // A late renewal sheds reconciles (in-flight ones finish) rather than lose the Lease to our own load.
+      onPressure: (late) => (late ? ctrl.queue.pause() : ctrl.queue.resume()),
       onStoppedLeading: (reason) => {
         leading = false;
         void logPoller.stop();

@@ -20,6 +20,8 @@ export interface MetricsSource {
   /** FineTuneJobs in the cache (for gauges computed at scrape time). */
   fineTuneJobs(): Iterable<FineTuneJobObject>;
   isLeader(): boolean;
+  /** Whether reconciles are paused because the Lease renewal is late (optional: false when absent). */
+  isShedding?(): boolean;
 }
 
 export class OperatorMetrics {
@@ -38,6 +40,8 @@ export class OperatorMetrics {
   readonly #stageDuration;
   readonly #progressReports;
   readonly #progressWrites;
+  readonly #renewLateness;
+  readonly #renewDuration;
   #queueDepth = 0;
   readonly #controller = "finetunejob";
 
@@ -59,6 +63,9 @@ export class OperatorMetrics {
     this.#stageDuration = m.createHistogram("finetune_stage_duration_seconds", { description: "Time from a stage's start to its completion", advice: { explicitBucketBoundaries: [10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400] } });
     this.#progressReports = m.createCounter("finetune_progress_reports", { description: "Progress reports received from trainers, by result (accepted, unauthorized, forbidden, rate_limited, ...)" });
     this.#progressWrites = m.createCounter("finetune_progress_status_writes", { description: "Status writes made for progress reports, by result (ok, error)" });
+    this.#renewLateness = m.createHistogram("finetune_lease_renew_lateness_seconds", { description: "How late each Lease renewal started against its schedule (event-loop lag of a saturated leader)", advice: { explicitBucketBoundaries: LATENCY_BUCKETS } });
+    this.#renewDuration = m.createHistogram("finetune_lease_renew_duration_seconds", { description: "Duration of each Lease renewal attempt, by result (ok, error)", advice: { explicitBucketBoundaries: LATENCY_BUCKETS } });
+    m.createObservableGauge("finetune_reconcile_shedding", { description: "1 while reconciles are paused because the Lease renewal is late" }).addCallback((r) => r.observe(source.isShedding?.() ? 1 : 0));
     m.createObservableGauge("workqueue_depth", { description: "Current depth of workqueue" }).addCallback((r) => r.observe(this.#queueDepth, { name: this.#controller }));
     m.createObservableGauge("leader_election_master_status", { description: "Whether this replica is the leader (1) or not (0)" }).addCallback((r) => r.observe(source.isLeader() ? 1 : 0, { name: "finetune-operator" }));
     const limit = opts.perJobSeriesLimit ?? 100;
@@ -85,6 +92,11 @@ export class OperatorMetrics {
 
   progressWrite(ok: boolean): void {
     this.#progressWrites.add(1, { result: ok ? "ok" : "error" });
+  }
+
+  leaseRenewal(r: { ok: boolean; latenessMs: number; durationMs: number }): void {
+    this.#renewLateness.record(r.latenessMs / 1000);
+    this.#renewDuration.record(r.durationMs / 1000, { result: r.ok ? "ok" : "error" });
   }
 
   stageFinished(stage: string, seconds: number): void {

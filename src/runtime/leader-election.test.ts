@@ -12,6 +12,7 @@ import {
   leaseToRecord,
   recordToLeaseSpec,
   type LeaderElectionRecord,
+  type RenewalReport,
   type LeaseLock,
   type StoppedReason,
   type VersionedRecord,
@@ -246,6 +247,34 @@ describe('LeaderElector', () => {
     assert.ok(bLeadAt > lostAt, 'successor only after the old leader stopped');
     assert.throws(() => a.le.start(), /cannot be restarted/);
     await b.le.stop();
+  });
+
+  it('renewals failing past half the renew deadline put it under pressure; an on-time renew lifts it; each attempt is reported', async () => {
+    const clock = new FakeClock();
+    const server = new FakeLeaseServer();
+    const lock = new FakeLock(server);
+    const pressure: boolean[] = [];
+    const reports: RenewalReport[] = [];
+    const le = new LeaderElector({
+      namespace: 'ns', name: 'lock', identity: 'a', lock, clock, random: () => 0,
+      onStartedLeading: () => {}, onStoppedLeading: () => {},
+      onPressure: (on) => pressure.push(on),
+      onRenewal: (r) => reports.push(r),
+    });
+    void le.start();
+    await advance(clock, 4100);
+    assert.ok(reports.length >= 2 && reports.every((r) => r.ok && r.latenessMs === 0 && r.sinceRenewMs < 2100), JSON.stringify(reports));
+    assert.deepEqual(pressure, []);
+    lock.mode = 'error';
+    await advance(clock, 6000); // failing for 6 s of a 10 s deadline
+    assert.deepEqual(pressure, [true]);
+    assert.equal(le.underPressure(), true);
+    assert.ok(reports.some((r) => !r.ok && r.sinceRenewMs > 5000));
+    lock.mode = 'ok';
+    await advance(clock, 2100);
+    assert.deepEqual(pressure, [true, false]);
+    assert.equal(le.isLeader(), true);
+    await le.stop();
   });
 
   it('a hanging API counts against the renew deadline too', async () => {

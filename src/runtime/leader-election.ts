@@ -157,6 +157,15 @@ export class LeaseApiLock implements LeaseLock {
 
 export type StoppedReason = 'lost' | 'released' | 'stopped';
 
+export interface RenewalReport {
+  ok: boolean;
+  /** Start of the attempt minus the time it was due (retryPeriod after the previous attempt ended). */
+  latenessMs: number;
+  durationMs: number;
+  /** Time since the last successful renew, when this attempt ended. */
+  sinceRenewMs: number;
+}
+
 export interface LeaderElectorOptions {
   /** Needed unless `lock` is given. */
   client?: KubeClient;
@@ -176,6 +185,17 @@ export interface LeaderElectorOptions {
   onStoppedLeading: (reason: StoppedReason) => void;
   /** Called when the observed holder changes (including to us). */
   onNewLeader?: (identity: string) => void;
+  /**
+   * After every renew attempt while leading: how late it started against its schedule (event-loop lag: a
+   * saturated process runs its timers late), how long the request took, and whether it renewed.
+   */
+  onRenewal?: (r: RenewalReport) => void;
+  /**
+   * Called with true when renewal is in danger (more than half the renew deadline since the last successful
+   * renew, or an attempt started more than a retry period late), and with false once it renews on time again.
+   * Shed work while true (pause reconciles), so the Lease is not lost to our own load.
+   */
+  onPressure?: (underPressure: boolean) => void;
   logger?: Logger;
   /** Seams for tests. */
   clock?: Clock;
@@ -214,6 +234,7 @@ export class LeaderElector {
   #lastNotifiedLeader: string | undefined;
 
   #leading = false;
+  #pressure = false;
   #leaderAbort: AbortController | undefined;
   #stop = new AbortController();
   #running: Promise<void> | undefined;
@@ -331,17 +352,25 @@ export class LeaderElector {
     // Renew.
     let lastRenew = acquiredAt;
     while (!stop.aborted) {
+      const due = this.#clock.now() + this.#retryMs;
       await sleep(this.#retryMs, stop, this.#clock);
       if (stop.aborted) return;
-      const remaining = this.#renewDeadlineMs - (this.#clock.now() - lastRenew);
-      let res: Attempt | 'error' = 'error';
       const started = this.#clock.now();
+      const latenessMs = Math.max(0, started - due);
+      // Shed before the request too: the renew should not have to compete with reconciles for the event loop.
+      if (latenessMs > this.#retryMs || started - lastRenew > this.#renewDeadlineMs / 2) this.#setPressure(true);
+      const remaining = this.#renewDeadlineMs - (started - lastRenew);
+      let res: Attempt | 'error' = 'error';
       if (remaining > 0) res = await this.#attempt(remaining);
       if (stop.aborted) return;
+      const ended = this.#clock.now();
+      if (res === 'ok') lastRenew = started;
+      this.#report({ ok: res === 'ok', latenessMs, durationMs: ended - started, sinceRenewMs: ended - lastRenew });
       if (res === 'ok') {
-        lastRenew = started;
+        if (latenessMs <= this.#retryMs) this.#setPressure(false);
         continue;
       }
+      if (ended - lastRenew > this.#renewDeadlineMs / 2) this.#setPressure(true);
       if (res === 'held') {
         this.#logger?.warn({ holder: this.#observed?.holderIdentity }, 'lease taken by another holder; stopping leading');
         break;
@@ -356,6 +385,32 @@ export class LeaderElector {
     this.#endLeading('lost');
   }
 
+  #report(r: RenewalReport): void {
+    try {
+      this.#opts.onRenewal?.(r);
+    } catch (err) {
+      this.#logger?.error({ err }, 'onRenewal failed');
+    }
+  }
+
+  #setPressure(on: boolean): void {
+    if (this.#pressure === on) return;
+    this.#pressure = on;
+    if (on) this.#logger?.warn('lease renewal is late; shedding work until it renews on time');
+    else this.#logger?.info('lease renewal on time again');
+    try {
+      this.#opts.onPressure?.(on);
+    } catch (err) {
+      this.#logger?.error({ err }, 'onPressure failed');
+    }
+  }
+
+  /** True while renewal is in danger (see `onPressure`). */
+  underPressure(): boolean {
+    return this.#pressure;
+  }
+
+  // Pressure is never lifted when leadership ends: a paused queue stays paused until the process stops.
   #endLeading(reason: StoppedReason): void {
     if (!this.#leading) return;
     this.#leading = false;

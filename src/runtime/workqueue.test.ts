@@ -124,6 +124,31 @@ describe('WorkQueue', () => {
     assert.equal(gates.size, 10);
   });
 
+  it('pause hands out nothing new (in-flight keys finish, adds still deduplicate); resume continues in order', async () => {
+    const q = new WorkQueue({ clock: new FakeClock() });
+    const gate = deferred();
+    const seen: string[] = [];
+    q.start(async (k) => {
+      seen.push(k);
+      if (k === 'a') await gate.promise;
+    }, { concurrency: 2 });
+    q.add('a');
+    await flush();
+    q.pause();
+    q.add('b');
+    q.add('c');
+    q.add('b');
+    gate.resolve();
+    await flush();
+    assert.deepEqual(seen, ['a']);
+    assert.equal(q.isPaused(), true);
+    assert.equal(q.len(), 2);
+    q.resume();
+    await flush();
+    assert.deepEqual(seen, ['a', 'b', 'c']);
+    assert.equal(q.isPaused(), false);
+  });
+
   it('addAfter delays the add and keeps only the earliest pending time per key', async () => {
     const clock = new FakeClock();
     const q = new WorkQueue({ clock });

@@ -145,6 +145,7 @@ export class WorkQueue {
   #handler: Handler | undefined;
   #concurrency = 1;
   #shuttingDown = false;
+  #paused = false;
   readonly #idleWaiters: (() => void)[] = [];
   readonly #resyncTimers = new Set<TimerHandle>();
 
@@ -169,6 +170,24 @@ export class WorkQueue {
   /** Keys with a pending delayed add. */
   delayed(): number {
     return this.#waiting.size;
+  }
+
+  /**
+   * Hand out no new keys until `resume()`; keys in flight finish, adds still queue and deduplicate. For shedding
+   * load (leader election pauses reconciles while its Lease renewal is late), not for shutdown.
+   */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#pump();
+  }
+
+  isPaused(): boolean {
+    return this.#paused;
   }
 
   isShuttingDown(): boolean {
@@ -339,7 +358,7 @@ export class WorkQueue {
   #pump(): void {
     const handler = this.#handler;
     if (!handler) return;
-    while (!this.#shuttingDown && this.#processing.size < this.#concurrency && this.#queue.size > 0) {
+    while (!this.#shuttingDown && !this.#paused && this.#processing.size < this.#concurrency && this.#queue.size > 0) {
       const key = this.#queue.values().next().value as string;
       this.#queue.delete(key);
       this.#dirty.delete(key);
