@@ -310,6 +310,11 @@ export type Checkpoint = z.output<typeof CheckpointSchema>;
 export type LossHistory = z.output<typeof LossHistorySchema>;
 export type StageStatus = z.output<typeof stageStatus>;
 
+/** The output claim's access modes when the spec names none (the default described on storage.output.accessModes). */
+export function defaultAccessModes(spec: FineTuneJobSpec): string[] {
+  return spec.storage.output.accessModes ?? (spec.nodes > 1 ? ["ReadWriteMany"] : ["ReadWriteOnce"]);
+}
+
 export interface ObjectMeta {
   name?: string;
   namespace?: string;
