@@ -3,6 +3,7 @@
  * only when status flips; reason/message updates do not count as transitions.
  */
 import type { Condition } from "../api/schema.ts";
+import type { Reason } from "./reasons.ts";
 
 export const CONDITION_TYPES = ["Validated", "Preprocessed", "Trained", "SmokeTested", "Merged", "Succeeded", "Failed", "Suspended", "SpecChangeRejected", "LossHealthy", "ReferencesResolved", "PodsScheduled", "PodsCreated"] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
@@ -10,7 +11,7 @@ export type ConditionType = (typeof CONDITION_TYPES)[number];
 export interface ConditionInput {
   type: ConditionType;
   status: "True" | "False" | "Unknown";
-  reason: string;
+  reason: Reason;
   message: string;
 }
 

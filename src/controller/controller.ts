@@ -12,7 +12,7 @@ import type { KubeApi } from "../kube/api.ts";
 import { ResilientInformer } from "../runtime/informer.ts";
 import { WorkQueue, type QueueMetrics } from "../runtime/workqueue.ts";
 import { Reconciler, type Caches } from "./reconciler.ts";
-import type { PlannerSettings } from "./plan.ts";
+import type { PlannerSettings } from "./planner/index.ts";
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;

@@ -13,7 +13,7 @@ export type LossGuard = FineTuneJobSpec["lossGuard"];
 
 export interface LossVerdict {
   healthy: boolean;
-  reason: string;
+  reason: Reason;
   message: string;
   /** Only for a non-finite loss: what lossGuard.action applies to. */
   nonFinite?: boolean;

@@ -16,7 +16,7 @@ import { validateNameAndSpec, type ValidationIssue } from "../validation/job.ts"
 import { getCondition } from "./conditions.ts";
 import { buildEvent } from "./events.ts";
 import { Reason } from "./reasons.ts";
-import { decide, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./plan.ts";
+import { decide, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./planner/index.ts";
 
 /** Read-only views of the informer caches the reconciler needs. */
 export interface Caches {
@@ -228,7 +228,7 @@ export class Reconciler {
   }
 
   /** Events are best effort: losing one must never fail or repeat a reconcile. */
-  #emit(ftj: FineTuneJobObject, type: "Normal" | "Warning", reason: string, message: string, log: Logger): void {
+  #emit(ftj: FineTuneJobObject, type: "Normal" | "Warning", reason: Reason, message: string, log: Logger): void {
     const event = buildEvent(ftj, type, reason, message, this.#deps.now?.() ?? new Date(), this.#deps.identity);
     this.#deps.api.createEvent(event).catch((err: unknown) => log.warn({ err: errorMessage(err), reason }, "could not record event"));
   }

@@ -19,12 +19,12 @@ const MAX_PROMPT_CHARS = 100;
 
 export interface SmokeVerdict {
   /** Condition/Event reason: SmokeTestPassed, SmokeTestEmptyAnswer, SmokeTestNoEOS, SmokeTestNoAnswers. */
-  reason: string;
+  reason: Reason;
   status: Omit<SmokeStatus, "answersFile">;
 }
 
 export function assessSmokeTest(smoke: LauncherSummary["smoke"], action: FineTuneJobSpec["smokeTest"]["action"]): SmokeVerdict {
-  const bad = (reason: string, message: string, answers: SmokeStatus["answers"], hint?: string): SmokeVerdict => ({
+  const bad = (reason: Reason, message: string, answers: SmokeStatus["answers"], hint?: string): SmokeVerdict => ({
     reason,
     status: { result: action === "Fail" ? "Failed" : "Warning", message, ...(hint ? { hint } : {}), answers },
   });

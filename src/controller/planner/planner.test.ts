@@ -8,12 +8,13 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 
-import { API_VERSION, KIND, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, type Stage } from "../api/group.ts";
-import type { Condition, FineTuneJobObject, FineTuneJobSpecInput, FineTuneJobStatus } from "../api/schema.ts";
-import { validateConfigForSpec, validateSpec } from "../validation/job.ts";
-import { launcherConfigMapName } from "../render/names.ts";
-import { DEFAULT_PLANNER_SETTINGS, decide, enabledStages, type Action, type Decision, type Observed, type PlannerSettings } from "./plan.ts";
-import { specHash } from "./spec-hash.ts";
+import { API_VERSION, KIND, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, type Stage } from "../../api/group.ts";
+import type { Condition, FineTuneJobObject, FineTuneJobSpecInput, FineTuneJobStatus } from "../../api/schema.ts";
+import { validateConfigForSpec, validateSpec } from "../../validation/job.ts";
+import { launcherConfigMapName } from "../../render/names.ts";
+import { enabledStages } from "../../render/desired.ts";
+import { specHash } from "../spec-hash.ts";
+import { DEFAULT_PLANNER_SETTINGS, decide, type Action, type Decision, type Observed, type PlannerSettings } from "./index.ts";
 
 // ---------------------------------------------------------------------------
 // Fixtures and builders
