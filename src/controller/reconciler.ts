@@ -10,10 +10,12 @@ import type { FineTuneJobObject } from "../api/schema.ts";
 import { errorMessage, isAlreadyExists, isConflict, isNotFound, statusCode } from "../kube/errors.ts";
 import type { KubeApi } from "../kube/api.ts";
 import { traced } from "../observability/tracing.ts";
+import { Expectations } from "../runtime/expectations.ts";
 import { configMapName, launcherConfigMapName, outputClaimName, serviceName } from "../render/names.ts";
 import { resolveAxolotlConfig } from "../validation/config.ts";
 import { validateNameAndSpec, type ValidationIssue } from "../validation/job.ts";
 import { getCondition } from "./conditions.ts";
+import { trimJob } from "./cache-shape.ts";
 import { buildEvent } from "./events.ts";
 import { Reason } from "./reasons.ts";
 import { decide, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./planner/index.ts";
@@ -40,6 +42,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   identity: string;
   now?: () => Date;
+  /** Own writes not yet in the caches; the controller feeds it informer events (a private one when unset: tests). */
+  expectations?: Expectations<V1Job>;
   /** Called with every decision (metrics: phase transitions, stage durations). */
   onDecision?: (ftj: FineTuneJobObject, status: FineTuneJobObject["status"]) => void;
 }
@@ -48,40 +52,23 @@ let reconcileCounter = 0;
 
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
-  /**
-   * resourceVersion a status write was based on, per job, until the cache shows something newer. Children created
-   * right after a status write send events that can arrive before the job's own update: deciding from the job as
-   * it was before the write would only repeat the write (409 Conflict) and the creates (409 AlreadyExists). The
-   * update event that the write causes enqueues the job again, so skipping loses nothing; the map is memory only
-   * (after a restart the worst case is those harmless conflicts). Recorded only when the write produced a new
-   * resourceVersion (a no-op update produces no event), and trusted for 30 s at most.
-   */
-  readonly #writtenFrom = new Map<string, { rv: string; at: number }>();
-  /**
-   * Jobs this replica created that the cache does not show yet, per FineTuneJob (read-your-writes). The planner
-   * sees them as just created, instead of creating them again (409 AlreadyExists) because the Job's watch event
-   * trails the FineTuneJob's. Dropped as soon as the cache has them, or after 30 s (a Job deleted before the cache
-   * ever showed it must not be assumed forever).
-   */
-  readonly #createdJobs = new Map<string, Array<{ job: V1Job; at: number }>>();
+  readonly #expect: Expectations<V1Job>;
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
+    this.#expect = deps.expectations ?? new Expectations<V1Job>();
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const ftj = this.#deps.caches.getFineTuneJob(key);
     if (!ftj) {
-      this.#writtenFrom.delete(key);
-      this.#createdJobs.delete(key);
+      this.#expect.forget(key);
       return {}; // deleted: garbage collection removes its children
     }
-    const writtenFrom = this.#writtenFrom.get(key);
-    if (writtenFrom !== undefined) {
-      // Our own status write is not in the cache yet: its update event will enqueue the job again.
-      if (ftj.metadata.resourceVersion === writtenFrom.rv && Date.now() - writtenFrom.at < 30_000) return { requeueAfterMs: 30_000 };
-      this.#writtenFrom.delete(key);
-    }
+    // Children created right after a status write send events that can arrive before the job's own update: deciding
+    // from the job as it was before the write would only repeat the write (409 Conflict) and the creates (409
+    // AlreadyExists). The update event the write causes enqueues the job again; the requeue is a safety net.
+    if (this.#expect.awaitingStatusWrite(key, ftj.metadata.resourceVersion)) return { requeueAfterMs: this.#expect.timeoutMs };
     const reconcileId = (++reconcileCounter).toString(36);
     const log = this.#deps.logger.child({ job: key, reconcileId });
     return traced("reconcile FineTuneJob", () => this.#reconcile(ftj, log), { "finetune.job": key, "finetune.reconcile_id": reconcileId });
@@ -134,7 +121,8 @@ export class Reconciler {
       try {
         const written = await api.replaceStatus({ ...ftj, status: decision.status });
         const before = ftj.metadata.resourceVersion;
-        if (before && written?.metadata?.resourceVersion && written.metadata.resourceVersion !== before) this.#writtenFrom.set(`${ns}/${name}`, { rv: before, at: Date.now() });
+        // Only a write that produced a new resourceVersion causes an update event to wait for.
+        if (before && written?.metadata?.resourceVersion && written.metadata.resourceVersion !== before) this.#expect.expectStatusWrite(`${ns}/${name}`, before);
       } catch (err) {
         if (isNotFound(err)) return {};
         // Our cache was behind: decide again from fresher state; act on nothing decided from stale state.
@@ -175,19 +163,13 @@ export class Reconciler {
     return Object.keys(out).length > 0 ? { podCreateFailures: out } : {};
   }
 
-  /** The cached Jobs plus the ones created here that the cache does not show yet. */
+  /**
+   * The cached Jobs plus the ones created here that the cache does not show yet (read-your-writes): the planner sees
+   * them as just created instead of creating them again, because a Job's watch event can trail the FineTuneJob's.
+   */
   #observedJobs(key: string, cached: V1Job[]): V1Job[] {
-    const created = this.#createdJobs.get(key);
-    if (!created) return cached;
-    const names = new Set(cached.map((j) => j.metadata?.name));
-    const now = Date.now();
-    const missing = created.filter((c) => !names.has(c.job.metadata?.name) && now - c.at < 30_000);
-    if (missing.length === 0) {
-      this.#createdJobs.delete(key);
-      return cached;
-    }
-    this.#createdJobs.set(key, missing);
-    return [...cached, ...missing.map((c) => c.job)];
+    const pending = this.#expect.pendingCreations(key, cached);
+    return pending.length > 0 ? [...cached, ...pending] : cached;
   }
 
   async #execute(ftj: FineTuneJobObject, action: Action, log: Logger): Promise<void> {
@@ -197,11 +179,9 @@ export class Reconciler {
         try {
           const created = await api.create(action.object);
           if (action.object.kind === "Job") {
-            const key = `${ftj.metadata.namespace}/${ftj.metadata.name}`;
-            // What the API server answered (status empty): the planner treats it as just created.
+            // What the API server answered, as the cache would keep it, with no status yet: the planner treats it as just created.
             const job = (created && typeof created === "object" ? created : action.object) as V1Job;
-            const trimmed: V1Job = { metadata: job.metadata, spec: { parallelism: job.spec?.parallelism, completions: job.spec?.completions, suspend: job.spec?.suspend } as V1Job["spec"], status: {} };
-            this.#createdJobs.set(key, [...(this.#createdJobs.get(key) ?? []), { job: trimmed, at: Date.now() }]);
+            this.#expect.expectCreation(`${ftj.metadata.namespace}/${ftj.metadata.name}`, trimJob({ ...structuredClone(job), status: {} }));
             this.#emit(ftj, "Normal", Reason.JobCreated, `created Job ${action.object.metadata?.name}`, log);
           }
         } catch (err) {
