@@ -5,6 +5,7 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import type { FineTuneJobSpec } from "../../api/schema.ts";
 import { smokeAnswersPath, type RenderInput } from "../../render/children.ts";
+import { smokeAnswersConfigMapName } from "../../render/names.ts";
 import { getCondition } from "../conditions.ts";
 import { parseTerminationMessage } from "../failures.ts";
 import { assessLoss } from "../loss-health.ts";
@@ -68,7 +69,7 @@ export function smokeTestPassed(p: Planner, input: RenderInput, pods: readonly V
   if (st.smokeTest) return st.smokeTest.result !== "Failed";
   const summaries = pods.map((pod) => parseTerminationMessage(pod.status?.containerStatuses?.[0]?.state?.terminated?.message).summary);
   const verdict = assessSmokeTest(summaries.find((s) => s?.smoke)?.smoke, input.spec.smokeTest.action);
-  st.smokeTest = { ...verdict.status, answersFile: smokeAnswersPath(input) };
+  st.smokeTest = { ...verdict.status, answersFile: smokeAnswersPath(input), ...(verdict.status.answers.length > 0 ? { answersConfigMap: smokeAnswersConfigMapName(input.job.name) } : {}) };
   if (verdict.status.result === "Passed") return true;
   const message = `${verdict.status.message}${verdict.status.hint ? `. Hint: ${verdict.status.hint}` : ""}`;
   p.condition({ type: "SmokeTested", status: "False", reason: verdict.reason, message });
