@@ -8,7 +8,7 @@ import { hasErrors, validateFineTuneJob } from "../validation/job.ts";
 import { CliError, readDocuments, wrapConfig, type WrapOptions } from "./documents.ts";
 import { formatIssue } from "./validate.ts";
 
-export function renderChildren(manifest: Record<string, unknown>): unknown[] {
+function renderChildren(manifest: Record<string, unknown>): unknown[] {
   const { spec, issues } = validateFineTuneJob(manifest);
   if (!spec || hasErrors(issues)) throw new CliError(`cannot render an invalid FineTuneJob:\n${issues.filter((i) => i.severity === "error").map(formatIssue).join("\n")}`, 1);
   if (!spec.config) throw new CliError("render needs an inline spec.config (configFrom is resolved by the operator in the cluster)", 1);

@@ -14,7 +14,7 @@ import { Reason } from "./reasons.ts";
 type SmokeStatus = NonNullable<FineTuneJobStatus["smokeTest"]>;
 
 /** Answers in status are cut here (the full text is in the answers file on the claim). */
-export const MAX_ANSWER_CHARS = 200;
+const MAX_ANSWER_CHARS = 200;
 const MAX_PROMPT_CHARS = 100;
 
 export interface SmokeVerdict {

@@ -46,12 +46,12 @@ function meta(input: RenderInput, name: string, stage?: Stage, attempt?: number,
   };
 }
 
-export function outputSubPath(input: RenderInput): string {
+function outputSubPath(input: RenderInput): string {
   const out = input.spec.storage.output;
   return out.subPath ?? (out.existingClaim ? input.job.name : "");
 }
 
-export function outputClaim(input: RenderInput): string {
+function outputClaim(input: RenderInput): string {
   return input.spec.storage.output.existingClaim ?? outputClaimName(input.job.name);
 }
 

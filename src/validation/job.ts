@@ -24,7 +24,7 @@ export function hasErrors(issues: readonly ValidationIssue[]): boolean {
 }
 
 /** Formats a zod issue path as `spec.storage.output.size` / `spec.env[2]`. */
-export function formatPath(prefix: string, path: readonly PropertyKey[]): string {
+function formatPath(prefix: string, path: readonly PropertyKey[]): string {
   let out = prefix;
   for (const part of path) {
     if (typeof part === "number") out += `[${part}]`;
@@ -81,7 +81,7 @@ export function validateConfigForSpec(config: unknown, spec: FineTuneJobSpec | u
 }
 
 /** The name check the CRD's CEL rule makes at admission, for manifests the API server has not seen (the CLI) and older CRDs. */
-export function validateName(name: unknown): ValidationIssue[] {
+function validateName(name: unknown): ValidationIssue[] {
   if (typeof name !== "string" || name.length <= MAX_JOB_NAME_LENGTH) return [];
   return [{ severity: "error", path: "metadata.name", message: `must be at most ${MAX_JOB_NAME_LENGTH} characters (pod host names derived from it are limited to 63)` }];
 }

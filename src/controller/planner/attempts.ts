@@ -48,7 +48,7 @@ function resumePoint(pods: readonly V1Pod[]): string | undefined {
   return undefined;
 }
 
-export function retryLimit(p: Planner, stage: Stage, spec: FineTuneJobSpec): number {
+function retryLimit(p: Planner, stage: Stage, spec: FineTuneJobSpec): number {
   return stage === "train" ? spec.maxRestarts : p.obs.settings.auxStageRetries;
 }
 
