@@ -75,7 +75,28 @@ export class Reconciler {
     return traced("reconcile FineTuneJob", () => this.#reconcile(ftj, log), { "finetune.job": key, "finetune.reconcile_id": reconcileId });
   }
 
+  /** Observe, decide, write status (first), act: each step idempotent. */
   async #reconcile(ftj: FineTuneJobObject, log: Logger): Promise<ReconcileResult> {
+    const decision = decide(await this.#observe(ftj));
+    trace.getActiveSpan()?.setAttributes({ "finetune.phase": decision.status.phase ?? "", "finetune.actions": decision.actions.length });
+    if (decision.statusChanged) {
+      const written = await this.#writeStatus(ftj, decision.status, log);
+      if (written === "gone") return {};
+      // Our cache was behind: decide again from fresher state; act on nothing decided from stale state.
+      if (written === "conflict") return { requeueAfterMs: 200 };
+      this.#deps.onDecision?.(ftj, decision.status);
+    }
+    for (const batch of executionBatches(decision.actions)) await Promise.all(batch.map((action) => this.#execute(ftj, action, log)));
+    for (const event of decision.events) this.#emit(ftj, event.type, event.reason, event.message, log);
+    await this.#copySmokeAnswers(ftj, decision.status, log);
+    if (decision.statusChanged || decision.actions.length) {
+      log.info({ phase: decision.status.phase, actions: decision.actions.map(describe), requeueAfterMs: decision.requeueAfterMs }, "reconciled");
+    }
+    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
+  }
+
+  /** What the planner decides from: the job validated, its config resolved, its children as the caches show them. */
+  async #observe(ftj: FineTuneJobObject): Promise<Observed> {
     const { caches, settings, api } = this.#deps;
     const now = this.#deps.now?.() ?? new Date();
     const ns = ftj.metadata.namespace ?? "";
@@ -98,7 +119,7 @@ export class Reconciler {
       missing.push({ kind: "PersistentVolumeClaim", name: existingClaim, path: "spec.storage.output.existingClaim" });
     }
 
-    const observed: Observed = {
+    return {
       ftj,
       ...(missing.length > 0 ? { missing } : {}),
       validation: { ...(spec ? { spec } : {}), issues },
@@ -115,33 +136,26 @@ export class Reconciler {
       settings,
       now,
     };
-    const decision = decide(observed);
-    trace.getActiveSpan()?.setAttributes({ "finetune.phase": decision.status.phase ?? "", "finetune.actions": decision.actions.length });
+  }
 
-    if (decision.statusChanged) {
-      try {
-        const written = await api.replaceStatus({ ...ftj, status: decision.status });
-        const before = ftj.metadata.resourceVersion;
-        // Only a write that produced a new resourceVersion causes an update event to wait for.
-        if (before && written?.metadata?.resourceVersion && written.metadata.resourceVersion !== before) this.#expect.expectStatusWrite(`${ns}/${name}`, before);
-      } catch (err) {
-        if (isNotFound(err)) return {};
-        // Our cache was behind: decide again from fresher state; act on nothing decided from stale state.
-        if (isConflict(err)) {
-          log.debug("status conflict; requeue");
-          return { requeueAfterMs: 200 };
-        }
-        throw err;
+  /** Writes the decided status with the resourceVersion it was decided from (a stale cache loses with a conflict). */
+  async #writeStatus(ftj: FineTuneJobObject, status: FineTuneJobObject["status"], log: Logger): Promise<"written" | "gone" | "conflict"> {
+    try {
+      const written = await this.#deps.api.replaceStatus({ ...ftj, status });
+      const before = ftj.metadata.resourceVersion;
+      // Only a write that produced a new resourceVersion causes an update event to wait for.
+      if (before && written?.metadata?.resourceVersion && written.metadata.resourceVersion !== before) {
+        this.#expect.expectStatusWrite(`${ftj.metadata.namespace}/${ftj.metadata.name}`, before);
       }
-      this.#deps.onDecision?.(ftj, decision.status);
+      return "written";
+    } catch (err) {
+      if (isNotFound(err)) return "gone";
+      if (isConflict(err)) {
+        log.debug("status conflict; requeue");
+        return "conflict";
+      }
+      throw err;
     }
-    for (const batch of executionBatches(decision.actions)) await Promise.all(batch.map((action) => this.#execute(ftj, action, log)));
-    for (const event of decision.events) this.#emit(ftj, event.type, event.reason, event.message, log);
-    await this.#copySmokeAnswers(ftj, decision.status, log);
-    if (decision.statusChanged || decision.actions.length) {
-      log.info({ phase: decision.status.phase, actions: decision.actions.map(describe), requeueAfterMs: decision.requeueAfterMs }, "reconciled");
-    }
-    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
   }
 
   /**
