@@ -136,16 +136,6 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
         ctrl.startWorkers();
         logPoller.start();
       },
-      // Late renewals shed work: no new reconciles until the Lease is renewed (running ones finish; events queue).
-      onRenewStrain: (strained) => {
-        if (strained) {
-          metrics.leaseRenewalStrained();
-          ctrl.queue.pause();
-        } else {
-          ctrl.queue.resume();
-        }
-      },
-      onRenewed: (latenessMs) => metrics.leaseRenewed(latenessMs / 1000),
       onStoppedLeading: (reason) => {
         leading = false;
         void logPoller.stop();

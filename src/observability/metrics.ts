@@ -38,8 +38,6 @@ export class OperatorMetrics {
   readonly #stageDuration;
   readonly #progressReports;
   readonly #progressWrites;
-  readonly #renewLateness;
-  readonly #renewStrains;
   #queueDepth = 0;
   readonly #controller = "finetunejob";
 
@@ -61,8 +59,6 @@ export class OperatorMetrics {
     this.#stageDuration = m.createHistogram("finetune_stage_duration_seconds", { description: "Time from a stage's start to its completion", advice: { explicitBucketBoundaries: [10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400] } });
     this.#progressReports = m.createCounter("finetune_progress_reports", { description: "Progress reports received from trainers, by result (accepted, unauthorized, forbidden, rate_limited, ...)" });
     this.#progressWrites = m.createCounter("finetune_progress_status_writes", { description: "Status writes made for progress reports, by result (ok, error)" });
-    this.#renewLateness = m.createHistogram("finetune_leader_renewal_lateness_seconds", { description: "How long after it was due (retryPeriod after the previous renewal started) each successful Lease renewal completed", advice: { explicitBucketBoundaries: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 6, 8] } });
-    this.#renewStrains = m.createCounter("finetune_leader_renewal_strain", { description: "Times the Lease renewal was late (half the renew deadline without a renewal) and reconciles were paused until it succeeded" });
     m.createObservableGauge("workqueue_depth", { description: "Current depth of workqueue" }).addCallback((r) => r.observe(this.#queueDepth, { name: this.#controller }));
     m.createObservableGauge("leader_election_master_status", { description: "Whether this replica is the leader (1) or not (0)" }).addCallback((r) => r.observe(source.isLeader() ? 1 : 0, { name: "finetune-operator" }));
     const limit = opts.perJobSeriesLimit ?? 100;
@@ -89,14 +85,6 @@ export class OperatorMetrics {
 
   progressWrite(ok: boolean): void {
     this.#progressWrites.add(1, { result: ok ? "ok" : "error" });
-  }
-
-  leaseRenewed(latenessSeconds: number): void {
-    this.#renewLateness.record(latenessSeconds);
-  }
-
-  leaseRenewalStrained(): void {
-    this.#renewStrains.add(1);
   }
 
   stageFinished(stage: string, seconds: number): void {

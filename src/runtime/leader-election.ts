@@ -191,15 +191,6 @@ export interface LeaderElectorOptions {
   onStoppedLeading: (reason: StoppedReason) => void;
   /** Called when the observed holder changes (including to us). */
   onNewLeader?: (identity: string) => void;
-  /**
-   * Called with true when renewal is strained (half the renew deadline has passed since the last successful renew
-   * started: at least one renewal missed or slow) and with false when a renewal succeeds again. The leader should
-   * shed work meanwhile (stop starting reconciles), so the renewals get the event loop, the connection and the API
-   * server's attention before the deadline makes it step down.
-   */
-  onRenewStrain?: (strained: boolean) => void;
-  /** After each successful renewal: how long after it was due (retryPeriod after the previous one started) it completed. */
-  onRenewed?: (latenessMs: number) => void;
   logger?: Logger;
   /** Seams for tests. */
   clock?: Clock;
@@ -354,38 +345,26 @@ export class LeaderElector {
 
     // Renew.
     let lastRenew = acquiredAt;
-    const strain = new RenewStrain(this.#clock, this.#renewDeadlineMs / 2, (strained) => {
-      if (strained) this.#logger?.warn({ sinceLastRenewMs: this.#clock.now() - lastRenew, renewDeadlineMs: this.#renewDeadlineMs }, 'lease renewal is late; shedding reconcile work until it succeeds');
-      else this.#logger?.info('lease renewed again; reconciling resumes');
-      this.#opts.onRenewStrain?.(strained);
-    });
-    strain.renewed(lastRenew);
-    try {
-      while (!stop.aborted) {
-        await sleep(this.#retryMs, stop, this.#clock);
-        if (stop.aborted) return;
-        const remaining = this.#renewDeadlineMs - (this.#clock.now() - lastRenew);
-        let res: Attempt | 'error' = 'error';
-        const started = this.#clock.now();
-        if (remaining > 0) res = await this.#attempt(remaining);
-        if (stop.aborted) return;
-        if (res === 'ok') {
-          this.#opts.onRenewed?.(Math.max(0, this.#clock.now() - (lastRenew + this.#retryMs)));
-          lastRenew = started;
-          strain.renewed(lastRenew);
-          continue;
-        }
-        if (res === 'held') {
-          this.#logger?.warn({ holder: this.#observed?.holderIdentity }, 'lease taken by another holder; stopping leading');
-          break;
-        }
-        if (this.#clock.now() - lastRenew >= this.#renewDeadlineMs) {
-          this.#logger?.error({ renewDeadlineMs: this.#renewDeadlineMs }, 'failed to renew lease within the renew deadline; stopping leading');
-          break;
-        }
+    while (!stop.aborted) {
+      await sleep(this.#retryMs, stop, this.#clock);
+      if (stop.aborted) return;
+      const remaining = this.#renewDeadlineMs - (this.#clock.now() - lastRenew);
+      let res: Attempt | 'error' = 'error';
+      const started = this.#clock.now();
+      if (remaining > 0) res = await this.#attempt(remaining);
+      if (stop.aborted) return;
+      if (res === 'ok') {
+        lastRenew = started;
+        continue;
       }
-    } finally {
-      strain.cancel();
+      if (res === 'held') {
+        this.#logger?.warn({ holder: this.#observed?.holderIdentity }, 'lease taken by another holder; stopping leading');
+        break;
+      }
+      if (this.#clock.now() - lastRenew >= this.#renewDeadlineMs) {
+        this.#logger?.error({ renewDeadlineMs: this.#renewDeadlineMs }, 'failed to renew lease within the renew deadline; stopping leading');
+        break;
+      }
     }
     if (stop.aborted) return;
     this.#ended = true;
@@ -490,42 +469,5 @@ export class LeaderElector {
       if (statusCode(err) === 409) return 'conflict';
       throw err;
     }
-  }
-}
-
-/**
- * Whether renewal is strained: a timer armed at every successful renew fires `afterMs` later unless the next renew
- * succeeds first. A timer, not a check in the renew loop, so a renew request that hangs is noticed too.
- */
-class RenewStrain {
-  readonly #clock: Clock;
-  readonly #afterMs: number;
-  readonly #onChange: (strained: boolean) => void;
-  #timer: { cancel(): void } | undefined;
-  #strained = false;
-
-  constructor(clock: Clock, afterMs: number, onChange: (strained: boolean) => void) {
-    this.#clock = clock;
-    this.#afterMs = afterMs;
-    this.#onChange = onChange;
-  }
-
-  /** A renew that started at `startedAt` succeeded. */
-  renewed(startedAt: number): void {
-    this.#timer?.cancel();
-    if (this.#strained) {
-      this.#strained = false;
-      this.#onChange(false);
-    }
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#timer = undefined;
-      this.#strained = true;
-      this.#onChange(true);
-    }, startedAt + this.#afterMs - this.#clock.now());
-  }
-
-  cancel(): void {
-    this.#timer?.cancel();
-    this.#timer = undefined;
   }
 }

@@ -394,31 +394,6 @@ describe('WorkQueue', () => {
     assert.equal(m.depth[m.depth.length - 1], 0);
   });
 
-  it('pause hands out no new keys (running ones finish, adds still queue deduplicated); resume drains the queue', async () => {
-    const q = new WorkQueue({ clock: new FakeClock() });
-    const gate = deferred();
-    const seen: string[] = [];
-    q.start(async (key) => {
-      seen.push(key);
-      if (key === 'a') await gate.promise;
-    }, { concurrency: 2 });
-    q.add('a');
-    await flush();
-    q.pause();
-    q.add('b');
-    q.add('b');
-    q.add('c');
-    gate.resolve();
-    await flush();
-    assert.deepEqual(seen, ['a'], 'nothing new starts while paused');
-    assert.equal(q.len(), 2);
-    assert.equal(q.paused, true);
-    q.resume();
-    await flush();
-    assert.deepEqual(seen, ['a', 'b', 'c']);
-    assert.equal(q.paused, false);
-  });
-
   it('start twice throws', () => {
     const q = new WorkQueue({ clock: new FakeClock() });
     q.start(async () => {});

@@ -145,7 +145,6 @@ export class WorkQueue {
   #handler: Handler | undefined;
   #concurrency = 1;
   #shuttingDown = false;
-  #paused = false;
   readonly #idleWaiters: (() => void)[] = [];
   readonly #resyncTimers = new Set<TimerHandle>();
 
@@ -260,24 +259,6 @@ export class WorkQueue {
   }
 
   /**
-   * Hand out no new keys until resume(); handlers already running finish, and adds still queue (deduplicated).
-   * Used to shed load while the Lease renewal is late: losing the lease costs far more than a delayed reconcile.
-   */
-  pause(): void {
-    this.#paused = true;
-  }
-
-  resume(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
-    this.#pump();
-  }
-
-  get paused(): boolean {
-    return this.#paused;
-  }
-
-  /**
    * Stop taking new work and wait for in-flight handlers, at most `drainTimeoutMs`.
    * Resolves `true` when everything in flight finished, `false` on timeout.
    */
@@ -358,7 +339,7 @@ export class WorkQueue {
   #pump(): void {
     const handler = this.#handler;
     if (!handler) return;
-    while (!this.#shuttingDown && !this.#paused && this.#processing.size < this.#concurrency && this.#queue.size > 0) {
+    while (!this.#shuttingDown && this.#processing.size < this.#concurrency && this.#queue.size > 0) {
       const key = this.#queue.values().next().value as string;
       this.#queue.delete(key);
       this.#dirty.delete(key);
