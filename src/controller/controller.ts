@@ -10,11 +10,12 @@ import { GROUP, LABEL_COMPONENT, LABEL_JOB_NAME, LABEL_MANAGED_BY, MANAGED_BY, P
 import type { FineTuneJobObject } from "../api/schema.ts";
 import type { KubeApi } from "../kube/api.ts";
 import type { KubeClient } from "../kube/client.ts";
+import { Expectations } from "../runtime/expectations.ts";
 import { ResilientInformer } from "../runtime/informer.ts";
 import { WorkQueue, type QueueMetrics } from "../runtime/workqueue.ts";
-import { trimClaim, trimConfigMap, trimFineTuneJob, trimJob, trimPod, trimService } from "./cache-trims.ts";
+import { trimClaim, trimConfigMap, trimFineTuneJob, trimJob, trimPod, trimService } from "./cache-shape.ts";
 import { Reconciler, type Caches } from "./reconciler.ts";
-import type { PlannerSettings } from "./plan.ts";
+import type { PlannerSettings } from "./planner/index.ts";
 
 export interface ControllerOptions {
   /** The informers' connection to the API server. */
@@ -65,7 +66,7 @@ export class Controller {
     const informer = <T extends KubernetesObject>(name: string, path: string, labelSelector?: string, transform?: (o: T) => T) =>
       new ResilientInformer<T>({ client, path, name, logger, ...(labelSelector ? { labelSelector } : {}), ...(transform ? { transform } : {}) });
     this.ftjs = informer("finetunejobs", collection(GROUP, VERSION, PLURAL, namespace), undefined, trimFineTuneJob);
-    // Caches keep only what the controller reads (cache-trims.ts): thousands of jobs must fit in a small operator.
+    // Caches keep only what the controller reads (cache-shape.ts): thousands of jobs must fit in a small operator.
     this.jobs = informer("jobs", collection("batch", "v1", "jobs", namespace), OWNED_SELECTOR, trimJob);
     this.pods = informer("pods", collection("", "v1", "pods", namespace), OWNED_SELECTOR, trimPod);
     // Also the shared launcher ConfigMaps (no job name); trimConfigMap drops their 75 KB payload from the cache.
@@ -73,6 +74,16 @@ export class Controller {
     this.services = informer("services", collection("", "v1", "services", namespace), OWNED_SELECTOR, trimService);
     this.claims = informer("persistentvolumeclaims", collection("", "v1", "persistentvolumeclaims", namespace), LABEL_JOB_NAME, trimClaim);
     for (const inf of [this.jobs, this.pods] as ResilientInformer<KubernetesObject>[]) inf.addIndex(BY_JOB, ownerKey);
+
+    // Own writes the caches do not show yet, cleared by the events that show them (the reconciler records them).
+    const expectations = new Expectations<V1Job>();
+    const keyOf = (obj: KubernetesObject) => `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+    this.ftjs.on("add", (obj) => expectations.statusObserved(keyOf(obj), obj.metadata?.resourceVersion));
+    this.ftjs.on("update", (obj) => expectations.statusObserved(keyOf(obj), obj.metadata?.resourceVersion));
+    this.ftjs.on("delete", (obj) => expectations.forget(keyOf(obj)));
+    this.jobs.on("add", (job) => {
+      for (const owner of ownerKey(job)) expectations.creationObserved(owner, job.metadata?.name);
+    });
 
     this.queue = new WorkQueue({ name: "finetunejob", logger, ...(opts.queueMetrics ? { metrics: opts.queueMetrics } : {}) });
     const enqueueSelf = (obj: KubernetesObject) => this.queue.add(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
@@ -108,6 +119,7 @@ export class Controller {
       settings: opts.settings,
       logger,
       identity: opts.identity,
+      expectations,
       ...(opts.onDecision ? { onDecision: opts.onDecision } : {}),
     });
   }

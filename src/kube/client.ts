@@ -3,9 +3,9 @@
  * (never client-node model classes: timestamps stay strings, unknown fields
  * survive), errors with the HTTP status as `code` (what runtime/errors.ts
  * `statusCode` reads) and the API server's Status as `body`, and a watch that
- * streams newline-delimited events. It is all the operator process needs; its
- * types come from `import type` of @kubernetes/client-node, which is erased at
- * runtime.
+ * streams newline-delimited events. It is all the operator process needs (and
+ * the runtime's `ApiClient`); its types come from `import type` of
+ * @kubernetes/client-node, which is erased at runtime.
  */
 import { homedir } from "node:os";
 import { existsSync, readFileSync } from "node:fs";

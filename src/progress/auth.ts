@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import type { V1Pod, V1TokenReview } from "@kubernetes/client-node";
 import type { KubeClient } from "../kube/client.ts";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../api/group.ts";
-import { progressAudience } from "../render/children.ts";
+import { progressAudience } from "../render/names.ts";
 
 export type AuthResult = { ok: true } | { ok: false; status: 401 | 403; reason: string };
 
@@ -49,7 +49,7 @@ export class ProgressAuthenticator {
   }
 
   async #review(token: string, namespace: string, name: string): Promise<AuthResult> {
-    const audience = progressAudience({ namespace, name, uid: "" });
+    const audience = progressAudience({ namespace, name });
     this.#tokenReviews++;
     const review = await this.#client.request<V1TokenReview>("POST", "/apis/authentication.k8s.io/v1/tokenreviews", {
       body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, audiences: [audience] } },

@@ -24,7 +24,7 @@
  * `transform` can drop more (see README.md here for measured cache sizes).
  */
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
-import type { KubeClient } from '../kube/client.ts';
+import type { ApiClient } from './api-client.ts';
 import type { Logger } from 'pino';
 import { ExponentialBackoff, sleep, type BackoffOptions } from './backoff.ts';
 import { statusCode } from './errors.ts';
@@ -46,7 +46,7 @@ export interface ListPage {
  */
 export type ListFn<T extends KubernetesObject> = (page: ListPage) => Promise<KubernetesListObject<T>>;
 
-/** The part of {@link KubeClient} used to watch (a seam for tests). */
+/** The part of {@link ApiClient} used to watch (a seam for tests). */
 export interface WatchLike {
   watch(
     path: string,
@@ -58,7 +58,7 @@ export interface WatchLike {
 
 export interface InformerOptions<T extends KubernetesObject> {
   /** The API server connection (may be omitted when both `listFn` and `watch` are given, as in unit tests). */
-  client?: KubeClient;
+  client?: ApiClient;
   /** Collection path, e.g. `/apis/batch/v1/jobs` or `/api/v1/namespaces/NS/configmaps`. */
   path: string;
   /** Defaults to a raw paginated GET of `path` (with the selectors). */
@@ -127,7 +127,7 @@ function isTimeout(err: unknown): boolean {
 
 /** A {@link ListFn} doing raw paginated GETs of `path`. */
 export function rawListFn<T extends KubernetesObject>(
-  client: KubeClient,
+  client: ApiClient,
   path: string,
   selectors: { labelSelector?: string; fieldSelector?: string } = {},
 ): ListFn<T> {

@@ -25,7 +25,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { V1Lease } from '@kubernetes/client-node';
-import type { KubeClient } from '../kube/client.ts';
+import type { ApiClient } from './api-client.ts';
 import type { Logger } from 'pino';
 import { realClock, sleep, type Clock } from './backoff.ts';
 import { statusCode } from './errors.ts';
@@ -104,11 +104,11 @@ export function recordToLeaseSpec(r: LeaderElectionRecord): NonNullable<V1Lease[
 
 /** {@link LeaseLock} on a coordination.k8s.io/v1 Lease through the REST client. */
 export class LeaseApiLock implements LeaseLock {
-  readonly #client: KubeClient;
+  readonly #client: ApiClient;
   readonly #namespace: string;
   readonly #name: string;
 
-  constructor(client: KubeClient, namespace: string, name: string) {
+  constructor(client: ApiClient, namespace: string, name: string) {
     this.#client = client;
     this.#namespace = namespace;
     this.#name = name;
@@ -168,7 +168,7 @@ export interface RenewalReport {
 
 export interface LeaderElectorOptions {
   /** Needed unless `lock` is given. */
-  client?: KubeClient;
+  client?: ApiClient;
   namespace: string;
   name: string;
   /** Unique per replica; see {@link defaultIdentity}. */

@@ -8,7 +8,7 @@ import type { KubernetesObject, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service
 import { classifyFailure, isDisrupted, stuckPods } from "./failures.ts";
 import { firstUnschedulable } from "./scheduling.ts";
 import { rankZeroPod } from "../progress/log-plan.ts";
-import { trimClaim, trimConfigMap, trimFineTuneJob, trimJob, trimPod, trimService } from "./cache-trims.ts";
+import { trimClaim, trimConfigMap, trimFineTuneJob, trimJob, trimPod, trimService } from "./cache-shape.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
 
 const COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index";

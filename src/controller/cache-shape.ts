@@ -1,10 +1,12 @@
 /**
  * What each informer keeps of an object: only the fields the controller reads, so thousands of
- * jobs fit in a small operator (measured in src/runtime/README.md and the README's performance
- * section). Each trim runs once per object from a list or a watch event, before it is cached;
- * `metadata.managedFields` is already gone (the informer drops it). Read by the planner, the
- * failure classifier, the scheduling hints, the progress log poller and the progress
- * authenticator; widen a trim before reading a new field.
+ * jobs fit in a small operator (measured in the README's Benchmark section). Each trim runs once
+ * per object from a list or a watch event, before it is cached. Objects the operator expects but
+ * the cache does not show yet (runtime/expectations.ts) are kept in the same shape, so the
+ * planner cannot tell them apart; those come from create answers, hence the managedFields delete
+ * here too (the informer already drops it from what it caches). Read by the planner, the failure
+ * classifier, the scheduling hints, the smoke-answers reader, the progress log poller and the
+ * progress authenticator; widen a trim before reading a new field.
  */
 import type { KubernetesObject, V1ConfigMap, V1ContainerStatus, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { FineTuneJobObject } from "../api/schema.ts";
@@ -21,6 +23,7 @@ export function trimFineTuneJob<T extends FineTuneJobObject & KubernetesObject>(
 
 /** Jobs: parallelism/completions/suspend of spec (the pod template is ours and never read back); status in full. */
 export function trimJob(job: V1Job): V1Job {
+  delete job.metadata?.managedFields;
   if (job.spec) job.spec = { parallelism: job.spec.parallelism, completions: job.spec.completions, suspend: job.spec.suspend } as V1Job["spec"];
   return job;
 }
@@ -35,6 +38,7 @@ function trimContainerStatus(cs: V1ContainerStatus): V1ContainerStatus {
  * (IPs, QoS class, image IDs and resources are never read).
  */
 export function trimPod(pod: V1Pod): V1Pod {
+  delete pod.metadata?.managedFields;
   if (pod.spec) pod.spec = { nodeName: pod.spec.nodeName, containers: (pod.spec.containers ?? []).map((c) => ({ name: c.name, image: c.image })) } as V1Pod["spec"];
   const st = pod.status;
   if (st) {
@@ -53,6 +57,7 @@ export function trimPod(pod: V1Pod): V1Pod {
 
 /** ConfigMaps: the rendered config.yaml only; the launcher source is the bulk of each rendered ConfigMap and the planner never reads it. */
 export function trimConfigMap(cm: V1ConfigMap): V1ConfigMap {
+  delete cm.metadata?.managedFields;
   if (cm.data) cm.data = { ...(cm.data["config.yaml"] !== undefined ? { "config.yaml": cm.data["config.yaml"] } : {}) };
   delete cm.binaryData;
   return cm;
