@@ -85,11 +85,6 @@ export class DirectTransport implements Transport {
     this.#pool = undefined;
   }
 
-  /** Number of pools built so far is not kept; the current agent is exposed for tests. */
-  get agent(): HttpAgent {
-    return this.#currentPool().agent;
-  }
-
   #currentPool(): Pool {
     const now = this.#now();
     const pool = this.#pool;
