@@ -4,9 +4,8 @@ import type { BenchResults, ScenarioResult } from "./scenarios/types.ts";
 
 export const README_START = "<!-- bench:start -->";
 export const README_END = "<!-- bench:end -->";
-/** Markers of the side-by-side comparison (--compare) in the README. */
-export const COMPARE_START = "<!-- bench-compare:start -->";
-export const COMPARE_END = "<!-- bench-compare:end -->";
+/** Markers of a side-by-side comparison (--compare) in the README, one section per lifecycle of ours. */
+export const compareMarkers = (lifecycle: string) => ({ start: `<!-- bench-compare:${lifecycle}:start -->`, end: `<!-- bench-compare:${lifecycle}:end -->` });
 
 const ms = (d: Distribution | undefined) => (d ? `${fmt(d.p50, 0)} / ${fmt(d.p95, 0)} / ${fmt(d.p99, 0)}` : "–");
 function fmt(x: number | undefined, digits = 1): string {

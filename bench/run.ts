@@ -13,7 +13,7 @@
  *   npm run bench -- --compare kubeflow --jobs 100 --pairs 3
  *                                                   alternating pairs of burst (ours, Kubeflow, ours, ...), each figure
  *                                                   as ours / Kubeflow / ratio per pair and the median ratio
- *                                                   (--update-readme: between <!-- bench-compare:start --> and :end)
+ *                                                   (--update-readme: between <!-- bench-compare:<lifecycle>:start --> and :end)
  *   npm run bench -- --compare kubeflow --lifecycle train-only
  *                                                   ours without merge, in an existing claim: what a TrainJob does
  *
@@ -32,7 +32,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { cacheDir } from "../e2e/cluster/paths.ts";
 import { renderCompareMarkdown } from "./compare.ts";
-import { COMPARE_END, COMPARE_START, renderMarkdown, replaceSection } from "./report.ts";
+import { compareMarkers, renderMarkdown, replaceSection } from "./report.ts";
 import type { BenchContext, BenchResults, ScenarioResult } from "./scenarios/types.ts";
 import type { SystemUnderTest } from "./sut/types.ts";
 import { FinetuneOperator, LIFECYCLES, type Lifecycle } from "./sut/finetune-operator.ts";
@@ -87,7 +87,8 @@ function publish(results: BenchResults): void {
   if (values["update-readme"]) {
     const readme = join(ROOT, "README.md");
     const text = readFileSync(readme, "utf8");
-    writeFileSync(readme, compared ? replaceSection(text, md, COMPARE_START, COMPARE_END) : replaceSection(text, md));
+    const m = compareMarkers(String(results.options["lifecycle"] ?? "full"));
+    writeFileSync(readme, compared ? replaceSection(text, md, m.start, m.end) : replaceSection(text, md));
     log(`updated ${readme}`);
   }
 }

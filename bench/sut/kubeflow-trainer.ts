@@ -192,12 +192,14 @@ export class KubeflowTrainer implements SystemUnderTest {
       c.log?.write(d);
       c.tail = (c.tail + d.toString()).slice(-20_000);
     };
-    proc.stdout!.on("data", onData);
-    proc.stderr!.on("data", onData);
     let leading = false;
-    proc.stderr!.on("data", (d: Buffer) => {
-      if (d.toString().includes("successfully acquired lease")) leading = true;
-    });
+    const onOutput = (d: Buffer) => {
+      onData(d);
+      // klog's line from client-go's leader election; the tail holds whole lines even when a chunk splits one.
+      if (!leading && /successfully acquired lease/i.test(c.tail)) leading = true;
+    };
+    proc.stdout!.on("data", onOutput);
+    proc.stderr!.on("data", onOutput);
     proc.once("exit", (code, signal) => {
       if (this.#stopping || c.proc !== proc) return;
       this.#incident(`${new Date().toISOString()} ${c.name} exited (code ${code}, signal ${signal}); restarted. Last output: ${c.tail.slice(-600)}`);

@@ -70,6 +70,8 @@ describe("process configuration", () => {
     assert.deepEqual(c.internalCertManagement, { enable: false });
     assert.deepEqual(c.webhook, { port: 20003, host: "127.0.0.1", certDir: "/run/certs" });
     assert.deepEqual(c.metrics, { bindAddress: "127.0.0.1:20002", certDir: "/run/certs" });
+    // JobSet registers endpoint names on the ServeMux as given: a name without "/" panics, so the defaults stay.
+    assert.deepEqual(c.health, { healthProbeBindAddress: "127.0.0.1:20001" });
     assert.equal(c.leaderElection.resourceNamespace, "kubeflow-system");
     assert.deepEqual(c.clientConnection, { qps: 500, burst: 500 });
   });
@@ -82,7 +84,7 @@ describe("TrainJob", () => {
     assert.deepEqual(tj.spec.runtimeRef, { name: "torch-distributed" });
     assert.deepEqual(tj.spec.trainer, { numNodes: 2, resourcesPerNode: { limits: { "nvidia.com/gpu": "8" } } });
     const [patch] = tj.spec.runtimePatches;
-    assert.equal(patch.manager, "finetune-bench");
+    assert.equal(patch.manager, "bench.finetune.dev/harness");
     const [rj] = patch.trainingRuntimeSpec.template.spec.replicatedJobs;
     assert.equal(rj.name, "node");
     assert.deepEqual(rj.template.spec.template, { metadata: { annotations: { fate: "succeed" } }, spec: { tolerations: [{ key: "k", operator: "Exists" }] } });

@@ -14,8 +14,8 @@ export const JOBSET_SERVICE_ACCOUNT = "jobset-controller-manager";
 export const RUNTIME = "torch-distributed";
 /** The runtime's replicatedJob that runs training (torch-distributed has only this one). */
 export const TRAINER_REPLICATED_JOB = "node";
-/** Field manager of the benchmark's runtime patch (TrainJob spec.runtimePatches[].manager). */
-export const PATCH_MANAGER = "finetune-bench";
+/** Manager of the benchmark's runtime patch (TrainJob spec.runtimePatches[].manager); its webhook wants a domain-prefixed path. */
+export const PATCH_MANAGER = "bench.finetune.dev/harness";
 
 export const JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name";
 export const RESTART_ATTEMPT_LABEL = "jobset.sigs.k8s.io/restart-attempt";
@@ -117,7 +117,8 @@ export function jobsetConfig(o: JobsetConfigOptions): string {
     kind: "Configuration",
     leaderElection: { leaderElect: true, resourceName: "6d4f6a47.jobset.x-k8s.io", resourceNamespace: o.leaseNamespace },
     internalCertManagement: { enable: false },
-    health: { healthProbeBindAddress: `127.0.0.1:${o.ports.health}`, readinessEndpointName: "readyz", livenessEndpointName: "healthz" },
+    // Endpoint names stay at their defaults ("/readyz", "/healthz"): JobSet hands them to the ServeMux as they are.
+    health: { healthProbeBindAddress: `127.0.0.1:${o.ports.health}` },
     metrics: { bindAddress: `127.0.0.1:${o.ports.metrics}`, certDir: o.certDir },
     webhook: { port: o.ports.webhook, host: "127.0.0.1", certDir: o.certDir },
     clientConnection: { qps: o.qps ?? 500, burst: o.burst ?? 500 },
