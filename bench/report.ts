@@ -1,4 +1,5 @@
 /** Pure rendering of results: markdown tables, target checks, and the README section between markers. */
+import { STEP_LABELS, STEPS } from "./measure/breakdown.ts";
 import type { Distribution } from "./measure/stats.ts";
 import type { BenchResults, ScenarioResult } from "./scenarios/types.ts";
 
@@ -122,6 +123,13 @@ export function renderMarkdown(r: BenchResults): string {
           ]),
         ),
     );
+    const withBreakdown = b.filter((s) => s.latencyMs.breakdown && Object.keys(s.latencyMs.breakdown).length > 0);
+    if (withBreakdown.length > 0) {
+      parts.push(
+        "Training Job created → every training pod Running, step by step (p50 / p95 / p99 ms; the harness's own watches; bench/measure/breakdown.ts):\n\n" +
+          table(["N", ...STEPS.map((st) => STEP_LABELS[st])], withBreakdown.map((s) => [String(s.jobs), ...STEPS.map((st) => ms(s.latencyMs.breakdown?.[st]))])),
+      );
+    }
     const big = b[b.length - 1]!;
     if (big.perJob) {
       const rows = Object.entries(big.perJob.byVerbResource)

@@ -201,6 +201,10 @@ export class FinetuneOperator implements SystemUnderTest {
     return phase === "Succeeded" || phase === "Failed" ? phase : undefined;
   }
 
+  claimOwner(claim: KubernetesObject): string | undefined {
+    return claim.metadata?.labels?.[LABEL_JOB_NAME];
+  }
+
   rankOf(pod: V1Pod): number | undefined {
     const v = pod.metadata?.annotations?.[COMPLETION_INDEX];
     return v === undefined ? undefined : Number(v);

@@ -63,4 +63,6 @@ export interface SystemUnderTest {
   terminalPhase(job: KubernetesObject): "Succeeded" | "Failed" | undefined;
   /** Rank (node index) of a training pod. */
   rankOf(pod: V1Pod): number | undefined;
+  /** The user job a PersistentVolumeClaim was made for (its output claim), if the controller makes claims. */
+  claimOwner?(claim: KubernetesObject): string | undefined;
 }

@@ -1929,7 +1929,9 @@ class Launcher:
             ],
             "file": path,
         }
-        self.emit("FINETUNE_SMOKE", summary)
+        # Every answer in full on one stdout line: the operator copies it from the pod log into a ConfigMap
+        # (the termination message holds 4 KiB, the claim file is out of its reach).
+        self.emit("FINETUNE_SMOKE_ANSWERS", {"eosToken": eos, "answers": answers})
         return self.finish(0, 0, reason="Completed", extra={"smoke": summary})
 
     def finish(self, code, child_rc, reason, message=None, final_model=None, final_path=None, worker=None, extra=None) -> int:
