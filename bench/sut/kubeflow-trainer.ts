@@ -67,7 +67,7 @@ interface Component {
   log?: WriteStream;
 }
 
-/** The binaries, building them (once per version) when missing; returns the build's seconds when it ran. */
+/** The binaries, building them (once per version) when missing; returns the build's seconds when it ran (the caller reports it). */
 export async function ensureKubeflowBinaries(log: (m: string) => void): Promise<number | undefined> {
   const trainer = join(binDir(), `kubeflow-trainer-${TRAINER_VERSION}`);
   const jobset = join(binDir(), `jobset-${JOBSET_VERSION}`);
@@ -85,9 +85,7 @@ export async function ensureKubeflowBinaries(log: (m: string) => void): Promise<
     child.on("error", reject);
     child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`kubeflow build.sh failed (exit ${code}):\n${tail}`))));
   });
-  const took = (Date.now() - t0) / 1000;
-  log(`Kubeflow build finished in ${took.toFixed(0)} s`);
-  return took;
+  return (Date.now() - t0) / 1000;
 }
 
 /** Module directory (with manifests/ and config/) from the module cache, downloading it through the module proxy when missing. */
