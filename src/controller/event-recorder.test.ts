@@ -4,6 +4,7 @@ import type { CoreV1Event } from "@kubernetes/client-node";
 import type { FineTuneJobObject } from "../api/schema.ts";
 import { EventRecorder, type EventSink } from "./event-recorder.ts";
 import { buildEvent } from "./events.ts";
+import { Reason } from "./reasons.ts";
 
 const ftj = (uid: string) => ({ metadata: { name: `job-${uid}`, namespace: "ns", uid } }) as unknown as FineTuneJobObject;
 
@@ -25,7 +26,7 @@ describe("EventRecorder (client-go's correlator: dedupe by count, spam filter pe
     let now = 1_000_000;
     const { s, created, patched } = sink();
     const r = new EventRecorder(s, { now: () => now });
-    const ev = (msg: string) => buildEvent(ftj("a"), "Warning", "Unschedulable", msg, new Date(now), "me");
+    const ev = (msg: string) => buildEvent(ftj("a"), "Warning", Reason.Unschedulable, msg, new Date(now), "me");
     assert.equal(await r.record(ev("0/3 nodes are available")), "created");
     now += 60_000;
     assert.equal(await r.record(ev("0/3 nodes are available")), "patched");
@@ -44,7 +45,7 @@ describe("EventRecorder (client-go's correlator: dedupe by count, spam filter pe
   it("a count on an Event the API server has expired records it anew", async () => {
     const { s, created } = sink({ patch404: true });
     const r = new EventRecorder(s, { now: () => 5 });
-    const e = buildEvent(ftj("a"), "Normal", "Restarting", "starting train attempt 2", new Date(5), "me");
+    const e = buildEvent(ftj("a"), "Normal", Reason.Restarting, "starting train attempt 2", new Date(5), "me");
     await r.record(e);
     assert.equal(await r.record(e), "created");
     assert.equal(created.length, 2);
@@ -55,20 +56,20 @@ describe("EventRecorder (client-go's correlator: dedupe by count, spam filter pe
     const { s, created } = sink();
     const r = new EventRecorder(s, { now: () => now });
     const outcomes = [];
-    for (let i = 0; i < 30; i++) outcomes.push(await r.record(buildEvent(ftj("a"), "Warning", "X", `m${i}`, new Date(now), "me")));
+    for (let i = 0; i < 30; i++) outcomes.push(await r.record(buildEvent(ftj("a"), "Warning", Reason.Unschedulable, `m${i}`, new Date(now), "me")));
     assert.equal(outcomes.filter((o) => o === "created").length, 25);
     assert.equal(outcomes.filter((o) => o === "dropped").length, 5);
-    assert.equal(await r.record(buildEvent(ftj("b"), "Warning", "X", "m", new Date(now), "me")), "created");
+    assert.equal(await r.record(buildEvent(ftj("b"), "Warning", Reason.Unschedulable, "m", new Date(now), "me")), "created");
     now += 5 * 60_000;
-    assert.equal(await r.record(buildEvent(ftj("a"), "Warning", "X", "late", new Date(now), "me")), "created");
-    assert.equal(await r.record(buildEvent(ftj("a"), "Warning", "X", "later", new Date(now), "me")), "dropped");
+    assert.equal(await r.record(buildEvent(ftj("a"), "Warning", Reason.Unschedulable, "late", new Date(now), "me")), "created");
+    assert.equal(await r.record(buildEvent(ftj("a"), "Warning", Reason.Unschedulable, "later", new Date(now), "me")), "dropped");
     assert.equal(created.length, 27);
   });
 
   it("remembers a bounded number of Events", async () => {
     const { s, created, patched } = sink();
     const r = new EventRecorder(s, { now: () => 0, maxEntries: 2, burst: 100 });
-    const e = (i: number) => buildEvent(ftj("a"), "Normal", "R", `m${i}`, new Date(0), "me");
+    const e = (i: number) => buildEvent(ftj("a"), "Normal", Reason.Running, `m${i}`, new Date(0), "me");
     await r.record(e(1));
     await r.record(e(2));
     await r.record(e(3));

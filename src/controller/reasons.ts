@@ -1,4 +1,5 @@
 import type { Stage } from "../api/group.ts";
+import type { Phase } from "../api/schema.ts";
 
 /** Reasons of conditions and Events, in one place (CamelCase, stable: dashboards and alerts match on them). */
 export const Reason = {
@@ -39,20 +40,75 @@ export const Reason = {
   SmokeTestEmptyAnswer: "SmokeTestEmptyAnswer",
   SmokeTestNoEOS: "SmokeTestNoEOS",
   SmokeTestNoAnswers: "SmokeTestNoAnswers",
+  // The Event on a phase transition carries the new phase as its reason.
+  Preprocessing: "Preprocessing",
+  Training: "Training",
+  SmokeTesting: "SmokeTesting",
+  Merging: "Merging",
+  Failed: "Failed",
+  PreprocessSucceeded: "PreprocessSucceeded",
+  TrainSucceeded: "TrainSucceeded",
+  SmokeSucceeded: "SmokeSucceeded",
+  MergeSucceeded: "MergeSucceeded",
+  PreprocessFailed: "PreprocessFailed",
+  TrainFailed: "TrainFailed",
+  SmokeFailed: "SmokeFailed",
+  MergeFailed: "MergeFailed",
+  // How an attempt ended (status.lastFailure.reason, status.attempts[].reason), from the pods (failures.ts).
+  JobFailed: "JobFailed",
+  OOMKilled: "OOMKilled",
+  PermanentExitCode: "PermanentExitCode",
+  TrainerError: "TrainerError",
+  ImagePullFailed: "ImagePullFailed",
+  ContainerConfigError: "ContainerConfigError",
+  // Known failure signatures, each with a hint (hints.ts).
+  ConfigRejected: "ConfigRejected",
+  MergeSizeMismatch: "MergeSizeMismatch",
+  MergeOutOfMemory: "MergeOutOfMemory",
+  GPUOutOfMemory: "GPUOutOfMemory",
+  HostOutOfMemory: "HostOutOfMemory",
+  NCCLTimeout: "NCCLTimeout",
+  DeepSpeedWorldSize: "DeepSpeedWorldSize",
+  FlashAttentionUnavailable: "FlashAttentionUnavailable",
+  DatasetNotFound: "DatasetNotFound",
+  ModelNotFound: "ModelNotFound",
+  FileNotFound: "FileNotFound",
+  NoFinalModel: "NoFinalModel",
 } as const;
 
+/** Every reason the operator writes into a condition, an Event or status.lastFailure. */
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+/**
+ * The reason of a failed attempt: the operator's own, or the one the Job controller put on the Job's Failed
+ * condition (BackoffLimitExceeded, DeadlineExceeded, ...) when no pod is left to explain it, passed through as it is.
+ */
+export type FailureReason = Reason | (string & {});
+
 /** Event reason when a stage's Job completes. */
-export const STAGE_SUCCEEDED_REASON: Record<Stage, string> = {
-  preprocess: "PreprocessSucceeded",
-  train: "TrainSucceeded",
-  smoke: "SmokeSucceeded",
-  merge: "MergeSucceeded",
+export const STAGE_SUCCEEDED_REASON: Record<Stage, Reason> = {
+  preprocess: Reason.PreprocessSucceeded,
+  train: Reason.TrainSucceeded,
+  smoke: Reason.SmokeSucceeded,
+  merge: Reason.MergeSucceeded,
 };
 
 /** Event reason when a stage's attempt fails and counts against its retries. */
-export const STAGE_FAILED_REASON: Record<Stage, string> = {
-  preprocess: "PreprocessFailed",
-  train: "TrainFailed",
-  smoke: "SmokeFailed",
-  merge: "MergeFailed",
+export const STAGE_FAILED_REASON: Record<Stage, Reason> = {
+  preprocess: Reason.PreprocessFailed,
+  train: Reason.TrainFailed,
+  smoke: Reason.SmokeFailed,
+  merge: Reason.MergeFailed,
+};
+
+/** Event reason of a transition into each phase. */
+export const PHASE_REASON: Record<Phase, Reason> = {
+  Pending: Reason.Pending,
+  Preprocessing: Reason.Preprocessing,
+  Training: Reason.Training,
+  SmokeTesting: Reason.SmokeTesting,
+  Merging: Reason.Merging,
+  Succeeded: Reason.Succeeded,
+  Failed: Reason.Failed,
+  Suspended: Reason.Suspended,
 };

@@ -8,12 +8,13 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Job, V1Pod } from "@kubernetes/client-node";
 
-import { API_VERSION, KIND, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, type Stage } from "../api/group.ts";
-import type { Condition, FineTuneJobObject, FineTuneJobSpecInput, FineTuneJobStatus } from "../api/schema.ts";
-import { validateConfigForSpec, validateSpec } from "../validation/job.ts";
-import { launcherConfigMapName } from "../render/names.ts";
-import { DEFAULT_PLANNER_SETTINGS, decide, enabledStages, type Action, type Decision, type Observed, type PlannerSettings } from "./plan.ts";
-import { specHash } from "./spec-hash.ts";
+import { API_VERSION, KIND, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, type Stage } from "../../api/group.ts";
+import type { Condition, FineTuneJobObject, FineTuneJobSpecInput, FineTuneJobStatus } from "../../api/schema.ts";
+import { validateConfigForSpec, validateSpec } from "../../validation/job.ts";
+import { launcherConfigMapName } from "../../render/names.ts";
+import { desiredObjects, enabledStages, renderAll } from "../../render/desired.ts";
+import { specHash } from "../spec-hash.ts";
+import { DEFAULT_PLANNER_SETTINGS, decide, type Action, type Decision, type Observed, type PlannerSettings } from "./index.ts";
 
 // ---------------------------------------------------------------------------
 // Fixtures and builders
@@ -370,6 +371,19 @@ describe("decide: stages", () => {
     assert.equal(cond(d.status, "Validated")?.status, "True");
     assert.ok(eventReasons(d).includes("Normal/Pending"));
     assert.equal(d.requeueAfterMs, undefined);
+  });
+
+  it("creates exactly what `kubectl finetune render` prints (one desiredObjects list), stage by stage", () => {
+    const f = ftj().spec({ preprocess: { enabled: false } });
+    const spec = validateSpec(f.obj.spec).spec!;
+    const desired = desiredObjects({ job: { name: NAME, namespace: NS, uid: `uid-${NAME}` }, spec, axolotlConfig: spec.config!, settings: SETTINGS }, enabledStages(spec, spec.config!));
+    const printed = renderAll(desired, 0);
+    assert.deepEqual(printed.map((o) => o.kind), ["PersistentVolumeClaim", "ConfigMap", "ConfigMap", "Service", "Job", "Job", "Job"], "claim, config, launcher, Service, train, smoke, merge");
+    const createdObjects = (d: Decision) => d.actions.flatMap((a) => (a.kind === "create" ? [a.object] : []));
+    const first = step(f, { base: false });
+    assert.deepEqual(createdObjects(first.d), printed.slice(0, 5), "base objects, then the train Job");
+    const smoke = step(first.next, { jobs: [job("train", 0).complete()] });
+    assert.deepEqual(createdObjects(smoke.d), [printed[5]], "the smoke-test Job");
   });
 
   it("only the missing base objects are created", () => {
