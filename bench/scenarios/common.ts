@@ -61,7 +61,7 @@ export async function waitProgress(ctx: BenchContext, what: string, timeoutMs: n
 /** Audit counts of the controller's user in [fromMs, toMs], once the API server has written them. */
 export async function auditWindow(ctx: BenchContext, fromMs: number, toMs: number): Promise<AuditCounts> {
   await sleep(1500);
-  return countRequests(await readAuditLog(ctx.auditLog, ctx.sut.userName), { user: ctx.sut.userName, fromMs, toMs });
+  return countRequests(await readAuditLog(ctx.auditLog, ctx.sut.userNames), { user: ctx.sut.userNames, fromMs, toMs });
 }
 
 /** Latencies from the create answer to attempt-0 milestones, per job that reached them. */
@@ -106,8 +106,8 @@ export function latencyBreakdown(rec: LifecycleRecorder, gangSize: number): Part
 }
 
 export function startSampler(ctx: BenchContext): ProcSampler {
-  if (ctx.sut.pid() === undefined) throw new Error(`${ctx.sut.name} has no pid`);
-  return new ProcSampler(() => ctx.sut.pid(), 500);
+  if (ctx.sut.pids().length === 0) throw new Error(`${ctx.sut.name} has no pid`);
+  return new ProcSampler(() => ctx.sut.pids(), 500);
 }
 
 export const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;

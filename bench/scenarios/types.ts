@@ -32,6 +32,8 @@ export interface ScenarioResult {
   shape: JobShape;
   sut: { name: string; settings: Record<string, string | number | boolean> };
   startedAt: string;
+  /** Index of the alternating pair (--compare), from 1; absent in single-controller runs. */
+  pair?: number;
   wallSeconds: number;
   latencyMs: {
     /** Create answered → the controller's first status on the user job seen. */

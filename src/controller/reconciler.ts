@@ -214,7 +214,6 @@ export class Reconciler {
             // What the API server answered, as the cache would keep it, with no status yet: the planner treats it as just created.
             const job = (created && typeof created === "object" ? created : action.object) as V1Job;
             this.#expect.expectCreation(`${ftj.metadata.namespace}/${ftj.metadata.name}`, trimJob({ metadata: { ...job.metadata }, ...(job.spec ? { spec: job.spec } : {}), status: {} }));
-            this.#emit(ftj, "Normal", Reason.JobCreated, `created Job ${action.object.metadata?.name}`, log);
           }
         } catch (err) {
           if (!isAlreadyExists(err)) throw err; // a lagging cache: it is there already

@@ -20,7 +20,7 @@ import type { FineTuneJobObject } from "../../api/schema.ts";
 import { outputPaths, type RenderInput } from "../../render/children.ts";
 import { desiredObjects, enabledStages } from "../../render/desired.ts";
 import { getCondition } from "../conditions.ts";
-import { PHASE_REASON } from "../reasons.ts";
+import { PHASE_EVENT_REASON } from "../reasons.ts";
 import { Planner } from "./context.ts";
 import { lossHealth } from "./health.ts";
 import { trainCounters } from "./outcome.ts";
@@ -36,8 +36,8 @@ export function decide(obs: Observed): Decision {
   if (!obs.ftj.metadata.deletionTimestamp) run(p);
   writeOutcome(p);
   const statusChanged = !isDeepStrictEqual(stripUndefined(before), stripUndefined(p.status));
-  if (statusChanged && before.phase !== p.status.phase && p.status.phase) {
-    p.event(p.status.phase === "Failed" ? "Warning" : "Normal", PHASE_REASON[p.status.phase], p.status.message ?? `phase ${p.status.phase}`);
+  if (statusChanged && before.phase !== p.status.phase && p.status.phase && p.status.phase in PHASE_EVENT_REASON) {
+    p.event(p.status.phase === "Failed" ? "Warning" : "Normal", PHASE_EVENT_REASON[p.status.phase]!, p.status.message ?? `phase ${p.status.phase}`);
   }
   return { status: p.status, statusChanged, actions: p.actions, events: p.events, ...(p.requeueAfterMs !== undefined ? { requeueAfterMs: p.requeueAfterMs } : {}) };
 }

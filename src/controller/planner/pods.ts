@@ -17,6 +17,13 @@ export const POD_CREATE_CHECK_MS = 10_000;
 
 /** How often a Job that still has no pod is looked at again (each look lists the Job's Events). */
 const POD_CREATE_RECHECK_MS = 15_000;
+/**
+ * How long a pod may be unschedulable before it is reported. A pod whose fresh output claim is still being bound is
+ * unschedulable for seconds ("unbound immediate PersistentVolumeClaims"; the PV binder also syncs every 15 s), as is
+ * one waiting for the autoscaler or a preemption: reporting those would be an Event and two status writes per job
+ * about nothing a user should do.
+ */
+export const UNSCHEDULABLE_GRACE_MS = 30_000;
 
 /** A stage Job that has existed for POD_CREATE_CHECK_MS without any pod, not suspended and not finished. */
 export function podCreateSuspect(job: V1Job, pods: readonly V1Pod[], nowMs: number): boolean {
@@ -80,7 +87,10 @@ export function reportPodCreation(p: Planner, stage: Stage, ss: StageStatus, job
 export function reportScheduling(p: Planner, stage: Stage, ss: StageStatus, pods: readonly V1Pod[]): void {
   const st = p.status;
   const cond = getCondition(st.conditions, "PodsScheduled");
-  const stuck = firstUnschedulable(pods);
+  const found = firstUnschedulable(pods);
+  const waitedMs = found ? p.nowMs - (Number.isNaN(found.sinceMs) ? p.nowMs : found.sinceMs) : 0;
+  if (found && cond?.status !== "False" && waitedMs < UNSCHEDULABLE_GRACE_MS) p.requeue(UNSCHEDULABLE_GRACE_MS - waitedMs);
+  const stuck = found && (cond?.status === "False" || waitedMs >= UNSCHEDULABLE_GRACE_MS) ? found : undefined;
   if (stuck) {
     const message = `${stage} attempt ${ss.attempt}: pod ${stuck.pod} cannot be scheduled: ${stuck.message}`;
     if (cond?.status !== "False") p.event("Warning", Reason.Unschedulable, message);

@@ -10,7 +10,7 @@ import { stageEnabled, type BaseChild, type DesiredObjects } from "../../render/
 import { stageJobName } from "../../render/names.ts";
 import { getCondition } from "../conditions.ts";
 import { classifyFailure, stuckPods, type AttemptFailure, type MissingPodReference } from "../failures.ts";
-import { Reason, STAGE_SUCCEEDED_REASON } from "../reasons.ts";
+import { Reason } from "../reasons.ts";
 import { specHash } from "../spec-hash.ts";
 import { attemptEnded, closeAttempt, noteResumePoint, startNextAttempt } from "./attempts.ts";
 import { STAGE_CONDITION, STAGE_PHASE, attemptOf, jobCondition, type Planner } from "./context.ts";
@@ -137,7 +137,6 @@ function stageSucceeded(p: Planner, stage: Stage, ss: StageStatus, job: V1Job): 
   const record = p.findRecord(stage, ss.attempt);
   if (record) closeAttempt(p, record, { result: "Succeeded" }, p.podsOf(stage, ss.attempt));
   p.condition({ type: STAGE_CONDITION[stage], status: "True", reason: Reason.Completed, message: `${stage} Job ${job.metadata?.name} completed` });
-  p.event("Normal", STAGE_SUCCEEDED_REASON[stage], `${stage} completed (Job ${job.metadata?.name}, attempt ${ss.attempt})`);
 }
 
 export function succeed(p: Planner, stages: readonly Stage[]): void {
