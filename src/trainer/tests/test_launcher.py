@@ -34,6 +34,7 @@ import ansi  # noqa: E402
 import checkpoints  # noqa: E402
 import env_config  # noqa: E402
 import json_records  # noqa: E402
+import prefetch  # noqa: E402
 import processes  # noqa: E402
 import progress_parse  # noqa: E402
 import resume  # noqa: E402
@@ -1440,6 +1441,46 @@ class SmokeTestStageTest(TmpDirCase):
         self.assertNotEqual(proc.returncode, 0)
         with open(self.term_log) as fh:
             self.assertEqual(json.load(fh)["reason"], "Signalled")
+
+
+# --------------------------------------------------------------------------
+# Preprocess: the model download into the shared cache
+# --------------------------------------------------------------------------
+
+
+class PrefetchTest(TmpDirCase):
+    """prefetch_model runs PREFETCH_CODE with this Python; a stand-in huggingface_hub records the call (no network)."""
+
+    def prefetch(self, snapshot_download_body: str, pending=(), **env_overrides):
+        write(os.path.join(self.tmp, "hub", "huggingface_hub.py"),
+              "import json, os, sys, time\ndef snapshot_download(**kw):\n" + textwrap.indent(snapshot_download_body, "    "))
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.path.join(self.tmp, "hub"), "HF_HOME": self.out, **env_overrides}
+        cfg = env_config.Config({"FINETUNE_STAGE": "preprocess", "FINETUNE_PREFETCH_MODEL": "org/model", "FINETUNE_PREFETCH_REVISION": "v1"})
+        logs = []
+        return prefetch.prefetch_model(cfg, env, logs.append, collections.deque(pending)), logs
+
+    def test_downloads_the_configured_model_and_revision(self):
+        record = os.path.join(self.tmp, "call.json")
+        ok, logs = self.prefetch(f"json.dump(kw, open({record!r}, 'w'))\nreturn '/cache/org/model'\n")
+        self.assertTrue(ok)
+        with open(record) as fh:
+            call = json.load(fh)
+        self.assertEqual((call["repo_id"], call["revision"], call["ignore_patterns"]), ("org/model", "v1", ["original/*"]))
+        self.assertIn("downloading org/model@v1", logs[0])
+        self.assertIn("org/model is in the cache", logs[-1])
+
+    def test_a_failed_download_is_logged_and_preprocessing_goes_on(self):
+        ok, logs = self.prefetch("raise SystemExit(1)  # as a failed download exits\n")
+        self.assertTrue(ok)
+        self.assertIn("could not download org/model (exit 1", logs[-1])
+
+    def test_a_signal_stops_the_download(self):
+        ok, logs = self.prefetch("time.sleep(60)\n", pending=[signal.SIGTERM])
+        self.assertFalse(ok)
+        self.assertIn("SIGTERM received while downloading org/model; stopped", logs[-1])
+
+    def test_offline_skips_the_download(self):
+        self.assertEqual(self.prefetch("raise SystemExit(9)\n", HF_HUB_OFFLINE="1"), (True, []))
 
 
 # --------------------------------------------------------------------------
