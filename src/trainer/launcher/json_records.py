@@ -7,11 +7,13 @@ import json
 import os
 import socket
 
+
 def utc_now_iso() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def write_json_atomic(path: str, obj) -> None:
+    """Readers (other nodes polling, the operator) never see half a file: a temp file beside it, fsynced, renamed."""
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     tmp = f"{path}.tmp.{socket.gethostname()}.{os.getpid()}"

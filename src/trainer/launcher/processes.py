@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
+
 def signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name

@@ -10,6 +10,7 @@ import time
 from checkpoints import select_checkpoint
 from json_records import utc_now_iso, write_json_atomic
 
+
 class ResumeAborted(Exception):
     """A terminating signal arrived while waiting for the resume decision."""
 
