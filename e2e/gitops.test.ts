@@ -1,21 +1,24 @@
 /**
  * GitOps order and stuck pods, as a new user meets them, on the real control plane:
- * - a FineTuneJob applied before its configFrom ConfigMap (or its existingClaim) waits with a condition and an
+ * - a FineTuneJob applied before its configFrom ConfigMap (or its existingClaim, or a Secret its pods need) waits with a condition and an
  *   Event, and runs once the object exists;
  * - a pod the scheduler cannot place shows the scheduler's reason in status, an Event and `kubectl finetune status`;
- * - an image reference that cannot parse and a name over 45 characters are refused at admission.
+ * - an image reference that cannot parse and a name over 45 characters are refused at admission;
+ * - pods the API server refuses (unknown PriorityClass, Pod Security, ResourceQuota, LimitRange) end in a condition
+ *   and an Event that name the refusal, never a silent Pending.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
-import { waitFor, type KubeClients } from "./lib/index.ts";
-import { createFtj, deleteFtj, ftjManifest, getFtj } from "./lib/ftj.ts";
+import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
+import { FATE_ANNOTATION, waitFor, type KubeClients } from "./lib/index.ts";
+import { createFtj, deleteFtj, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
 import { ensureCrd, startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
 import { LORA_CONFIG } from "./lib/ftj.ts";
 import { stringify } from "yaml";
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { PatchStrategy, setHeaderOptions, type V1ContainerState, type V1Pod } from "@kubernetes/client-node";
 
 const BIN = fileURLToPath(new URL("../bin/kubectl-finetune", import.meta.url));
 
@@ -43,6 +46,11 @@ const ran = (name: string) =>
     note(j.status?.message);
     return ["Training", "Merging", "Succeeded"].includes(j.status?.phase ?? "") ? j : undefined;
   });
+
+async function setContainerState(pod: V1Pod, phase: string, state: V1ContainerState): Promise<void> {
+  const body = { status: { phase, containerStatuses: (pod.spec?.containers ?? []).map((c) => ({ name: c.name, image: c.image, imageID: "", ready: false, restartCount: 0, started: Boolean(state.running), state })) } };
+  await k.core.patchNamespacedPodStatus({ namespace: ns, name: pod.metadata!.name!, body }, setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch));
+}
 
 describe("GitOps order and stuck pods", () => {
   test("applied before its configFrom ConfigMap: waits (ConfigNotFound, an Event), then runs once the ConfigMap exists", async () => {
@@ -123,5 +131,59 @@ describe("GitOps order and stuck pods", () => {
       volumeMounts: [{ name: "host", mountPath: "/host" }],
     } as never));
     await refusedWith("host-path", /violates PodSecurity "restricted.*hostPath/);
+  });
+
+  test("a mis-sized ResourceQuota and a LimitRange that forbids the requested memory: PodsCreated=False naming each", async () => {
+    const refusedWith = (name: string, pattern: RegExp) =>
+      waitFor(`${name}: PodsCreated=False`, async (note) => {
+        const c = await condition(name, "PodsCreated");
+        note(c ?? (await getFtj(k, ns, name)).status?.message);
+        return c?.status === "False" && c.reason === "FailedCreate" && pattern.test(c.message) ? c : undefined;
+      });
+    // The namespace leaves Pod Security alone again, so only the object under test can refuse the pods.
+    await k.core.patchNamespace({ name: ns, body: { metadata: { labels: { "pod-security.kubernetes.io/enforce": null } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+
+    await k.core.createNamespacedResourceQuota({ namespace: ns, body: { metadata: { name: "no-gpus" }, spec: { hard: { "requests.nvidia.com/gpu": "0" } } } });
+    await createFtj(k, ftjManifest("over-quota", ns, { preprocess: { enabled: false } }));
+    const quota = await refusedWith("over-quota", /exceeded quota: no-gpus.*nvidia\.com\/gpu/);
+    assert.match(quota.message, /requested: requests\.nvidia\.com\/gpu=1/);
+    await waitFor("a FailedCreate Event on over-quota", async () => (await eventReasons("over-quota")).includes("FailedCreate"));
+    await k.core.deleteNamespacedResourceQuota({ namespace: ns, name: "no-gpus" });
+
+    await k.core.createNamespacedLimitRange({ namespace: ns, body: { metadata: { name: "small-pods" }, spec: { limits: [{ type: "Container", max: { memory: "16Gi" } }] } } });
+    await createFtj(k, ftjManifest("too-much-memory", ns, { preprocess: { enabled: false }, resources: { memory: "64Gi" } } as never));
+    await refusedWith("too-much-memory", /maximum memory usage per Container is 16Gi, but limit is 64Gi/);
+    assert.match((await getFtj(k, ns, "too-much-memory")).status?.message ?? "", /pods of Job \S+ are refused/);
+    await k.core.deleteNamespacedLimitRange({ namespace: ns, name: "small-pods" });
+  });
+
+  test("applied before its Secret: waits (SecretNotFound from the kubelet's report, an Event), then goes on once the Secret exists", async () => {
+    await createFtj(k, ftjManifest("needs-token", ns, {
+      preprocess: { enabled: false },
+      secrets: { huggingFaceToken: { name: "hf-token", key: "token" } },
+      podAnnotations: { [FATE_ANNOTATION]: "run" },
+    } as never));
+    const pod = await waitFor("needs-token: train pod with an IP", async () =>
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=needs-token,${LABEL_STAGE}=train`)).find((p) => p.status?.podIP));
+    // What a kubelet reports for a container whose Secret does not exist (kwok starts every container).
+    await setContainerState(pod, "Pending", { waiting: { reason: "CreateContainerConfigError", message: 'secret "hf-token" not found' } });
+    const waiting = await waitFor("ReferencesResolved=False", async () => {
+      const c = await condition("needs-token", "ReferencesResolved");
+      return c?.status === "False" ? c : undefined;
+    });
+    assert.equal(waiting.reason, "SecretNotFound");
+    assert.match(waiting.message, /Secret hf-token not found in namespace/);
+    assert.match((await getFtj(k, ns, "needs-token")).status?.message ?? "", /waiting: Secret hf-token not found/);
+    await waitFor("a SecretNotFound Event", async () => (await eventReasons("needs-token")).includes("SecretNotFound"));
+
+    await k.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: "hf-token" }, stringData: { token: "t" } } });
+    await setContainerState(pod, "Running", { running: { startedAt: new Date() } });
+    const found = await waitFor("ReferencesResolved=True", async () => {
+      const c = await condition("needs-token", "ReferencesResolved");
+      return c?.status === "True" ? c : undefined;
+    });
+    assert.equal(found.reason, "ReferencesFound");
+    assert.equal((await getFtj(k, ns, "needs-token")).status?.phase, "Training");
+    await waitFor("a ReferencesFound Event", async () => (await eventReasons("needs-token")).includes("ReferencesFound"));
   });
 });

@@ -19,7 +19,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
-import type { KubernetesObject, V1Deployment, V1ResourceAttributes } from "@kubernetes/client-node";
+import https from "node:https";
+import { KubeConfig, type KubernetesObject, type V1Deployment, type V1ResourceAttributes } from "@kubernetes/client-node";
 import { parse, parseAllDocuments } from "yaml";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
 import { progressAudience } from "../src/render/children.ts";
@@ -82,6 +83,21 @@ async function install(t: TestContext, namespace: string, values: string[]): Pro
   const kubeconfig = join(dir, "kubeconfig");
   const { token, user } = await writeServiceAccountKubeconfig(k, kubeconfig, namespace, serviceAccount, 3600);
   return { release, namespace, serviceAccount, objects, deployment, sa: await kubeClientsForToken(token, user), kubeconfig };
+}
+
+/** The UID of the API Priority and Fairness priority level a GET of `path` by the kubeconfig's user was classified into. */
+async function priorityLevelOf(kubeconfig: string, path: string): Promise<string | undefined> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const opts: https.RequestOptions = {};
+  await kc.applyToHTTPSOptions(opts);
+  return new Promise((resolve, reject) => {
+    https.get(`${kc.getCurrentCluster()!.server}${path}`, opts, (res) => {
+      res.resume();
+      const uid = res.headers["x-kubernetes-pf-prioritylevel-uid"];
+      resolve(Array.isArray(uid) ? uid[0] : uid);
+    }).on("error", reject);
+  });
 }
 
 /** Starts the operator as the Deployment's container would run, authenticated as the chart's ServiceAccount. */
@@ -157,7 +173,7 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     const rel = await freshNamespace("install", { t, clients: k });
     const jobs = await freshNamespace("install-jobs", { t, clients: k });
     const inst = await install(t, rel.name, ["progress.enabled=true", "dashboard.enabled=true", "metrics.serviceMonitor.enabled=false"]);
-    assert.deepEqual(inst.objects.map((o) => o.kind).sort(), ["ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "Service", "ServiceAccount"]);
+    assert.deepEqual(inst.objects.map((o) => o.kind).sort(), ["ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "FlowSchema", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "Service", "ServiceAccount"]);
 
     // What RBAC now allows the ServiceAccount, checked by the API server itself.
     const other = jobs.name;
@@ -192,6 +208,12 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     const op = await runAsDeployment(t, inst, { namespace: jobs.name, extraArgs: ["--progress-port=0", "--progress-write-interval-seconds=1", "--progress-log-interval-seconds=1"] });
     const lease = await k.coordination.readNamespacedLease({ namespace: rel.name, name: "finetune-operator" });
     assert.equal(lease.spec?.holderIdentity, op.podName, "the Lease in the release namespace names POD_NAME");
+    // The chart's FlowSchema: the API server classifies the ServiceAccount's Lease requests into its built-in
+    // leader-election priority level (API Priority and Fairness names the level in a response header).
+    const leaderElectionLevel = (await k.objects.read({ apiVersion: "flowcontrol.apiserver.k8s.io/v1", kind: "PriorityLevelConfiguration", metadata: { name: "leader-election" } })).metadata?.uid;
+    assert.ok(leaderElectionLevel, "the built-in leader-election priority level");
+    assert.equal(await priorityLevelOf(inst.kubeconfig, `/apis/coordination.k8s.io/v1/namespaces/${rel.name}/leases/finetune-operator`), leaderElectionLevel);
+    assert.notEqual(await priorityLevelOf(inst.kubeconfig, `/apis/batch/v1/namespaces/${jobs.name}/jobs`), leaderElectionLevel, "only the Lease requests");
 
     // A job whose pods keep running until the test ends them, so the trainer can report progress.
     const running = { preprocess: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } };

@@ -4,7 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -233,4 +233,14 @@ export function trainerState(dir: string): { global_step: number; max_steps: num
 /** Lines `NAME {json}` the launcher prints (FINETUNE_RESUME, FINETUNE_SHUTDOWN). */
 export function launcherRecords(log: string, name: string): Array<Record<string, unknown>> {
   return [...log.matchAll(new RegExp(`^${name} (\\{.*\\})$`, "gm"))].map((m) => JSON.parse(m[1]!) as Record<string, unknown>);
+}
+
+/** FINETUNE_WRITE_FIXTURES=1 refreshes the unit tests' fixtures from a run's real output (review the diff). */
+export const WRITE_FIXTURES = process.env.FINETUNE_WRITE_FIXTURES === "1";
+
+/** Writes a repository file from a sandbox's real output, its claim folders shown as their mount path again. */
+export function writeFixture(sb: Sandbox, repoPath: string, content: string): void {
+  const url = new URL(`../../${repoPath}`, import.meta.url);
+  mkdirSync(new URL(".", url), { recursive: true });
+  writeFileSync(url, content.replace(new RegExp(`${sb.root.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/claim-[a-z0-9-]+`, "g"), "/finetune/output"));
 }

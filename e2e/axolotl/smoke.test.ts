@@ -16,8 +16,9 @@ import { join } from "node:path";
 import { renderSmokeTestJob, renderTrainJob } from "../../src/render/children.ts";
 import { parseTerminationMessage } from "../../src/controller/failures.ts";
 import { assessSmokeTest } from "../../src/controller/smoke-test.ts";
+import { parseSmokeAnswersLog } from "../../src/controller/smoke-answers.ts";
 import { ensureAxolotlEnv } from "./env.ts";
-import { cpuConfig, newSandbox, startPods, testJob, tinyModel, type Sandbox, type TestJob } from "./fixture.ts";
+import { cpuConfig, newSandbox, startPods, testJob, tinyModel, WRITE_FIXTURES, writeFixture, type Sandbox, type TestJob } from "./fixture.ts";
 
 const KEEP = process.env.FINETUNE_KEEP_REAL === "1";
 const PROMPTS = ["Add 2 and 3.", "Name a colour."];
@@ -63,6 +64,11 @@ describe("real Axolotl: the smoke-test stage on a real adapter", () => {
       assert.ok(!a.answer.includes(file.eosToken!), `special tokens removed from ${JSON.stringify(a.answer.slice(0, 200))}`);
       assert.ok(!a.answer.includes(a.prompt), "the prompt is not part of the answer");
     }
+
+    // In full in the pod log, as the operator copies it into the answers ConfigMap.
+    const logged = parseSmokeAnswersLog(pod!.log);
+    assert.deepEqual(logged, { eosToken: file.eosToken, answers: file.answers.map((a) => ({ prompt: a.prompt, answer: a.answer, stopped: a.stopped })) });
+    if (WRITE_FIXTURES) writeFixture(sb, "src/controller/testdata/axolotl-0.18.0-smoke-pod.log", pod!.log.split("\n").slice(-60).join("\n"));
 
     // Truncated in the termination message, as the operator reads it from the pod's status.
     const raw = readFileSync(pod!.terminationLogPath, "utf8");

@@ -25,22 +25,13 @@ import { classifyFailure } from "../../src/controller/failures.ts";
 import { ensureAxolotlEnv, type AxolotlEnv } from "./env.ts";
 import { serveRepo } from "./local-hub.ts";
 import {
-  GPUS, checkpoints, cpuConfig, isCompleteCheckpoint, launcherRecords, newSandbox, runProcess, startPods, testJob, tinyModel, trainerState, waitGang,
+  GPUS, checkpoints, cpuConfig, isCompleteCheckpoint, launcherRecords, newSandbox, runProcess, startPods, testJob, tinyModel, trainerState, waitGang, WRITE_FIXTURES, writeFixture,
   type Sandbox, type TestJob,
 } from "./fixture.ts";
 import { descendantsMatching, type LocalPod } from "./pod.ts";
 import { waitFor } from "../lib/wait.ts";
 
 const KEEP = process.env.FINETUNE_KEEP_REAL === "1";
-/** FINETUNE_WRITE_FIXTURES=1 refreshes the unit tests' fixtures from this run's real output (review the diff). */
-const WRITE_FIXTURES = process.env.FINETUNE_WRITE_FIXTURES === "1";
-
-function writeFixture(repoPath: string, content: string): void {
-  const url = new URL(`../../${repoPath}`, import.meta.url);
-  mkdirSync(new URL(".", url), { recursive: true });
-  // The claim's folder becomes its mount path again: the text a pod's log shows.
-  writeFileSync(url, content.replace(new RegExp(`${sb.root.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/claim-[a-z0-9-]+`, "g"), "/finetune/output"));
-}
 let env: AxolotlEnv;
 let sb: Sandbox;
 
@@ -133,8 +124,8 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     const failure = classifyFailure("train", undefined, [pod as never]);
     assert.equal(failure.reason, "HostOutOfMemory", JSON.stringify(failure));
     if (WRITE_FIXTURES) {
-      writeFixture("src/trainer/tests/testdata/axolotl-0.18.0-worker-sigkill.log", pods[0]!.log.split("\n").slice(-80).join("\n"));
-      writeFixture("src/controller/testdata/termination-worker-sigkill.json", readFileSync(pods[0]!.terminationLogPath, "utf8"));
+      writeFixture(sb, "src/trainer/tests/testdata/axolotl-0.18.0-worker-sigkill.log", pods[0]!.log.split("\n").slice(-80).join("\n"));
+      writeFixture(sb, "src/controller/testdata/termination-worker-sigkill.json", readFileSync(pods[0]!.terminationLogPath, "utf8"));
     }
   });
 
@@ -182,7 +173,7 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     assert.equal(parsed.totalSteps, MAX_STEPS);
     for (const key of ["loss", "learningRate", "epoch", "evalLoss"] as const) assert.equal(typeof parsed[key], "number", `log-tail ${key}: ${JSON.stringify(parsed)}`);
     assert.equal(typeof last.evalLoss, "number", "eval loss pushed");
-    if (WRITE_FIXTURES) writeFixture("src/progress/testdata/axolotl-0.18.0-train-rank0.log", resumedLog);
+    if (WRITE_FIXTURES) writeFixture(sb, "src/progress/testdata/axolotl-0.18.0-train-rank0.log", resumedLog);
   });
 
   it("merge: axolotl merge-lora writes a merged model that transformers loads and generates with", async () => {

@@ -280,6 +280,7 @@ export const FineTuneJobStatusSchema = z
         message: z.string(),
         hint: z.string().optional(),
         answersFile: z.string().optional().meta({ description: "Every answer in full, in the output claim (path relative to the claim)." }),
+        answersConfigMap: z.string().optional().meta({ description: "ConfigMap with every answer in full (key answers.json), copied from the smoke pod's log once the test is judged." }),
         answers: z
           .array(z.object({ prompt: z.string(), answer: z.string(), stopped: z.boolean().optional().meta({ description: "Whether generation ended with the EOS token (false: it ran to the token limit)." }) }).strict())
           .max(8)

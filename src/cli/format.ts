@@ -66,7 +66,8 @@ export function describeStatus(job: FineTuneJobObject): string {
     row("Merged model", st.stages?.merge?.phase === "Succeeded" ? st.outputs.mergedModelPath : undefined);
   }
   if (st.smokeTest) {
-    row("Smoke test", `${st.smokeTest.result}: ${st.smokeTest.message}${st.smokeTest.answersFile ? ` (all answers: ${st.smokeTest.answersFile})` : ""}`);
+    const full = [st.smokeTest.answersConfigMap ? `ConfigMap ${st.smokeTest.answersConfigMap}` : "", st.smokeTest.answersFile ? `${st.smokeTest.answersFile} on the claim` : ""].filter(Boolean).join(", ");
+    row("Smoke test", `${st.smokeTest.result}: ${st.smokeTest.message}${full ? ` (all answers: ${full})` : ""}`);
     st.smokeTest.answers.forEach((a, i) => row(`  answer ${i + 1}`, `${a.prompt} => ${a.answer}${a.stopped === false ? " [no EOS]" : ""}`));
     row("  hint", st.smokeTest.hint);
   }

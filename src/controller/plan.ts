@@ -19,7 +19,7 @@ import {
   outputPaths, renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderSmokeTestJob, renderTrainJob,
   smokeAnswersPath, type OperatorSettings, type RenderInput,
 } from "../render/children.ts";
-import { stageJobName } from "../render/names.ts";
+import { smokeAnswersConfigMapName, stageJobName } from "../render/names.ts";
 import type { ValidationIssue } from "../validation/job.ts";
 import { getCondition, isTrue, setCondition, type ConditionInput } from "./conditions.ts";
 import { classifyFailure, parseTerminationMessage, stuckPods, type AttemptFailure, type MissingPodReference } from "./failures.ts";
@@ -323,7 +323,7 @@ function smokeTestPassed(p: Planner, input: RenderInput, pods: readonly V1Pod[])
   if (st.smokeTest) return st.smokeTest.result !== "Failed";
   const summaries = pods.map((pod) => parseTerminationMessage(pod.status?.containerStatuses?.[0]?.state?.terminated?.message).summary);
   const verdict = assessSmokeTest(summaries.find((s) => s?.smoke)?.smoke, input.spec.smokeTest.action);
-  st.smokeTest = { ...verdict.status, answersFile: smokeAnswersPath(input) };
+  st.smokeTest = { ...verdict.status, answersFile: smokeAnswersPath(input), ...(verdict.status.answers.length > 0 ? { answersConfigMap: smokeAnswersConfigMapName(input.job.name) } : {}) };
   if (verdict.status.result === "Passed") return true;
   const message = `${verdict.status.message}${verdict.status.hint ? `. Hint: ${verdict.status.hint}` : ""}`;
   p.condition({ type: "SmokeTested", status: "False", reason: verdict.reason, message });

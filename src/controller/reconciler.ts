@@ -16,6 +16,7 @@ import { validateSpec, type ValidationIssue } from "../validation/job.ts";
 import { getCondition } from "./conditions.ts";
 import { buildEvent } from "./events.ts";
 import { Reason } from "./reasons.ts";
+import { recordSmokeAnswers } from "./smoke-answers.ts";
 import { decide, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./plan.ts";
 
 /** Read-only views of the informer caches the reconciler needs. */
@@ -149,6 +150,7 @@ export class Reconciler {
     }
     for (const batch of executionBatches(decision.actions)) await Promise.all(batch.map((action) => this.#execute(ftj, action, log)));
     for (const event of decision.events) this.#emit(ftj, event.type, event.reason, event.message, log);
+    await this.#copySmokeAnswers(ftj, decision.status, log);
     if (decision.statusChanged || decision.actions.length) {
       log.info({ phase: decision.status.phase, actions: decision.actions.map(describe), requeueAfterMs: decision.requeueAfterMs }, "reconciled");
     }
@@ -174,6 +176,22 @@ export class Reconciler {
       }
     }
     return Object.keys(out).length > 0 ? { podCreateFailures: out } : {};
+  }
+
+  /** The smoke test's answers in full into their ConfigMap (once judged); a failure is retried by a later reconcile. */
+  async #copySmokeAnswers(ftj: FineTuneJobObject, status: FineTuneJobObject["status"], log: Logger): Promise<void> {
+    const { api, caches } = this.#deps;
+    try {
+      const done = await recordSmokeAnswers(ftj, status, {
+        configMap: (ns, name) => caches.configMap(ns, name),
+        podsOf: (ns, name) => caches.podsOf(ns, name),
+        readPodLogTail: (ns, name, opts) => api.readPodLogTail(ns, name, opts),
+        create: (obj) => api.create(obj),
+      });
+      if (done) log.info({ source: done.source }, "smoke-test answers copied into their ConfigMap");
+    } catch (err) {
+      if (!isAlreadyExists(err)) log.warn({ err: errorMessage(err) }, "could not copy the smoke-test answers into their ConfigMap");
+    }
   }
 
   /** The cached Jobs plus the ones created here that the cache does not show yet. */

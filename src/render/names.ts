@@ -12,6 +12,8 @@ export const MAX_JOB_NAME_LENGTH = 45;
 export const configMapName = (job: string) => `${job}-config`;
 export const outputClaimName = (job: string) => `${job}-output`;
 export const serviceName = (job: string) => `${job}-ranks`;
+/** The smoke test's answers in full (see render/smoke-answers.ts). */
+export const smokeAnswersConfigMapName = (job: string) => `${job}-smoke-answers`;
 export const stageJobName = (job: string, stage: Stage, attempt: number) => `${job}-${stage}-${attempt}`;
 
 /**

@@ -145,5 +145,7 @@ def run_smoke(launcher, cmd: list) -> int:
         ],
         "file": path,
     }
-    launcher.emit("FINETUNE_SMOKE", summary)
+    # Every answer in full on one stdout line: the operator copies it from the pod log into a ConfigMap
+    # (the termination message holds 4 KiB, the claim file is out of its reach).
+    launcher.emit("FINETUNE_SMOKE_ANSWERS", {"eosToken": eos, "answers": answers})
     return launcher.finish(0, 0, reason="Completed", extra={"smoke": summary})

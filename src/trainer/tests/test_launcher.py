@@ -1412,6 +1412,12 @@ class SmokeTestStageTest(TmpDirCase):
         self.assertEqual((a["stopped"], a["chars"], len(a["answer"])), (False, 5000, smoke.SMOKE_ANSWER_CHARS))
         with open(self.answers) as fh:
             self.assertEqual(len(json.load(fh)["answers"][0]["answer"]), 5000)
+        # In full on one log line too, for the operator's answers ConfigMap.
+        lines = [l for l in proc.stdout.decode().splitlines() if l.startswith("FINETUNE_SMOKE_ANSWERS ")]
+        self.assertEqual(len(lines), 1)
+        logged = json.loads(lines[0][len("FINETUNE_SMOKE_ANSWERS "):])
+        self.assertEqual([len(x["answer"]) for x in logged["answers"]], [5000] * 8)
+        self.assertEqual([x["stopped"] for x in logged["answers"]], [False] * 8)
 
     def test_a_failing_run_fails_the_stage_with_its_tail(self):
         proc, term = self.run_smoke(["p"], FAKE_FAIL="1")
