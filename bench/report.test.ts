@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { countRequests } from "./measure/audit.ts";
-import { checkTargets, README_END, README_START, renderMarkdown, replaceSection, rssSlope } from "./report.ts";
+import { checkTargets, compareMarkers, README_END, README_START, renderMarkdown, replaceSection, rssSlope } from "./report.ts";
 import type { BenchResults, ScenarioResult } from "./scenarios/types.ts";
 
 const d = (p50: number, p99: number) => ({ count: 10, min: p50, p50, p95: p99, p99, max: p99, mean: p50 });
@@ -91,5 +91,10 @@ describe("report", () => {
     const readme = `# x\n\n## Benchmark\n\nintro\n\n${README_START}\nold\n${README_END}\n\nafter\n`;
     assert.equal(replaceSection(readme, "new table\n"), `# x\n\n## Benchmark\n\nintro\n\n${README_START}\nnew table\n${README_END}\n\nafter\n`);
     assert.throws(() => replaceSection("# no markers", "x"), /bench:start/);
+    // A comparison section per lifecycle, beside the main one, left alone by it.
+    const m = compareMarkers("train-only");
+    const both = `${readme}\n${m.start}\nold cmp\n${m.end}\n`;
+    assert.equal(replaceSection(both, "cmp", m.start, m.end), `${readme}\n${m.start}\ncmp\n${m.end}\n`);
+    assert.throws(() => replaceSection(readme, "cmp", m.start, m.end), /bench-compare:train-only:start/);
   });
 });

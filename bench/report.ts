@@ -1,9 +1,12 @@
 /** Pure rendering of results: markdown tables, target checks, and the README section between markers. */
+import { STEP_LABELS, STEPS } from "./measure/breakdown.ts";
 import type { Distribution } from "./measure/stats.ts";
 import type { BenchResults, ScenarioResult } from "./scenarios/types.ts";
 
 export const README_START = "<!-- bench:start -->";
 export const README_END = "<!-- bench:end -->";
+/** Markers of a side-by-side comparison (--compare) in the README, one section per lifecycle of ours. */
+export const compareMarkers = (lifecycle: string) => ({ start: `<!-- bench-compare:${lifecycle}:start -->`, end: `<!-- bench-compare:${lifecycle}:end -->` });
 
 const ms = (d: Distribution | undefined) => (d ? `${fmt(d.p50, 0)} / ${fmt(d.p95, 0)} / ${fmt(d.p99, 0)}` : "–");
 function fmt(x: number | undefined, digits = 1): string {
@@ -120,6 +123,13 @@ export function renderMarkdown(r: BenchResults): string {
           ]),
         ),
     );
+    const withBreakdown = b.filter((s) => s.latencyMs.breakdown && Object.keys(s.latencyMs.breakdown).length > 0);
+    if (withBreakdown.length > 0) {
+      parts.push(
+        "Training Job created → every training pod Running, step by step (p50 / p95 / p99 ms; the harness's own watches; bench/measure/breakdown.ts):\n\n" +
+          table(["N", ...STEPS.map((st) => STEP_LABELS[st])], withBreakdown.map((s) => [String(s.jobs), ...STEPS.map((st) => ms(s.latencyMs.breakdown?.[st]))])),
+      );
+    }
     const big = b[b.length - 1]!;
     if (big.perJob) {
       const rows = Object.entries(big.perJob.byVerbResource)
@@ -172,10 +182,10 @@ function userOf(r: BenchResults): string {
   return String(r.options["auditUser"] ?? "");
 }
 
-/** Replaces the text between the bench markers (markers kept); throws when they are missing. */
-export function replaceSection(readme: string, body: string): string {
-  const start = readme.indexOf(README_START);
-  const end = readme.indexOf(README_END);
-  if (start < 0 || end < start) throw new Error(`README has no ${README_START} … ${README_END} section`);
-  return readme.slice(0, start + README_START.length) + "\n" + body.trimEnd() + "\n" + readme.slice(end);
+/** Replaces the text between two markers (markers kept; the bench markers by default); throws when they are missing. */
+export function replaceSection(readme: string, body: string, startMarker = README_START, endMarker = README_END): string {
+  const start = readme.indexOf(startMarker);
+  const end = readme.indexOf(endMarker);
+  if (start < 0 || end < start) throw new Error(`README has no ${startMarker} … ${endMarker} section`);
+  return readme.slice(0, start + startMarker.length) + "\n" + body.trimEnd() + "\n" + readme.slice(end);
 }

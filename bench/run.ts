@@ -9,6 +9,16 @@
  *   npm run bench -- --markdown [results.json]      print the table of the latest (or given) results, run nothing
  *   npm run bench -- --out /tmp/r.json             results elsewhere (default bench/results/<timestamp>.json)
  *   npm run bench -- --update-readme                also rewrite README.md between <!-- bench:start --> and <!-- bench:end -->
+ *   npm run bench -- --sut kubeflow                 the scenarios against Kubeflow Trainer + JobSet instead
+ *   npm run bench -- --compare kubeflow --jobs 100 --pairs 3
+ *                                                   alternating pairs of burst (ours, Kubeflow, ours, ...), each figure
+ *                                                   as ours / Kubeflow / ratio per pair and the median ratio
+ *                                                   (--update-readme: between <!-- bench-compare:<lifecycle>:start --> and :end)
+ *   npm run bench -- --compare kubeflow --lifecycle train-only
+ *                                                   ours without merge, in an existing claim: what a TrainJob does
+ *
+ * Kubeflow Trainer and JobSet are built from their Go modules on first use (cached by version
+ * beside the control plane's binaries); the run prints how long that took.
  *
  * The benchmark starts its own control plane in ~/.cache/finetune-operator/bench-cluster
  * ($FINETUNE_BENCH_CLUSTER_DIR or --cluster-dir), fresh, with the API server
@@ -21,14 +31,19 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { cacheDir } from "../e2e/cluster/paths.ts";
-import { renderMarkdown, replaceSection } from "./report.ts";
+import { renderCompareMarkdown } from "./compare.ts";
+import { compareMarkers, renderMarkdown, replaceSection } from "./report.ts";
 import type { BenchContext, BenchResults, ScenarioResult } from "./scenarios/types.ts";
 import type { SystemUnderTest } from "./sut/types.ts";
-import { FinetuneOperator } from "./sut/finetune-operator.ts";
+import { FinetuneOperator, LIFECYCLES, type Lifecycle } from "./sut/finetune-operator.ts";
+import { KubeflowTrainer } from "./sut/kubeflow-trainer.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const RESULTS_DIR = join(ROOT, "bench", "results");
-const SUTS: Record<string, () => SystemUnderTest> = { "finetune-operator": () => new FinetuneOperator() };
+const SUTS: Record<string, (lifecycle: Lifecycle) => SystemUnderTest> = {
+  "finetune-operator": (lifecycle) => new FinetuneOperator(lifecycle),
+  kubeflow: () => new KubeflowTrainer(),
+};
 const SCENARIOS = ["burst", "steady", "recovery"] as const;
 const GPUS_PER_NODE = 8;
 
@@ -43,6 +58,9 @@ const { values } = parseArgs({
     "restart-backoff-seconds": { type: "string", default: "0" },
     nodes: { type: "string" },
     sut: { type: "string", default: "finetune-operator" },
+    compare: { type: "string" },
+    pairs: { type: "string", default: "3" },
+    lifecycle: { type: "string", default: "full" },
     "cluster-dir": { type: "string" },
     "keep-cluster": { type: "boolean", default: false },
     out: { type: "string" },
@@ -63,11 +81,14 @@ function latestResults(): string {
 }
 
 function publish(results: BenchResults): void {
-  const md = renderMarkdown(results);
+  const compared = results.options["compare"] !== undefined;
+  const md = compared ? renderCompareMarkdown(results) : renderMarkdown(results);
   process.stdout.write("\n" + md);
   if (values["update-readme"]) {
     const readme = join(ROOT, "README.md");
-    writeFileSync(readme, replaceSection(readFileSync(readme, "utf8"), md));
+    const text = readFileSync(readme, "utf8");
+    const m = compareMarkers(String(results.options["lifecycle"] ?? "full"));
+    writeFileSync(readme, compared ? replaceSection(text, md, m.start, m.end) : replaceSection(text, md));
     log(`updated ${readme}`);
   }
 }
@@ -91,6 +112,25 @@ function loadAverage(): string[] {
   }
 }
 
+/**
+ * Deletes the scenario namespaces and waits for them to go: Kubeflow's controllers watch every namespace, so the
+ * previous run's objects would otherwise sit in their caches (and the next start would list them).
+ */
+async function removeScenarioNamespaces(admin: import("../e2e/lib/index.ts").KubeClients, log: (m: string) => void): Promise<void> {
+  const selector = "bench.finetune.dev/scenario";
+  const list = async () => (await admin.core.listNamespace({ labelSelector: selector })).items;
+  for (const ns of await list()) await admin.core.deleteNamespace({ name: ns.metadata!.name! }).catch(() => undefined);
+  const t0 = Date.now();
+  while ((await list()).length > 0) {
+    if (Date.now() - t0 > 180_000) {
+      log("scenario namespaces still terminating after 180 s; going on");
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  log(`scenario namespaces removed in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+
 async function main(): Promise<void> {
   if (values.help) {
     process.stdout.write(readFileSync(fileURLToPath(import.meta.url), "utf8").split("*/")[0]!.replace(/^\/\*\*?\n?/, "").replace(/^ \* ?/gm, "") + "\n");
@@ -110,9 +150,21 @@ async function main(): Promise<void> {
   const recoveryJobs = Number(values["recovery-jobs"]);
   const backoff = Number(values["restart-backoff-seconds"]);
   const concurrency = Math.max(1, Number(values.concurrency));
+  const lifecycle = values.lifecycle as Lifecycle;
+  if (!LIFECYCLES.includes(lifecycle)) throw new Error(`--lifecycle must be one of ${LIFECYCLES.join(", ")}`);
   const makeSut = SUTS[values.sut!];
   if (!makeSut) throw new Error(`unknown --sut ${values.sut}; one of ${Object.keys(SUTS).join(", ")}`);
-  const sut = makeSut();
+  const sut = makeSut(lifecycle);
+  const compare = values.compare;
+  if (compare !== undefined && (!SUTS[compare] || compare === values.sut)) throw new Error(`--compare needs another SUT: one of ${Object.keys(SUTS).filter((k) => k !== values.sut).join(", ")}`);
+  const other = compare !== undefined ? SUTS[compare]!(lifecycle) : undefined;
+  const pairs = Number(values.pairs);
+  if (!Number.isInteger(pairs) || pairs < 1) throw new Error(`--pairs must be a positive integer, got ${values.pairs}`);
+  if (other && !scenarios.every((s) => s === "burst")) {
+    if (values.scenario !== SCENARIOS.join(",")) throw new Error("--compare runs the burst scenario only");
+    scenarios.splice(0, scenarios.length, "burst");
+  }
+  const auditUsers = [...sut.userNames, ...(other?.userNames ?? [])];
 
   // Enough fake GPUs for the largest burst (1 GPU per job) and every recovery gang (8 GPUs) to run at once.
   const gpuJobs = Math.max(scenarios.includes("burst") ? burstSizes[burstSizes.length - 1]! : 0, scenarios.includes("steady") ? steadyJobs : 0);
@@ -120,7 +172,7 @@ async function main(): Promise<void> {
   // The cluster module reads these when it starts; the bench never touches the shared test cluster.
   process.env.FINETUNE_CLUSTER_DIR = resolve(values["cluster-dir"] ?? process.env.FINETUNE_BENCH_CLUSTER_DIR ?? join(cacheDir(), "bench-cluster"));
   process.env.FINETUNE_CLUSTER_NODES = String(nodes);
-  process.env.FINETUNE_CLUSTER_AUDIT_USERS = sut.userName;
+  process.env.FINETUNE_CLUSTER_AUDIT_USERS = auditUsers.join(",");
   const cluster = await import("../e2e/cluster/cluster.ts");
   const { kubeClients } = await import("../e2e/lib/index.ts");
   const { burst } = await import("./scenarios/burst.ts");
@@ -135,7 +187,18 @@ async function main(): Promise<void> {
     finishedAt: "",
     machine: machine(),
     cluster: { nodes, gpusPerNode: GPUS_PER_NODE },
-    options: { scenarios, burstSizes, steadyJobs, steadySeconds, recoveryJobs, restartBackoffSeconds: backoff, concurrency, auditUser: sut.userName },
+    options: {
+      scenarios,
+      burstSizes,
+      steadyJobs,
+      steadySeconds,
+      recoveryJobs,
+      restartBackoffSeconds: backoff,
+      concurrency,
+      auditUser: sut.userNames.join(", "),
+      lifecycle,
+      ...(other ? { compare: other.name, ours: sut.name, pairs, auditUsers } : {}),
+    },
     sut: sut.name,
     scenarios: [],
   };
@@ -151,18 +214,42 @@ async function main(): Promise<void> {
     tornDown = true;
     log("stopping the benchmark cluster");
     await sut.stop().catch(() => {});
+    await other?.stop().catch(() => {});
     await cluster.down({ log }).catch((e: unknown) => log(`cluster down failed: ${String(e)}`));
   };
   process.once("SIGINT", () => void teardown().finally(() => process.exit(130)));
 
   try {
-    log(`fresh cluster in ${process.env.FINETUNE_CLUSTER_DIR} with ${nodes} kwok nodes, auditing ${sut.userName}`);
+    log(`fresh cluster in ${process.env.FINETUNE_CLUSTER_DIR} with ${nodes} kwok nodes, auditing ${auditUsers.join(", ")}`);
     await cluster.down({ log });
     const up = await cluster.up({ log });
     log(`cluster up in ${up.startSeconds.toFixed(1)} s`);
     const admin = await kubeClients();
-    await sut.install(admin);
+    for (const s of [sut, other]) {
+      if (!s) continue;
+      await s.install(admin);
+      if (s instanceof KubeflowTrainer) {
+        log(s.buildSeconds === undefined ? "Kubeflow binaries were cached (no build)" : `Kubeflow build took ${s.buildSeconds.toFixed(0)} s`);
+        if (s.buildSeconds !== undefined) results.options[s === sut ? "buildSeconds" : "theirsBuildSeconds"] = Math.round(s.buildSeconds);
+      }
+    }
     const ctx: BenchContext = { admin, sut, auditLog: cluster.auditLogPath(), concurrency, log };
+    if (other) {
+      // Alternating pairs: each pair runs ours then theirs at every size, so drift in the shared machine's load hits both.
+      for (let pair = 1; pair <= pairs; pair++) {
+        for (const n of burstSizes) {
+          for (const s of [sut, other]) {
+            const what = `pair ${pair}/${pairs}: ${s.name} burst N=${n}`;
+            log(`--- ${what}`);
+            const r = { ...(await burst({ ...ctx, sut: s }, n)), pair };
+            results.scenarios.push(r);
+            save();
+            log(`${what} done in ${r.wallSeconds} s`);
+            await removeScenarioNamespaces(admin, log);
+          }
+        }
+      }
+    }
     const run = async (what: string, fn: () => Promise<ScenarioResult>) => {
       log(`--- ${what}`);
       const r = await fn();
@@ -170,7 +257,7 @@ async function main(): Promise<void> {
       save();
       log(`${what} done in ${r.wallSeconds} s`);
     };
-    if (scenarios.includes("burst")) for (const n of burstSizes) await run(`burst N=${n}`, () => burst(ctx, n));
+    if (!other && scenarios.includes("burst")) for (const n of burstSizes) await run(`burst N=${n}`, () => burst(ctx, n));
     if (scenarios.includes("steady")) await run(`steady N=${steadyJobs} for ${steadySeconds} s`, () => steady(ctx, steadyJobs, steadySeconds));
     if (scenarios.includes("recovery")) await run(`recovery N=${recoveryJobs}`, () => recovery(ctx, recoveryJobs, backoff));
   } finally {

@@ -23,7 +23,7 @@ import https from "node:https";
 import { KubeConfig, type KubernetesObject, type V1Deployment, type V1ResourceAttributes } from "@kubernetes/client-node";
 import { parse, parseAllDocuments } from "yaml";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
-import { progressAudience } from "../src/render/children.ts";
+import { progressAudience } from "../src/render/names.ts";
 import { helm, helmBinary } from "../scripts/render-manifests.ts";
 import { applyObjects, apiStatus, FATE_ANNOTATION, freshNamespace, ignoreNotFound, kubeClients, kubeClientsForToken, setPodLogs, waitFor, type KubeClients } from "./lib/index.ts";
 import { createFtj, finishPod, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
@@ -231,7 +231,7 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     const { status } = await k.core.createNamespacedServiceAccountToken({
       namespace: jobs.name,
       name: "default",
-      body: { spec: { audiences: [progressAudience({ namespace: jobs.name, name: "installed", uid: "" })], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: trainPod.metadata!.name!, uid: trainPod.metadata!.uid! } } },
+      body: { spec: { audiences: [progressAudience({ namespace: jobs.name, name: "installed" })], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: trainPod.metadata!.name!, uid: trainPod.metadata!.uid! } } },
     });
     const res = await fetch(`http://127.0.0.1:${op.progressPort}/v1/progress/${jobs.name}/installed`, {
       method: "POST",

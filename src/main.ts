@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
 import { Controller } from "./controller/controller.ts";
-import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/plan.ts";
+import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/planner/index.ts";
 import { KubeApi } from "./kube/api.ts";
 import { PooledKubeConfig } from "./kube/pooled-config.ts";
 import { OperatorMetrics } from "./observability/metrics.ts";

@@ -72,6 +72,13 @@ describe("audit log aggregation", () => {
     assert.equal(c.total, 1);
   });
 
+  it("counts several users together (a controller of two processes)", () => {
+    const reqs = [line("create", "jobs"), line("create", "jobsets", { user: "jobset" }), line("create", "pods", { user: "admin" })].map((l) => parseAuditLine(l)!);
+    const c = countRequests(reqs, { user: [USER, "jobset"] });
+    assert.equal(c.total, 2);
+    assert.deepEqual(c.byVerbResource, { "create jobs": 1, "create jobsets": 1 });
+  });
+
   it("reads a log file, keeping only the user's lines", async () => {
     const dir = mkdtempSync(join(tmpdir(), "audit-"));
     try {
@@ -79,6 +86,8 @@ describe("audit log aggregation", () => {
       writeFileSync(file, [line("create", "jobs"), line("get", "pods", { user: "admin" }), "", "garbage"].join("\n") + "\n");
       const reqs = await readAuditLog(file, USER);
       assert.deepEqual(reqs.map((r) => `${r.verb} ${r.resource}`), ["create jobs"]);
+      const both = await readAuditLog(file, [USER, "admin"]);
+      assert.deepEqual(both.map((r) => `${r.verb} ${r.resource}`), ["create jobs", "get pods"]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -68,17 +68,19 @@ export interface AuditCounts {
 }
 
 export interface AuditFilter {
-  user: string;
+  /** One user, or several counted together (a controller made of more than one process, each with its own ServiceAccount). */
+  user: string | readonly string[];
   fromMs?: number;
   toMs?: number;
 }
 
 /** Counts the requests of `filter.user` received in [fromMs, toMs]. */
 export function countRequests(requests: Iterable<AuditRequest>, filter: AuditFilter): AuditCounts {
+  const users = new Set(typeof filter.user === "string" ? [filter.user] : filter.user);
   const seen = new Set<string>();
   const out: AuditCounts = { total: 0, byVerbResource: {}, writes: 0, eventWrites: 0, leaseWrites: 0, gets: 0, lists: {}, watches: {}, errors: {}, errorsByVerbResource: {} };
   for (const r of requests) {
-    if (r.user !== filter.user) continue;
+    if (!users.has(r.user)) continue;
     if (filter.fromMs !== undefined && r.receivedMs < filter.fromMs) continue;
     if (filter.toMs !== undefined && r.receivedMs > filter.toMs) continue;
     if (seen.has(r.auditID)) continue;
@@ -102,14 +104,15 @@ export function countRequests(requests: Iterable<AuditRequest>, filter: AuditFil
   return out;
 }
 
-/** Every request of `user` in the audit log file (streamed; the file may be large). */
-export async function readAuditLog(path: string, user?: string): Promise<AuditRequest[]> {
+/** Every request of `user` (or of any of several users) in the audit log file (streamed; the file may be large). */
+export async function readAuditLog(path: string, user?: string | readonly string[]): Promise<AuditRequest[]> {
+  const users = user === undefined ? undefined : typeof user === "string" ? [user] : user;
   const out: AuditRequest[] = [];
   const lines = createInterface({ input: createReadStream(path, { encoding: "utf8" }), crlfDelay: Infinity });
   for await (const line of lines) {
-    if (user !== undefined && !line.includes(user)) continue;
+    if (users !== undefined && !users.some((u) => line.includes(u))) continue;
     const r = parseAuditLine(line);
-    if (r && (user === undefined || r.user === user)) out.push(r);
+    if (r && (users === undefined || users.includes(r.user))) out.push(r);
   }
   return out;
 }

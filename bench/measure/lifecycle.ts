@@ -30,6 +30,10 @@ export class LifecycleRecorder {
   /** owner key → pod name → first seen (created) / first seen Running. */
   readonly podCreated = new Map<string, Map<string, number>>();
   readonly podRunning = new Map<string, Map<string, number>>();
+  /** owner key → pod name → first seen with a node (spec.nodeName: the scheduler's binding). */
+  readonly podScheduled = new Map<string, Map<string, number>>();
+  /** user job → first time its output claim was seen Bound (controllers that make claims only). */
+  readonly claimBound = new Map<string, number>();
   /** Latest training pods by name (for failing a rank). */
   readonly pods = new Map<string, V1Pod>();
   /** user job → terminal phase and when it was first seen. */
@@ -55,6 +59,7 @@ export class LifecycleRecorder {
       this.#watch(`/apis/${r.group}/${r.version}/namespaces/${ns}/${r.plural}`, undefined, (o) => this.#onJob(o)),
       this.#watch(`/apis/batch/v1/namespaces/${ns}/jobs`, this.sut.trainingJobSelector, (o) => this.#onTrainingJob(o)),
       this.#watch(`/api/v1/namespaces/${ns}/pods`, this.sut.trainingPodSelector, (o) => this.#onPod(o as V1Pod)),
+      ...(this.sut.claimOwner ? [this.#watch(`/api/v1/namespaces/${ns}/persistentvolumeclaims`, undefined, (o) => this.#onClaim(o))] : []),
     ]);
   }
 
@@ -91,11 +96,17 @@ export class LifecycleRecorder {
     const created = this.podCreated.get(key) ?? new Map<string, number>();
     if (!created.has(name)) created.set(name, now);
     this.podCreated.set(key, created);
+    if (p.spec?.nodeName) firstSeen(this.podScheduled, key, name, now);
     if (p.status?.phase === "Running") {
       const running = this.podRunning.get(key) ?? new Map<string, number>();
       if (!running.has(name)) running.set(name, now);
       this.podRunning.set(key, running);
     }
+  }
+
+  #onClaim(o: KubernetesObject): void {
+    const job = this.sut.claimOwner?.(o);
+    if (job && (o as { status?: { phase?: string } }).status?.phase === "Bound" && !this.claimBound.has(job)) this.claimBound.set(job, Date.now());
   }
 
   /** A watch that re-establishes itself from the last resourceVersion (from scratch after 410 Gone). */
@@ -130,4 +141,10 @@ export class LifecycleRecorder {
     };
     await connect();
   }
+}
+
+function firstSeen(times: Map<string, Map<string, number>>, key: string, name: string, now: number): void {
+  const byPod = times.get(key) ?? new Map<string, number>();
+  if (!byPod.has(name)) byPod.set(name, now);
+  times.set(key, byPod);
 }

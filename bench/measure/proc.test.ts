@@ -30,3 +30,28 @@ describe("/proc parsing", () => {
     assert.equal(summarizeSamples([]), undefined);
   });
 });
+
+describe("ProcSampler over several processes", () => {
+  it("adds up RSS and VmHWM of every pid, and keeps CPU seconds when a process goes", async () => {
+    const { spawn } = await import("node:child_process");
+    const { ProcSampler } = await import("./proc.ts");
+    const kids = [spawn("sleep", ["30"]), spawn("sleep", ["30"])];
+    try {
+      let pids = kids.map((k) => k.pid!);
+      const sampler = new ProcSampler(() => pids, 60_000);
+      sampler.stop();
+      const both = sampler.sample()!;
+      const alone = pids.map(sampleProc);
+      assert.equal(both.rssBytes, alone[0]!.rssBytes + alone[1]!.rssBytes);
+      assert.equal(both.hwmBytes, alone[0]!.hwmBytes + alone[1]!.hwmBytes);
+      pids = [process.pid];
+      const self = sampler.sample()!;
+      assert.ok(self.cpuSeconds >= both.cpuSeconds, "CPU seconds of the processes sampled before still count");
+      assert.ok(self.rssBytes > 0);
+      pids = [];
+      assert.equal(sampler.sample(), undefined);
+    } finally {
+      for (const k of kids) k.kill();
+    }
+  });
+});

@@ -68,39 +68,56 @@ export function summarizeSamples(samples: readonly ProcSample[]): ProcWindow | u
 }
 
 /**
- * Samples a process every `intervalMs` until stopped; windows are slices of the sample list.
- * `pid` is asked at every sample: when the process is replaced (a restart), CPU seconds keep
- * adding up across processes and VmHWM is per process (the window's peak is the max).
+ * Samples one process, or several taken as one controller (their RSS, VmHWM and CPU added up),
+ * every `intervalMs` until stopped; windows are slices of the sample list.
+ * `pids` is asked at every sample: when a process is replaced (a restart), CPU seconds keep
+ * adding up across processes and VmHWM is per process (the window's peak is the max). With
+ * several processes the peak is the sum of each one's VmHWM: an upper bound of the peak of
+ * their sum, since their peaks need not coincide.
  */
 export class ProcSampler {
   readonly samples: ProcSample[] = [];
-  readonly #pid: () => number | undefined;
+  readonly #pids: () => readonly number[];
   #timer: NodeJS.Timeout | undefined;
-  #lastPid: number | undefined;
+  /** CPU seconds of processes that were sampled before and are gone now (restarted). */
   #cpuBase = 0;
-  #lastCpu = 0;
+  /** Last CPU seconds seen per live pid. */
+  #lastCpu = new Map<number, number>();
 
-  constructor(pid: () => number | undefined, intervalMs = 500) {
-    this.#pid = pid;
+  constructor(pids: () => number | readonly number[] | undefined, intervalMs = 500) {
+    this.#pids = () => {
+      const p = pids();
+      return p === undefined ? [] : typeof p === "number" ? [p] : p;
+    };
     this.sample();
     this.#timer = setInterval(() => this.sample(), intervalMs);
     this.#timer.unref();
   }
 
   sample(): ProcSample | undefined {
-    const pid = this.#pid();
-    if (pid === undefined) return undefined;
+    const pids = this.#pids();
+    if (pids.length === 0) return undefined;
+    let parts: ProcSample[];
     try {
-      const s = sampleProc(pid);
-      if (this.#lastPid !== undefined && pid !== this.#lastPid) this.#cpuBase += this.#lastCpu;
-      this.#lastPid = pid;
-      this.#lastCpu = s.cpuSeconds;
-      const out = { ...s, cpuSeconds: this.#cpuBase + s.cpuSeconds };
-      this.samples.push(out);
-      return out;
+      parts = pids.map(sampleProc);
     } catch {
-      return undefined; // the process exited
+      return undefined; // a process exited
     }
+    for (const [pid, cpu] of this.#lastCpu) {
+      if (!pids.includes(pid)) {
+        this.#cpuBase += cpu;
+        this.#lastCpu.delete(pid);
+      }
+    }
+    pids.forEach((pid, i) => this.#lastCpu.set(pid, parts[i]!.cpuSeconds));
+    const out: ProcSample = {
+      atMs: Date.now(),
+      rssBytes: parts.reduce((a, s) => a + s.rssBytes, 0),
+      hwmBytes: parts.reduce((a, s) => a + s.hwmBytes, 0),
+      cpuSeconds: this.#cpuBase + parts.reduce((a, s) => a + s.cpuSeconds, 0),
+    };
+    this.samples.push(out);
+    return out;
   }
 
   /** Summary of [fromMs, toMs], taking a fresh sample first when the window is open-ended. */

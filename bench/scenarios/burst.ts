@@ -8,7 +8,7 @@ import { perJob } from "../measure/audit.ts";
 import { LifecycleRecorder } from "../measure/lifecycle.ts";
 import type { ProcSampler } from "../measure/proc.ts";
 import { perMinute } from "../measure/stats.ts";
-import { auditWindow, startRss, createJobs, creationLatencies, MiB, round, scenarioNamespace, sleep, startSampler, waitProgress } from "./common.ts";
+import { auditWindow, startRss, createJobs, creationLatencies, latencyBreakdown, MiB, round, scenarioNamespace, sleep, startSampler, waitProgress } from "./common.ts";
 import type { BenchContext, JobShape, ScenarioResult } from "./types.ts";
 
 /** One GPU, succeed after 1 s: the cheapest real lifecycle (train Job, then merge on CPU). */
@@ -77,7 +77,7 @@ export async function burst(ctx: BenchContext, n: number): Promise<ScenarioResul
       sut: { name: ctx.sut.name, settings: ctx.sut.settings },
       startedAt,
       wallSeconds: round((Date.now() - t0) / 1000),
-      latencyMs: creationLatencies(c.rec, shape.nodes),
+      latencyMs: { ...creationLatencies(c.rec, shape.nodes), breakdown: latencyBreakdown(c.rec, shape.nodes) },
       ...(cpm !== undefined ? { completionsPerMinute: round(cpm) } : {}),
       outcome: out,
       audit,

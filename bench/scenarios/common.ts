@@ -1,6 +1,7 @@
 /** Building blocks the scenarios share: namespaces, paced creates, waiting with progress, windows of audit and /proc figures. */
 import { randomBytes } from "node:crypto";
 import { countRequests, readAuditLog, type AuditCounts } from "../measure/audit.ts";
+import { steps, STEPS, type Step } from "../measure/breakdown.ts";
 import { gangTime, LifecycleRecorder, ownerKey } from "../measure/lifecycle.ts";
 import { ProcSampler } from "../measure/proc.ts";
 import { distribution, type Distribution } from "../measure/stats.ts";
@@ -60,7 +61,7 @@ export async function waitProgress(ctx: BenchContext, what: string, timeoutMs: n
 /** Audit counts of the controller's user in [fromMs, toMs], once the API server has written them. */
 export async function auditWindow(ctx: BenchContext, fromMs: number, toMs: number): Promise<AuditCounts> {
   await sleep(1500);
-  return countRequests(await readAuditLog(ctx.auditLog, ctx.sut.userName), { user: ctx.sut.userName, fromMs, toMs });
+  return countRequests(await readAuditLog(ctx.auditLog, ctx.sut.userNames), { user: ctx.sut.userNames, fromMs, toMs });
 }
 
 /** Latencies from the create answer to attempt-0 milestones, per job that reached them. */
@@ -83,9 +84,30 @@ export function creationLatencies(rec: LifecycleRecorder, gangSize: number): { f
   return { ...(f ? { firstStatus: f } : {}), ...(r ? { reaction: r } : {}), ...(a ? { allPodsRunning: a } : {}) };
 }
 
+/** Job created → Running, step by step (bench/measure/breakdown.ts), over the attempt-0 gangs that got Running. */
+export function latencyBreakdown(rec: LifecycleRecorder, gangSize: number): Partial<Record<Step, Distribution>> {
+  const values = Object.fromEntries(STEPS.map((s) => [s, [] as number[]])) as Record<Step, number[]>;
+  for (const job of rec.creates.keys()) {
+    const key = ownerKey(job, 0);
+    const jobSeen = rec.trainingJobSeen.get(key);
+    const podsCreated = gangTime(rec.podCreated.get(key), gangSize);
+    const scheduled = gangTime(rec.podScheduled.get(key), gangSize);
+    const running = gangTime(rec.podRunning.get(key), gangSize);
+    if (jobSeen === undefined || podsCreated === undefined || scheduled === undefined || running === undefined) continue;
+    const claimBound = rec.claimBound.get(job);
+    for (const [step, ms] of Object.entries(steps({ jobSeen, podsCreated, scheduled, running, ...(claimBound !== undefined ? { claimBound } : {}) }))) values[step as Step].push(ms);
+  }
+  const out: Partial<Record<Step, Distribution>> = {};
+  for (const step of STEPS) {
+    const d = distribution(values[step]);
+    if (d) out[step] = d;
+  }
+  return out;
+}
+
 export function startSampler(ctx: BenchContext): ProcSampler {
-  if (ctx.sut.pid() === undefined) throw new Error(`${ctx.sut.name} has no pid`);
-  return new ProcSampler(() => ctx.sut.pid(), 500);
+  if (ctx.sut.pids().length === 0) throw new Error(`${ctx.sut.name} has no pid`);
+  return new ProcSampler(() => ctx.sut.pids(), 500);
 }
 
 export const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;

@@ -1,6 +1,7 @@
 /** What scenarios get (context) and give back (results); shared by run.ts and report.ts. */
 import type { KubeClients } from "../../e2e/lib/index.ts";
 import type { AuditCounts } from "../measure/audit.ts";
+import type { Step } from "../measure/breakdown.ts";
 import type { Distribution } from "../measure/stats.ts";
 import type { JobShape, SystemUnderTest } from "../sut/types.ts";
 
@@ -31,6 +32,8 @@ export interface ScenarioResult {
   shape: JobShape;
   sut: { name: string; settings: Record<string, string | number | boolean> };
   startedAt: string;
+  /** Index of the alternating pair (--compare), from 1; absent in single-controller runs. */
+  pair?: number;
   wallSeconds: number;
   latencyMs: {
     /** Create answered → the controller's first status on the user job seen. */
@@ -39,6 +42,8 @@ export interface ScenarioResult {
     reaction?: Distribution;
     /** Create answered → every training pod of attempt 0 Running (end to end). */
     allPodsRunning?: Distribution;
+    /** Training Job created → every pod Running, step by step (bench/measure/breakdown.ts). */
+    breakdown?: Partial<Record<Step, Distribution>>;
     /** Rank failure written → first pod of the next attempt created / whole next gang Running. */
     recoveryPodsCreated?: Distribution;
     recoveryRunning?: Distribution;

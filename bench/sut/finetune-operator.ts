@@ -12,7 +12,7 @@ import { parseAllDocuments } from "yaml";
 import { GROUP, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_MANAGED_BY, LABEL_STAGE, MANAGED_BY, PLURAL, VERSION } from "../../src/api/group.ts";
 import type { FineTuneJobObject } from "../../src/api/schema.ts";
 import { stateDir } from "../../e2e/cluster/cluster.ts";
-import { applyObjects, FATE_ANNOTATION, RUN_SECONDS_ANNOTATION, waitFor, type KubeClients } from "../../e2e/lib/index.ts";
+import { applyObjects, FATE_ANNOTATION, RUN_SECONDS_ANNOTATION, STORAGE_CLASS, waitFor, type KubeClients } from "../../e2e/lib/index.ts";
 import { ftjManifest } from "../../e2e/lib/ftj.ts";
 import { applyCrdObject, deploymentEnv, writeServiceAccountKubeconfig } from "../../e2e/lib/install.ts";
 import { startOperator, type OperatorProcess } from "../../e2e/lib/operator.ts";
@@ -20,6 +20,16 @@ import type { JobShape, Owner, SutStartOptions, SystemUnderTest } from "./types.
 
 const MANIFESTS = fileURLToPath(new URL("../../manifests/finetune-operator.yaml", import.meta.url));
 const COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index";
+
+/**
+ * What each FineTuneJob runs. full: train, then merge on CPU, in a claim the operator creates (PVC, ConfigMap,
+ * Service, train Job, merge Job). train-only: what a TrainJob does, for a like-for-like comparison: merge off,
+ * the outputs in one existing claim made before the burst, no smoke test (ConfigMap, Service, train Job).
+ */
+export type Lifecycle = "full" | "train-only";
+export const LIFECYCLES: readonly Lifecycle[] = ["full", "train-only"];
+/** The claim train-only jobs share (each writes under its own subPath, the job's name). */
+export const SHARED_OUTPUT_CLAIM = "bench-output";
 
 export class FinetuneOperator implements SystemUnderTest {
   readonly name = "finetune-operator";
@@ -34,8 +44,11 @@ export class FinetuneOperator implements SystemUnderTest {
   #stopping = false;
   #startOpts: SutStartOptions | undefined;
   readonly #incidents: string[] = [];
+  readonly #lifecycle: Lifecycle;
+  #admin: KubeClients | undefined;
 
-  constructor() {
+  constructor(lifecycle: Lifecycle = "full") {
+    this.#lifecycle = lifecycle;
     this.#objects = parseAllDocuments(readFileSync(MANIFESTS, "utf8"))
       .map((d) => d.toJS() as KubernetesObject | null)
       .filter((o): o is KubernetesObject => o !== null);
@@ -54,7 +67,12 @@ export class FinetuneOperator implements SystemUnderTest {
     return `system:serviceaccount:${this.namespace}:${this.serviceAccount}`;
   }
 
+  get userNames(): string[] {
+    return [this.userName];
+  }
+
   async install(admin: KubeClients): Promise<void> {
+    this.#admin = admin;
     await applyCrdObject(admin, this.#objects.find((o) => o.kind === "CustomResourceDefinition")!);
     const rest = this.#objects.filter((o) => !["CustomResourceDefinition", "Deployment", "PodDisruptionBudget"].includes(o.kind!));
     await applyObjects(rest, { clients: admin, namespace: this.namespace });
@@ -72,14 +90,26 @@ export class FinetuneOperator implements SystemUnderTest {
     this.#stopping = false;
     this.#startOpts = opts;
     const env = this.#env();
+    if (this.#lifecycle === "train-only") await this.#sharedClaim(opts.namespace);
     await this.#launch();
     this.settings = {
+      lifecycle: this.#lifecycle,
       leaderElect: true,
       concurrency: Number(env.FINETUNE_CONCURRENCY ?? 8),
       resyncSeconds: opts.resyncSeconds ?? Number(env.FINETUNE_RESYNC_SECONDS ?? 600),
       restartBackoffSeconds: opts.restartBackoffSeconds ?? Number(env.FINETUNE_RESTART_BACKOFF_SECONDS ?? 10),
       watchNamespace: opts.namespace,
     };
+  }
+
+  /** The existing output claim of train-only jobs, made and Bound before the operator starts (it is not part of the measured work). */
+  async #sharedClaim(namespace: string): Promise<void> {
+    const core = this.#admin!.core;
+    await core.createNamespacedPersistentVolumeClaim({
+      namespace,
+      body: { metadata: { name: SHARED_OUTPUT_CLAIM }, spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "100Gi" } }, storageClassName: STORAGE_CLASS } },
+    });
+    await waitFor(`claim ${SHARED_OUTPUT_CLAIM} Bound`, async () => (await core.readNamespacedPersistentVolumeClaim({ namespace, name: SHARED_OUTPUT_CLAIM })).status?.phase === "Bound", { timeoutMs: 60_000 });
   }
 
   /**
@@ -132,14 +162,26 @@ export class FinetuneOperator implements SystemUnderTest {
     this.#op = undefined;
   }
 
-  pid(): number | undefined {
-    return this.#op?.proc.pid;
+  pids(): number[] {
+    const pid = this.#op?.proc.pid;
+    return pid === undefined ? [] : [pid];
   }
 
   jobManifest(name: string, namespace: string, shape: JobShape): FineTuneJobObject {
     const podAnnotations: Record<string, string> = { [FATE_ANNOTATION]: shape.fate === "run" ? "run" : "succeed" };
     if (shape.runSeconds !== undefined) podAnnotations[RUN_SECONDS_ANNOTATION] = String(shape.runSeconds);
-    // No preprocess, merge on CPU: train and merge are the stages that run (what e2e/scale.test.ts measures).
+    // No preprocess (ftjManifest also turns the smoke test off). full: train then merge on CPU (what e2e/scale.test.ts measures).
+    if (this.#lifecycle === "train-only") {
+      return ftjManifest(name, namespace, {
+        nodes: shape.nodes,
+        gpusPerNode: shape.gpusPerNode,
+        preprocess: { enabled: false },
+        merge: { enabled: false },
+        smokeTest: { enabled: false },
+        storage: { output: { existingClaim: SHARED_OUTPUT_CLAIM } },
+        podAnnotations,
+      });
+    }
     return ftjManifest(name, namespace, { nodes: shape.nodes, gpusPerNode: shape.gpusPerNode, preprocess: { enabled: false }, merge: { onCPU: true }, podAnnotations });
   }
 
@@ -157,6 +199,10 @@ export class FinetuneOperator implements SystemUnderTest {
   terminalPhase(job: KubernetesObject): "Succeeded" | "Failed" | undefined {
     const phase = (job as unknown as FineTuneJobObject).status?.phase;
     return phase === "Succeeded" || phase === "Failed" ? phase : undefined;
+  }
+
+  claimOwner(claim: KubernetesObject): string | undefined {
+    return claim.metadata?.labels?.[LABEL_JOB_NAME];
   }
 
   rankOf(pod: V1Pod): number | undefined {

@@ -33,8 +33,8 @@ export interface Owner {
 
 export interface SystemUnderTest {
   readonly name: string;
-  /** The API user the controller authenticates as; the audit log is filtered on it. */
-  readonly userName: string;
+  /** The API users the controller's processes authenticate as; the audit log is filtered on them (counted together). */
+  readonly userNames: readonly string[];
   /** The user job's API coordinates (custom resource). */
   readonly jobResource: { group: string; version: string; plural: string };
   /** Label selectors for the batch Jobs that run training ("training Job created") and for their pods. */
@@ -48,8 +48,8 @@ export interface SystemUnderTest {
   /** Starts the controller process and resolves once it is ready to reconcile. */
   start(opts: SutStartOptions): Promise<void>;
   stop(): Promise<void>;
-  /** Pid of the controller process (for /proc sampling), while running; may change when it is restarted. */
-  pid(): number | undefined;
+  /** Pids of the controller's processes (for /proc sampling, added up), while running; may change when one is restarted. */
+  pids(): number[];
   /** Unexpected events since the last call (the controller exited and was restarted...), for the report's notes. */
   takeIncidents(): string[];
 
@@ -63,4 +63,6 @@ export interface SystemUnderTest {
   terminalPhase(job: KubernetesObject): "Succeeded" | "Failed" | undefined;
   /** Rank (node index) of a training pod. */
   rankOf(pod: V1Pod): number | undefined;
+  /** The user job a PersistentVolumeClaim was made for (its output claim), if the controller makes claims. */
+  claimOwner?(claim: KubernetesObject): string | undefined;
 }

@@ -68,6 +68,21 @@ function subjectOf(spec: ClientCertSpec): string {
   return spec.groups.map((g) => `/O=${g}`).join('') + `/CN=${spec.user}`;
 }
 
+/**
+ * A CA and one serving certificate signed by it (ca.crt, serving.crt, serving.key under `dir`), for a local
+ * webhook server that the API server calls by URL (the benchmark's Kubeflow processes).
+ */
+export async function generateServingPki(dir: string, sans: string[]): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await ecKey(dir, 'ca');
+  await openssl(
+    ['req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=finetune-bench-webhook-ca', '-days', '3650', '-sha256',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature', '-out', 'ca.crt'],
+    dir,
+  );
+  await signedCert(dir, 'serving', '/CN=127.0.0.1', `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans.join(',')}\n`);
+}
+
 /** Generates everything under `dir` (which must be empty or absent). */
 export async function generatePki(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -34,6 +34,16 @@ function onePort(): Promise<number> {
   });
 }
 
+/** `count` distinct free ports on 127.0.0.1 from the same low range (for local processes beside the cluster, e.g. the benchmark's). */
+export async function freePorts(count: number): Promise<number[]> {
+  const out = new Set<number>();
+  while (out.size < count) {
+    const p = await onePort();
+    if (p !== 0) out.add(p);
+  }
+  return [...out];
+}
+
 /** Distinct free ports on 127.0.0.1 (free at the time of the call). */
 export async function pickPorts(): Promise<Ports> {
   const seen = new Set<number>();

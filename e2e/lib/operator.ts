@@ -10,7 +10,7 @@ import { parse } from "yaml";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { V1Pod } from "@kubernetes/client-node";
-import { progressAudience } from "../../src/render/children.ts";
+import { progressAudience } from "../../src/render/names.ts";
 import { ensureCluster } from "../cluster/cluster.ts";
 import { kubeClients, type KubeClients } from "./kube.ts";
 import { freshNamespace } from "./namespace.ts";
@@ -154,7 +154,7 @@ export async function progressToken(k: KubeClients, namespace: string, job: stri
   const res = await k.core.createNamespacedServiceAccountToken({
     namespace,
     name: "default",
-    body: { spec: { audiences: [progressAudience({ namespace, name: job, uid: "" })], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.metadata!.name!, uid: pod.metadata!.uid! } } },
+    body: { spec: { audiences: [progressAudience({ namespace, name: job })], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.metadata!.name!, uid: pod.metadata!.uid! } } },
   });
   return res.status!.token!;
 }

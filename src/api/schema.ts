@@ -65,7 +65,7 @@ const scheduling = z
  * server enforces the same pattern at admission: an image that cannot parse is refused, instead of creating pods
  * that fail with InvalidImageName.
  */
-export const IMAGE_REFERENCE =
+const IMAGE_REFERENCE =
   /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$/;
 
 export const FineTuneJobSpecSchema = z
@@ -310,6 +310,11 @@ export type Progress = z.output<typeof ProgressSchema>;
 export type Checkpoint = z.output<typeof CheckpointSchema>;
 export type LossHistory = z.output<typeof LossHistorySchema>;
 export type StageStatus = z.output<typeof stageStatus>;
+
+/** The output claim's access modes when the spec names none (the default described on storage.output.accessModes). */
+export function defaultAccessModes(spec: FineTuneJobSpec): string[] {
+  return spec.storage.output.accessModes ?? (spec.nodes > 1 ? ["ReadWriteMany"] : ["ReadWriteOnce"]);
+}
 
 export interface ObjectMeta {
   name?: string;

@@ -4,7 +4,7 @@
  */
 
 /** Keys the operator sets: the shared storage paths, and Axolotl's own auto-resume turned off. */
-export const OPERATOR_SET_KEYS = ["output_dir", "dataset_prepared_path", "auto_resume_from_checkpoints"] as const;
+const OPERATOR_SET_KEYS = ["output_dir", "dataset_prepared_path", "auto_resume_from_checkpoints"] as const;
 export type OperatorSetKey = (typeof OPERATOR_SET_KEYS)[number];
 
 /** Keys the operator drops: the launcher picks the checkpoint to resume from and passes it explicitly. */

@@ -275,7 +275,7 @@ export function mismatchMessage(root: string, m: SchemaMismatch): string {
   return m.got === undefined ? `\`${where}\` is required: ${m.expects.replace(/^set \(|\)$/g, "")}` : `\`${where}\` must be ${m.expects}, got ${describeValue(m.got)}`;
 }
 
-export function pathText(root: string, path: string[]): string {
+function pathText(root: string, path: string[]): string {
   return path.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), root);
 }
 
@@ -283,7 +283,7 @@ export function pathText(root: string, path: string[]): string {
  * The value pydantic (smart-mode unions, lax mode) makes of `value` for `schema`: a string stays a string when a
  * string branch takes it as is, else "yes" becomes true and "8" becomes 8. Unfit values come back unchanged.
  */
-export function coerce(schema: JsonSchema, value: unknown): unknown {
+function coerce(schema: JsonSchema, value: unknown): unknown {
   const s = deref(schema);
   const branches = (s.anyOf ?? [s]).map(deref);
   // Smart mode: a branch of the value's own type that takes it as is wins.

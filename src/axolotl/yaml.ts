@@ -138,7 +138,7 @@ function constructTimestamp(text: string): YamlTimestamp {
 }
 
 /** What PyYAML's safe_load makes of an untagged plain scalar. */
-export function resolvePlainScalar(text: string): unknown {
+function resolvePlainScalar(text: string): unknown {
   const first = text[0] ?? "";
   if (text === "" || (FIRST.null.includes(first) && NULL.test(text))) return null;
   if (FIRST.bool.includes(first) && BOOL.test(text)) return constructBool(text);
@@ -259,7 +259,7 @@ function exactInt(node: Scalar, approx: number): string {
 }
 
 /** Python's repr(float): shortest digits, a ".0" on whole numbers, exponent form below 1e-4 and from 1e16. */
-export function pyFloatRepr(n: number): string {
+function pyFloatRepr(n: number): string {
   if (Number.isNaN(n)) return "NaN";
   if (!Number.isFinite(n)) return n > 0 ? "Infinity" : "-Infinity";
   if (n === 0) return Object.is(n, -0) ? "-0.0" : "0.0";

@@ -42,7 +42,7 @@ export function readDocuments(file: string): InputDocument[] {
   return out;
 }
 
-export function isFineTuneJob(value: unknown): boolean {
+function isFineTuneJob(value: unknown): boolean {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
   return v.kind === KIND || v.apiVersion === API_VERSION;

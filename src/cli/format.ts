@@ -2,7 +2,7 @@
 import type { FineTuneJobObject } from "../api/schema.ts";
 import { sparkline } from "../progress/loss.ts";
 
-export function formatDuration(seconds: number): string {
+function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);

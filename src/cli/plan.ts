@@ -36,7 +36,7 @@ function parseParams(text: string): number {
 }
 
 /** The model's shape: its config.json (a local base_model folder or the Hugging Face cache), else --params, else the name. */
-export function resolveModel(baseModel: string, opts: PlanOptions): { shape: ModelShape; source: string } {
+function resolveModel(baseModel: string, opts: PlanOptions): { shape: ModelShape; source: string } {
   const candidates = [join(baseModel, "config.json")];
   const hub = join(opts.hfHome ?? process.env.HF_HOME ?? join(process.env.HOME ?? "", ".cache", "huggingface"), "hub", `models--${baseModel.replace(/\//g, "--")}`, "snapshots");
   if (existsSync(hub)) for (const snap of readdirSync(hub)) candidates.push(join(hub, snap, "config.json"));

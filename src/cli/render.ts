@@ -2,13 +2,13 @@
 import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import type { FineTuneJobSpec } from "../api/schema.ts";
 import { launcherSource } from "../trainer/source.ts";
-import { renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderSmokeTestJob, renderTrainJob, type RenderInput } from "../render/children.ts";
-import { enabledStages } from "../controller/plan.ts";
+import type { RenderInput } from "../render/children.ts";
+import { desiredObjects, enabledStages, renderAll } from "../render/desired.ts";
 import { hasErrors, validateFineTuneJob } from "../validation/job.ts";
 import { CliError, readDocuments, wrapConfig, type WrapOptions } from "./documents.ts";
 import { formatIssue } from "./validate.ts";
 
-export function renderChildren(manifest: Record<string, unknown>): unknown[] {
+function renderChildren(manifest: Record<string, unknown>): unknown[] {
   const { spec, issues } = validateFineTuneJob(manifest);
   if (!spec || hasErrors(issues)) throw new CliError(`cannot render an invalid FineTuneJob:\n${issues.filter((i) => i.severity === "error").map(formatIssue).join("\n")}`, 1);
   if (!spec.config) throw new CliError("render needs an inline spec.config (configFrom is resolved by the operator in the cluster)", 1);
@@ -19,17 +19,7 @@ export function renderChildren(manifest: Record<string, unknown>): unknown[] {
     axolotlConfig: spec.config,
     settings: { launcherSource: launcherSource() },
   };
-  const stages = enabledStages(spec, spec.config);
-  return [
-    renderOutputClaim(input),
-    renderConfigMap(input),
-    renderLauncherConfigMap(input.job.namespace, input.settings),
-    renderService(input),
-    stages.includes("preprocess") ? renderPreprocessJob(input, 0) : undefined,
-    renderTrainJob(input, 0),
-    stages.includes("smoke") ? renderSmokeTestJob(input, 0) : undefined,
-    stages.includes("merge") ? renderMergeJob(input, 0) : undefined,
-  ].filter((o) => o !== undefined);
+  return renderAll(desiredObjects(input, enabledStages(spec, spec.config)), 0);
 }
 
 export function runRender(file: string, wrap: Omit<WrapOptions, "name"> & { name: string }, out: (text: string) => void): number {

@@ -32,7 +32,7 @@ function shapeText(opts: ValidateOptions): string {
   return `${opts.nodes} node${opts.nodes === 1 ? "" : "s"} x ${opts.gpusPerNode} GPU${opts.gpusPerNode === 1 ? "" : "s"}`;
 }
 
-export function validateDocument(doc: InputDocument, opts: ValidateOptions): DocumentReport {
+function validateDocument(doc: InputDocument, opts: ValidateOptions): DocumentReport {
   if (doc.kind === "FineTuneJob") {
     const meta = (doc.value as { metadata?: { name?: string } }).metadata;
     const { issues, spec } = validateFineTuneJob(doc.value);
@@ -64,7 +64,7 @@ function counts(issues: ValidationIssue[]): string {
 }
 
 /** One file: exit 0 valid, 1 invalid. Throws CliError (exit 2) when it cannot be read. */
-export function runValidate(file: string, opts: ValidateOptions, out: (line: string) => void): number {
+function runValidate(file: string, opts: ValidateOptions, out: (line: string) => void): number {
   const docs = readDocuments(file);
   if (docs.length === 0) {
     out(`${file}: empty: expected an Axolotl config or FineTuneJob manifests`);

@@ -3,14 +3,15 @@
  * only when status flips; reason/message updates do not count as transitions.
  */
 import type { Condition } from "../api/schema.ts";
+import type { Reason } from "./reasons.ts";
 
-export const CONDITION_TYPES = ["Validated", "Preprocessed", "Trained", "SmokeTested", "Merged", "Succeeded", "Failed", "Suspended", "SpecChangeRejected", "LossHealthy", "ReferencesResolved", "PodsScheduled", "PodsCreated"] as const;
+const CONDITION_TYPES = ["Validated", "Preprocessed", "Trained", "SmokeTested", "Merged", "Succeeded", "Failed", "Suspended", "SpecChangeRejected", "LossHealthy", "ReferencesResolved", "PodsScheduled", "PodsCreated"] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 export interface ConditionInput {
   type: ConditionType;
   status: "True" | "False" | "Unknown";
-  reason: string;
+  reason: Reason;
   message: string;
 }
 

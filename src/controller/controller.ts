@@ -9,10 +9,12 @@ import type { Logger } from "pino";
 import { GROUP, LABEL_COMPONENT, LABEL_JOB_NAME, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSION } from "../api/group.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
 import type { KubeApi } from "../kube/api.ts";
+import { Expectations } from "../runtime/expectations.ts";
 import { ResilientInformer } from "../runtime/informer.ts";
 import { WorkQueue, type QueueMetrics } from "../runtime/workqueue.ts";
+import { trimConfigMap, trimJob, trimPod } from "./cache-shape.ts";
 import { Reconciler, type Caches } from "./reconciler.ts";
-import type { PlannerSettings } from "./plan.ts";
+import type { PlannerSettings } from "./planner/index.ts";
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -44,25 +46,6 @@ const ownerKey = (obj: KubernetesObject): string[] => {
   return job ? [`${obj.metadata?.namespace}/${job}`] : [];
 };
 
-function trimJob(job: V1Job): V1Job {
-  delete job.metadata?.managedFields;
-  if (job.spec) job.spec = { parallelism: job.spec.parallelism, completions: job.spec.completions, suspend: job.spec.suspend } as V1Job["spec"];
-  return job;
-}
-
-function trimPod(pod: V1Pod): V1Pod {
-  delete pod.metadata?.managedFields;
-  if (pod.spec) pod.spec = { nodeName: pod.spec.nodeName, containers: pod.spec.containers.map((c) => ({ name: c.name, image: c.image })) } as V1Pod["spec"];
-  return pod;
-}
-
-/** The launcher source is the bulk of each rendered ConfigMap and the planner never reads it. */
-function trimConfigMap(cm: V1ConfigMap): V1ConfigMap {
-  delete cm.metadata?.managedFields;
-  if (cm.data) cm.data = { ...(cm.data["config.yaml"] !== undefined ? { "config.yaml": cm.data["config.yaml"] } : {}) };
-  return cm;
-}
-
 export class Controller {
   readonly queue: WorkQueue;
   readonly ftjs: ResilientInformer<FineTuneJobObject & KubernetesObject>;
@@ -89,6 +72,16 @@ export class Controller {
     this.services = informer("services", collection("", "v1", "services", namespace), OWNED_SELECTOR);
     this.claims = informer("persistentvolumeclaims", collection("", "v1", "persistentvolumeclaims", namespace), LABEL_JOB_NAME);
     for (const inf of [this.jobs, this.pods] as ResilientInformer<KubernetesObject>[]) inf.addIndex(BY_JOB, ownerKey);
+
+    // Own writes the caches do not show yet, cleared by the events that show them (the reconciler records them).
+    const expectations = new Expectations<V1Job>();
+    const keyOf = (obj: KubernetesObject) => `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+    this.ftjs.on("add", (obj) => expectations.statusObserved(keyOf(obj), obj.metadata?.resourceVersion));
+    this.ftjs.on("update", (obj) => expectations.statusObserved(keyOf(obj), obj.metadata?.resourceVersion));
+    this.ftjs.on("delete", (obj) => expectations.forget(keyOf(obj)));
+    this.jobs.on("add", (job) => {
+      for (const owner of ownerKey(job)) expectations.creationObserved(owner, job.metadata?.name);
+    });
 
     this.queue = new WorkQueue({ name: "finetunejob", logger, ...(opts.queueMetrics ? { metrics: opts.queueMetrics } : {}) });
     const enqueueSelf = (obj: KubernetesObject) => this.queue.add(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
@@ -124,6 +117,7 @@ export class Controller {
       settings: opts.settings,
       logger,
       identity: opts.identity,
+      expectations,
       ...(opts.onDecision ? { onDecision: opts.onDecision } : {}),
     });
   }

@@ -1,11 +1,12 @@
 import type { CoreV1Event } from "@kubernetes/client-node";
 import { API_VERSION, KIND } from "../api/group.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
+import type { Reason } from "./reasons.ts";
 
 export const COMPONENT = "finetune-operator";
 
 /** A core/v1 Event about a FineTuneJob (what `kubectl describe ftj` shows). */
-export function buildEvent(ftj: FineTuneJobObject, type: "Normal" | "Warning", reason: string, message: string, now: Date, instance: string): CoreV1Event {
+export function buildEvent(ftj: FineTuneJobObject, type: "Normal" | "Warning", reason: Reason, message: string, now: Date, instance: string): CoreV1Event {
   const name = ftj.metadata.name ?? "";
   return {
     apiVersion: "v1",

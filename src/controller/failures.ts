@@ -8,11 +8,12 @@ import { z } from "zod";
 import type { Stage } from "../api/group.ts";
 import { TRAINER_CONTAINER } from "../render/names.ts";
 import { matchFailure } from "./hints.ts";
+import { Reason, type FailureReason } from "./reasons.ts";
 
 export interface AttemptFailure {
   kind: "Disrupted" | "Failed";
   permanent: boolean;
-  reason: string;
+  reason: FailureReason;
   message: string;
   hint?: string;
   exitCode?: number;
@@ -93,7 +94,7 @@ export function classifyFailure(stage: Stage, job: V1Job | undefined, pods: read
     return {
       kind: "Disrupted",
       permanent: false,
-      reason: "Disrupted",
+      reason: Reason.Disrupted,
       message: disruptedPod
         ? `pod ${disruptedPod.metadata?.name} was disrupted (${disruptedPod.status?.reason ?? "DisruptionTarget"}): ${disruptedPod.status?.message ?? condition?.message ?? "preempted, evicted or its node was lost"}`
         : condition?.message ?? "a pod was disrupted",
@@ -108,7 +109,7 @@ export function classifyFailure(stage: Stage, job: V1Job | undefined, pods: read
     return {
       kind: "Failed",
       permanent: false,
-      reason: condition?.reason ?? "JobFailed",
+      reason: condition?.reason ?? Reason.JobFailed,
       message: condition?.message ?? "the Job failed and its pods are gone",
     };
   }
@@ -128,7 +129,7 @@ export function classifyFailure(stage: Stage, job: V1Job | undefined, pods: read
   return {
     kind: "Failed",
     permanent: userPermanent || (signature?.permanent ?? false),
-    reason: signature?.reason ?? (term?.reason === "OOMKilled" ? "OOMKilled" : userPermanent ? "PermanentExitCode" : "TrainerError"),
+    reason: signature?.reason ?? (term?.reason === "OOMKilled" ? Reason.OOMKilled : userPermanent ? Reason.PermanentExitCode : Reason.TrainerError),
     message: `${where} exited with code ${exitCode ?? "unknown"}${term?.reason ? ` (${term.reason})` : ""}${lastLine ? `: ${lastLine}` : ""}`,
     ...(signature?.hint ? { hint: signature.hint } : userPermanent ? { hint: `exit code ${exitCode} is listed in spec.permanentExitCodes` } : {}),
     ...(exitCode !== undefined ? { exitCode } : {}),
@@ -185,7 +186,7 @@ export function stuckPods(pods: readonly V1Pod[], now: number, graceMs: number):
         return {
           failure: {
             ...base,
-            reason: isImage ? "ImagePullFailed" : "ContainerConfigError",
+            reason: isImage ? Reason.ImagePullFailed : Reason.ContainerConfigError,
             message: `pod ${pod.metadata?.name}: ${reason}: ${cs.state?.waiting?.message ?? ""}`.trim(),
             hint: isImage
               ? `The image ${image} cannot be pulled. Check spec.image (pin an existing tag) and spec.imagePullSecrets.`

@@ -13,7 +13,7 @@ export type LossGuard = FineTuneJobSpec["lossGuard"];
 
 export interface LossVerdict {
   healthy: boolean;
-  reason: string;
+  reason: Reason;
   message: string;
   /** Only for a non-finite loss: what lossGuard.action applies to. */
   nonFinite?: boolean;
@@ -24,7 +24,7 @@ const FLAT_TOLERANCE = 0.01;
 /** A spike must also be this much above the recent minimum, so noise on a loss near 0 is no spike. */
 const SPIKE_MIN_RISE = 0.1;
 
-export const LOSS_HINTS = {
+const LOSS_HINTS = {
   nonFinite:
     "Lower learning_rate (e.g. 10x) and keep warmup; prefer bf16 over fp16 (fp16 overflows); check max_grad_norm. A NaN loss from the first step often means no token is trained: check that each dataset's `type` matches its data and, for chat data, `roles_to_train` (and `train_on_eos`).",
   flat:

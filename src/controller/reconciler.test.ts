@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { pino } from "pino";
 import type { FineTuneJobObject, FineTuneJobSpecInput } from "../api/schema.ts";
-import { DEFAULT_PLANNER_SETTINGS, type Action } from "./plan.ts";
+import { DEFAULT_PLANNER_SETTINGS, type Action } from "./planner/index.ts";
 import { executionBatches, Reconciler } from "./reconciler.ts";
 
 const create = (kind: string, name: string): Action => ({ kind: "create", object: { apiVersion: "v1", kind, metadata: { name } } });

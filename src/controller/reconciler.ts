@@ -10,14 +10,16 @@ import type { FineTuneJobObject } from "../api/schema.ts";
 import { errorMessage, isAlreadyExists, isConflict, isNotFound, statusCode } from "../kube/errors.ts";
 import type { KubeApi } from "../kube/api.ts";
 import { traced } from "../observability/tracing.ts";
-import { MAX_JOB_NAME_LENGTH, configMapName, launcherConfigMapName, outputClaimName, serviceName } from "../render/names.ts";
+import { Expectations } from "../runtime/expectations.ts";
+import { configMapName, launcherConfigMapName, outputClaimName, serviceName } from "../render/names.ts";
 import { resolveAxolotlConfig } from "../validation/config.ts";
-import { validateSpec, type ValidationIssue } from "../validation/job.ts";
+import { validateNameAndSpec, type ValidationIssue } from "../validation/job.ts";
 import { getCondition } from "./conditions.ts";
+import { trimJob } from "./cache-shape.ts";
 import { buildEvent } from "./events.ts";
 import { Reason } from "./reasons.ts";
 import { recordSmokeAnswers } from "./smoke-answers.ts";
-import { decide, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./plan.ts";
+import { decide, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./planner/index.ts";
 
 /** Read-only views of the informer caches the reconciler needs. */
 export interface Caches {
@@ -41,6 +43,8 @@ export interface ReconcilerDeps {
   logger: Logger;
   identity: string;
   now?: () => Date;
+  /** Own writes not yet in the caches; the controller feeds it informer events (a private one when unset: tests). */
+  expectations?: Expectations<V1Job>;
   /** Called with every decision (metrics: phase transitions, stage durations). */
   onDecision?: (ftj: FineTuneJobObject, status: FineTuneJobObject["status"]) => void;
 }
@@ -49,53 +53,56 @@ let reconcileCounter = 0;
 
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
-  /**
-   * resourceVersion a status write was based on, per job, until the cache shows something newer. Children created
-   * right after a status write send events that can arrive before the job's own update: deciding from the job as
-   * it was before the write would only repeat the write (409 Conflict) and the creates (409 AlreadyExists). The
-   * update event that the write causes enqueues the job again, so skipping loses nothing; the map is memory only
-   * (after a restart the worst case is those harmless conflicts). Recorded only when the write produced a new
-   * resourceVersion (a no-op update produces no event), and trusted for 30 s at most.
-   */
-  readonly #writtenFrom = new Map<string, { rv: string; at: number }>();
-  /**
-   * Jobs this replica created that the cache does not show yet, per FineTuneJob (read-your-writes). The planner
-   * sees them as just created, instead of creating them again (409 AlreadyExists) because the Job's watch event
-   * trails the FineTuneJob's. Dropped as soon as the cache has them, or after 30 s (a Job deleted before the cache
-   * ever showed it must not be assumed forever).
-   */
-  readonly #createdJobs = new Map<string, Array<{ job: V1Job; at: number }>>();
+  readonly #expect: Expectations<V1Job>;
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
+    this.#expect = deps.expectations ?? new Expectations<V1Job>();
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const ftj = this.#deps.caches.getFineTuneJob(key);
     if (!ftj) {
-      this.#writtenFrom.delete(key);
-      this.#createdJobs.delete(key);
+      this.#expect.forget(key);
       return {}; // deleted: garbage collection removes its children
     }
-    const writtenFrom = this.#writtenFrom.get(key);
-    if (writtenFrom !== undefined) {
-      // Our own status write is not in the cache yet: its update event will enqueue the job again.
-      if (ftj.metadata.resourceVersion === writtenFrom.rv && Date.now() - writtenFrom.at < 30_000) return { requeueAfterMs: 30_000 };
-      this.#writtenFrom.delete(key);
-    }
+    // Children created right after a status write send events that can arrive before the job's own update: deciding
+    // from the job as it was before the write would only repeat the write (409 Conflict) and the creates (409
+    // AlreadyExists). The update event the write causes enqueues the job again; the requeue is a safety net.
+    if (this.#expect.awaitingStatusWrite(key, ftj.metadata.resourceVersion)) return { requeueAfterMs: this.#expect.timeoutMs };
     const reconcileId = (++reconcileCounter).toString(36);
     const log = this.#deps.logger.child({ job: key, reconcileId });
     return traced("reconcile FineTuneJob", () => this.#reconcile(ftj, log), { "finetune.job": key, "finetune.reconcile_id": reconcileId });
   }
 
+  /** Observe, decide, write status (first), act: each step idempotent. */
   async #reconcile(ftj: FineTuneJobObject, log: Logger): Promise<ReconcileResult> {
+    const decision = decide(await this.#observe(ftj));
+    trace.getActiveSpan()?.setAttributes({ "finetune.phase": decision.status.phase ?? "", "finetune.actions": decision.actions.length });
+    if (decision.statusChanged) {
+      const written = await this.#writeStatus(ftj, decision.status, log);
+      if (written === "gone") return {};
+      // Our cache was behind: decide again from fresher state; act on nothing decided from stale state.
+      if (written === "conflict") return { requeueAfterMs: 200 };
+      this.#deps.onDecision?.(ftj, decision.status);
+    }
+    for (const batch of executionBatches(decision.actions)) await Promise.all(batch.map((action) => this.#execute(ftj, action, log)));
+    for (const event of decision.events) this.#emit(ftj, event.type, event.reason, event.message, log);
+    await this.#copySmokeAnswers(ftj, decision.status, log);
+    if (decision.statusChanged || decision.actions.length) {
+      log.info({ phase: decision.status.phase, actions: decision.actions.map(describe), requeueAfterMs: decision.requeueAfterMs }, "reconciled");
+    }
+    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
+  }
+
+  /** What the planner decides from: the job validated, its config resolved, its children as the caches show them. */
+  async #observe(ftj: FineTuneJobObject): Promise<Observed> {
     const { caches, settings, api } = this.#deps;
     const now = this.#deps.now?.() ?? new Date();
     const ns = ftj.metadata.namespace ?? "";
     const name = ftj.metadata.name ?? "";
-    const { spec, issues: specIssues } = validateSpec(ftj.spec);
+    const { spec, issues: specIssues } = validateNameAndSpec(name, ftj.spec);
     const issues: ValidationIssue[] = [...specIssues];
-    if (name.length > MAX_JOB_NAME_LENGTH) issues.push({ severity: "error", path: "metadata.name", message: `must be at most ${MAX_JOB_NAME_LENGTH} characters` });
     const rendered = caches.configMap(ns, configMapName(name));
     const needsValidation = getCondition(ftj.status?.conditions, "Validated")?.observedGeneration !== ftj.metadata.generation;
     const missing: MissingReference[] = [];
@@ -112,7 +119,7 @@ export class Reconciler {
       missing.push({ kind: "PersistentVolumeClaim", name: existingClaim, path: "spec.storage.output.existingClaim" });
     }
 
-    const observed: Observed = {
+    return {
       ftj,
       ...(missing.length > 0 ? { missing } : {}),
       validation: { ...(spec ? { spec } : {}), issues },
@@ -129,32 +136,26 @@ export class Reconciler {
       settings,
       now,
     };
-    const decision = decide(observed);
-    trace.getActiveSpan()?.setAttributes({ "finetune.phase": decision.status.phase ?? "", "finetune.actions": decision.actions.length });
+  }
 
-    if (decision.statusChanged) {
-      try {
-        const written = await api.replaceStatus({ ...ftj, status: decision.status });
-        const before = ftj.metadata.resourceVersion;
-        if (before && written?.metadata?.resourceVersion && written.metadata.resourceVersion !== before) this.#writtenFrom.set(`${ns}/${name}`, { rv: before, at: Date.now() });
-      } catch (err) {
-        if (isNotFound(err)) return {};
-        // Our cache was behind: decide again from fresher state; act on nothing decided from stale state.
-        if (isConflict(err)) {
-          log.debug("status conflict; requeue");
-          return { requeueAfterMs: 200 };
-        }
-        throw err;
+  /** Writes the decided status with the resourceVersion it was decided from (a stale cache loses with a conflict). */
+  async #writeStatus(ftj: FineTuneJobObject, status: FineTuneJobObject["status"], log: Logger): Promise<"written" | "gone" | "conflict"> {
+    try {
+      const written = await this.#deps.api.replaceStatus({ ...ftj, status });
+      const before = ftj.metadata.resourceVersion;
+      // Only a write that produced a new resourceVersion causes an update event to wait for.
+      if (before && written?.metadata?.resourceVersion && written.metadata.resourceVersion !== before) {
+        this.#expect.expectStatusWrite(`${ftj.metadata.namespace}/${ftj.metadata.name}`, before);
       }
-      this.#deps.onDecision?.(ftj, decision.status);
+      return "written";
+    } catch (err) {
+      if (isNotFound(err)) return "gone";
+      if (isConflict(err)) {
+        log.debug("status conflict; requeue");
+        return "conflict";
+      }
+      throw err;
     }
-    for (const batch of executionBatches(decision.actions)) await Promise.all(batch.map((action) => this.#execute(ftj, action, log)));
-    for (const event of decision.events) this.#emit(ftj, event.type, event.reason, event.message, log);
-    await this.#copySmokeAnswers(ftj, decision.status, log);
-    if (decision.statusChanged || decision.actions.length) {
-      log.info({ phase: decision.status.phase, actions: decision.actions.map(describe), requeueAfterMs: decision.requeueAfterMs }, "reconciled");
-    }
-    return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
   }
 
   /**
@@ -194,19 +195,13 @@ export class Reconciler {
     }
   }
 
-  /** The cached Jobs plus the ones created here that the cache does not show yet. */
+  /**
+   * The cached Jobs plus the ones created here that the cache does not show yet (read-your-writes): the planner sees
+   * them as just created instead of creating them again, because a Job's watch event can trail the FineTuneJob's.
+   */
   #observedJobs(key: string, cached: V1Job[]): V1Job[] {
-    const created = this.#createdJobs.get(key);
-    if (!created) return cached;
-    const names = new Set(cached.map((j) => j.metadata?.name));
-    const now = Date.now();
-    const missing = created.filter((c) => !names.has(c.job.metadata?.name) && now - c.at < 30_000);
-    if (missing.length === 0) {
-      this.#createdJobs.delete(key);
-      return cached;
-    }
-    this.#createdJobs.set(key, missing);
-    return [...cached, ...missing.map((c) => c.job)];
+    const pending = this.#expect.pendingCreations(key, cached);
+    return pending.length > 0 ? [...cached, ...pending] : cached;
   }
 
   async #execute(ftj: FineTuneJobObject, action: Action, log: Logger): Promise<void> {
@@ -216,12 +211,9 @@ export class Reconciler {
         try {
           const created = await api.create(action.object);
           if (action.object.kind === "Job") {
-            const key = `${ftj.metadata.namespace}/${ftj.metadata.name}`;
-            // What the API server answered (status empty): the planner treats it as just created.
+            // What the API server answered, as the cache would keep it, with no status yet: the planner treats it as just created.
             const job = (created && typeof created === "object" ? created : action.object) as V1Job;
-            const trimmed: V1Job = { metadata: job.metadata, spec: { parallelism: job.spec?.parallelism, completions: job.spec?.completions, suspend: job.spec?.suspend } as V1Job["spec"], status: {} };
-            this.#createdJobs.set(key, [...(this.#createdJobs.get(key) ?? []), { job: trimmed, at: Date.now() }]);
-            this.#emit(ftj, "Normal", Reason.JobCreated, `created Job ${action.object.metadata?.name}`, log);
+            this.#expect.expectCreation(`${ftj.metadata.namespace}/${ftj.metadata.name}`, trimJob({ metadata: { ...job.metadata }, ...(job.spec ? { spec: job.spec } : {}), status: {} }));
           }
         } catch (err) {
           if (!isAlreadyExists(err)) throw err; // a lagging cache: it is there already
@@ -247,7 +239,7 @@ export class Reconciler {
   }
 
   /** Events are best effort: losing one must never fail or repeat a reconcile. */
-  #emit(ftj: FineTuneJobObject, type: "Normal" | "Warning", reason: string, message: string, log: Logger): void {
+  #emit(ftj: FineTuneJobObject, type: "Normal" | "Warning", reason: Reason, message: string, log: Logger): void {
     const event = buildEvent(ftj, type, reason, message, this.#deps.now?.() ?? new Date(), this.#deps.identity);
     this.#deps.api.createEvent(event).catch((err: unknown) => log.warn({ err: errorMessage(err), reason }, "could not record event"));
   }

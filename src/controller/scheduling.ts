@@ -9,6 +9,8 @@ export interface Unschedulable {
   pod: string;
   /** The scheduler's message, e.g. "0/4 nodes are available: 4 Insufficient nvidia.com/gpu." */
   message: string;
+  /** Since when (ms) the pod has been unschedulable: the condition's lastTransitionTime, else the pod's creation. */
+  sinceMs: number;
 }
 
 /** The first pending pod (by name, so the choice is stable between reconciles) that the scheduler marked Unschedulable. */
@@ -18,7 +20,8 @@ export function firstUnschedulable(pods: readonly V1Pod[]): Unschedulable | unde
     if (pod.spec?.nodeName || pod.metadata?.deletionTimestamp || pod.status?.phase !== "Pending") continue;
     const cond = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
     if (cond?.status === "False" && cond.reason === "Unschedulable") {
-      return { pod: pod.metadata?.name ?? "", message: (cond.message ?? "no message from the scheduler").trim() };
+      const since = cond.lastTransitionTime ?? pod.metadata?.creationTimestamp;
+      return { pod: pod.metadata?.name ?? "", message: (cond.message ?? "no message from the scheduler").trim(), sinceMs: since ? new Date(since).getTime() : Number.NaN };
     }
   }
   return undefined;

@@ -14,17 +14,17 @@ import { Reason } from "./reasons.ts";
 type SmokeStatus = NonNullable<FineTuneJobStatus["smokeTest"]>;
 
 /** Answers in status are cut here (the full text is in the answers file on the claim). */
-export const MAX_ANSWER_CHARS = 200;
+const MAX_ANSWER_CHARS = 200;
 const MAX_PROMPT_CHARS = 100;
 
 export interface SmokeVerdict {
   /** Condition/Event reason: SmokeTestPassed, SmokeTestEmptyAnswer, SmokeTestNoEOS, SmokeTestNoAnswers. */
-  reason: string;
+  reason: Reason;
   status: Omit<SmokeStatus, "answersFile">;
 }
 
 export function assessSmokeTest(smoke: LauncherSummary["smoke"], action: FineTuneJobSpec["smokeTest"]["action"]): SmokeVerdict {
-  const bad = (reason: string, message: string, answers: SmokeStatus["answers"], hint?: string): SmokeVerdict => ({
+  const bad = (reason: Reason, message: string, answers: SmokeStatus["answers"], hint?: string): SmokeVerdict => ({
     reason,
     status: { result: action === "Fail" ? "Failed" : "Warning", message, ...(hint ? { hint } : {}), answers },
   });

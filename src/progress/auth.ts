@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { AuthenticationV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../api/group.ts";
-import { progressAudience } from "../render/children.ts";
+import { progressAudience } from "../render/names.ts";
 
 export type AuthResult = { ok: true } | { ok: false; status: 401 | 403; reason: string };
 
@@ -48,7 +48,7 @@ export class ProgressAuthenticator {
   }
 
   async #review(token: string, namespace: string, name: string): Promise<AuthResult> {
-    const audience = progressAudience({ namespace, name, uid: "" });
+    const audience = progressAudience({ namespace, name });
     this.#tokenReviews++;
     const review = await this.#authn.createTokenReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, audiences: [audience] } } });
     const st = review.status;

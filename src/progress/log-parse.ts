@@ -77,7 +77,7 @@ export function parseDuration(text: string): number | undefined {
   return total;
 }
 
-export function stripAnsi(text: string): string {
+function stripAnsi(text: string): string {
   return text.includes("\x1b") ? text.replace(ANSI_RE, "") : text;
 }
 

@@ -8,7 +8,7 @@
  */
 
 /** Longest dict repr we look at (progress_parse.py uses the same cap). */
-export const MAX_DICT_CHARS = 20_000;
+const MAX_DICT_CHARS = 20_000;
 const MAX_DEPTH = 16;
 
 type PyValue = number | string | boolean | null | PyValue[] | { [key: string]: PyValue };

@@ -23,7 +23,7 @@ const OWNED: Record<OperatorSetKey, unknown> = {
  * launcher creates the trigger and has the grace period for the save, so a slow step times ten can miss it. One
  * check per step costs a stat on rank 0 and a one-element broadcast: nothing next to a training step.
  */
-export const SHUTDOWN_CHECK_INTERVAL = 1;
+const SHUTDOWN_CHECK_INTERVAL = 1;
 
 export function renderAxolotlConfig(userConfig: Record<string, unknown>): RenderedAxolotlConfig {
   const config: Record<string, unknown> = { ...userConfig };

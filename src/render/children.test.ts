@@ -17,13 +17,13 @@ import { parse, stringify } from "yaml";
 
 import { API_VERSION, KIND, KUEUE_QUEUE_LABEL, LABEL_ATTEMPT, LABEL_JOB_NAME, LABEL_STAGE, STAGES } from "../api/group.ts";
 import type { FineTuneJobSpecInput } from "../api/schema.ts";
-import { enabledStages } from "../controller/plan.ts";
 import { validateSpec } from "../validation/job.ts";
 import { renderAxolotlConfig, trainsMergeableAdapter } from "./axolotl-config.ts";
 import {
   outputPaths, renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderSmokeTestJob, renderTrainJob,
   type OperatorSettings, type RenderInput,
 } from "./children.ts";
+import { desiredObjects, enabledStages, renderAll as renderDesired } from "./desired.ts";
 import { OUTPUT_DIR, PREPARED_DIR, type LauncherSource } from "./names.ts";
 import { launcherSource } from "../trainer/source.ts";
 
@@ -142,16 +142,9 @@ function inputOf(s: Scenario): RenderInput {
 
 /** Every child object of the scenario, in creation order, first attempt of each stage. */
 function renderAll(input: RenderInput): { kind: string; metadata: { name: string; labels: Record<string, string>; ownerReferences?: unknown[] } }[] {
-  const stages = enabledStages(input.spec, input.axolotlConfig);
-  return [
-    renderOutputClaim(input),
-    renderConfigMap(input),
-    renderService(input),
-    stages.includes("preprocess") ? renderPreprocessJob(input, 0) : undefined,
-    renderTrainJob(input, 0),
-    stages.includes("smoke") ? renderSmokeTestJob(input, 0) : undefined,
-    stages.includes("merge") ? renderMergeJob(input, 0) : undefined,
-  ].filter((o) => o !== undefined) as never;
+  const desired = desiredObjects(input, enabledStages(input.spec, input.axolotlConfig));
+  // The shared launcher ConfigMap carries the launcher's source, which the launcher's own tests pin.
+  return renderDesired({ ...desired, base: desired.base.filter((b) => b.child !== "launcher") }, 0) as never;
 }
 
 function goldenText(input: RenderInput): string {

@@ -6,12 +6,12 @@
 import type { V1ConfigMap, V1Container, V1EnvVar, V1Job, V1PersistentVolumeClaim, V1PodSpec, V1PodTemplateSpec, V1Service, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import { KUEUE_QUEUE_LABEL, LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, type Stage } from "../api/group.ts";
-import type { FineTuneJobSpec } from "../api/schema.ts";
+import { defaultAccessModes, type FineTuneJobSpec } from "../api/schema.ts";
 import { dynamicCheckpointEnabled, dynamicCheckpointTrigger, hubModelOf, renderAxolotlConfig } from "./axolotl-config.ts";
 import { childLabels, ownerReference, type JobRef } from "./labels.ts";
 import {
-  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR, SMOKE_ANSWERS_FILE, TRAINER_CONTAINER,
-  configMapName, launcherConfigMapName, outputClaimName, serviceName, stageJobName, type LauncherSource,
+  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR, PROGRESS_TOKEN_PATH, SMOKE_ANSWERS_FILE, TRAINER_CONTAINER,
+  configMapName, launcherConfigMapName, outputClaimName, progressAudience, serviceName, stageJobName, type LauncherSource,
 } from "./names.ts";
 
 /** Settings of the operator installation (flags / Helm values), not of one job. */
@@ -24,6 +24,9 @@ export interface OperatorSettings {
   progressCaBundle?: string;
 }
 
+/** A built object: apiVersion and kind are always set, so it can be created as it is. */
+export type Rendered<T> = T & { apiVersion: string; kind: string };
+
 export interface RenderInput {
   job: JobRef;
   spec: FineTuneJobSpec;
@@ -32,9 +35,7 @@ export interface RenderInput {
   settings: OperatorSettings;
 }
 
-export const PROGRESS_TOKEN_PATH = "/var/run/secrets/finetune.dev/progress/token";
 const PROGRESS_CA_KEY = "progress-ca.crt";
-export const progressAudience = (job: JobRef) => `finetune.dev/${job.namespace}/${job.name}`;
 
 function meta(input: RenderInput, name: string, stage?: Stage, attempt?: number, owned = true) {
   return {
@@ -45,12 +46,12 @@ function meta(input: RenderInput, name: string, stage?: Stage, attempt?: number,
   };
 }
 
-export function outputSubPath(input: RenderInput): string {
+function outputSubPath(input: RenderInput): string {
   const out = input.spec.storage.output;
   return out.subPath ?? (out.existingClaim ? input.job.name : "");
 }
 
-export function outputClaim(input: RenderInput): string {
+function outputClaim(input: RenderInput): string {
   return input.spec.storage.output.existingClaim ?? outputClaimName(input.job.name);
 }
 
@@ -66,7 +67,7 @@ export function smokeAnswersPath(input: RenderInput): string {
   return `${prefix}${SMOKE_ANSWERS_FILE.slice(MOUNT_OUTPUT.length + 1)}`;
 }
 
-export function renderConfigMap(input: RenderInput): V1ConfigMap {
+export function renderConfigMap(input: RenderInput): Rendered<V1ConfigMap> {
   const { config } = renderAxolotlConfig(input.axolotlConfig);
   return {
     apiVersion: "v1",
@@ -87,7 +88,7 @@ export function renderConfigMap(input: RenderInput): V1ConfigMap {
  * and not owned by any one job; old versions stay after an upgrade (label finetune.dev/component=launcher).
  * Every module is a key, and the volume mounts all keys as one folder, so the entry imports its siblings there.
  */
-export function renderLauncherConfigMap(namespace: string, settings: OperatorSettings): V1ConfigMap {
+export function renderLauncherConfigMap(namespace: string, settings: OperatorSettings): Rendered<V1ConfigMap> {
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -97,12 +98,8 @@ export function renderLauncherConfigMap(namespace: string, settings: OperatorSet
   };
 }
 
-export function defaultAccessModes(spec: FineTuneJobSpec): string[] {
-  return spec.storage.output.accessModes ?? (spec.nodes > 1 ? ["ReadWriteMany"] : ["ReadWriteOnce"]);
-}
-
 /** The output claim the operator creates (none when existingClaim is set). Retained claims carry no ownerReference, so garbage collection cannot take them. */
-export function renderOutputClaim(input: RenderInput): V1PersistentVolumeClaim | undefined {
+export function renderOutputClaim(input: RenderInput): Rendered<V1PersistentVolumeClaim> | undefined {
   const out = input.spec.storage.output;
   if (out.existingClaim) return undefined;
   return {
@@ -118,7 +115,7 @@ export function renderOutputClaim(input: RenderInput): V1PersistentVolumeClaim |
 }
 
 /** Headless Service giving every training pod a stable DNS name, so rank 0 is reachable as `<job>-0.<service>`. */
-export function renderService(input: RenderInput): V1Service {
+export function renderService(input: RenderInput): Rendered<V1Service> {
   return {
     apiVersion: "v1",
     kind: "Service",
@@ -270,7 +267,7 @@ function podTemplate(input: RenderInput, plan: ContainerPlan, podSpecExtra: Part
   };
 }
 
-function stageJob(input: RenderInput, plan: ContainerPlan, jobSpec: Partial<V1Job["spec"]>, podSpecExtra: Partial<V1PodSpec> = {}): V1Job {
+function stageJob(input: RenderInput, plan: ContainerPlan, jobSpec: Partial<V1Job["spec"]>, podSpecExtra: Partial<V1PodSpec> = {}): Rendered<V1Job> {
   const queue = input.spec.scheduling?.queueName;
   const metadata = meta(input, stageJobName(input.job.name, plan.stage, plan.attempt), plan.stage, plan.attempt);
   if (queue) metadata.labels[KUEUE_QUEUE_LABEL] = queue;
@@ -289,7 +286,7 @@ function stageJob(input: RenderInput, plan: ContainerPlan, jobSpec: Partial<V1Jo
   };
 }
 
-export function renderPreprocessJob(input: RenderInput, attempt: number): V1Job {
+export function renderPreprocessJob(input: RenderInput, attempt: number): Rendered<V1Job> {
   return stageJob(
     input,
     // Tokenizing needs no GPU; keeping it off GPUs frees them and avoids NCCL timeouts while training ranks wait (Axolotl #2684).
@@ -298,7 +295,7 @@ export function renderPreprocessJob(input: RenderInput, attempt: number): V1Job 
   );
 }
 
-export function renderTrainJob(input: RenderInput, attempt: number): V1Job {
+export function renderTrainJob(input: RenderInput, attempt: number): Rendered<V1Job> {
   const spec = input.spec;
   const jobName = stageJobName(input.job.name, "train", attempt);
   const master = `${jobName}-0.${serviceName(input.job.name)}.${input.job.namespace}.svc`;
@@ -326,7 +323,7 @@ export function renderTrainJob(input: RenderInput, attempt: number): V1Job {
  * launcher, which feeds each prompt on stdin (Axolotl reads one prompt until end of input, so one process per
  * prompt), writes the answers to the claim and a summary into the termination message.
  */
-export function renderSmokeTestJob(input: RenderInput, attempt: number): V1Job {
+export function renderSmokeTestJob(input: RenderInput, attempt: number): Rendered<V1Job> {
   const smoke = input.spec.smokeTest;
   return stageJob(
     input,
@@ -345,7 +342,7 @@ export function renderSmokeTestJob(input: RenderInput, attempt: number): V1Job {
   );
 }
 
-export function renderMergeJob(input: RenderInput, attempt: number): V1Job {
+export function renderMergeJob(input: RenderInput, attempt: number): Rendered<V1Job> {
   const onCPU = input.spec.merge.onCPU;
   return stageJob(
     input,

@@ -55,3 +55,11 @@ export const MERGED_DIR = `${OUTPUT_DIR}/merged`;
 export const SMOKE_ANSWERS_FILE = `${MOUNT_OUTPUT}/smoke-test/answers.json`;
 export const MOUNT_CACHE = "/finetune/cache";
 export const MASTER_PORT = 29500;
+
+/**
+ * The progress contract between trainer pods and the operator's progress endpoint (src/progress/): the projected
+ * service-account token's path in the pod, and the audience the endpoint demands of it (one per job, so a token
+ * of one job cannot report progress for another).
+ */
+export const PROGRESS_TOKEN_PATH = "/var/run/secrets/finetune.dev/progress/token";
+export const progressAudience = (job: { namespace: string; name: string }) => `finetune.dev/${job.namespace}/${job.name}`;

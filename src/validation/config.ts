@@ -62,7 +62,7 @@ export async function resolveAxolotlConfig(src: ConfigSources): Promise<ConfigRe
       }
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      // Before the run starts, a missing ConfigMap means waiting for it (GitOps applies in any order); see controller/plan.ts.
+      // Before the run starts, a missing ConfigMap means waiting for it (GitOps applies in any order); see controller/planner/validation.ts.
       if (!src.started) missingConfigMap = { name: ref.name, path: "spec.configFrom.configMapKeyRef.name" };
       else issues.push({ severity: "error", path: "spec.configFrom.configMapKeyRef.name", message: `ConfigMap ${ref.name} not found in namespace ${ns}` });
     }

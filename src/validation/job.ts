@@ -5,16 +5,16 @@
  */
 import type { z } from "zod";
 import { API_VERSION, KIND } from "../api/group.ts";
-import { FineTuneJobSpecSchema, type FineTuneJobSpec } from "../api/schema.ts";
+import { FineTuneJobSpecSchema, defaultAccessModes, type FineTuneJobSpec } from "../api/schema.ts";
 import { validateAxolotlConfig, type ValidationIssue } from "../axolotl/validate.ts";
-import { defaultAccessModes } from "../render/children.ts";
 import { MAX_JOB_NAME_LENGTH } from "../render/names.ts";
 import { checkShutdownSave } from "./shutdown.ts";
 import { checkSizing } from "./sizing.ts";
 
 export type { ValidationIssue };
 
-export interface SpecResult {
+/** A validated FineTuneJob (or spec): the defaulted spec when it parsed, and every issue found. */
+export interface JobValidation {
   spec?: FineTuneJobSpec;
   issues: ValidationIssue[];
 }
@@ -24,7 +24,7 @@ export function hasErrors(issues: readonly ValidationIssue[]): boolean {
 }
 
 /** Formats a zod issue path as `spec.storage.output.size` / `spec.env[2]`. */
-export function formatPath(prefix: string, path: readonly PropertyKey[]): string {
+function formatPath(prefix: string, path: readonly PropertyKey[]): string {
   let out = prefix;
   for (const part of path) {
     if (typeof part === "number") out += `[${part}]`;
@@ -45,7 +45,7 @@ function zodIssues(prefix: string, error: z.ZodError): ValidationIssue[] {
 }
 
 /** Parses and defaults the spec; reports schema violations with their paths. */
-export function validateSpec(rawSpec: unknown): SpecResult {
+export function validateSpec(rawSpec: unknown): JobValidation {
   const parsed = FineTuneJobSpecSchema.safeParse(rawSpec ?? {});
   if (!parsed.success) return { issues: zodIssues("spec", parsed.error) };
   const spec = parsed.data;
@@ -80,9 +80,16 @@ export function validateConfigForSpec(config: unknown, spec: FineTuneJobSpec | u
   return issues;
 }
 
-export interface JobValidation {
-  spec?: FineTuneJobSpec;
-  issues: ValidationIssue[];
+/** The name check the CRD's CEL rule makes at admission, for manifests the API server has not seen (the CLI) and older CRDs. */
+function validateName(name: unknown): ValidationIssue[] {
+  if (typeof name !== "string" || name.length <= MAX_JOB_NAME_LENGTH) return [];
+  return [{ severity: "error", path: "metadata.name", message: `must be at most ${MAX_JOB_NAME_LENGTH} characters (pod host names derived from it are limited to 63)` }];
+}
+
+/** The name and the spec of a FineTuneJob; the Axolotl config is checked where it is resolved (validateConfigForSpec). */
+export function validateNameAndSpec(name: unknown, rawSpec: unknown): JobValidation {
+  const { spec, issues } = validateSpec(rawSpec);
+  return { ...(spec ? { spec } : {}), issues: [...validateName(name), ...issues] };
 }
 
 /**
@@ -97,13 +104,9 @@ export function validateFineTuneJob(manifest: unknown, resolvedConfig?: { config
   const issues: ValidationIssue[] = [];
   if (obj.apiVersion !== undefined && obj.apiVersion !== API_VERSION) issues.push({ severity: "error", path: "apiVersion", message: `must be ${API_VERSION}` });
   if (obj.kind !== undefined && obj.kind !== KIND) issues.push({ severity: "error", path: "kind", message: `must be ${KIND}` });
-  const name = (obj.metadata as Record<string, unknown> | undefined)?.name;
-  if (typeof name === "string" && name.length > MAX_JOB_NAME_LENGTH) {
-    issues.push({ severity: "error", path: "metadata.name", message: `must be at most ${MAX_JOB_NAME_LENGTH} characters (pod host names derived from it are limited to 63)` });
-  }
-  const specResult = validateSpec(obj.spec);
-  issues.push(...specResult.issues);
-  const spec = specResult.spec;
+  const checked = validateNameAndSpec((obj.metadata as Record<string, unknown> | undefined)?.name, obj.spec);
+  issues.push(...checked.issues);
+  const spec = checked.spec;
   if (spec?.config !== undefined) issues.push(...validateConfigForSpec(spec.config, spec, "spec.config"));
   else if (resolvedConfig) issues.push(...validateConfigForSpec(resolvedConfig.config, spec, resolvedConfig.source));
   return { ...(spec ? { spec } : {}), issues };

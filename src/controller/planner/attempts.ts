@@ -1,0 +1,122 @@
+/**
+ * Attempts and restarts: how an attempt ends (succeeded, failed, disrupted, suspended, stopped), whether the
+ * failure counts, when the stage gives up, and the teardown, backoff and start of the next attempt.
+ */
+import type { V1Job, V1Pod } from "@kubernetes/client-node";
+import type { Stage } from "../../api/group.ts";
+import type { AttemptRecord, FineTuneJobSpec, StageStatus } from "../../api/schema.ts";
+import type { DesiredObjects } from "../../render/desired.ts";
+import { stageJobName } from "../../render/names.ts";
+import { parseTerminationMessage, type AttemptFailure } from "../failures.ts";
+import { Reason, STAGE_FAILED_REASON, type FailureReason } from "../reasons.ts";
+import { STAGE_CONDITION, STAGE_PHASE, attemptOf, isFinishedJob, isTerminal, jobCondition, type Planner } from "./context.ts";
+import { failJob } from "./outcome.ts";
+
+/** How an attempt ended, as its record keeps it. */
+export interface AttemptEnd {
+  result: "Succeeded" | "Failed" | "Disrupted" | "Suspended";
+  reason?: FailureReason;
+  message?: string;
+  /** Whether it counts against the stage's retries (unset for a success). */
+  counted?: boolean;
+}
+
+/** Closes an open attempt record; the checkpoint it resumed from is kept when its pods reported one. */
+export function closeAttempt(p: Planner, record: AttemptRecord, end: AttemptEnd, pods: readonly V1Pod[] = []): void {
+  if (record.endTime) return;
+  record.endTime = p.now;
+  record.result = end.result;
+  if (end.reason !== undefined) record.reason = end.reason;
+  if (end.message !== undefined) record.message = end.message;
+  if (end.counted !== undefined) record.counted = end.counted;
+  noteResumePoint(record, pods);
+}
+
+/** Records the checkpoint the attempt resumed from, once its pods have said. */
+export function noteResumePoint(record: AttemptRecord, pods: readonly V1Pod[]): void {
+  const resume = resumePoint(pods);
+  if (resume && resume !== "none" && record.resumedFrom === undefined) record.resumedFrom = resume;
+}
+
+/** The checkpoint the launcher resumed from, from the termination message of a finished pod (running pods have none yet). */
+function resumePoint(pods: readonly V1Pod[]): string | undefined {
+  for (const pod of pods) {
+    const term = pod.status?.containerStatuses?.[0]?.state?.terminated;
+    const { summary } = parseTerminationMessage(term?.message);
+    if (summary && summary.resumeFrom !== undefined) return summary.resumeFrom ?? "none";
+  }
+  return undefined;
+}
+
+function retryLimit(p: Planner, stage: Stage, spec: FineTuneJobSpec): number {
+  return stage === "train" ? spec.maxRestarts : p.obs.settings.auxStageRetries;
+}
+
+/** The attempt failed or was disrupted: record it, then fail the stage (and the job) or start the next attempt. */
+export function attemptEnded(p: Planner, desired: DesiredObjects, spec: FineTuneJobSpec, stage: Stage, ss: StageStatus, failure: AttemptFailure, current: V1Job, pods: readonly V1Pod[]): void {
+  const st = p.status;
+  const record = p.findRecord(stage, ss.attempt) ?? p.addRecord({ stage, attempt: ss.attempt, result: "Running" });
+  const counted = failure.kind === "Failed";
+  closeAttempt(p, record, { result: failure.kind, reason: failure.reason, message: failure.message, counted }, pods);
+  if (counted) ss.retries += 1;
+  else if (stage === "train") st.disruptions = (st.disruptions ?? 0) + 1;
+  st.lastFailure = {
+    stage,
+    attempt: ss.attempt,
+    reason: failure.reason,
+    message: failure.message,
+    ...(failure.hint ? { hint: failure.hint } : {}),
+    ...(failure.exitCode !== undefined ? { exitCode: failure.exitCode } : {}),
+    ...(failure.pod ? { pod: failure.pod } : {}),
+    ...(failure.node ? { node: failure.node } : {}),
+    time: p.now,
+    permanent: failure.permanent,
+  };
+  const limit = retryLimit(p, stage, spec);
+  const hint = failure.hint ? `. Hint: ${failure.hint}` : "";
+  if (counted && (failure.permanent || ss.retries > limit)) {
+    ss.phase = "Failed";
+    ss.completionTime = p.now;
+    const why = failure.permanent ? "a retry cannot fix this" : `retry limit reached (${limit})`;
+    failJob(p, failure.permanent ? Reason.PermanentFailure : Reason.BackoffLimitExceeded, `${stage} failed (${why}): ${failure.message}${hint}`);
+    p.condition({ type: STAGE_CONDITION[stage], status: "False", reason: Reason.StageFailed, message: failure.message });
+    // Failed pods stay for `kubectl logs`; anything still running is stopped.
+    if ((current.status?.active ?? 0) > 0 || !jobCondition(current, "Failed")) p.deleteJob(current, "job failed");
+    return;
+  }
+  const what = counted ? `failed (${failure.reason}; restart ${ss.retries} of ${limit})` : `was disrupted (not counted)`;
+  p.event("Warning", counted ? STAGE_FAILED_REASON[stage] : Reason.Disrupted, `${stage} attempt ${ss.attempt} ${what}: ${failure.message}${hint}`);
+  ss.phase = "Pending";
+  startNextAttempt(p, desired, stage, ss, record, current);
+}
+
+/** Tears the ended attempt down, waits for its pods to be gone and for the backoff, then starts the next one. */
+export function startNextAttempt(p: Planner, desired: DesiredObjects, stage: Stage, ss: StageStatus, record: AttemptRecord, current: V1Job | undefined): void {
+  const phase = STAGE_PHASE[stage];
+  if (current && !current.metadata?.deletionTimestamp) p.deleteJob(current, `attempt ${ss.attempt} ended (${record.result})`);
+  // A rank still shutting down may be writing a checkpoint: never let two attempts share the output directory.
+  const lingering = p.podsOf(stage).filter((pod) => attemptOf(pod) <= ss.attempt && !isTerminal(pod));
+  if (lingering.length > 0 || (current && !isFinishedJob(current) && current.metadata?.deletionTimestamp)) {
+    p.conclude(phase, `waiting for ${lingering.length} pod(s) of ${stage} attempt ${ss.attempt} to stop before the next attempt`);
+    ss.phase = "Pending";
+    return;
+  }
+  if (record.result === "Failed") {
+    const delay = Math.min(p.obs.settings.restartBackoffBaseMs * 2 ** Math.max(0, ss.retries - 1), p.obs.settings.restartBackoffMaxMs);
+    const startAt = new Date(record.endTime ?? p.now).getTime() + delay;
+    if (p.nowMs < startAt) {
+      p.conclude(phase, `${stage} attempt ${ss.attempt + 1} starts after backoff at ${new Date(startAt).toISOString()}`);
+      p.requeue(startAt - p.nowMs);
+      return;
+    }
+  }
+  ss.attempt += 1;
+  ss.phase = "Pending";
+  ss.jobName = stageJobName(p.obs.ftj.metadata.name ?? "", stage, ss.attempt);
+  delete ss.active;
+  delete ss.ready;
+  p.addRecord({ stage, attempt: ss.attempt, startTime: p.now, result: "Running" });
+  p.conclude(phase, `${stage} attempt ${ss.attempt}: Job ${ss.jobName}`);
+  p.event("Normal", Reason.Restarting, `starting ${stage} attempt ${ss.attempt}${stage === "train" ? "; it resumes from the newest complete checkpoint" : ""}`);
+  p.create(desired.stageJob(stage, ss.attempt));
+}

@@ -1,0 +1,72 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { EXPECTATION_TIMEOUT_MS, Expectations } from "./expectations.ts";
+
+type Obj = { metadata: { name: string } };
+const obj = (name: string): Obj => ({ metadata: { name } });
+
+function clocked() {
+  let now = 1_000;
+  const expect = new Expectations<Obj>({ now: () => now });
+  return { expect, advance: (ms: number) => (now += ms) };
+}
+
+describe("Expectations: creations", () => {
+  it("shows a created object until the cache has it, then forgets it", () => {
+    const { expect } = clocked();
+    expect.expectCreation("ns/a", obj("a-train-0"));
+    assert.deepEqual(expect.pendingCreations("ns/a", []), [obj("a-train-0")]);
+    assert.deepEqual(expect.pendingCreations("ns/b", []), [], "per owner");
+    assert.deepEqual(expect.pendingCreations("ns/a", [obj("a-train-0")]), [], "the cache shows it");
+    assert.deepEqual(expect.pendingCreations("ns/a", []), [], "and it is not expected again once seen");
+  });
+
+  it("is cleared by the informer's add event", () => {
+    const { expect } = clocked();
+    expect.expectCreation("ns/a", obj("a-preprocess-0"));
+    expect.expectCreation("ns/a", obj("a-train-0"));
+    expect.creationObserved("ns/a", "a-preprocess-0");
+    assert.deepEqual(expect.pendingCreations("ns/a", []), [obj("a-train-0")]);
+  });
+
+  it("expires after the timeout (an object deleted before the cache ever showed it)", () => {
+    const { expect, advance } = clocked();
+    expect.expectCreation("ns/a", obj("a-train-0"));
+    advance(EXPECTATION_TIMEOUT_MS - 1);
+    assert.equal(expect.pendingCreations("ns/a", []).length, 1);
+    advance(1);
+    assert.equal(expect.pendingCreations("ns/a", []).length, 0);
+  });
+});
+
+describe("Expectations: status writes", () => {
+  it("waits while the cache shows the version the write replaced", () => {
+    const { expect } = clocked();
+    expect.expectStatusWrite("ns/a", "7");
+    assert.equal(expect.awaitingStatusWrite("ns/a", "7"), true);
+    assert.equal(expect.awaitingStatusWrite("ns/b", "7"), false, "per owner");
+    assert.equal(expect.awaitingStatusWrite("ns/a", "8"), false, "the cache moved on");
+    assert.equal(expect.awaitingStatusWrite("ns/a", "7"), false, "and the expectation is gone");
+  });
+
+  it("is cleared by an update event with a newer version, not by one with the old version", () => {
+    const { expect } = clocked();
+    expect.expectStatusWrite("ns/a", "7");
+    expect.statusObserved("ns/a", "7");
+    assert.equal(expect.awaitingStatusWrite("ns/a", "7"), true);
+    expect.statusObserved("ns/a", "8");
+    assert.equal(expect.awaitingStatusWrite("ns/a", "7"), false);
+  });
+
+  it("expires after the timeout; forget drops everything of an owner", () => {
+    const { expect, advance } = clocked();
+    expect.expectStatusWrite("ns/a", "7");
+    advance(EXPECTATION_TIMEOUT_MS);
+    assert.equal(expect.awaitingStatusWrite("ns/a", "7"), false);
+    expect.expectStatusWrite("ns/a", "9");
+    expect.expectCreation("ns/a", obj("a-train-0"));
+    expect.forget("ns/a");
+    assert.equal(expect.awaitingStatusWrite("ns/a", "9"), false);
+    assert.deepEqual(expect.pendingCreations("ns/a", []), []);
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * Expectations: the operator's own writes that its caches do not show yet (as the Kubernetes Job controller keeps
+ * them, pkg/controller/controller_utils.go). A watch event can trail the write that caused it, and events of
+ * different resources arrive in any order: a reconcile that decides from a cache missing its own last write
+ * repeats it (409 AlreadyExists / Conflict). So each write is recorded here, the informers' events clear it when
+ * the cache shows it, and a timeout clears it when the cache never does (an object deleted before it was seen, a
+ * no-op write that causes no event).
+ *
+ * Keys are owners (the FineTuneJob's `namespace/name`). Memory only: after a restart the worst case is those
+ * harmless conflicts.
+ */
+
+/** How long an own write is expected before it is assumed lost or superseded. */
+export const EXPECTATION_TIMEOUT_MS = 30_000;
+
+export interface ExpectationsOptions {
+  timeoutMs?: number;
+  /** Clock in milliseconds (tests). */
+  now?: () => number;
+}
+
+export class Expectations<T extends { metadata?: { name?: string } }> {
+  readonly timeoutMs: number;
+  readonly #now: () => number;
+  /** Objects created per owner that the cache has not shown yet. */
+  readonly #creations = new Map<string, Array<{ object: T; at: number }>>();
+  /** The resourceVersion a status write was based on, per owner, until the cache shows a newer one. */
+  readonly #statusWrites = new Map<string, { basedOn: string; at: number }>();
+
+  constructor(opts: ExpectationsOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? EXPECTATION_TIMEOUT_MS;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Records a creation the owner's cache should show soon. */
+  expectCreation(owner: string, object: T): void {
+    this.#creations.set(owner, [...(this.#creations.get(owner) ?? []), { object, at: this.#now() }]);
+  }
+
+  /** Informer event: the cache shows the object. */
+  creationObserved(owner: string, name: string | undefined): void {
+    const left = (this.#creations.get(owner) ?? []).filter((c) => c.object.metadata?.name !== name);
+    if (left.length > 0) this.#creations.set(owner, left);
+    else this.#creations.delete(owner);
+  }
+
+  /** The created objects `cached` (the owner's cache content) does not show yet, and that are still expected. */
+  pendingCreations(owner: string, cached: readonly T[]): T[] {
+    const expected = this.#creations.get(owner);
+    if (!expected) return [];
+    const names = new Set(cached.map((o) => o.metadata?.name));
+    const now = this.#now();
+    const left = expected.filter((c) => !names.has(c.object.metadata?.name) && now - c.at < this.timeoutMs);
+    if (left.length > 0) this.#creations.set(owner, left);
+    else this.#creations.delete(owner);
+    return left.map((c) => c.object);
+  }
+
+  /**
+   * Records a status write that replaced version `basedOn` with a new one. Only a write that produced a new
+   * resourceVersion may be expected: a no-op update produces no event.
+   */
+  expectStatusWrite(owner: string, basedOn: string): void {
+    this.#statusWrites.set(owner, { basedOn, at: this.#now() });
+  }
+
+  /** Informer event: the cache shows the owner at `resourceVersion`. */
+  statusObserved(owner: string, resourceVersion: string | undefined): void {
+    if (this.#statusWrites.get(owner)?.basedOn !== resourceVersion) this.#statusWrites.delete(owner);
+  }
+
+  /** True while the cache still shows the owner as it was before our status write (and the write is still expected). */
+  awaitingStatusWrite(owner: string, cachedResourceVersion: string | undefined): boolean {
+    const write = this.#statusWrites.get(owner);
+    if (!write) return false;
+    if (write.basedOn === cachedResourceVersion && this.#now() - write.at < this.timeoutMs) return true;
+    this.#statusWrites.delete(owner);
+    return false;
+  }
+
+  /** The owner is gone: nothing of it is expected any more. */
+  forget(owner: string): void {
+    this.#creations.delete(owner);
+    this.#statusWrites.delete(owner);
+  }
+}
