@@ -17,10 +17,10 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# The operator ships the trainer launcher to every pod: dist/trainer/source.js reads it next to itself.
+# The operator ships the trainer launcher (every module) to every pod: dist/trainer/source.js reads dist/trainer/launcher/.
 # Source maps point at src/, which the image does not contain; generate-crd is a development tool.
 RUN npm run build \
- && cp src/trainer/launcher.py dist/trainer/launcher.py \
+ && mkdir -p dist/trainer/launcher && cp src/trainer/launcher/*.py dist/trainer/launcher/ \
  && find dist -name '*.map' -delete \
  && rm -f dist/api/generate-crd.js
 

@@ -67,12 +67,15 @@ after(async () => {
   await suite?.cleanup(op);
 });
 
-/** Runs the launcher.py the job's pods mount around the fake trainer with the pod's progress settings; returns its stderr. */
+/** Runs the launcher the job's pods mount around the fake trainer with the pod's progress settings; returns its stderr. */
 async function runLauncher(withCa: boolean): Promise<{ code: number | null; stderr: string }> {
   const cm = await k.core.readNamespacedConfigMap({ namespace: ns, name: configMapName("tls") });
   // The launcher the pod mounts: the namespace's shared launcher ConfigMap.
   const launcherCm = pod.spec!.volumes!.find((v) => v.name === "finetune-launcher")!.configMap!.name!;
-  writeFileSync(join(dir, "launcher.py"), (await k.core.readNamespacedConfigMap({ namespace: ns, name: launcherCm })).data!["launcher.py"]!);
+  // Every key, as the volume mounts them: the entry imports its sibling modules from its own folder.
+  for (const [key, text] of Object.entries((await k.core.readNamespacedConfigMap({ namespace: ns, name: launcherCm })).data!)) {
+    writeFileSync(join(dir, key), text);
+  }
   writeFileSync(join(dir, "ca-from-configmap.crt"), cm.data!["progress-ca.crt"] ?? "");
   writeFileSync(join(dir, "token"), await progressToken(k, ns, "tls", pod));
   const podEnv = Object.fromEntries((pod.spec!.containers[0]!.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));

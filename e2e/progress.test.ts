@@ -1,5 +1,5 @@
 /**
- * Training progress pushed by the trainer (as src/trainer/launcher.py does)
+ * Training progress pushed by the trainer (as src/trainer/launcher/ does)
  * with a real projected-style token issued by the API server: it lands in
  * status.progress, `kubectl get ftj` and `kubectl finetune`; forged, foreign,
  * oversized, malformed and too-frequent reports change nothing.

@@ -1,6 +1,6 @@
 /**
  * The smoke-test stage on the real control plane (kwok pods): a LoRA job goes train -> smoke test -> merge, the
- * smoke-test pod's termination message (the launcher's summary, in the shape launcher.py run_smoke writes; the real
+ * smoke-test pod's termination message (the launcher's summary, in the shape smoke.py run_smoke writes; the real
  * command is exercised in e2e/axolotl/smoke.test.ts) becomes status.smokeTest with its answers, and a smoke test
  * whose generations never stop fails the job before the merge under smokeTest.action Fail.
  */

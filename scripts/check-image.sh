@@ -3,7 +3,7 @@
 # container engine, then smoke-tests them under Node 24 with production
 # dependencies only:
 #   1. build stage:   tsc -p tsconfig.build.json (relative .ts imports -> .js),
-#                     + dist/trainer/launcher.py, minus source maps and generate-crd
+#                     + dist/trainer/launcher/*.py, minus source maps and generate-crd
 #   2. deps stage:    npm ci --omit=dev --ignore-scripts (from package-lock.json),
 #                     minus type declarations, source maps and @types
 #   3. runtime:       /app = package.json + node_modules + dist, as the Dockerfile copies them
@@ -49,8 +49,9 @@ cp "$root/package.json" "$root/package-lock.json" "$root/tsconfig.json" "$root/t
 (cd "$root" && tar --exclude='*.test.ts' --exclude='__pycache__' --exclude='testdata' --exclude='src/trainer/tests' -cf - src) | tar -xf - -C "$tmp/build"
 ln -s "$root/node_modules" "$tmp/build/node_modules"
 (cd "$tmp/build" && "$node_bin" node_modules/typescript/bin/tsc -p tsconfig.build.json) || fail "npm run build (tsc -p tsconfig.build.json) failed"
-[[ -f "$tmp/build/src/trainer/launcher.py" ]] || fail "src/trainer/launcher.py is missing"
-cp "$tmp/build/src/trainer/launcher.py" "$tmp/build/dist/trainer/launcher.py"
+[[ -f "$tmp/build/src/trainer/launcher/launcher.py" ]] || fail "src/trainer/launcher/launcher.py is missing"
+mkdir -p "$tmp/build/dist/trainer/launcher"
+cp "$tmp/build/src/trainer/launcher/"*.py "$tmp/build/dist/trainer/launcher/"
 find "$tmp/build/dist" -name '*.map' -delete
 rm -f "$tmp/build/dist/api/generate-crd.js"
 if grep -rlE "from ['\"][.]{1,2}/[^'\"]*[.]ts['\"]" "$tmp/build/dist" >/dev/null; then fail "dist/ still imports .ts files: $(grep -rlE "from ['\"][.]{1,2}/[^'\"]*[.]ts['\"]" "$tmp/build/dist" | head -3)"; fi
@@ -74,8 +75,9 @@ step "runtime: every module of dist/ imports with production dependencies only"
   for (const f of files) await import(`./dist/${f}`);
   const { launcherSource } = await import("./dist/trainer/source.js");
   const src = launcherSource();
-  if (!src.includes("def ")) throw new Error("dist/trainer/launcher.py does not look like the launcher");
-  console.log(`imported ${files.length} modules; launcher.py ${src.length} bytes`);
+  if (!src["launcher.py"]?.includes("def main")) throw new Error("dist/trainer/launcher/launcher.py does not look like the launcher");
+  const bytes = Object.values(src).reduce((n, text) => n + text.length, 0);
+  console.log(`imported ${files.length} modules; launcher: ${Object.keys(src).length} Python modules, ${bytes} bytes`);
 ') || fail "a runtime module does not load"
 
 # Runs the operator from $app as the image does (cwd /app, `node dist/main.js`); waits for its "starting" log line.

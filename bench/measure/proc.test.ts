@@ -38,6 +38,14 @@ describe("ProcSampler over several processes", () => {
     const kids = [spawn("sleep", ["30"]), spawn("sleep", ["30"])];
     try {
       let pids = kids.map((k) => k.pid!);
+      // A process that has just been spawned is still paging itself in: wait until both RSS figures hold still.
+      await Promise.all(kids.map((k) => new Promise((r) => k.once("spawn", r))));
+      for (let i = 0, last = ""; i < 100; i++) {
+        const now = JSON.stringify(pids.map(sampleProc).map((x) => [x?.rssBytes, x?.hwmBytes]));
+        if (now === last) break;
+        last = now;
+        await new Promise((r) => setTimeout(r, 50));
+      }
       const sampler = new ProcSampler(() => pids, 60_000);
       sampler.stop();
       const both = sampler.sample()!;

@@ -38,7 +38,7 @@ export async function chat(client: ClusterClient, name: string, opts: ChatCliOpt
     job: { name, namespace: client.namespace, uid: ftj.metadata.uid ?? "" },
     spec: ftj.status?.startedWith ? { ...spec, ...ftj.status.startedWith } : spec,
     axolotlConfig: trained,
-    settings: { launcherSource: "" },
+    settings: { launcherSource: {} }, // the chat pod runs no launcher
   };
   const podName = `${name}-chat-${randomBytes(3).toString("hex")}`;
   const pod = renderChatPod(input, { name: podName, merged: opts.merged });

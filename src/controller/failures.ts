@@ -22,7 +22,7 @@ export interface AttemptFailure {
 }
 
 /**
- * The JSON summary src/trainer/launcher.py writes as the container's termination message. Anything in a pod can
+ * The JSON summary the launcher (src/trainer/launcher/) writes as the container's termination message. Anything in a pod can
  * write that file, so every field is checked: a wrong type drops the field (it must never reach status, where the
  * CRD schema would refuse the whole write and stall the job).
  */
@@ -43,7 +43,7 @@ const LauncherSummarySchema = z.object({
   resumeFrom: optional(z.string().max(4096).nullable()),
   resumeStep: optional(z.number().int().nonnegative().nullable()),
   tail: optional(z.array(z.string()).max(200)),
-  /** The smoke-test stage's answers (launcher.py run_smoke): prompts and answers truncated by the launcher. */
+  /** The smoke-test stage's answers (smoke.py run_smoke): prompts and answers truncated by the launcher. */
   smoke: optional(
     z.object({
       answers: z.array(z.object({ prompt: z.string().max(4096), answer: z.string().max(4096), stopped: z.boolean().nullable().optional(), chars: z.number().int().nonnegative().optional() })).max(8),

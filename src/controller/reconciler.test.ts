@@ -40,7 +40,7 @@ function reconcilerOver(cached: () => FineTuneJobObject, api: Record<string, unk
   return new Reconciler({
     api: { createEvent: async () => {}, ...api } as never,
     caches: { getFineTuneJob: cached, jobsOf: () => [], podsOf: () => [], configMap: none, service: none, claim: none },
-    settings: { ...DEFAULT_PLANNER_SETTINGS, launcherSource: "# stub\n" },
+    settings: { ...DEFAULT_PLANNER_SETTINGS, launcherSource: { "launcher.py": "# stub\n" } },
     logger: pino({ level: "silent" }),
     identity: "test",
   });

@@ -11,7 +11,7 @@ import type { FineTuneJobObject } from "../api/schema.ts";
 import { smokeAnswersConfigMapName, TRAINER_CONTAINER } from "../render/names.ts";
 import { renderSmokeAnswersConfigMap, type SmokeAnswer, type SmokeAnswersRecord, type SmokeAnswersSource } from "../render/smoke-answers.ts";
 
-/** The launcher's stdout line (src/trainer/launcher.py run_smoke). */
+/** The launcher's stdout line (src/trainer/launcher/smoke.py run_smoke). */
 export const SMOKE_ANSWERS_TAG = "FINETUNE_SMOKE_ANSWERS ";
 /** The line is printed last but for the exit summary; a few KiB of lines after it at most. */
 const LOG_TAIL_LINES = 50;

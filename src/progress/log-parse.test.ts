@@ -160,15 +160,15 @@ describe("parseLogTail", () => {
 });
 
 describe("agreement with the launcher's parser (push path)", () => {
-  // Feeds the same tail through launcher.py's ProgressTracker, split the way its StreamPump splits output.
+  // Feeds the same tail through the launcher's ProgressTracker, split the way its StreamPump splits output.
   const PY = `
-import importlib.util, json, re, sys
-spec = importlib.util.spec_from_file_location("launcher", sys.argv[1])
-launcher = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(launcher)
-t = launcher.ProgressTracker()
+import json, re, sys
+sys.path.insert(0, sys.argv[1])
+from ansi import strip_ansi
+from progress_parse import ProgressTracker
+t = ProgressTracker()
 for seg in re.split(r"\\r\\n|\\r|\\n", open(sys.argv[2], encoding="utf-8").read()):
-    t.feed(launcher.strip_ansi(seg))
+    t.feed(strip_ansi(seg))
 print(json.dumps(t.snapshot()[0]))
 `;
   for (const [name, file, text] of [
@@ -178,7 +178,7 @@ print(json.dumps(t.snapshot()[0]))
     let python: string | undefined;
     let failure: unknown;
     try {
-      python = execFileSync("python3", ["-c", PY, fileURLToPath(new URL("../trainer/launcher.py", import.meta.url)), fileURLToPath(new URL(file, import.meta.url))], { encoding: "utf8" });
+      python = execFileSync("python3", ["-c", PY, fileURLToPath(new URL("../trainer/launcher/", import.meta.url)), fileURLToPath(new URL(file, import.meta.url))], { encoding: "utf8" });
     } catch (err) {
       failure = err;
     }

@@ -2,7 +2,7 @@
  * Training progress from the tail of rank 0's log: the fallback when the
  * trainer cannot push (src/progress/server.ts). It reads exactly what Axolotl
  * and the HF Trainer print (see /work/shared/reference/axolotl.md and the
- * "Progress parsing" section of src/trainer/launcher.py, which parses the same
+ * launcher's src/trainer/launcher/progress_parse.py, which parses the same
  * stream on the push path; the regular expressions below are copies of its):
  *
  *   [2025-01-01 10:00:00,000] [INFO] [axolotl.utils.data.sft:123] [RANK:0] Maximum number of steps set at 873
@@ -46,7 +46,7 @@ export interface ParseHints {
   totalSteps?: number;
 }
 
-// Same expressions as launcher.py (_ANSI_RE, _MAX_STEPS_RE, _SAVING_RE, _TQDM_RE, _TAG_PREFIX_RE, CHECKPOINT_DIR_RE).
+// Same expressions as the launcher (ansi.py _ANSI_RE; progress_parse.py _MAX_STEPS_RE, _SAVING_RE, _TQDM_RE, _TAG_PREFIX_RE; checkpoints.py CHECKPOINT_DIR_RE).
 const ANSI_RE = /\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])/g;
 const MAX_STEPS_RE = /Maximum number of steps set at (\d+)/;
 const SAVING_RE = /Saving model checkpoint to (\S+)/;
@@ -66,7 +66,7 @@ interface Bar {
   at: number;
 }
 
-/** `1:10:11` -> 4211, `09:08` -> 548, `?` -> undefined (launcher.py parse_duration). */
+/** `1:10:11` -> 4211, `09:08` -> 548, `?` -> undefined (progress_parse.py parse_duration). */
 export function parseDuration(text: string): number | undefined {
   if (!text || text === "?") return undefined;
   let total = 0;

@@ -1,13 +1,13 @@
 /**
  * A tiny parser for the Python literals the HF Trainer prints as its metric
  * line: `{'loss': 1.23, 'grad_norm': np.float64(0.4), 'epoch': 0.1}`. It is
- * the TypeScript twin of launcher.py's parse_metrics_dict (ast.literal_eval
+ * the TypeScript twin of progress_parse.py's parse_metrics_dict (ast.literal_eval
  * after rewriting numpy scalars, tensors and nan/inf): the same lines give
  * the same numbers on the push path and the log path. Pure, never throws,
  * never evaluates anything; non-finite numbers become null.
  */
 
-/** Longest dict repr we look at (launcher.py uses the same cap). */
+/** Longest dict repr we look at (progress_parse.py uses the same cap). */
 const MAX_DICT_CHARS = 20_000;
 const MAX_DEPTH = 16;
 

@@ -1,5 +1,5 @@
 /**
- * What a trainer reports (src/trainer/launcher.py POSTs its progress state as
+ * What a trainer reports (src/trainer/launcher/ POSTs its progress state as
  * JSON), validated and mapped onto status.progress / status.checkpoints. Pure.
  */
 import { z } from "zod";

@@ -9,7 +9,7 @@ import type { RenderInput } from "./children.ts";
 
 const CONFIG = { base_model: "meta-llama/Llama-3.1-8B", adapter: "qlora", load_in_4bit: true, lora_r: 16, micro_batch_size: 1, gradient_accumulation_steps: 4, learning_rate: 0.0002, datasets: [{ path: "data.jsonl", type: "alpaca" }], output_dir: "/finetune/output/model" };
 const { spec } = validateSpec({ config: CONFIG, storage: { cache: { existingClaim: "hf-cache" } } });
-const input: RenderInput = { job: { name: "llama", namespace: "ml", uid: "u-1" }, spec: spec!, axolotlConfig: CONFIG, settings: { launcherSource: "" } };
+const input: RenderInput = { job: { name: "llama", namespace: "ml", uid: "u-1" }, spec: spec!, axolotlConfig: CONFIG, settings: { launcherSource: {} } };
 
 describe("chat pod", () => {
   it("runs axolotl inference --gradio on the adapter, on the claim and cache, without the launcher or a stage label", () => {

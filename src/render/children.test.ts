@@ -10,7 +10,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { V1EnvVar, V1Job, V1PersistentVolumeClaim } from "@kubernetes/client-node";
 import { parse, stringify } from "yaml";
@@ -24,14 +24,17 @@ import {
   type OperatorSettings, type RenderInput,
 } from "./children.ts";
 import { desiredObjects, enabledStages, renderAll as renderDesired } from "./desired.ts";
-import { OUTPUT_DIR, PREPARED_DIR } from "./names.ts";
+import { OUTPUT_DIR, PREPARED_DIR, type LauncherSource } from "./names.ts";
+import { launcherSource } from "../trainer/source.ts";
 
 const TESTDATA = new URL("./testdata/", import.meta.url);
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
 const COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']";
 
-// A fixed launcher stub, so golden files do not change with src/trainer/launcher.py.
-const SETTINGS: OperatorSettings = { launcherSource: "# launcher.py (stub for golden tests)\nprint('hi')\n" };
+// A fixed launcher stub (an entry and a sibling module), so golden files do not change with src/trainer/launcher/.
+const SETTINGS: OperatorSettings = {
+  launcherSource: { "launcher.py": "# launcher.py (stub for golden tests)\nimport greeting\n", "greeting.py": "print('hi')\n" },
+};
 
 const LORA_CONFIG = {
   base_model: "meta-llama/Llama-3.1-8B-Instruct",
@@ -417,16 +420,33 @@ describe("rendered Axolotl config", () => {
 
   it("the launcher ConfigMap is shared by a namespace's jobs, immutable, named by its content", () => {
     const cm = renderLauncherConfigMap("team-a", SETTINGS);
-    assert.equal(cm.data!["launcher.py"], SETTINGS.launcherSource);
+    assert.deepEqual(cm.data, SETTINGS.launcherSource, "every module is a key");
     assert.equal(cm.immutable, true);
     assert.equal(cm.metadata?.ownerReferences, undefined, "no one job owns it");
     assert.equal(cm.metadata?.labels?.["finetune.dev/component"], "launcher");
     assert.match(cm.metadata!.name!, /^finetune-launcher-[0-9a-f]{10}$/);
-    assert.notEqual(renderLauncherConfigMap("team-a", { launcherSource: "print('v2')\n" }).metadata?.name, cm.metadata?.name, "a new launcher version is a new object");
+    const nameOf = (launcherSource: LauncherSource) => renderLauncherConfigMap("team-a", { launcherSource }).metadata?.name;
+    const changed = { ...SETTINGS.launcherSource, "greeting.py": "print('v2')\n" };
+    assert.notEqual(nameOf(changed), cm.metadata?.name, "a change to any module is a new object");
+    const { "greeting.py": greeting, ...rest } = SETTINGS.launcherSource;
+    assert.notEqual(nameOf({ ...rest, "hello.py": greeting! }), cm.metadata?.name, "so is a renamed module");
+    assert.equal(nameOf({ "greeting.py": greeting!, ...rest }), cm.metadata?.name, "the order the files were read in does not matter");
     const job = renderTrainJob(inputOf(byName("single-gpu-lora")), 0);
     const volume = job.spec!.template.spec!.volumes!.find((v) => v.configMap?.name === cm.metadata!.name)!;
     const mount = container(job).volumeMounts!.find((m) => m.name === volume.name)!;
     assert.equal(container(job).command![1], `${mount.mountPath}/launcher.py`, "the command runs the mounted launcher");
+    assert.equal(volume.configMap!.items, undefined, "every key is mounted: the entry imports its siblings from the same folder");
+  });
+
+  it("the real launcher ships whole: every module of src/trainer/launcher/ and nothing else, well under the 1 MiB limit", () => {
+    const source = launcherSource();
+    const modules = readdirSync(new URL("../trainer/launcher/", import.meta.url)).filter((f) => f.endsWith(".py")).sort();
+    assert.ok(modules.length > 1 && modules.includes("launcher.py"), "the entry and its modules");
+    const cm = renderLauncherConfigMap("team-a", { launcherSource: source });
+    assert.deepEqual(Object.keys(cm.data!).sort(), modules);
+    for (const key of modules) assert.match(key, /^[-._a-zA-Z0-9]+$/, "a valid ConfigMap key (no '/')");
+    const bytes = Object.entries(cm.data!).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+    assert.ok(bytes < 512 * 1024, `${bytes} bytes: ConfigMaps are capped at 1 MiB`);
   });
 
   it("replaces the user's owned keys, drops resume_from_checkpoint, and does not mutate the input", () => {

@@ -11,13 +11,13 @@ import { dynamicCheckpointEnabled, dynamicCheckpointTrigger, hubModelOf, renderA
 import { childLabels, ownerReference, type JobRef } from "./labels.ts";
 import {
   CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR, PROGRESS_TOKEN_PATH, SMOKE_ANSWERS_FILE, TRAINER_CONTAINER,
-  configMapName, launcherConfigMapName, outputClaimName, progressAudience, serviceName, stageJobName,
+  configMapName, launcherConfigMapName, outputClaimName, progressAudience, serviceName, stageJobName, type LauncherSource,
 } from "./names.ts";
 
 /** Settings of the operator installation (flags / Helm values), not of one job. */
 export interface OperatorSettings {
-  /** Source of src/trainer/launcher.py, shipped to pods in the namespace's shared launcher ConfigMap. */
-  launcherSource: string;
+  /** The files of src/trainer/launcher/, shipped to pods in the namespace's shared launcher ConfigMap (one key each). */
+  launcherSource: LauncherSource;
   /** Where trainers push progress (optional; logs are the fallback). */
   progressUrl?: string;
   /** PEM CA bundle the trainer uses to verify an https progressUrl signed by a private CA (optional). */
@@ -86,6 +86,7 @@ export function renderConfigMap(input: RenderInput): Rendered<V1ConfigMap> {
  * The launcher, once per namespace and launcher version rather than once per job: 75 KB per job would add up to
  * hundreds of MB in etcd and in every ConfigMap LIST with thousands of jobs. Immutable (kubelets do not watch it)
  * and not owned by any one job; old versions stay after an upgrade (label finetune.dev/component=launcher).
+ * Every module is a key, and the volume mounts all keys as one folder, so the entry imports its siblings there.
  */
 export function renderLauncherConfigMap(namespace: string, settings: OperatorSettings): Rendered<V1ConfigMap> {
   return {
@@ -93,7 +94,7 @@ export function renderLauncherConfigMap(namespace: string, settings: OperatorSet
     kind: "ConfigMap",
     metadata: { name: launcherConfigMapName(settings.launcherSource), namespace, labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_COMPONENT]: "launcher" } },
     immutable: true,
-    data: { "launcher.py": settings.launcherSource },
+    data: { ...settings.launcherSource },
   };
 }
 

@@ -16,13 +16,24 @@ export const serviceName = (job: string) => `${job}-ranks`;
 export const smokeAnswersConfigMapName = (job: string) => `${job}-smoke-answers`;
 export const stageJobName = (job: string, stage: Stage, attempt: number) => `${job}-${stage}-${attempt}`;
 
-let lastLauncher: { source: string; name: string } | undefined;
+/**
+ * The trainer launcher's files by name (src/trainer/launcher/*.py): each one a key of the launcher ConfigMap, so all
+ * of them sit in one mounted folder, beside the entry (LAUNCHER_ENTRY) that imports them.
+ */
+export type LauncherSource = Readonly<Record<string, string>>;
+
+let lastLauncher: { source: LauncherSource; name: string } | undefined;
 /**
  * The namespace's shared, immutable launcher ConfigMap, named by the launcher's content: every job of a namespace
  * mounts the same one, and an operator upgrade with a new launcher creates a new one (running pods keep theirs).
+ * The hash covers every file, its name included, so a change to any module (or a renamed one) is a new object.
  */
-export function launcherConfigMapName(source: string): string {
-  if (lastLauncher?.source !== source) lastLauncher = { source, name: `finetune-launcher-${createHash("sha256").update(source).digest("hex").slice(0, 10)}` };
+export function launcherConfigMapName(source: LauncherSource): string {
+  if (lastLauncher?.source !== source) {
+    // JSON of the sorted [name, content] pairs: unambiguous, and independent of the order the files were read in.
+    const files = Object.keys(source).sort().map((name) => [name, source[name]]);
+    lastLauncher = { source, name: `finetune-launcher-${createHash("sha256").update(JSON.stringify(files)).digest("hex").slice(0, 10)}` };
+  }
   return lastLauncher.name;
 }
 
@@ -33,7 +44,9 @@ export const TRAINER_CONTAINER = "trainer";
 export const MOUNT_CONFIG = "/etc/finetune";
 export const CONFIG_FILE = `${MOUNT_CONFIG}/config.yaml`;
 export const MOUNT_LAUNCHER = "/etc/finetune-launcher";
-export const LAUNCHER_FILE = `${MOUNT_LAUNCHER}/launcher.py`;
+/** The launcher's entry point, run by every stage's command; its sibling modules are in the same folder. */
+export const LAUNCHER_ENTRY = "launcher.py";
+export const LAUNCHER_FILE = `${MOUNT_LAUNCHER}/${LAUNCHER_ENTRY}`;
 export const MOUNT_OUTPUT = "/finetune/output";
 export const OUTPUT_DIR = `${MOUNT_OUTPUT}/model`;
 export const PREPARED_DIR = `${MOUNT_OUTPUT}/prepared`;

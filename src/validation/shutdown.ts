@@ -8,7 +8,7 @@ import type { FineTuneJobSpec } from "../api/schema.ts";
 import type { ValidationIssue } from "../axolotl/validate.ts";
 import { dynamicCheckpointEnabled } from "../render/axolotl-config.ts";
 
-/** Seconds the launcher keeps for forwarding SIGTERM and exiting after the save window (launcher.py DEFAULT_SAFETY_SECONDS). */
+/** Seconds the launcher keeps for forwarding SIGTERM and exiting after the save window (env_config.py DEFAULT_SAFETY_SECONDS). */
 const SHUTDOWN_SAFETY_SECONDS = 10;
 
 export function checkShutdownSave(config: Record<string, unknown>, spec: FineTuneJobSpec, prefix: string): ValidationIssue[] {

@@ -27,7 +27,7 @@ const at = (s: number) => new Date(NOW.getTime() + s * 1000);
 const NS = "ml";
 const NAME = "demo";
 
-const SETTINGS: PlannerSettings = { ...DEFAULT_PLANNER_SETTINGS, launcherSource: "# launcher stub\n" };
+const SETTINGS: PlannerSettings = { ...DEFAULT_PLANNER_SETTINGS, launcherSource: { "launcher.py": "# launcher stub\n" } };
 const LAUNCHER = launcherConfigMapName(SETTINGS.launcherSource);
 
 const LORA: Record<string, unknown> = {

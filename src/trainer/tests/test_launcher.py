@@ -1,4 +1,4 @@
-"""Tests for src/trainer/launcher.py (stdlib unittest only).
+"""Tests for the trainer launcher, src/trainer/launcher/ (stdlib unittest only).
 
 Run from the repository root:
     python3 -m unittest discover -s src/trainer/tests -v
@@ -6,13 +6,14 @@ Run from the repository root:
 
 from __future__ import annotations
 
+import ast
 import collections
 import hashlib
 import http.server
-import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,12 +25,21 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LAUNCHER_PATH = os.path.abspath(os.path.join(HERE, "..", "launcher.py"))
+LAUNCHER_DIR = os.path.abspath(os.path.join(HERE, "..", "launcher"))
+LAUNCHER_PATH = os.path.join(LAUNCHER_DIR, "launcher.py")
 
-_spec = importlib.util.spec_from_file_location("finetune_launcher", LAUNCHER_PATH)
-launcher = importlib.util.module_from_spec(_spec)
-sys.modules["finetune_launcher"] = launcher
-_spec.loader.exec_module(launcher)
+# The modules import each other by plain name, as they do beside launcher.py in the pod (its folder is sys.path[0]).
+sys.path.insert(0, LAUNCHER_DIR)
+import ansi  # noqa: E402
+import checkpoints  # noqa: E402
+import env_config  # noqa: E402
+import json_records  # noqa: E402
+import prefetch  # noqa: E402
+import processes  # noqa: E402
+import progress_parse  # noqa: E402
+import resume  # noqa: E402
+import smoke  # noqa: E402
+import termination  # noqa: E402
 
 ESC = "\x1b"
 
@@ -260,10 +270,11 @@ def tree_snapshot(root):
     return snap
 
 
-def env_config(**overrides):
+def train_config(**overrides):
+    """A train-stage Config from these environment overrides."""
     env = {"FINETUNE_STAGE": "train", "FINETUNE_RESUME_POLL_SECONDS": "0.02"}
     env.update({k: str(v) for k, v in overrides.items()})
-    return launcher.Config(env)
+    return env_config.Config(env)
 
 
 class TmpDirCase(unittest.TestCase):
@@ -284,20 +295,20 @@ class TmpDirCase(unittest.TestCase):
 
 class CheckpointSelectionTest(TmpDirCase):
     def test_empty_dir(self):
-        self.assertEqual(launcher.select_checkpoint(self.out), {"checkpoint": None, "step": None, "skipped": []})
+        self.assertEqual(checkpoints.select_checkpoint(self.out), {"checkpoint": None, "step": None, "skipped": []})
 
     def test_missing_dir_and_unset(self):
-        self.assertIsNone(launcher.select_checkpoint(os.path.join(self.tmp, "nope"))["checkpoint"])
-        self.assertIsNone(launcher.select_checkpoint(None)["checkpoint"])
+        self.assertIsNone(checkpoints.select_checkpoint(os.path.join(self.tmp, "nope"))["checkpoint"])
+        self.assertIsNone(checkpoints.select_checkpoint(None)["checkpoint"])
         # a file where the output dir should be
         write(os.path.join(self.tmp, "afile"))
-        self.assertIsNone(launcher.select_checkpoint(os.path.join(self.tmp, "afile"))["checkpoint"])
+        self.assertIsNone(checkpoints.select_checkpoint(os.path.join(self.tmp, "afile"))["checkpoint"])
 
     def test_only_partial_checkpoints(self):
         make_checkpoint(self.out, 10, state=False)
         make_checkpoint(self.out, 20, optimizer=False)
         make_checkpoint(self.out, 30, scheduler=False)
-        sel = launcher.select_checkpoint(self.out)
+        sel = checkpoints.select_checkpoint(self.out)
         self.assertIsNone(sel["checkpoint"])
         reasons = {os.path.basename(s["path"]): s["reason"] for s in sel["skipped"]}
         self.assertIn("trainer_state.json missing", reasons["checkpoint-10"])
@@ -311,7 +322,7 @@ class CheckpointSelectionTest(TmpDirCase):
         make_checkpoint(self.out, 25)
         make_checkpoint(self.out, 1000, state=False)
         make_checkpoint(self.out, 200, optimizer=False)
-        sel = launcher.select_checkpoint(self.out)
+        sel = checkpoints.select_checkpoint(self.out)
         self.assertEqual(sel["checkpoint"], os.path.join(self.out, "checkpoint-100"))
         self.assertEqual(sel["step"], 100)  # numeric, not lexicographic (9 > 100 as strings)
         self.assertEqual([os.path.basename(s["path"]) for s in sel["skipped"]], ["checkpoint-1000", "checkpoint-200"])
@@ -323,24 +334,24 @@ class CheckpointSelectionTest(TmpDirCase):
         make_checkpoint(self.out, 996, name="checkpoint-")
         make_checkpoint(self.out, 5)
         write(os.path.join(self.out, "checkpoint-50"))  # a file, not a directory
-        sel = launcher.select_checkpoint(self.out)
+        sel = checkpoints.select_checkpoint(self.out)
         self.assertEqual(sel["checkpoint"], os.path.join(self.out, "checkpoint-5"))
         self.assertEqual(len(sel["skipped"]), 1)
         self.assertEqual(sel["skipped"][0]["reason"], "not a directory")
 
     def test_full_model_layouts(self):
         make_checkpoint(self.out, 10, layout="full")
-        self.assertEqual(launcher.select_checkpoint(self.out)["step"], 10)
+        self.assertEqual(checkpoints.select_checkpoint(self.out)["step"], 10)
         make_checkpoint(self.out, 20, layout="sharded")
-        self.assertEqual(launcher.select_checkpoint(self.out)["step"], 20)
-        info = launcher.inspect_checkpoint(os.path.join(self.out, "checkpoint-20"))
+        self.assertEqual(checkpoints.select_checkpoint(self.out)["step"], 20)
+        info = checkpoints.inspect_checkpoint(os.path.join(self.out, "checkpoint-20"))
         self.assertEqual(info["weights"], ["model.safetensors.index.json"])
 
     def test_sharded_with_missing_shard(self):
         make_checkpoint(self.out, 10)
         d = make_checkpoint(self.out, 20, layout="sharded")
         os.unlink(os.path.join(d, "model-00002-of-00003.safetensors"))
-        sel = launcher.select_checkpoint(self.out)
+        sel = checkpoints.select_checkpoint(self.out)
         self.assertEqual(sel["step"], 10)
         self.assertIn("1 of 3 shards", sel["skipped"][0]["reason"])
         self.assertIn("model-00002-of-00003.safetensors", sel["skipped"][0]["reason"])
@@ -348,50 +359,50 @@ class CheckpointSelectionTest(TmpDirCase):
     def test_sharded_without_index_or_with_broken_index(self):
         d = make_checkpoint(self.out, 20, layout="sharded")
         os.unlink(os.path.join(d, "model.safetensors.index.json"))
-        self.assertIn("without its index", launcher.inspect_checkpoint(d)["reason"])
+        self.assertIn("without its index", checkpoints.inspect_checkpoint(d)["reason"])
         write(os.path.join(d, "model.safetensors.index.json"), '{"weight_map": {"a": "model-0000')
-        self.assertIn("not valid JSON", launcher.inspect_checkpoint(d)["reason"])
+        self.assertIn("not valid JSON", checkpoints.inspect_checkpoint(d)["reason"])
 
     def test_fsdp_sharded_layout(self):
         d = make_checkpoint(self.out, 30, layout="fsdp_sharded")
-        info = launcher.inspect_checkpoint(d)
+        info = checkpoints.inspect_checkpoint(d)
         self.assertTrue(info["complete"], info)
         self.assertEqual(info["weights"], ["pytorch_model_fsdp_0/"])
         self.assertEqual(info["optimizer"], ["optimizer_0/"])
         os.unlink(os.path.join(d, "optimizer_0", ".metadata"))
-        self.assertIn("optimizer_0/ has no .metadata", launcher.inspect_checkpoint(d)["reason"])
+        self.assertIn("optimizer_0/ has no .metadata", checkpoints.inspect_checkpoint(d)["reason"])
         write(os.path.join(d, "optimizer_0", ".metadata"))
         os.unlink(os.path.join(d, "pytorch_model_fsdp_0", ".metadata"))
-        self.assertIn("pytorch_model_fsdp_0/ has no .metadata", launcher.inspect_checkpoint(d)["reason"])
+        self.assertIn("pytorch_model_fsdp_0/ has no .metadata", checkpoints.inspect_checkpoint(d)["reason"])
 
     def test_fsdp_full_state_dict_layout(self):
         d = make_checkpoint(self.out, 40, layout="fsdp_full")
-        info = launcher.inspect_checkpoint(d)
+        info = checkpoints.inspect_checkpoint(d)
         self.assertTrue(info["complete"], info)
         self.assertEqual(info["optimizer"], ["optimizer.bin"])
         d2 = make_checkpoint(self.out, 50, layout="fsdp_full", optimizer=False)
-        self.assertIn("no optimizer state", launcher.inspect_checkpoint(d2)["reason"])
-        self.assertEqual(launcher.select_checkpoint(self.out)["step"], 40)
+        self.assertIn("no optimizer state", checkpoints.inspect_checkpoint(d2)["reason"])
+        self.assertEqual(checkpoints.select_checkpoint(self.out)["step"], 40)
 
     def test_deepspeed_layout(self):
         d = make_checkpoint(self.out, 60, layout="deepspeed")
-        info = launcher.inspect_checkpoint(d)
+        info = checkpoints.inspect_checkpoint(d)
         self.assertTrue(info["complete"], info)
         self.assertEqual(info["weights"], ["deepspeed global_step60/"])
         # missing 'latest' (rank 0 writes it after its files)
         os.unlink(os.path.join(d, "latest"))
-        self.assertIn("without a 'latest' file", launcher.inspect_checkpoint(d)["reason"])
+        self.assertIn("without a 'latest' file", checkpoints.inspect_checkpoint(d)["reason"])
         write(os.path.join(d, "latest"), "global_step60")
         # a missing data-parallel optimizer shard
         os.unlink(os.path.join(d, "global_step60", "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt"))
-        self.assertIn("ranks [0]", launcher.inspect_checkpoint(d)["reason"])
+        self.assertIn("ranks [0]", checkpoints.inspect_checkpoint(d)["reason"])
         # no optimizer shards at all
         os.unlink(os.path.join(d, "global_step60", "bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt"))
-        self.assertIn("optim_states.pt", launcher.inspect_checkpoint(d)["reason"])
+        self.assertIn("optim_states.pt", checkpoints.inspect_checkpoint(d)["reason"])
         # 'latest' points to a missing tag
         d2 = make_checkpoint(self.out, 70, layout="deepspeed")
         write(os.path.join(d2, "latest"), "global_step71")
-        self.assertIn("global_step71/", launcher.inspect_checkpoint(d2)["reason"])
+        self.assertIn("global_step71/", checkpoints.inspect_checkpoint(d2)["reason"])
 
     def test_deepspeed_zero3_shards(self):
         d = make_checkpoint(self.out, 80, layout="deepspeed")
@@ -399,32 +410,32 @@ class CheckpointSelectionTest(TmpDirCase):
         os.unlink(os.path.join(tag, "mp_rank_00_model_states.pt"))
         write(os.path.join(tag, "zero_pp_rank_0_mp_rank_00_model_states.pt"))
         write(os.path.join(tag, "zero_pp_rank_1_mp_rank_00_model_states.pt"))
-        self.assertTrue(launcher.inspect_checkpoint(d)["complete"])
+        self.assertTrue(checkpoints.inspect_checkpoint(d)["complete"])
         os.unlink(os.path.join(tag, "zero_pp_rank_0_mp_rank_00_model_states.pt"))
-        self.assertIn("ZeRO-3 model shards", launcher.inspect_checkpoint(d)["reason"])
+        self.assertIn("ZeRO-3 model shards", checkpoints.inspect_checkpoint(d)["reason"])
 
     def test_truncated_or_invalid_trainer_state(self):
         make_checkpoint(self.out, 10)
         d = make_checkpoint(self.out, 20)
         full = json.dumps({"global_step": 20, "log_history": [{"loss": 1.0}] * 20})
         write(os.path.join(d, "trainer_state.json"), full[: len(full) // 2])
-        sel = launcher.select_checkpoint(self.out)
+        sel = checkpoints.select_checkpoint(self.out)
         self.assertEqual(sel["step"], 10)
         self.assertIn("not valid JSON", sel["skipped"][0]["reason"])
         for bad in (b"", b"[]", b'{"global_step": "20"}', b'{"global_step": true}', b"\xff\xfe"):
             write(os.path.join(d, "trainer_state.json"), bad)
-            self.assertFalse(launcher.inspect_checkpoint(d)["complete"], bad)
+            self.assertFalse(checkpoints.inspect_checkpoint(d)["complete"], bad)
 
     def test_empty_weight_or_optimizer_files(self):
         d = make_checkpoint(self.out, 10)
         write(os.path.join(d, "optimizer.pt"), b"")
-        self.assertIn("optimizer.pt is empty", launcher.inspect_checkpoint(d)["reason"])
+        self.assertIn("optimizer.pt is empty", checkpoints.inspect_checkpoint(d)["reason"])
         d2 = make_checkpoint(self.out, 20)
         write(os.path.join(d2, "adapter_model.safetensors"), b"")
-        self.assertIn("adapter_model.safetensors is empty", launcher.inspect_checkpoint(d2)["reason"])
+        self.assertIn("adapter_model.safetensors is empty", checkpoints.inspect_checkpoint(d2)["reason"])
         d3 = make_checkpoint(self.out, 30)
         os.unlink(os.path.join(d3, "adapter_model.safetensors"))
-        self.assertIn("no model weights", launcher.inspect_checkpoint(d3)["reason"])
+        self.assertIn("no model weights", checkpoints.inspect_checkpoint(d3)["reason"])
 
     @unittest.skipIf(hasattr(os, "geteuid") and os.geteuid() == 0, "root ignores directory permissions")
     def test_unreadable_checkpoint_dir(self):
@@ -432,7 +443,7 @@ class CheckpointSelectionTest(TmpDirCase):
         d = make_checkpoint(self.out, 20)
         os.chmod(d, 0)
         try:
-            sel = launcher.select_checkpoint(self.out)
+            sel = checkpoints.select_checkpoint(self.out)
             self.assertEqual(sel["step"], 10)
         finally:
             os.chmod(d, 0o755)
@@ -441,7 +452,7 @@ class CheckpointSelectionTest(TmpDirCase):
         make_checkpoint(self.out, 10)
         os.symlink(os.path.join(self.out, "checkpoint-30"), os.path.join(self.out, "checkpoint-30"))
         os.symlink(os.path.join(self.tmp, "missing"), os.path.join(self.out, "checkpoint-20"))
-        sel = launcher.select_checkpoint(self.out)
+        sel = checkpoints.select_checkpoint(self.out)
         self.assertEqual(sel["step"], 10)
         self.assertEqual(len(sel["skipped"]), 2)
 
@@ -453,7 +464,7 @@ class CheckpointSelectionTest(TmpDirCase):
         write(os.path.join(make_checkpoint(self.out, 40), "trainer_state.json"), b'{"global_st')
         before = tree_snapshot(self.out)
         for _ in range(3):
-            self.assertEqual(launcher.select_checkpoint(self.out)["step"], 10)
+            self.assertEqual(checkpoints.select_checkpoint(self.out)["step"], 10)
         self.assertEqual(tree_snapshot(self.out), before)
 
     def test_checkpoint_being_written_concurrently(self):
@@ -485,7 +496,7 @@ class CheckpointSelectionTest(TmpDirCase):
         t.start()
         records = []
         while not done.is_set():
-            chosen = launcher.select_checkpoint(self.out)["checkpoint"]
+            chosen = checkpoints.select_checkpoint(self.out)["checkpoint"]
             records.append((time.monotonic(), chosen))
             time.sleep(0.003)
         t.join()
@@ -493,35 +504,35 @@ class CheckpointSelectionTest(TmpDirCase):
         early = [c for (ts, c) in records if ts < cutoff]
         self.assertTrue(early)
         self.assertTrue(all(c == os.path.join(self.out, "checkpoint-10") for c in early), set(early))
-        self.assertEqual(launcher.select_checkpoint(self.out)["checkpoint"], d)
+        self.assertEqual(checkpoints.select_checkpoint(self.out)["checkpoint"], d)
 
 
 class FinalModelTest(TmpDirCase):
     def test_final_model_detection(self):
-        self.assertFalse(launcher.find_final_model(self.out)[0])
+        self.assertFalse(checkpoints.find_final_model(self.out)[0])
         write(os.path.join(self.out, "adapter_config.json"), b"{}")
         write(os.path.join(self.out, "config.json"), b"{}")
         make_checkpoint(self.out, 5)  # checkpoints are not the final model
-        self.assertFalse(launcher.find_final_model(self.out)[0])
+        self.assertFalse(checkpoints.find_final_model(self.out)[0])
         write(os.path.join(self.out, "adapter_model.safetensors"))
-        found, path = launcher.find_final_model(self.out)
+        found, path = checkpoints.find_final_model(self.out)
         self.assertTrue(found)
         self.assertTrue(path.endswith("adapter_model.safetensors"))
 
     def test_full_and_sharded_final_model(self):
         write(os.path.join(self.out, "pytorch_model.bin"))
-        self.assertTrue(launcher.find_final_model(self.out)[0])
+        self.assertTrue(checkpoints.find_final_model(self.out)[0])
         os.unlink(os.path.join(self.out, "pytorch_model.bin"))
         shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
         write(os.path.join(self.out, shards[0]))
         write(os.path.join(self.out, "model.safetensors.index.json"), json.dumps({"weight_map": {"a": shards[0], "b": shards[1]}}))
-        self.assertFalse(launcher.find_final_model(self.out)[0])
+        self.assertFalse(checkpoints.find_final_model(self.out)[0])
         write(os.path.join(self.out, shards[1]))
-        self.assertTrue(launcher.find_final_model(self.out)[0])
+        self.assertTrue(checkpoints.find_final_model(self.out)[0])
 
     def test_missing_or_unset_output_dir(self):
-        self.assertFalse(launcher.find_final_model(None)[0])
-        self.assertFalse(launcher.find_final_model(os.path.join(self.tmp, "missing"))[0])
+        self.assertFalse(checkpoints.find_final_model(None)[0])
+        self.assertFalse(checkpoints.find_final_model(os.path.join(self.tmp, "missing"))[0])
 
 
 # --------------------------------------------------------------------------
@@ -537,7 +548,7 @@ class ResumeCoordinationTest(TmpDirCase):
     def test_rank0_writes_decision_and_rank1_reads_same_choice(self):
         make_checkpoint(self.out, 10)
         make_checkpoint(self.out, 20, state=False)
-        r0 = launcher.resolve_resume(env_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_ATTEMPT=3), self.logs())
+        r0 = resume.resolve_resume(train_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_ATTEMPT=3), self.logs())
         self.assertEqual(r0["checkpoint"], os.path.join(self.out, "checkpoint-10"))
         path = os.path.join(self.out, ".finetune", "resume-attempt-3.json")
         with open(path) as fh:
@@ -546,8 +557,8 @@ class ResumeCoordinationTest(TmpDirCase):
         self.assertEqual(on_disk["step"], 10)
         self.assertEqual(on_disk["skipped"][0]["path"], os.path.join(self.out, "checkpoint-20"))
         self.assertEqual(os.listdir(os.path.dirname(path)), ["resume-attempt-3.json"])  # no tmp files left
-        r1 = launcher.resolve_resume(
-            env_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_ATTEMPT=3, FINETUNE_NODE_RANK=1), self.logs()
+        r1 = resume.resolve_resume(
+            train_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_ATTEMPT=3, FINETUNE_NODE_RANK=1), self.logs()
         )
         self.assertEqual((r1["checkpoint"], r1["step"]), (r0["checkpoint"], r0["step"]))
         self.assertEqual(r1["source"], "rank0")
@@ -558,8 +569,8 @@ class ResumeCoordinationTest(TmpDirCase):
 
         def rank1():
             t0 = time.monotonic()
-            result["decision"] = launcher.resolve_resume(
-                env_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=1), lambda m: None
+            result["decision"] = resume.resolve_resume(
+                train_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=1), lambda m: None
             )
             result["waited"] = time.monotonic() - t0
 
@@ -567,62 +578,62 @@ class ResumeCoordinationTest(TmpDirCase):
         t.start()
         time.sleep(0.4)
         self.assertNotIn("decision", result)
-        r0 = launcher.resolve_resume(env_config(FINETUNE_OUTPUT_DIR=self.out), lambda m: None)
+        r0 = resume.resolve_resume(train_config(FINETUNE_OUTPUT_DIR=self.out), lambda m: None)
         t.join(5)
         self.assertEqual(result["decision"]["checkpoint"], r0["checkpoint"])
         self.assertGreaterEqual(result["waited"], 0.35)
 
     def test_rank1_timeout(self):
-        cfg = env_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=2, FINETUNE_RESUME_WAIT_SECONDS=0.3)
+        cfg = train_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=2, FINETUNE_RESUME_WAIT_SECONDS=0.3)
         t0 = time.monotonic()
-        with self.assertRaises(launcher.ResumeTimeout):
-            launcher.resolve_resume(cfg, lambda m: None)
+        with self.assertRaises(resume.ResumeTimeout):
+            resume.resolve_resume(cfg, lambda m: None)
         self.assertLess(time.monotonic() - t0, 3)
 
     def test_rank1_aborts_on_signal(self):
-        cfg = env_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=1)
-        with self.assertRaises(launcher.ResumeAborted):
-            launcher.resolve_resume(cfg, lambda m: None, should_abort=lambda: True)
+        cfg = train_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=1)
+        with self.assertRaises(resume.ResumeAborted):
+            resume.resolve_resume(cfg, lambda m: None, should_abort=lambda: True)
 
     def test_stale_decision_is_replaced_by_rank0(self):
         make_checkpoint(self.out, 10)
         make_checkpoint(self.out, 20)
         stale = {"checkpoint": os.path.join(self.out, "checkpoint-10"), "step": 10, "skipped": []}
-        launcher.write_json_atomic(launcher.decision_path(self.out, 0), stale)
+        json_records.write_json_atomic(resume.decision_path(self.out, 0), stale)
         result = {}
-        cfg1 = env_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=1, FINETUNE_RESUME_MISMATCH_GRACE_SECONDS=10)
-        t = threading.Thread(target=lambda: result.setdefault("d", launcher.resolve_resume(cfg1, lambda m: None)))
+        cfg1 = train_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=1, FINETUNE_RESUME_MISMATCH_GRACE_SECONDS=10)
+        t = threading.Thread(target=lambda: result.setdefault("d", resume.resolve_resume(cfg1, lambda m: None)))
         t.start()
         time.sleep(0.3)
         self.assertNotIn("d", result)  # stale file disagrees with this node's own view: keep waiting
-        launcher.resolve_resume(env_config(FINETUNE_OUTPUT_DIR=self.out), lambda m: None)
+        resume.resolve_resume(train_config(FINETUNE_OUTPUT_DIR=self.out), lambda m: None)
         t.join(5)
         self.assertEqual(result["d"]["step"], 20)
 
     def test_mismatch_grace_then_rank0_wins(self):
         make_checkpoint(self.out, 20)
         decision = {"checkpoint": None, "step": None, "skipped": []}
-        launcher.write_json_atomic(launcher.decision_path(self.out, 0), decision)
-        cfg1 = env_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=1, FINETUNE_RESUME_MISMATCH_GRACE_SECONDS=0.2)
+        json_records.write_json_atomic(resume.decision_path(self.out, 0), decision)
+        cfg1 = train_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=1, FINETUNE_RESUME_MISMATCH_GRACE_SECONDS=0.2)
         msgs = []
-        self.assertIsNone(launcher.resolve_resume(cfg1, msgs.append)["checkpoint"])
+        self.assertIsNone(resume.resolve_resume(cfg1, msgs.append)["checkpoint"])
         self.assertTrue(any("differs" in m for m in msgs))
 
     def test_malformed_decision_file_is_waited_on(self):
-        path = launcher.decision_path(self.out, 0)
+        path = resume.decision_path(self.out, 0)
         write(path, b'{"checkpoint": 12')
-        self.assertIsNone(launcher.read_decision(path))
+        self.assertIsNone(resume.read_decision(path))
         write(path, b'{"checkpoint": 12, "step": null}')
-        self.assertIsNone(launcher.read_decision(path))
-        cfg1 = env_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=1, FINETUNE_RESUME_WAIT_SECONDS=0.2)
-        with self.assertRaises(launcher.ResumeTimeout):
-            launcher.resolve_resume(cfg1, lambda m: None)
+        self.assertIsNone(resume.read_decision(path))
+        cfg1 = train_config(FINETUNE_OUTPUT_DIR=self.out, FINETUNE_NODE_RANK=1, FINETUNE_RESUME_WAIT_SECONDS=0.2)
+        with self.assertRaises(resume.ResumeTimeout):
+            resume.resolve_resume(cfg1, lambda m: None)
 
     def test_rank0_unwritable_output_dir_still_decides(self):
-        cfg = env_config(FINETUNE_OUTPUT_DIR=os.path.join(self.tmp, "file-not-dir", "out"))
+        cfg = train_config(FINETUNE_OUTPUT_DIR=os.path.join(self.tmp, "file-not-dir", "out"))
         write(os.path.join(self.tmp, "file-not-dir"))
         msgs = []
-        self.assertIsNone(launcher.resolve_resume(cfg, msgs.append)["checkpoint"])
+        self.assertIsNone(resume.resolve_resume(cfg, msgs.append)["checkpoint"])
         self.assertTrue(any("could not publish" in m for m in msgs))
 
 
@@ -631,7 +642,7 @@ class InsertResumeArgTest(unittest.TestCase):
 
     def test_axolotl_train_torchrun(self):
         cmd = ["axolotl", "train", "/etc/finetune/config/config.yaml", "--launcher", "torchrun", "--", "--nnodes", "2"]
-        new, note = launcher.insert_resume_arg(cmd, self.CKPT)
+        new, note = resume.insert_resume_arg(cmd, self.CKPT)
         self.assertIsNone(note)
         self.assertEqual(
             new,
@@ -640,22 +651,22 @@ class InsertResumeArgTest(unittest.TestCase):
         )
 
     def test_python_module_form(self):
-        new, _ = launcher.insert_resume_arg(["python", "-m", "axolotl.cli.train", "cfg.yml"], self.CKPT)
+        new, _ = resume.insert_resume_arg(["python", "-m", "axolotl.cli.train", "cfg.yml"], self.CKPT)
         self.assertEqual(new, ["python", "-m", "axolotl.cli.train", "cfg.yml", "--resume-from-checkpoint", self.CKPT])
 
     def test_existing_flag_kept(self):
         for flag in (["--resume-from-checkpoint", "/x"], ["--resume_from_checkpoint=/x"]):
             cmd = ["axolotl", "train", "cfg.yml"] + flag
-            new, note = launcher.insert_resume_arg(cmd, self.CKPT)
+            new, note = resume.insert_resume_arg(cmd, self.CKPT)
             self.assertEqual(new, cmd)
             self.assertIn("already", note)
 
     def test_no_train_or_no_config(self):
-        self.assertEqual(launcher.insert_resume_arg(["axolotl", "preprocess", "c.yml"], self.CKPT)[0], ["axolotl", "preprocess", "c.yml"])
-        self.assertEqual(launcher.insert_resume_arg(["axolotl", "train"], self.CKPT)[0], ["axolotl", "train"])
+        self.assertEqual(resume.insert_resume_arg(["axolotl", "preprocess", "c.yml"], self.CKPT)[0], ["axolotl", "preprocess", "c.yml"])
+        self.assertEqual(resume.insert_resume_arg(["axolotl", "train"], self.CKPT)[0], ["axolotl", "train"])
         # 'train' only after the torchrun separator does not count
         cmd = ["x", "--", "train", "cfg"]
-        self.assertEqual(launcher.insert_resume_arg(cmd, self.CKPT)[0], cmd)
+        self.assertEqual(resume.insert_resume_arg(cmd, self.CKPT)[0], cmd)
 
 
 # --------------------------------------------------------------------------
@@ -667,10 +678,10 @@ class ProgressParsingTest(unittest.TestCase):
     def feed(self, tracker, *lines):
         for line in lines:
             for seg in line.replace("\n", "\r").split("\r"):
-                tracker.feed(launcher.strip_ansi(seg))
+                tracker.feed(ansi.strip_ansi(seg))
 
     def test_realistic_axolotl_and_hf_lines(self):
-        t = launcher.ProgressTracker()
+        t = progress_parse.ProgressTracker()
         self.feed(
             t,
             f"{ESC}[32m[2025-01-01 10:00:00,000] [INFO] [axolotl.utils.data.sft:123] [PID:1] [RANK:0] Maximum number of steps set at 873{ESC}[39m",
@@ -706,7 +717,7 @@ class ProgressParsingTest(unittest.TestCase):
         self.assertTrue(t.snapshot()[0]["checkpoints"][0]["complete"])
 
     def test_numpy_nan_and_malformed(self):
-        t = launcher.ProgressTracker()
+        t = progress_parse.ProgressTracker()
         self.feed(t, "{'loss': np.float64(0.75), 'grad_norm': tensor(0.3, device='cuda:0'), 'learning_rate': 1e-05, 'epoch': 1.0}")
         s, v1 = t.snapshot()
         self.assertEqual((s["loss"], s["gradNorm"]), (0.75, 0.3))
@@ -728,14 +739,14 @@ class ProgressParsingTest(unittest.TestCase):
         self.assertEqual(t.snapshot()[1], before)
 
     def test_step_is_monotonic_and_train_bar_locked(self):
-        t = launcher.ProgressTracker()
+        t = progress_parse.ProgressTracker()
         self.feed(t, " 50%|█████     | 50/100 [00:50<00:50,  1.00it/s]", " 10%|█         | 10/100 [00:10<01:30,  1.00it/s]")
         self.assertEqual(t.snapshot()[0]["step"], 50)
         self.feed(t, "{'loss': 1.0, 'step': 60, 'epoch': 0.6}")
         self.assertEqual(t.snapshot()[0]["step"], 60)
 
     def test_completion_markers(self):
-        t = launcher.ProgressTracker()
+        t = progress_parse.ProgressTracker()
         self.feed(t, "[INFO] Starting trainer...")
         self.assertTrue(t.saw_trainer_start)
         self.assertFalse(t.saw_training_completed)
@@ -743,10 +754,10 @@ class ProgressParsingTest(unittest.TestCase):
         self.assertTrue(t.saw_training_completed and t.saw_model_saved)
 
     def test_parse_duration(self):
-        self.assertEqual(launcher.parse_duration("1:10:11"), 4211)
-        self.assertEqual(launcher.parse_duration("09:08"), 548)
-        self.assertIsNone(launcher.parse_duration("?"))
-        self.assertIsNone(launcher.parse_duration("a:b"))
+        self.assertEqual(progress_parse.parse_duration("1:10:11"), 4211)
+        self.assertEqual(progress_parse.parse_duration("09:08"), 548)
+        self.assertIsNone(progress_parse.parse_duration("?"))
+        self.assertIsNone(progress_parse.parse_duration("a:b"))
 
 
 REAL_TRAIN_LOG = os.path.join(HERE, "..", "..", "progress", "testdata", "axolotl-0.18.0-train-rank0.log")
@@ -769,9 +780,9 @@ class RealAxolotlOutputTest(unittest.TestCase):
     def test_string_formatted_metrics_reach_progress(self):
         with open(REAL_TRAIN_LOG, encoding="utf-8") as f:
             text = f.read()
-        t = launcher.ProgressTracker()
+        t = progress_parse.ProgressTracker()
         for seg in text.replace("\r\n", "\n").replace("\n", "\r").split("\r"):
-            t.feed(launcher.strip_ansi(seg))
+            t.feed(ansi.strip_ansi(seg))
         s, _ = t.snapshot()
         last, ev, final = _last_dict(text, "loss"), _last_dict(text, "eval_loss"), _last_dict(text, "train_runtime")
         self.assertIsInstance(last["loss"], str, "transformers 5 logs metrics as strings")
@@ -794,7 +805,7 @@ class RealAxolotlOutputTest(unittest.TestCase):
         self.assertIsNone(s["lossNonFiniteStep"])
 
     def test_string_nan_is_not_a_number(self):
-        t = launcher.ProgressTracker()
+        t = progress_parse.ProgressTracker()
         t.feed("{'loss': '5.1', 'epoch': '0.1'}")
         t.feed("{'loss': 'nan', 'grad_norm': 'inf', 'epoch': '0.2'}")
         s, _ = t.snapshot()
@@ -805,7 +816,7 @@ class RealAxolotlOutputTest(unittest.TestCase):
     def test_loss_step_and_first_non_finite_step_are_reported(self):
         # The operator's loss history (src/progress/loss.ts) keys losses by the step they were logged at, and learns of
         # a NaN loss only from lossNonFiniteStep: JSON has no NaN.
-        t = launcher.ProgressTracker()
+        t = progress_parse.ProgressTracker()
         t.feed(" 10%|█         | 10/100 [00:10<01:30,  1.00it/s]")
         t.feed("{'loss': '5.1', 'epoch': '0.1'}")
         s, _ = t.snapshot()
@@ -819,24 +830,24 @@ class RealAxolotlOutputTest(unittest.TestCase):
         json.dumps(s, allow_nan=False)  # the report stays valid JSON
 
     def test_worker_killed_by_signal_from_torchrun_report(self):
-        tail = launcher.Tail()
+        tail = termination.Tail()
         with open(REAL_SIGKILL_LOG, encoding="utf-8") as f:
             for line in f.read().split("\n"):
                 tail.add(line)
-        self.assertEqual(launcher.worker_failure(tail.lines()), {"signal": "SIGKILL", "exitCode": -9, "rank": 0})
+        self.assertEqual(termination.worker_failure(tail.lines()), {"signal": "SIGKILL", "exitCode": -9, "rank": 0})
 
     def test_worker_failure_without_a_signal(self):
         # torchrun's report for a worker that raised (exit 1): no signal, but the rank and code are still known.
         with open(REAL_SIGKILL_LOG, encoding="utf-8") as f:
             lines = f.read().replace("exitcode  : -9", "exitcode  : 1").split("\n")
         lines = [ln for ln in lines if "received by PID" not in ln]
-        self.assertEqual(launcher.worker_failure(lines), {"signal": None, "exitCode": 1, "rank": 0})
-        self.assertIsNone(launcher.worker_failure(["plain output", "Traceback (most recent call last):"]))
+        self.assertEqual(termination.worker_failure(lines), {"signal": None, "exitCode": 1, "rank": 0})
+        self.assertIsNone(termination.worker_failure(["plain output", "Traceback (most recent call last):"]))
 
 
 class TailAndTerminationMessageTest(unittest.TestCase):
     def test_tail_strips_ansi_and_keeps_last_lines(self):
-        tail = launcher.Tail(max_lines=3, max_pinned=2)
+        tail = termination.Tail(max_lines=3, max_pinned=2)
         for i in range(10):
             tail.add(f"{ESC}[31mline {i}{ESC}[0m")
         tail.add("   ")
@@ -844,7 +855,7 @@ class TailAndTerminationMessageTest(unittest.TestCase):
         self.assertEqual(tail.lines(), ["line 7", "line 8", "line 9"])
 
     def test_error_lines_are_pinned(self):
-        tail = launcher.Tail(max_lines=5, max_pinned=3)
+        tail = termination.Tail(max_lines=5, max_pinned=3)
         tail.add("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
         for i in range(20):
             tail.add(f"noise {i}")
@@ -853,13 +864,13 @@ class TailAndTerminationMessageTest(unittest.TestCase):
         self.assertEqual(lines[1:], [f"noise {i}" for i in range(15, 20)])
 
     def test_message_fits_4096_bytes_dropping_oldest(self):
-        tail = launcher.Tail()
+        tail = termination.Tail()
         tail.add("RuntimeError: NCCL communicator was aborted")
         for i in range(60):
             tail.add(f"{i:03d} " + "█" * 150)  # multi-byte characters count as bytes
         fields = {"stage": "train", "exitCode": 1, "attempt": 0, "resumeFrom": None, "resumeStep": None,
                   "finalModel": None, "reason": "Failed"}
-        data = launcher.build_termination_message(fields, tail.entries())
+        data = termination.build_termination_message(fields, tail.entries())
         self.assertLessEqual(len(data), 4096)
         msg = json.loads(data.decode("utf-8"))
         self.assertEqual(msg["reason"], "Failed")
@@ -869,37 +880,37 @@ class TailAndTerminationMessageTest(unittest.TestCase):
         self.assertEqual(numbers, list(range(60 - len(numbers), 60)))
 
     def test_long_lines_are_capped(self):
-        tail = launcher.Tail()
+        tail = termination.Tail()
         tail.add("x" * 5000)
-        self.assertEqual(len(tail.lines()[0]), launcher.TAIL_LINE_MAX_CHARS)
+        self.assertEqual(len(tail.lines()[0]), termination.TAIL_LINE_MAX_CHARS)
 
     def test_oversized_fields_still_fit(self):
         fields = {"stage": "train", "exitCode": 1, "attempt": 0, "resumeFrom": "/" + "p" * 9000, "resumeStep": 1,
                   "finalModel": None, "reason": "Failed", "message": "m" * 9000}
-        data = launcher.build_termination_message(fields, [(1, "x", False)])
+        data = termination.build_termination_message(fields, [(1, "x", False)])
         self.assertLessEqual(len(data), 4096)
         self.assertEqual(json.loads(data)["reason"], "Failed")
 
     def test_write_failure_never_raises(self):
         msgs = []
-        self.assertFalse(launcher.write_termination_log("/nonexistent-dir/sub/termination-log", b"{}", msgs.append))
+        self.assertFalse(termination.write_termination_log("/nonexistent-dir/sub/termination-log", b"{}", msgs.append))
         self.assertTrue(msgs)
 
 
 class ConfigTest(unittest.TestCase):
     def test_defaults_and_invalid_values(self):
         warnings = []
-        cfg = launcher.Config({"FINETUNE_ATTEMPT": "x", "FINETUNE_NODE_RANK": "-1", "FINETUNE_STAGE": "Train",
+        cfg = env_config.Config({"FINETUNE_ATTEMPT": "x", "FINETUNE_NODE_RANK": "-1", "FINETUNE_STAGE": "Train",
                                "FINETUNE_TERMINATION_GRACE_SECONDS": "abc"}, log=warnings.append)
         self.assertEqual((cfg.attempt, cfg.node_rank, cfg.stage, cfg.grace), (0, 0, "train", 30))
         self.assertEqual(cfg.termination_log, "/dev/termination-log")
         self.assertGreaterEqual(len(warnings), 3)
 
     def test_shutdown_timing(self):
-        self.assertEqual(launcher.Config({"FINETUNE_TERMINATION_GRACE_SECONDS": "300"}).shutdown_timing(), (290, 298))
-        save, kill = launcher.Config({"FINETUNE_TERMINATION_GRACE_SECONDS": "13"}).shutdown_timing()
+        self.assertEqual(env_config.Config({"FINETUNE_TERMINATION_GRACE_SECONDS": "300"}).shutdown_timing(), (290, 298))
+        save, kill = env_config.Config({"FINETUNE_TERMINATION_GRACE_SECONDS": "13"}).shutdown_timing()
         self.assertEqual((save, kill), (3, 11))
-        save, kill = launcher.Config({"FINETUNE_TERMINATION_GRACE_SECONDS": "4"}).shutdown_timing()
+        save, kill = env_config.Config({"FINETUNE_TERMINATION_GRACE_SECONDS": "4"}).shutdown_timing()
         self.assertLess(save, kill)
         self.assertLessEqual(kill, 4)
 
@@ -1045,7 +1056,7 @@ class EndToEndTest(TmpDirCase):
         self.assertEqual(self.termination()["reason"], "NoFinalModel")
 
     def test_non_zero_rank_skips_final_model_check(self):
-        launcher.write_json_atomic(launcher.decision_path(self.out, 0), {"checkpoint": None, "step": None, "skipped": []})
+        json_records.write_json_atomic(resume.decision_path(self.out, 0), {"checkpoint": None, "step": None, "skipped": []})
         proc, _ = self.run_launcher(FAKE_MODE="nofinal", FINETUNE_NODE_RANK=1)
         self.assertEqual(proc.returncode, 0)
         msg = self.termination()
@@ -1120,8 +1131,8 @@ class EndToEndTest(TmpDirCase):
     def test_rank1_uses_rank0_decision(self):
         make_checkpoint(self.out, 5)
         make_checkpoint(self.out, 8)
-        launcher.write_json_atomic(
-            launcher.decision_path(self.out, 2),
+        json_records.write_json_atomic(
+            resume.decision_path(self.out, 2),
             {"checkpoint": os.path.join(self.out, "checkpoint-5"), "step": 5, "skipped": []},
         )
         proc, _ = self.run_launcher(FINETUNE_NODE_RANK=1, FINETUNE_ATTEMPT=2, FINETUNE_RESUME_MISMATCH_GRACE_SECONDS=0.3)
@@ -1221,7 +1232,7 @@ class EndToEndTest(TmpDirCase):
     def test_sigkill_reaches_workers_in_their_own_sessions(self):
         proc, lines, errs = self.start_async(FAKE_MODE="tree", FINETUNE_TERMINATION_GRACE_SECONDS=4)
         gc = self.grandchild_pid()
-        self.addCleanup(launcher.kill_pids, [gc])
+        self.addCleanup(processes.kill_pids, [gc])
         self.assertTrue(self.alive(gc, wait=0))
         proc.send_signal(signal.SIGTERM)
         rc = self.wait_async(proc)
@@ -1237,7 +1248,7 @@ class EndToEndTest(TmpDirCase):
         rc = proc.wait(20)
         elapsed = time.monotonic() - t0
         gc = self.grandchild_pid()
-        self.addCleanup(launcher.kill_pids, [gc])
+        self.addCleanup(processes.kill_pids, [gc])
         proc.stdout.close()
         proc.stderr.close()
         self.assertEqual(rc, 0)
@@ -1293,7 +1304,7 @@ class EndToEndTest(TmpDirCase):
 
     def test_progress_only_on_rank0(self):
         server = self.start_server()
-        launcher.write_json_atomic(launcher.decision_path(self.out, 0), {"checkpoint": None, "step": None, "skipped": []})
+        json_records.write_json_atomic(resume.decision_path(self.out, 0), {"checkpoint": None, "step": None, "skipped": []})
         proc, _ = self.run_launcher(FAKE_MODE="progress", FAKE_STEP_SLEEP=0.005, FINETUNE_NODE_RANK=1,
                                     FINETUNE_PROGRESS_URL=f"http://127.0.0.1:{server.server_address[1]}/")
         self.assertEqual(proc.returncode, 0)
@@ -1398,7 +1409,7 @@ class SmokeTestStageTest(TmpDirCase):
         self.assertEqual(proc.returncode, 0)
         self.assertLessEqual(os.path.getsize(self.term_log), 4096)
         a = term["smoke"]["answers"][0]
-        self.assertEqual((a["stopped"], a["chars"], len(a["answer"])), (False, 5000, launcher.SMOKE_ANSWER_CHARS))
+        self.assertEqual((a["stopped"], a["chars"], len(a["answer"])), (False, 5000, smoke.SMOKE_ANSWER_CHARS))
         with open(self.answers) as fh:
             self.assertEqual(len(json.load(fh)["answers"][0]["answer"]), 5000)
         # In full on one log line too, for the operator's answers ConfigMap.
@@ -1416,8 +1427,8 @@ class SmokeTestStageTest(TmpDirCase):
         self.assertTrue(any("FlashAttention2 has been toggled on" in line for line in term["tail"]))
 
     def test_parse_without_a_known_eos(self):
-        out = "\n".join(["=" * 80, launcher.INFERENCE_BANNER, "=" * 80, "=" * 80, "Hi there", "=" * 80, "Hi there", "=" * 80])
-        self.assertEqual(launcher.parse_inference_output(out, "Hi"), {"answer": "there", "stopped": None})
+        out = "\n".join(["=" * 80, smoke.INFERENCE_BANNER, "=" * 80, "=" * 80, "Hi there", "=" * 80, "Hi there", "=" * 80])
+        self.assertEqual(smoke.parse_inference_output(out, "Hi"), {"answer": "there", "stopped": None})
 
     def test_sigterm_ends_the_running_prompt_and_the_stage(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FINETUNE_", "FAKE_"))}
@@ -1436,3 +1447,108 @@ class SmokeTestStageTest(TmpDirCase):
         self.assertNotEqual(proc.returncode, 0)
         with open(self.term_log) as fh:
             self.assertEqual(json.load(fh)["reason"], "Signalled")
+
+
+# --------------------------------------------------------------------------
+# Preprocess: the model download into the shared cache
+# --------------------------------------------------------------------------
+
+
+class PrefetchTest(TmpDirCase):
+    """prefetch_model runs PREFETCH_CODE with this Python; a stand-in huggingface_hub records the call (no network)."""
+
+    def prefetch(self, snapshot_download_body: str, pending=(), **env_overrides):
+        write(os.path.join(self.tmp, "hub", "huggingface_hub.py"),
+              "import json, os, sys, time\ndef snapshot_download(**kw):\n" + textwrap.indent(snapshot_download_body, "    "))
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.path.join(self.tmp, "hub"), "HF_HOME": self.out, **env_overrides}
+        cfg = env_config.Config({"FINETUNE_STAGE": "preprocess", "FINETUNE_PREFETCH_MODEL": "org/model", "FINETUNE_PREFETCH_REVISION": "v1"})
+        logs = []
+        return prefetch.prefetch_model(cfg, env, logs.append, collections.deque(pending)), logs
+
+    def test_downloads_the_configured_model_and_revision(self):
+        record = os.path.join(self.tmp, "call.json")
+        ok, logs = self.prefetch(f"json.dump(kw, open({record!r}, 'w'))\nreturn '/cache/org/model'\n")
+        self.assertTrue(ok)
+        with open(record) as fh:
+            call = json.load(fh)
+        self.assertEqual((call["repo_id"], call["revision"], call["ignore_patterns"]), ("org/model", "v1", ["original/*"]))
+        self.assertIn("downloading org/model@v1", logs[0])
+        self.assertIn("org/model is in the cache", logs[-1])
+
+    def test_a_failed_download_is_logged_and_preprocessing_goes_on(self):
+        ok, logs = self.prefetch("raise SystemExit(1)  # as a failed download exits\n")
+        self.assertTrue(ok)
+        self.assertIn("could not download org/model (exit 1", logs[-1])
+
+    def test_a_signal_stops_the_download(self):
+        ok, logs = self.prefetch("time.sleep(60)\n", pending=[signal.SIGTERM])
+        self.assertFalse(ok)
+        self.assertIn("SIGTERM received while downloading org/model; stopped", logs[-1])
+
+    def test_offline_skips_the_download(self):
+        self.assertEqual(self.prefetch("raise SystemExit(9)\n", HF_HUB_OFFLINE="1"), (True, []))
+
+
+# --------------------------------------------------------------------------
+# The shipped folder: every module, one ConfigMap key each
+# --------------------------------------------------------------------------
+
+
+def shipped_modules() -> list:
+    """What src/trainer/source.ts ships: every .py file of the launcher folder."""
+    return sorted(f for f in os.listdir(LAUNCHER_DIR) if f.endswith(".py"))
+
+
+class ShippedFolderTest(TmpDirCase):
+    def test_every_module_imports_only_the_standard_library_and_its_siblings(self):
+        siblings = {f[:-3] for f in shipped_modules()}
+        for name in shipped_modules():
+            with open(os.path.join(LAUNCHER_DIR, name), encoding="utf-8") as fh:
+                tree = ast.parse(fh.read(), name)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    imported = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    self.assertEqual(node.level, 0, f"{name}: relative imports fail in a script's folder (no package)")
+                    imported = [node.module]
+                else:
+                    continue
+                for module in imported:
+                    top = module.split(".")[0]
+                    self.assertTrue(top in siblings or top in sys.stdlib_module_names, f"{name} imports {module}: not stdlib")
+
+    def test_no_module_shadows_a_standard_library_module(self):
+        # The launcher's folder is first on its sys.path: a sibling named like a stdlib module would replace it.
+        for name in shipped_modules():
+            self.assertNotIn(name[:-3], sys.stdlib_module_names | {"sitecustomize", "usercustomize"}, name)
+
+    def mount(self, files: list) -> str:
+        """The files as a kubelet mounts ConfigMap keys: symlinks to ..data/<key>, ..data a symlink to a dated folder."""
+        folder = os.path.join(self.tmp, "etc-finetune-launcher")
+        dated = os.path.join(folder, "..2026_01_01_00_00_00.1")
+        os.makedirs(dated)
+        for name in files:
+            shutil.copy(os.path.join(LAUNCHER_DIR, name), dated)
+            os.symlink(os.path.join("..data", name), os.path.join(folder, name))
+        os.symlink(os.path.basename(dated), os.path.join(folder, "..data"))
+        return folder
+
+    def run_mounted(self, folder: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FINETUNE_", "FAKE_"))}
+        env.update({"FINETUNE_STAGE": "merge", "FINETUNE_TERMINATION_LOG": os.path.join(self.tmp, "termination-log"),
+                    "PYTHONDONTWRITEBYTECODE": "1"})
+        cmd = [sys.executable, os.path.join(folder, "launcher.py"), "--", sys.executable, "-c", "print('merged')"]
+        return subprocess.run(cmd, env=env, cwd=self.tmp, capture_output=True, timeout=60)
+
+    def test_the_entry_runs_from_the_mounted_folder(self):
+        proc = self.run_mounted(self.mount(shipped_modules()))
+        self.assertEqual(proc.returncode, 0, proc.stderr.decode())
+        self.assertIn(b"merged", proc.stdout)
+        with open(os.path.join(self.tmp, "termination-log"), encoding="utf-8") as fh:
+            self.assertEqual(json.load(fh)["reason"], "Completed")
+
+    def test_a_missing_module_is_named(self):
+        proc = self.run_mounted(self.mount([f for f in shipped_modules() if f != "checkpoints.py"]))
+        self.assertEqual(proc.returncode, 5)
+        self.assertIn("cannot load the launcher's modules", proc.stderr.decode())
+        self.assertIn("checkpoints", proc.stderr.decode())
