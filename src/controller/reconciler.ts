@@ -17,6 +17,7 @@ import { validateNameAndSpec, type ValidationIssue } from "../validation/job.ts"
 import { getCondition } from "./conditions.ts";
 import { trimJob } from "./cache-shape.ts";
 import { buildEvent } from "./events.ts";
+import { EventRecorder } from "./event-recorder.ts";
 import { Reason } from "./reasons.ts";
 import { recordSmokeAnswers } from "./smoke-answers.ts";
 import { decide, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./planner/index.ts";
@@ -55,9 +56,13 @@ export class Reconciler {
   readonly #deps: ReconcilerDeps;
   readonly #expect: Expectations<V1Job>;
 
+  /** Repeats become counts on one Event; a flood per object is cut (client-go's correlator). */
+  readonly #events: EventRecorder;
+
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
     this.#expect = deps.expectations ?? new Expectations<V1Job>();
+    this.#events = new EventRecorder({ create: (e) => deps.api.createEvent(e), patch: (ns, name, body) => deps.api.patchEvent(ns, name, body) }, deps.now ? { now: () => deps.now!().getTime() } : {});
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -241,7 +246,7 @@ export class Reconciler {
   /** Events are best effort: losing one must never fail or repeat a reconcile. */
   #emit(ftj: FineTuneJobObject, type: "Normal" | "Warning", reason: Reason, message: string, log: Logger): void {
     const event = buildEvent(ftj, type, reason, message, this.#deps.now?.() ?? new Date(), this.#deps.identity);
-    this.#deps.api.createEvent(event).catch((err: unknown) => log.warn({ err: errorMessage(err), reason }, "could not record event"));
+    this.#events.record(event).catch((err: unknown) => log.warn({ err: errorMessage(err), reason }, "could not record event"));
   }
 }
 

@@ -129,4 +129,9 @@ export class KubeApi {
   createEvent(event: CoreV1Event): Promise<unknown> {
     return this.#json("create", "events", "POST", core(event.metadata?.namespace ?? "", "events"), { body: event });
   }
+
+  /** Merge patch of a recorded Event: a repeat counted on it (count, lastTimestamp), as client-go's recorder does. */
+  patchEvent(namespace: string, name: string, body: { count: number; lastTimestamp: Date }): Promise<unknown> {
+    return this.#json("patch", "events", "PATCH", one(core(namespace, "events"), name), { body, contentType: MERGE_PATCH });
+  }
 }
