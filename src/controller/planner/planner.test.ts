@@ -887,7 +887,9 @@ describe("decide: suspend, TTL and spec drift", () => {
     assert.equal(running.obj.status?.stages?.train?.phase, "Running");
     const { d } = step(running, { jobs: [job("preprocess", 0).complete(), job("train", 0)], pods: [pod("train", 0)] });
     assert.equal(d.status.stages?.train?.phase, "Running", "no active pod and no condition yet is not a return to Pending");
-    assert.equal(d.status.stages?.train?.active, 0);
+    assert.equal(d.status.stages?.train?.active, running.obj.status?.stages?.train?.active, "the counts as they were: no write for the moment before the condition");
+    assert.equal(d.status.message, running.obj.status?.message);
+    assert.equal(d.statusChanged, false);
   });
 
   it("a restart after a rejected spec change runs with the image and shape the job started with", () => {

@@ -79,7 +79,10 @@ export function runStage(p: Planner, input: RenderInput, desired: DesiredObjects
     p.create(desired.stageJob(stage, ss.attempt));
     return;
   }
-  copyCounts(ss, current);
+  // A Job whose pods have all exited but that has no Complete/Failed condition yet is finishing: its counts drop to
+  // 0 for the moment before the condition. Mirroring that would be one status write per stage about nothing.
+  const finishing = ss.phase === "Running" && (current.status?.active ?? 0) === 0 && !jobCondition(current, "Complete") && !jobCondition(current, "Failed", "FailureTarget");
+  if (!finishing) copyCounts(ss, current);
   if (jobCondition(current, "Complete")) {
     stageSucceeded(p, stage, ss, current);
     if (stage === "smoke" && !smokeTestPassed(p, input, p.podsOf(stage, ss.attempt))) return;
@@ -111,7 +114,7 @@ export function runStage(p: Planner, input: RenderInput, desired: DesiredObjects
     STAGE_PHASE[stage],
     current.spec?.suspend
       ? `${stage} Job ${current.metadata?.name} is queued (suspended until admitted, e.g. by Kueue)`
-      : `${stage} attempt ${ss.attempt}: ${current.status?.ready ?? 0}/${current.spec?.parallelism ?? 1} pod(s) ready (Job ${current.metadata?.name})`,
+      : `${stage} attempt ${ss.attempt}: ${ss.ready ?? 0}/${current.spec?.parallelism ?? 1} pod(s) ready (Job ${current.metadata?.name})`,
   );
   if (record) noteResumePoint(record, pods);
   reportScheduling(p, stage, ss, pods);
