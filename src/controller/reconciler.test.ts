@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { pino } from "pino";
 import type { FineTuneJobObject, FineTuneJobSpecInput } from "../api/schema.ts";
 import { DEFAULT_PLANNER_SETTINGS, type Action } from "./planner/index.ts";
-import { executionBatches, Reconciler } from "./reconciler.ts";
+import { countsOnlyHold, executionBatches, Reconciler, STATUS_COALESCE_MS } from "./reconciler.ts";
 
 const create = (kind: string, name: string): Action => ({ kind: "create", object: { apiVersion: "v1", kind, metadata: { name } } });
 const names = (batches: Action[][]) => batches.map((b) => b.map((a) => (a.kind === "create" ? a.object.metadata?.name : a.kind === "delete" ? `delete ${a.name}` : a.kind)));
@@ -93,5 +93,23 @@ describe("Reconciler: a Job it created that the cache does not show yet", () => 
     calls.length = 0;
     await reconciler.reconcile("ns/demo");
     assert.ok(!calls.some((c) => c.startsWith("create Job")), `no second create: ${calls.join(", ")}`);
+  });
+});
+
+describe("countsOnlyHold: pod-count changes right after a write are held and go out as one", () => {
+  const status = (active: number, ready: number, phase = "Running") =>
+    ({ phase: "Training", message: `train attempt 0: ${ready}/2 pod(s) ready (Job j-train-0)`, stages: { train: { phase, attempt: 0, retries: 0, active, ready } } }) as FineTuneJobObject["status"];
+  const decision = (s: FineTuneJobObject["status"], extra: { actions?: unknown[]; events?: unknown[] } = {}) => ({ status: s, actions: extra.actions ?? [], events: extra.events ?? [] });
+
+  it("holds a counts-only change until STATUS_COALESCE_MS after the last write", () => {
+    assert.equal(countsOnlyHold(status(1, 0), decision(status(2, 1)), 10_000, 10_500), STATUS_COALESCE_MS - 500);
+  });
+
+  it("writes at once: long enough after the last write, no write remembered, anything besides counts, or something to act on or announce", () => {
+    assert.equal(countsOnlyHold(status(1, 0), decision(status(2, 1)), 10_000, 10_000 + STATUS_COALESCE_MS), 0);
+    assert.equal(countsOnlyHold(status(1, 0), decision(status(2, 1)), undefined, 10_500), 0);
+    assert.equal(countsOnlyHold(status(1, 0, "Pending"), decision(status(2, 1, "Running")), 10_000, 10_500), 0, "a stage phase is a transition");
+    assert.equal(countsOnlyHold(status(1, 0), decision(status(2, 1), { actions: [{}] }), 10_000, 10_500), 0);
+    assert.equal(countsOnlyHold(status(1, 0), decision(status(2, 1), { events: [{}] }), 10_000, 10_500), 0);
   });
 });

@@ -4,6 +4,7 @@
  * and emit events. Every step is idempotent.
  */
 import type { V1ConfigMap, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
+import { isDeepStrictEqual } from "node:util";
 import { trace } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import type { FineTuneJobObject } from "../api/schema.ts";
@@ -58,6 +59,8 @@ export class Reconciler {
 
   /** Repeats become counts on one Event; a flood per object is cut (client-go's correlator). */
   readonly #events: EventRecorder;
+  /** When this replica last wrote each job's status (memory only: after a restart the first write is not held back). */
+  readonly #lastStatusWrite = new Map<string, number>();
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
@@ -69,6 +72,7 @@ export class Reconciler {
     const ftj = this.#deps.caches.getFineTuneJob(key);
     if (!ftj) {
       this.#expect.forget(key);
+      this.#lastStatusWrite.delete(key);
       return {}; // deleted: garbage collection removes its children
     }
     // Children created right after a status write send events that can arrive before the job's own update: deciding
@@ -85,7 +89,11 @@ export class Reconciler {
     const decision = decide(await this.#observe(ftj));
     trace.getActiveSpan()?.setAttributes({ "finetune.phase": decision.status.phase ?? "", "finetune.actions": decision.actions.length });
     if (decision.statusChanged) {
+      const key = `${ftj.metadata.namespace}/${ftj.metadata.name}`;
+      const holdMs = countsOnlyHold(ftj.status, decision, this.#lastStatusWrite.get(key), Date.now());
+      if (holdMs > 0) return { requeueAfterMs: Math.min(holdMs, decision.requeueAfterMs ?? holdMs) };
       const written = await this.#writeStatus(ftj, decision.status, log);
+      if (written !== "gone" && written !== "conflict") this.#lastStatusWrite.set(key, Date.now());
       if (written === "gone") return {};
       // Our cache was behind: decide again from fresher state; act on nothing decided from stale state.
       if (written === "conflict") return { requeueAfterMs: 200 };
@@ -270,4 +278,29 @@ export function executionBatches(actions: readonly Action[]): Action[][] {
     else batches.push([action]);
   }
   return batches;
+}
+
+/**
+ * Pod counts settle in bursts (a gang's pods created, started and ready one after another, a second apart): a
+ * status change that is only counts (stages' active/ready and the message that reports them), with nothing to act
+ * on or announce, waits until STATUS_COALESCE_MS after this replica's last write of that job, then goes out as one
+ * write with the counts as they are by then. Returns how long to hold the write (0: write now).
+ */
+export const STATUS_COALESCE_MS = 2_000;
+
+export function countsOnlyHold(before: FineTuneJobObject["status"], decision: { status: FineTuneJobObject["status"]; actions: readonly unknown[]; events: readonly unknown[] }, lastWriteMs: number | undefined, nowMs: number): number {
+  if (lastWriteMs === undefined || decision.actions.length > 0 || decision.events.length > 0) return 0;
+  const wait = lastWriteMs + STATUS_COALESCE_MS - nowMs;
+  if (wait <= 0) return 0;
+  return isDeepStrictEqual(withoutCounts(before), withoutCounts(decision.status)) ? wait : 0;
+}
+
+function withoutCounts(status: FineTuneJobObject["status"]): unknown {
+  const copy = JSON.parse(JSON.stringify(status ?? {})) as { message?: string; stages?: Record<string, { active?: number; ready?: number }> };
+  delete copy.message;
+  for (const stage of Object.values(copy.stages ?? {})) {
+    delete stage.active;
+    delete stage.ready;
+  }
+  return copy;
 }
