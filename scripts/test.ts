@@ -1,5 +1,5 @@
 /**
- * `npm test`: every test, one command. Type-check, unit tests, the Python
+ * `npm test`: every test, one command. Type-check, formatting, unit tests, the Python
  * launcher's tests, the e2e suites on the local control plane (started, and
  * built on first use, when it is not running), then the real-Axolotl tier
  * (e2e/axolotl: the pinned axolotl on CPU, its venv built on first use). Ends
@@ -82,6 +82,7 @@ if (files.length > 0) {
 } else {
   if (!e2eOnly && !axolotlOnly) {
     await run("type-check (tsc --noEmit)", node, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], () => undefined);
+    await run("formatting (prettier --check, .prettierrc.json)", node, ["node_modules/prettier/bin/prettier.cjs", "--check", "**/*.ts"], () => undefined);
     await run("unit tests", node, [...nodeTest, "src/**/*.test.ts", "bench/**/*.test.ts"], nodeTap);
     await run("launcher tests (Python, stdlib only)", "python3", ["-m", "unittest", "discover", "-s", "src/trainer/tests"], pyUnittest);
   }
