@@ -53,10 +53,13 @@ describe("comparison tables", () => {
 
   it("matches runs into pairs by size and index", () => {
     const pairs = pairsOf(scenarios, "finetune-operator");
-    assert.deepEqual(pairs.map((p) => [p.jobs, p.pair, p.ours.latencyMs.reaction?.p99, p.theirs.latencyMs.reaction?.p99]), [
-      [100, 1, 4000, 1000],
-      [100, 2, 3000, 2000],
-    ]);
+    assert.deepEqual(
+      pairs.map((p) => [p.jobs, p.pair, p.ours.latencyMs.reaction?.p99, p.theirs.latencyMs.reaction?.p99]),
+      [
+        [100, 1, 4000, 1000],
+        [100, 2, 3000, 2000],
+      ],
+    );
   });
 
   it("prints each figure as ours / theirs (ratio) per pair, and the median ratio", () => {

@@ -71,7 +71,8 @@ function fmt(x: number | undefined, digits: number): string {
   return x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(digits);
 }
 
-const table = (head: string[], rows: string[][]) => [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+const table = (head: string[], rows: string[][]) =>
+  [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 
 /**
  * One table per burst size: a row per figure; per pair "ours / theirs (ratio)"; then the median ratio.
@@ -104,7 +105,9 @@ export function renderCompareMarkdown(r: BenchResults): string {
     `Run ${r.startedAt}: **${oursName}** (lifecycle ${lifecycle}) against **${theirsName}**, alternating pairs of the burst scenario ` +
     `(${r.options["concurrency"]} create calls in flight; 1 GPU each, pods succeed after 1 s); ${m.cpus} CPU cores (${m.cpuModel}), ` +
     `${r.cluster.nodes} kwok nodes × ${r.cluster.gpusPerNode} GPUs. ${m.note}` +
-    (r.options["theirsBuildSeconds"] !== undefined ? ` Building ${theirsName} from its Go modules took ${r.options["theirsBuildSeconds"]} s (cached afterwards).` : "");
+    (r.options["theirsBuildSeconds"] !== undefined
+      ? ` Building ${theirsName} from its Go modules took ${r.options["theirsBuildSeconds"]} s (cached afterwards).`
+      : "");
   const notes = r.scenarios.flatMap((s) => s.notes.map((n) => `- ${s.sut.name} N=${s.jobs} pair ${s.pair ?? "–"}: ${n}`));
   return [head, renderComparison(r.scenarios, oursName, theirsName), ...(notes.length > 0 ? ["Notes:\n\n" + notes.join("\n")] : [])].join("\n\n") + "\n";
 }

@@ -14,7 +14,8 @@ function fmt(x: number | undefined, digits = 1): string {
   return x.toFixed(digits);
 }
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
-const table = (head: string[], rows: string[][]) => [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+const table = (head: string[], rows: string[][]) =>
+  [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 
 export interface TargetCheck {
   target: string;
@@ -48,14 +49,26 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
   const b = bursts(r);
   const b100 = b.find((s) => s.jobs === 100);
   const p99 = b100?.latencyMs.reaction?.p99;
-  out.push({ target: "reaction p99 ≤ 250 ms, 100 jobs at once", figure: p99 === undefined ? "no burst of 100" : `${fmt(p99, 0)} ms`, met: p99 === undefined ? undefined : p99 <= 250, how: p99 === undefined ? "not measured" : "measured" });
+  out.push({
+    target: "reaction p99 ≤ 250 ms, 100 jobs at once",
+    figure: p99 === undefined ? "no burst of 100" : `${fmt(p99, 0)} ms`,
+    met: p99 === undefined ? undefined : p99 <= 250,
+    how: p99 === undefined ? "not measured" : "measured",
+  });
   const big = b[b.length - 1];
   const w = big?.perJob?.writes;
-  out.push({ target: "≤ 20 API writes per FineTuneJob lifecycle (Events excluded)", figure: w === undefined ? "no burst" : `${fmt(w, 2)} at N=${big!.jobs} (+${fmt(big!.perJob!.eventWrites, 2)} Event writes)`, met: w === undefined ? undefined : w <= 20, how: w === undefined ? "not measured" : "measured" });
+  out.push({
+    target: "≤ 20 API writes per FineTuneJob lifecycle (Events excluded)",
+    figure: w === undefined ? "no burst" : `${fmt(w, 2)} at N=${big!.jobs} (+${fmt(big!.perJob!.eventWrites, 2)} Event writes)`,
+    met: w === undefined ? undefined : w <= 20,
+    how: w === undefined ? "not measured" : "measured",
+  });
   const st = r.scenarios.find((s) => s.scenario === "steady");
   out.push({
     target: "zero writes/min at rest",
-    figure: st?.atRest ? `${fmt(st.atRest.writesPerMinute, 2)}/min over ${fmt(st.atRest.seconds, 0)} s with ${st.jobs} finished jobs (Events ${fmt(st.atRest.eventWritesPerMinute, 2)}/min; Lease renewals ${fmt(st.atRest.leaseWritesPerMinute, 1)}/min, leader election, independent of N)` : "no steady run",
+    figure: st?.atRest
+      ? `${fmt(st.atRest.writesPerMinute, 2)}/min over ${fmt(st.atRest.seconds, 0)} s with ${st.jobs} finished jobs (Events ${fmt(st.atRest.eventWritesPerMinute, 2)}/min; Lease renewals ${fmt(st.atRest.leaseWritesPerMinute, 1)}/min, leader election, independent of N)`
+      : "no steady run",
     met: st?.atRest ? st.atRest.writesPerMinute === 0 && st.atRest.eventWritesPerMinute === 0 : undefined,
     how: st?.atRest ? "measured" : "not measured",
   });
@@ -86,18 +99,28 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
     const measured5000 = b.find((s) => s.jobs >= 5000);
     out.push({
       target: "operator RSS ≤ 150 MiB with 5000 FineTuneJobs and children cached",
-      figure: measured5000 ? `${fmt(measured5000.process?.restRssMiB)} MiB at N=${measured5000.jobs}` : `${fmt(at5000)} MiB (line through N=${slope.fromN} and N=${slope.toN}: ${fmt(slope.baseMiB)} MiB + ${fmt(slope.perJobKiB, 0)} KiB/job)`,
+      figure: measured5000
+        ? `${fmt(measured5000.process?.restRssMiB)} MiB at N=${measured5000.jobs}`
+        : `${fmt(at5000)} MiB (line through N=${slope.fromN} and N=${slope.toN}: ${fmt(slope.baseMiB)} MiB + ${fmt(slope.perJobKiB, 0)} KiB/job)`,
       met: (measured5000?.process?.restRssMiB ?? at5000) <= 150,
       how: measured5000 ? "measured" : "extrapolated",
     });
-  } else out.push({ target: "operator RSS ≤ 150 MiB with 5000 FineTuneJobs and children cached", figure: "needs bursts of two sizes", met: undefined, how: "not measured" });
+  } else
+    out.push({
+      target: "operator RSS ≤ 150 MiB with 5000 FineTuneJobs and children cached",
+      figure: "needs bursts of two sizes",
+      met: undefined,
+      how: "not measured",
+    });
   return out;
 }
 
 export function renderMarkdown(r: BenchResults): string {
   const parts: string[] = [];
   const m = r.machine;
-  parts.push(`Run ${r.startedAt} against **${r.sut}**; ${m.cpus} CPU cores (${m.cpuModel}), ${fmt(m.memoryGiB, 0)} GiB RAM, Node ${m.node}; simulated cluster: ${r.cluster.nodes} kwok nodes × ${r.cluster.gpusPerNode} GPUs. ${m.note}`);
+  parts.push(
+    `Run ${r.startedAt} against **${r.sut}**; ${m.cpus} CPU cores (${m.cpuModel}), ${fmt(m.memoryGiB, 0)} GiB RAM, Node ${m.node}; simulated cluster: ${r.cluster.nodes} kwok nodes × ${r.cluster.gpusPerNode} GPUs. ${m.note}`,
+  );
   const b = bursts(r);
   if (b.length > 0) {
     parts.push(
@@ -106,7 +129,20 @@ export function renderMarkdown(r: BenchResults): string {
         "first status = the operator's first status on the FineTuneJob seen, training Job = the training Job seen (by the harness's watches), end to end = every training pod Running. " +
         "RSS: at start (ready, no jobs), peak (VmHWM), at rest (every job finished, children cached).\n\n" +
         table(
-          ["N", "first status p50 / p95 / p99 ms", "training Job p50 / p95 / p99 ms", "end to end p50 / p95 / p99 ms", "Succeeded / min", "writes / job", "Event writes / job", "requests / job", "LIST / WATCH starts", "start / peak / rest RSS MiB", "CPU s", "wall s"],
+          [
+            "N",
+            "first status p50 / p95 / p99 ms",
+            "training Job p50 / p95 / p99 ms",
+            "end to end p50 / p95 / p99 ms",
+            "Succeeded / min",
+            "writes / job",
+            "Event writes / job",
+            "requests / job",
+            "LIST / WATCH starts",
+            "start / peak / rest RSS MiB",
+            "CPU s",
+            "wall s",
+          ],
           b.map((s) => [
             String(s.jobs),
             ms(s.latencyMs.firstStatus),
@@ -127,7 +163,10 @@ export function renderMarkdown(r: BenchResults): string {
     if (withBreakdown.length > 0) {
       parts.push(
         "Training Job created → every training pod Running, step by step (p50 / p95 / p99 ms; the harness's own watches; bench/measure/breakdown.ts):\n\n" +
-          table(["N", ...STEPS.map((st) => STEP_LABELS[st])], withBreakdown.map((s) => [String(s.jobs), ...STEPS.map((st) => ms(s.latencyMs.breakdown?.[st]))])),
+          table(
+            ["N", ...STEPS.map((st) => STEP_LABELS[st])],
+            withBreakdown.map((s) => [String(s.jobs), ...STEPS.map((st) => ms(s.latencyMs.breakdown?.[st]))]),
+          ),
       );
     }
     const big = b[b.length - 1]!;
@@ -137,7 +176,10 @@ export function renderMarkdown(r: BenchResults): string {
         .map(([k, v]) => [k, fmt(v, 2), String(big.audit.byVerbResource[k] ?? 0)]);
       const errs = Object.entries(big.audit.errorsByVerbResource ?? {}).map(([k, v]) => `${k}: ${v}`);
       if (errs.length > 0) rows.push(["(failed requests, included above)", "", errs.join("; ")]);
-      parts.push(`Requests by verb and resource, burst N=${big.jobs} (audit log, user \`${userOf(r)}\`, from operator start to 5 s after the last job finished):\n\n` + table(["verb resource", "per job", "total"], rows));
+      parts.push(
+        `Requests by verb and resource, burst N=${big.jobs} (audit log, user \`${userOf(r)}\`, from operator start to 5 s after the last job finished):\n\n` +
+          table(["verb resource", "per job", "total"], rows),
+      );
     }
   }
   const st = r.scenarios.filter((s) => s.scenario === "steady");
@@ -145,7 +187,19 @@ export function renderMarkdown(r: BenchResults): string {
     parts.push(
       "**steady** (N finished jobs at rest; resync period inside the window):\n\n" +
         table(
-          ["N", "seconds", "resync s", "writes / min", "Event writes / min", "Lease writes / min", "requests / min", "LISTs", "WATCH starts", "RSS MiB (mean)", "CPU s"],
+          [
+            "N",
+            "seconds",
+            "resync s",
+            "writes / min",
+            "Event writes / min",
+            "Lease writes / min",
+            "requests / min",
+            "LISTs",
+            "WATCH starts",
+            "RSS MiB (mean)",
+            "CPU s",
+          ],
           st.map((s) => [
             String(s.jobs),
             fmt(s.atRest?.seconds, 0),
@@ -167,12 +221,38 @@ export function renderMarkdown(r: BenchResults): string {
     parts.push(
       "**recovery** (rank 1 of each running 2-rank gang exits 1; times from the failure written):\n\n" +
         table(
-          ["N", "restart backoff s", "next attempt's first pod created p50 / p95 / p99 ms", "next gang Running p50 / p95 / p99 ms", "writes / recovery", "Event writes / recovery", "requests / recovery"],
-          rc.map((s) => [String(s.jobs), String(s.sut.settings["restartBackoffSeconds"] ?? "–"), ms(s.latencyMs.recoveryPodsCreated), ms(s.latencyMs.recoveryRunning), fmt(s.perJob?.writes, 2), fmt(s.perJob?.eventWrites, 2), fmt(s.perJob?.requests, 2)]),
+          [
+            "N",
+            "restart backoff s",
+            "next attempt's first pod created p50 / p95 / p99 ms",
+            "next gang Running p50 / p95 / p99 ms",
+            "writes / recovery",
+            "Event writes / recovery",
+            "requests / recovery",
+          ],
+          rc.map((s) => [
+            String(s.jobs),
+            String(s.sut.settings["restartBackoffSeconds"] ?? "–"),
+            ms(s.latencyMs.recoveryPodsCreated),
+            ms(s.latencyMs.recoveryRunning),
+            fmt(s.perJob?.writes, 2),
+            fmt(s.perJob?.eventWrites, 2),
+            fmt(s.perJob?.requests, 2),
+          ]),
         ),
     );
   }
-  parts.push("**Targets**\n\n" + table(["target", "figure", "status"], checkTargets(r).map((t) => [t.target, t.figure, `${t.met === undefined ? "not measured" : t.met ? "met" : "**missed**"}${t.how === "extrapolated" ? " (extrapolated)" : ""}`])));
+  parts.push(
+    "**Targets**\n\n" +
+      table(
+        ["target", "figure", "status"],
+        checkTargets(r).map((t) => [
+          t.target,
+          t.figure,
+          `${t.met === undefined ? "not measured" : t.met ? "met" : "**missed**"}${t.how === "extrapolated" ? " (extrapolated)" : ""}`,
+        ]),
+      ),
+  );
   const notes = r.scenarios.flatMap((s) => s.notes.map((n) => `- ${s.scenario} N=${s.jobs}: ${n}`));
   if (notes.length > 0) parts.push("Notes:\n\n" + notes.join("\n"));
   return parts.join("\n\n") + "\n";

@@ -75,7 +75,9 @@ const { values } = parseArgs({
 const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
 
 function latestResults(): string {
-  const files = readdirSync(RESULTS_DIR).filter((f) => f.endsWith(".json")).sort();
+  const files = readdirSync(RESULTS_DIR)
+    .filter((f) => f.endsWith(".json"))
+    .sort();
   if (files.length === 0) throw new Error(`no results in ${RESULTS_DIR}; run npm run bench first`);
   return join(RESULTS_DIR, files[files.length - 1]!);
 }
@@ -101,7 +103,7 @@ function machine(): BenchResults["machine"] {
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
     platform: `${process.platform}/${process.arch}`,
-    note: `Load average at start ${(loadAverage()).join(", ")}; free memory ${Math.round(freemem() / 2 ** 30)} GiB. Everything (control plane, kwok, operator, harness) shares these cores.`,
+    note: `Load average at start ${loadAverage().join(", ")}; free memory ${Math.round(freemem() / 2 ** 30)} GiB. Everything (control plane, kwok, operator, harness) shares these cores.`,
   };
 }
 function loadAverage(): string[] {
@@ -133,7 +135,12 @@ async function removeScenarioNamespaces(admin: import("../e2e/lib/index.ts").Kub
 
 async function main(): Promise<void> {
   if (values.help) {
-    process.stdout.write(readFileSync(fileURLToPath(import.meta.url), "utf8").split("*/")[0]!.replace(/^\/\*\*?\n?/, "").replace(/^ \* ?/gm, "") + "\n");
+    process.stdout.write(
+      readFileSync(fileURLToPath(import.meta.url), "utf8")
+        .split("*/")[0]!
+        .replace(/^\/\*\*?\n?/, "")
+        .replace(/^ \* ?/gm, "") + "\n",
+    );
     return;
   }
   if (values.markdown) {
@@ -143,7 +150,10 @@ async function main(): Promise<void> {
   }
   const scenarios = values.scenario!.split(",").map((s) => s.trim());
   for (const s of scenarios) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}; one of ${SCENARIOS.join(", ")}`);
-  const burstSizes = values.jobs!.split(",").map(Number).sort((a, b) => a - b);
+  const burstSizes = values
+    .jobs!.split(",")
+    .map(Number)
+    .sort((a, b) => a - b);
   if (burstSizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--jobs must be positive integers, got ${values.jobs}`);
   const steadyJobs = Number(values["steady-jobs"]);
   const steadySeconds = Number(values["steady-seconds"]);
@@ -156,7 +166,12 @@ async function main(): Promise<void> {
   if (!makeSut) throw new Error(`unknown --sut ${values.sut}; one of ${Object.keys(SUTS).join(", ")}`);
   const sut = makeSut(lifecycle);
   const compare = values.compare;
-  if (compare !== undefined && (!SUTS[compare] || compare === values.sut)) throw new Error(`--compare needs another SUT: one of ${Object.keys(SUTS).filter((k) => k !== values.sut).join(", ")}`);
+  if (compare !== undefined && (!SUTS[compare] || compare === values.sut))
+    throw new Error(
+      `--compare needs another SUT: one of ${Object.keys(SUTS)
+        .filter((k) => k !== values.sut)
+        .join(", ")}`,
+    );
   const other = compare !== undefined ? SUTS[compare]!(lifecycle) : undefined;
   const pairs = Number(values.pairs);
   if (!Number.isInteger(pairs) || pairs < 1) throw new Error(`--pairs must be a positive integer, got ${values.pairs}`);

@@ -12,11 +12,22 @@ import { parseArgs } from "node:util";
 const SELF = fileURLToPath(import.meta.url);
 const ROUNDS_PER_REQUEST = 5;
 
-interface Sample { transport: string; requests: number; cpuMsPerRequest: number; rssMiB: number; heapMiB: number }
+interface Sample {
+  transport: string;
+  requests: number;
+  cpuMsPerRequest: number;
+  rssMiB: number;
+  heapMiB: number;
+}
 
 async function child(transport: "lean" | "client-node", requests: number, kubeconfig: string, namespace: string): Promise<Sample> {
   const rounds = Math.ceil(requests / ROUNDS_PER_REQUEST);
-  const cm = (i: number) => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: `transport-bench-${i}`, namespace, labels: { bench: "transport" } }, data: { a: "x".repeat(200) } });
+  const cm = (i: number) => ({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: `transport-bench-${i}`, namespace, labels: { bench: "transport" } },
+    data: { a: "x".repeat(200) },
+  });
   let op: (i: number) => Promise<void>;
   if (transport === "lean") {
     const { KubeClient } = await import("../src/kube/client.ts");
@@ -38,7 +49,10 @@ async function child(transport: "lean" | "client-node", requests: number, kubeco
     op = async (i) => {
       await core.createNamespacedConfigMap({ namespace, body: cm(i) });
       await core.readNamespacedConfigMap({ namespace, name: `transport-bench-${i}` });
-      await core.patchNamespacedConfigMap({ namespace, name: `transport-bench-${i}`, body: { data: { b: "y" } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+      await core.patchNamespacedConfigMap(
+        { namespace, name: `transport-bench-${i}`, body: { data: { b: "y" } } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
       await core.listNamespacedConfigMap({ namespace, labelSelector: "bench=transport" });
       await core.deleteNamespacedConfigMap({ namespace, name: `transport-bench-${i}` });
     };
@@ -49,7 +63,13 @@ async function child(transport: "lean" | "client-node", requests: number, kubeco
   const cpu = process.cpuUsage(before);
   globalThis.gc?.();
   const mem = process.memoryUsage();
-  return { transport, requests: rounds * ROUNDS_PER_REQUEST, cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / (rounds * ROUNDS_PER_REQUEST), rssMiB: mem.rss / 2 ** 20, heapMiB: mem.heapUsed / 2 ** 20 };
+  return {
+    transport,
+    requests: rounds * ROUNDS_PER_REQUEST,
+    cpuMsPerRequest: (cpu.user + cpu.system) / 1000 / (rounds * ROUNDS_PER_REQUEST),
+    rssMiB: mem.rss / 2 ** 20,
+    heapMiB: mem.heapUsed / 2 ** 20,
+  };
 }
 
 if (process.argv[2] === "--child") {
@@ -66,17 +86,23 @@ try {
   const samples: Sample[] = [];
   for (let p = 0; p < Number(values.pairs); p++) {
     for (const t of ["client-node", "lean"] as const) {
-      const out = execFileSync(process.execPath, ["--expose-gc", "--no-warnings", SELF, "--child", t, values.requests!, k.kubeconfigPath ?? "", ns.name], { encoding: "utf8" });
+      const out = execFileSync(process.execPath, ["--expose-gc", "--no-warnings", SELF, "--child", t, values.requests!, k.kubeconfigPath ?? "", ns.name], {
+        encoding: "utf8",
+      });
       const s = JSON.parse(out) as Sample;
       samples.push(s);
-      process.stderr.write(`[transport] ${t}: ${s.cpuMsPerRequest.toFixed(3)} ms CPU/request, RSS ${s.rssMiB.toFixed(1)} MiB, heap ${s.heapMiB.toFixed(1)} MiB\n`);
+      process.stderr.write(
+        `[transport] ${t}: ${s.cpuMsPerRequest.toFixed(3)} ms CPU/request, RSS ${s.rssMiB.toFixed(1)} MiB, heap ${s.heapMiB.toFixed(1)} MiB\n`,
+      );
     }
   }
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   process.stdout.write(`\n| transport | requests per run | CPU ms / request (median) | RSS MiB after GC (median) |\n|---|---|---|---|\n`);
   for (const t of ["client-node", "lean"]) {
     const mine = samples.filter((s) => s.transport === t);
-    process.stdout.write(`| ${t} | ${mine[0]!.requests} | ${median(mine.map((s) => s.cpuMsPerRequest)).toFixed(3)} | ${median(mine.map((s) => s.rssMiB)).toFixed(1)} |\n`);
+    process.stdout.write(
+      `| ${t} | ${mine[0]!.requests} | ${median(mine.map((s) => s.cpuMsPerRequest)).toFixed(3)} | ${median(mine.map((s) => s.rssMiB)).toFixed(1)} |\n`,
+    );
   }
 } finally {
   await ns.cleanup();

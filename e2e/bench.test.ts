@@ -16,7 +16,23 @@ test("npm run bench: burst, steady and recovery produce audited figures", { time
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const out = join(dir, "results.json");
   const clusterDir = join(process.env.FINETUNE_CACHE_DIR ?? join(homedir(), ".cache", "finetune-operator"), "bench-e2e-cluster");
-  const args = ["bench/run.ts", "--jobs", "2", "--steady-jobs", "2", "--steady-seconds", "8", "--recovery-jobs", "1", "--nodes", "4", "--cluster-dir", clusterDir, "--out", out];
+  const args = [
+    "bench/run.ts",
+    "--jobs",
+    "2",
+    "--steady-jobs",
+    "2",
+    "--steady-seconds",
+    "8",
+    "--recovery-jobs",
+    "1",
+    "--nodes",
+    "4",
+    "--cluster-dir",
+    clusterDir,
+    "--out",
+    out,
+  ];
   const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
@@ -25,7 +41,10 @@ test("npm run bench: burst, steady and recovery produce audited figures", { time
   });
   assert.equal(code, 0, stderr.slice(-3000));
   const r = JSON.parse(readFileSync(out, "utf8")) as BenchResults;
-  assert.deepEqual(r.scenarios.map((s) => s.scenario), ["burst", "steady", "recovery"]);
+  assert.deepEqual(
+    r.scenarios.map((s) => s.scenario),
+    ["burst", "steady", "recovery"],
+  );
   const [burst, steady, recovery] = r.scenarios as [BenchResults["scenarios"][number], BenchResults["scenarios"][number], BenchResults["scenarios"][number]];
   assert.deepEqual(burst.outcome, { succeeded: 2, failed: 0, unfinished: 0 });
   assert.equal(burst.latencyMs.reaction?.count, 2);

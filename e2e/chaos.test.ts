@@ -51,7 +51,14 @@ async function supervise(id: string): Promise<void> {
   const generation = generations.get(id) ?? 0;
   generations.set(id, generation + 1);
   const identity = `${id}-${generation}`;
-  const op = await startOperator({ namespace: ns, leaderElect: true, leaseNamespace: ns, leaseName: "finetune-operator", identity, extraArgs: [...LEASE, "--resync-seconds=30"] });
+  const op = await startOperator({
+    namespace: ns,
+    leaderElect: true,
+    leaseNamespace: ns,
+    leaseName: "finetune-operator",
+    identity,
+    extraArgs: [...LEASE, "--resync-seconds=30"],
+  });
   replicas.set(id, op);
   void op.proc.once("exit", () => {
     if (stopping) return;
@@ -71,7 +78,8 @@ before(async () => {
   suite = await suiteNamespace("chaos");
   ({ k, ns } = suite);
   recorder = new Recorder(k.kc, ns, {
-    ftjs: async () => (await k.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })) as { items: KubernetesObject[] },
+    ftjs: async () =>
+      (await k.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })) as { items: KubernetesObject[] },
     jobs: () => k.batch.listNamespacedJob({ namespace: ns }),
     pods: () => k.core.listNamespacedPod({ namespace: ns }),
   });
@@ -125,45 +133,47 @@ class Driver {
       if (owner) byJob.set(owner, [...(byJob.get(owner) ?? []), p]);
     }
     const phases = new Map(ftjs().map((j) => [j.metadata.name!, j.status?.phase]));
-    await Promise.all([...byJob].map(async ([owner, list]) => {
-      if (Number(owner.split("-").pop()) >= this.released) return;
-      const kind = kindOf(owner);
-      const running = list.filter((p) => p.status?.phase === "Running" && !p.metadata?.deletionTimestamp && !this.done.has(p.metadata!.uid!));
-      const gang = (attempt: number, size: number) => {
-        const r = running.filter((p) => attemptOf(p) === attempt);
-        return r.length === size ? r : undefined;
-      };
-      const finish = async (p: V1Pod, code: number) => {
-        await finishPod(k, p, code);
-        this.done.add(p.metadata!.uid!);
-      };
-      if (kind === "gang-fail") {
-        const first = gang(0, 2);
-        if (first && !this.injectedRankFailures.has(owner)) {
-          const rank1 = first.find((p) => p.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] === "1")!;
-          await finish(rank1, 1);
-          this.injectedRankFailures.add(owner);
-          return;
+    await Promise.all(
+      [...byJob].map(async ([owner, list]) => {
+        if (Number(owner.split("-").pop()) >= this.released) return;
+        const kind = kindOf(owner);
+        const running = list.filter((p) => p.status?.phase === "Running" && !p.metadata?.deletionTimestamp && !this.done.has(p.metadata!.uid!));
+        const gang = (attempt: number, size: number) => {
+          const r = running.filter((p) => attemptOf(p) === attempt);
+          return r.length === size ? r : undefined;
+        };
+        const finish = async (p: V1Pod, code: number) => {
+          await finishPod(k, p, code);
+          this.done.add(p.metadata!.uid!);
+        };
+        if (kind === "gang-fail") {
+          const first = gang(0, 2);
+          if (first && !this.injectedRankFailures.has(owner)) {
+            const rank1 = first.find((p) => p.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] === "1")!;
+            await finish(rank1, 1);
+            this.injectedRankFailures.add(owner);
+            return;
+          }
+          for (const p of running.filter((p) => attemptOf(p) >= 1)) await finish(p, 0);
+        } else if (kind === "suspend") {
+          if (!this.suspended.has(owner) && gang(0, 1)) {
+            await patchFtjSpec(k, ns, owner, { suspend: true });
+            this.suspended.add(owner);
+          } else if (this.suspended.has(owner) && !this.resumed.has(owner) && phases.get(owner) === "Suspended") {
+            await patchFtjSpec(k, ns, owner, { suspend: false });
+            this.resumed.add(owner);
+          }
+          if (this.resumed.has(owner)) for (const p of running.filter((p) => attemptOf(p) >= 1)) await finish(p, 0);
+        } else if (kind === "delete") {
+          if (!this.deleted.has(owner) && gang(0, 2)) {
+            await deleteFtj(k, ns, owner);
+            this.deleted.add(owner);
+          }
+        } else {
+          for (const p of running) await finish(p, 0);
         }
-        for (const p of running.filter((p) => attemptOf(p) >= 1)) await finish(p, 0);
-      } else if (kind === "suspend") {
-        if (!this.suspended.has(owner) && gang(0, 1)) {
-          await patchFtjSpec(k, ns, owner, { suspend: true });
-          this.suspended.add(owner);
-        } else if (this.suspended.has(owner) && !this.resumed.has(owner) && phases.get(owner) === "Suspended") {
-          await patchFtjSpec(k, ns, owner, { suspend: false });
-          this.resumed.add(owner);
-        }
-        if (this.resumed.has(owner)) for (const p of running.filter((p) => attemptOf(p) >= 1)) await finish(p, 0);
-      } else if (kind === "delete") {
-        if (!this.deleted.has(owner) && gang(0, 2)) {
-          await deleteFtj(k, ns, owner);
-          this.deleted.add(owner);
-        }
-      } else {
-        for (const p of running) await finish(p, 0);
-      }
-    }));
+      }),
+    );
   }
 }
 
@@ -171,7 +181,10 @@ class Driver {
 async function leader(): Promise<[string, OperatorProcess] | undefined> {
   for (const [id, op] of replicas) {
     if (op.proc.exitCode !== null || op.proc.signalCode !== null) continue;
-    const lead = await op.metrics().then((m) => metricValue(m, "leader_election_master_status"), () => 0);
+    const lead = await op.metrics().then(
+      (m) => metricValue(m, "leader_election_master_status"),
+      () => 0,
+    );
     if (lead === 1) return [id, op];
   }
   return undefined;
@@ -195,7 +208,9 @@ describe("chaos", { timeout: 3_600_000 }, () => {
 
     const finished = () => {
       const present = new Map(ftjs().map((j) => [j.metadata.name!, j]));
-      return names.filter((n) => (kindOf(n) === "delete" ? driver.deleted.has(n) && !present.has(n) : ["Succeeded", "Failed"].includes(present.get(n)?.status?.phase ?? ""))).length;
+      return names.filter((n) =>
+        kindOf(n) === "delete" ? driver.deleted.has(n) && !present.has(n) : ["Succeeded", "Failed"].includes(present.get(n)?.status?.phase ?? ""),
+      ).length;
     };
     const faults: Array<{ what: string; run: () => Promise<void> }> = [];
     let kills = 0;
@@ -235,22 +250,32 @@ describe("chaos", { timeout: 3_600_000 }, () => {
     }
     driver.released = N;
 
-    await waitFor(`all ${N} jobs finished`, (note) => {
-      note(`${finished()}/${N}; phases ${JSON.stringify(ftjs().reduce<Record<string, number>>((a, j) => ({ ...a, [j.status?.phase ?? "none"]: (a[j.status?.phase ?? "none"] ?? 0) + 1 }), {}))}`);
-      return finished() === N;
-    }, { timeoutMs: 1_800_000, intervalMs: 1000 });
+    await waitFor(
+      `all ${N} jobs finished`,
+      (note) => {
+        note(
+          `${finished()}/${N}; phases ${JSON.stringify(ftjs().reduce<Record<string, number>>((a, j) => ({ ...a, [j.status?.phase ?? "none"]: (a[j.status?.phase ?? "none"] ?? 0) + 1 }), {}))}`,
+        );
+        return finished() === N;
+      },
+      { timeoutMs: 1_800_000, intervalMs: 1000 },
+    );
     const wall = (Date.now() - t0) / 1000;
 
     // Nothing orphaned: every labelled Job and pod belongs to a FineTuneJob that exists (garbage collection included).
-    await waitFor("no orphaned Jobs or pods", (note) => {
-      const present = new Set(ftjs().map((j) => j.metadata.name));
-      const orphans = [...recorder.jobs.items.values(), ...recorder.pods.items.values()].filter((o) => {
-        const owner = o.metadata?.labels?.[LABEL_JOB_NAME];
-        return owner !== undefined && !present.has(owner);
-      });
-      note(orphans.map((o) => `${o.kind ?? ""} ${o.metadata?.name}`));
-      return orphans.length === 0;
-    }, { timeoutMs: 600_000, intervalMs: 1000 });
+    await waitFor(
+      "no orphaned Jobs or pods",
+      (note) => {
+        const present = new Set(ftjs().map((j) => j.metadata.name));
+        const orphans = [...recorder.jobs.items.values(), ...recorder.pods.items.values()].filter((o) => {
+          const owner = o.metadata?.labels?.[LABEL_JOB_NAME];
+          return owner !== undefined && !present.has(owner);
+        });
+        note(orphans.map((o) => `${o.kind ?? ""} ${o.metadata?.name}`));
+        return orphans.length === 0;
+      },
+      { timeoutMs: 600_000, intervalMs: 1000 },
+    );
     driver.stop();
 
     const lost: string[] = [];

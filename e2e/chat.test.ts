@@ -27,7 +27,11 @@ before(async () => {
   // fate "run": every pod of this job, the chat pod included, runs until the test ends it.
   await createFtj(k, ftjManifest("chatty", ns, { preprocess: { enabled: false }, merge: { onCPU: true }, podAnnotations: { [FATE_ANNOTATION]: "run" } }));
   for (const stage of ["train", "merge"]) {
-    const pod = await waitFor(`${stage} pod running`, async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=chatty,${LABEL_STAGE}=${stage}`)).find((p) => p.status?.phase === "Running" && p.status.podIP), { timeoutMs: 60_000 });
+    const pod = await waitFor(
+      `${stage} pod running`,
+      async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=chatty,${LABEL_STAGE}=${stage}`)).find((p) => p.status?.phase === "Running" && p.status.podIP),
+      { timeoutMs: 60_000 },
+    );
     await finishPod(k, pod, 0);
   }
   await waitFor("chatty Succeeded", async () => (await getFtj(k, ns, "chatty")).status?.phase === "Succeeded", { timeoutMs: 60_000 });
@@ -40,19 +44,29 @@ after(async () => {
 
 describe("kubectl finetune chat", () => {
   test("starts a Gradio pod on the claim, port-forwards, and deletes the pod when the command ends", async () => {
-    const cli = spawn(BIN, ["chat", "chatty", "-n", ns, "--merged", "--port", "0"], { env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" }, stdio: ["ignore", "pipe", "pipe"] });
+    const cli = spawn(BIN, ["chat", "chatty", "-n", ns, "--merged", "--port", "0"], {
+      env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     cli.stdout.on("data", (d: Buffer) => (output += d.toString()));
     cli.stderr.on("data", (d: Buffer) => (output += d.toString()));
     const exited = new Promise<number | null>((resolve) => cli.once("exit", (code) => resolve(code)));
     const selector = `${LABEL_JOB_NAME}=chatty,${LABEL_COMPONENT}=chat`;
-    const pod = await waitFor("the chat pod running", async (note) => {
-      note(output);
-      return (await listPods(k, ns, selector)).find((p) => p.status?.phase === "Running");
-    }, { timeoutMs: 60_000 });
+    const pod = await waitFor(
+      "the chat pod running",
+      async (note) => {
+        note(output);
+        return (await listPods(k, ns, selector)).find((p) => p.status?.phase === "Running");
+      },
+      { timeoutMs: 60_000 },
+    );
     const c = pod.spec!.containers[0]!;
     assert.deepEqual(c.command, ["axolotl", "inference", "/etc/finetune-chat/config.yaml", "--gradio"], "--merged: no adapter dir");
-    assert.ok(pod.spec!.volumes!.some((v) => v.persistentVolumeClaim?.claimName === "chatty-output"), "on the job's claim");
+    assert.ok(
+      pod.spec!.volumes!.some((v) => v.persistentVolumeClaim?.claimName === "chatty-output"),
+      "on the job's claim",
+    );
     const cm = await k.core.readNamespacedConfigMap({ namespace: ns, name: pod.metadata!.name! });
     assert.match(cm.data!["config.yaml"]!, /gradio_share: false/);
     assert.match(cm.data!["config.yaml"]!, /base_model: \/finetune\/output\/model\/merged/);

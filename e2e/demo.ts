@@ -36,7 +36,9 @@ const client = new ClusterClient({ kubeconfig: kubeconfigPath, namespace });
 const code = await watch(client, name, { intervalMs: 500, tty: false, timeoutMs: 120_000 }, say, (s) => process.stdout.write(s));
 const final = await getFtj(k, namespace, name);
 say(`\nevents:`);
-const events = (await k.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` })).items.sort((a, b) => (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""));
+const events = (await k.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.name=${name}` })).items.sort((a, b) =>
+  (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""),
+);
 for (const e of events) say(`  ${e.type?.padEnd(8)} ${e.reason?.padEnd(20)} ${e.message}`);
 say(`\nresult: ${final.status?.phase}; try: KUBECONFIG=${kubeconfigPath} kubectl get ftj -n ${namespace}`);
 say(`the control plane keeps running; stop it with: npm run cluster:down`);

@@ -21,7 +21,9 @@ const calls: string[] = [];
 before(async () => {
   k = await kubeClients();
   testNs = await freshNamespace("events", { clients: k });
-  api = new KubeApi(await KubeClient.fromEnvironment({ ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" }), (verb, resource, code) => calls.push(`${verb} ${resource} ${code}`));
+  api = new KubeApi(await KubeClient.fromEnvironment({ ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" }), (verb, resource, code) =>
+    calls.push(`${verb} ${resource} ${code}`),
+  );
 });
 
 after(async () => {

@@ -25,8 +25,12 @@ const EXAMPLES = `${ROOT}examples`;
 const CLI = `${ROOT}bin/kubectl-finetune`;
 const run = promisify(execFile);
 
-const manifests = readdirSync(EXAMPLES).filter((f) => /\.ya?ml$/.test(f)).sort();
-const configs = readdirSync(`${EXAMPLES}/configs`).filter((f) => /\.ya?ml$/.test(f)).sort();
+const manifests = readdirSync(EXAMPLES)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort();
+const configs = readdirSync(`${EXAMPLES}/configs`)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort();
 
 /** `kubectl finetune submit` flags for each plain config (as its header comment says). */
 function submitFlags(file: string): string[] {
@@ -91,7 +95,8 @@ describe("examples run to Succeeded on the local cluster", { timeout: 600_000 },
   async function prerequisites(ftj: FineTuneJobObject): Promise<void> {
     const spec = ftj.spec;
     const claims = new Set<string>();
-    for (const v of (spec.volumes ?? []) as { persistentVolumeClaim?: { claimName: string } }[]) if (v.persistentVolumeClaim) claims.add(v.persistentVolumeClaim.claimName);
+    for (const v of (spec.volumes ?? []) as { persistentVolumeClaim?: { claimName: string } }[])
+      if (v.persistentVolumeClaim) claims.add(v.persistentVolumeClaim.claimName);
     if (spec.storage?.output?.existingClaim) claims.add(spec.storage.output.existingClaim);
     if (spec.storage?.cache?.existingClaim) claims.add(spec.storage.cache.existingClaim);
     const secrets = new Map<string, string>();
@@ -130,12 +135,16 @@ describe("examples run to Succeeded on the local cluster", { timeout: 600_000 },
     await prerequisites(ftj);
     await createFtj(k, onTestCluster(ftj));
     let failed: string | undefined;
-    const done = await waitFor(`example ${name} Succeeded`, async (note) => {
-      const j = await getFtj(k, ns, name);
-      note({ phase: j.status?.phase, message: j.status?.message, stages: j.status?.stages });
-      if (j.status?.phase === "Failed") failed = `${name} Failed: ${j.status.message} ${JSON.stringify(j.status.lastFailure)}`;
-      return failed ? j : j.status?.phase === "Succeeded" && j;
-    }, { timeoutMs: 300_000, intervalMs: 500 });
+    const done = await waitFor(
+      `example ${name} Succeeded`,
+      async (note) => {
+        const j = await getFtj(k, ns, name);
+        note({ phase: j.status?.phase, message: j.status?.message, stages: j.status?.stages });
+        if (j.status?.phase === "Failed") failed = `${name} Failed: ${j.status.message} ${JSON.stringify(j.status.lastFailure)}`;
+        return failed ? j : j.status?.phase === "Succeeded" && j;
+      },
+      { timeoutMs: 300_000, intervalMs: 500 },
+    );
     if (failed) assert.fail(failed);
     return done;
   }
@@ -154,8 +163,16 @@ describe("examples run to Succeeded on the local cluster", { timeout: 600_000 },
         for (const pod of pods) {
           const c = pod.spec!.containers.find((x) => x.name === "trainer") ?? pod.spec!.containers[0]!;
           assert.equal(c.resources?.limits?.["nvidia.com/gpu"], String(ftj.spec.gpusPerNode ?? 1));
-          for (const v of (ftj.spec.volumes ?? []) as { name: string }[]) assert.ok(pod.spec!.volumes?.some((pv) => pv.name === v.name), `volume ${v.name}`);
-          for (const m of (ftj.spec.volumeMounts ?? []) as { name: string; mountPath: string }[]) assert.ok(c.volumeMounts?.some((cm) => cm.name === m.name && cm.mountPath === m.mountPath), `mount ${m.mountPath}`);
+          for (const v of (ftj.spec.volumes ?? []) as { name: string }[])
+            assert.ok(
+              pod.spec!.volumes?.some((pv) => pv.name === v.name),
+              `volume ${v.name}`,
+            );
+          for (const m of (ftj.spec.volumeMounts ?? []) as { name: string; mountPath: string }[])
+            assert.ok(
+              c.volumeMounts?.some((cm) => cm.name === m.name && cm.mountPath === m.mountPath),
+              `mount ${m.mountPath}`,
+            );
           const token = ftj.spec.secrets?.huggingFaceToken;
           if (token) {
             const ref = c.env?.find((e) => e.name === "HF_TOKEN")?.valueFrom?.secretKeyRef;
@@ -163,7 +180,11 @@ describe("examples run to Succeeded on the local cluster", { timeout: 600_000 },
           }
           for (const [key, value] of Object.entries(ftj.spec.scheduling?.nodeSelector ?? {})) assert.equal(pod.spec!.nodeSelector?.[key], value);
           const cache = ftj.spec.storage?.cache?.existingClaim;
-          if (cache) assert.ok(pod.spec!.volumes?.some((pv) => pv.persistentVolumeClaim?.claimName === cache), `cache claim ${cache}`);
+          if (cache)
+            assert.ok(
+              pod.spec!.volumes?.some((pv) => pv.persistentVolumeClaim?.claimName === cache),
+              `cache claim ${cache}`,
+            );
         }
         const adapter = ["lora", "qlora"].includes(String((ftj.spec.config as Record<string, unknown>).adapter));
         if (adapter && ftj.spec.merge?.enabled !== false) {

@@ -32,12 +32,22 @@ const runningGang = (name: string, attempt: number, size: number) =>
     note(pods.map((p) => [p.metadata?.name, p.status?.phase]));
     return pods.length === size && pods.every((p) => p.status?.phase === "Running") ? pods : undefined;
   });
-const rank = (pods: Awaited<ReturnType<typeof trainPods>>, r: number) => pods.find((p) => p.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] === String(r))!;
+const rank = (pods: Awaited<ReturnType<typeof trainPods>>, r: number) =>
+  pods.find((p) => p.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] === String(r))!;
 const launcherMessage = (tail: string[], exitCode: number) => JSON.stringify({ stage: "train", exitCode, reason: "Failed", resumeFrom: null, tail });
 
 describe("fault tolerance", () => {
   test("rank 1 fails mid-training: the whole gang is torn down, attempt 1 resumes and the job succeeds with restarts 1", async () => {
-    await createFtj(k, ftjManifest("rank-fail", ns, { nodes: 2, gpusPerNode: 8, preprocess: { enabled: false }, merge: { onCPU: true }, podAnnotations: { [FATE_ANNOTATION]: "run" } }));
+    await createFtj(
+      k,
+      ftjManifest("rank-fail", ns, {
+        nodes: 2,
+        gpusPerNode: 8,
+        preprocess: { enabled: false },
+        merge: { onCPU: true },
+        podAnnotations: { [FATE_ANNOTATION]: "run" },
+      }),
+    );
     const gang0 = await runningGang("rank-fail", 0, 2);
     await finishPod(k, rank(gang0, 1), 1, launcherMessage(["Traceback (most recent call last):", "RuntimeError: something broke on rank 1"], 1));
     const gang1 = await runningGang("rank-fail", 1, 2);
@@ -50,8 +60,16 @@ describe("fault tolerance", () => {
     assert.match(mid.status?.lastFailure?.message ?? "", /RuntimeError: something broke on rank 1/);
     // attempt 1 is told to resume: the launcher wraps the same command, which picks the newest complete checkpoint itself
     assert.deepEqual(gang1[0]!.spec?.containers[0]?.command?.slice(0, 3), ["python3", LAUNCHER_FILE, "--"]);
-    for (const p of gang1) await finishPod(k, p, 0, JSON.stringify({ stage: "train", exitCode: 0, reason: "Completed", resumeFrom: "/finetune/output/model/checkpoint-200", resumeStep: 200, tail: [] }));
-    const merge = await waitFor("merge pod", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=rank-fail,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"));
+    for (const p of gang1)
+      await finishPod(
+        k,
+        p,
+        0,
+        JSON.stringify({ stage: "train", exitCode: 0, reason: "Completed", resumeFrom: "/finetune/output/model/checkpoint-200", resumeStep: 200, tail: [] }),
+      );
+    const merge = await waitFor("merge pod", async () =>
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=rank-fail,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"),
+    );
     await finishPod(k, merge, 0);
     const done = await waitFor("Succeeded", async () => {
       const j = await getFtj(k, ns, "rank-fail");
@@ -62,12 +80,21 @@ describe("fault tolerance", () => {
   });
 
   test("an image edit of a running job is rejected, and the next attempt still runs what the job started with", async () => {
-    await createFtj(k, ftjManifest("edited", ns, { gpusPerNode: 2, preprocess: { enabled: false }, merge: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } }));
+    await createFtj(
+      k,
+      ftjManifest("edited", ns, { gpusPerNode: 2, preprocess: { enabled: false }, merge: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } }),
+    );
     const gang0 = await runningGang("edited", 0, 1);
     const startedImage = gang0[0]!.spec?.containers[0]?.image;
-    await assert.rejects(patchFtjSpec(k, ns, "edited", { gpusPerNode: 4 }), (err: { code?: number; body?: string }) => err.code === 422 && /immutable once the job has started/.test(err.body ?? ""), "the API server refuses a shape change (CEL)");
+    await assert.rejects(
+      patchFtjSpec(k, ns, "edited", { gpusPerNode: 4 }),
+      (err: { code?: number; body?: string }) => err.code === 422 && /immutable once the job has started/.test(err.body ?? ""),
+      "the API server refuses a shape change (CEL)",
+    );
     await patchFtjSpec(k, ns, "edited", { image: "example.invalid/axolotl:other" });
-    await waitFor("SpecChangeRejected", async () => (await getFtj(k, ns, "edited")).status?.conditions?.some((c) => c.type === "SpecChangeRejected" && c.status === "True"));
+    await waitFor("SpecChangeRejected", async () =>
+      (await getFtj(k, ns, "edited")).status?.conditions?.some((c) => c.type === "SpecChangeRejected" && c.status === "True"),
+    );
     await disruptPod(k, gang0[0]!);
     const gang1 = await runningGang("edited", 1, 1);
     const container = gang1[0]!.spec?.containers[0];
@@ -78,7 +105,16 @@ describe("fault tolerance", () => {
   });
 
   test("a pod evicted for preemption starts a new attempt without counting a restart", async () => {
-    await createFtj(k, ftjManifest("preempted", ns, { nodes: 2, gpusPerNode: 4, preprocess: { enabled: false }, merge: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } }));
+    await createFtj(
+      k,
+      ftjManifest("preempted", ns, {
+        nodes: 2,
+        gpusPerNode: 4,
+        preprocess: { enabled: false },
+        merge: { enabled: false },
+        podAnnotations: { [FATE_ANNOTATION]: "run" },
+      }),
+    );
     const gang0 = await runningGang("preempted", 0, 2);
     await disruptPod(k, rank(gang0, 0));
     const gang1 = await runningGang("preempted", 1, 2);
@@ -92,16 +128,23 @@ describe("fault tolerance", () => {
 
   test("every attempt fails: Failed after maxRestarts, with the hint in status and an Event, nothing left running", async () => {
     const oom = JSON.stringify({ stage: "train", exitCode: 137, reason: "Failed", tail: ["Killed"] });
-    await createFtj(k, ftjManifest("always-fails", ns, {
-      maxRestarts: 2,
-      preprocess: { enabled: false },
-      podAnnotations: { [FATE_ANNOTATION]: "fail", [EXIT_CODE_ANNOTATION]: "137", [TERMINATION_MESSAGE_ANNOTATION]: oom },
-    }));
-    const failed = await waitFor("Failed", async (note) => {
-      const j = await getFtj(k, ns, "always-fails");
-      note(j.status);
-      return j.status?.phase === "Failed" ? j : undefined;
-    }, { timeoutMs: 60_000 });
+    await createFtj(
+      k,
+      ftjManifest("always-fails", ns, {
+        maxRestarts: 2,
+        preprocess: { enabled: false },
+        podAnnotations: { [FATE_ANNOTATION]: "fail", [EXIT_CODE_ANNOTATION]: "137", [TERMINATION_MESSAGE_ANNOTATION]: oom },
+      }),
+    );
+    const failed = await waitFor(
+      "Failed",
+      async (note) => {
+        const j = await getFtj(k, ns, "always-fails");
+        note(j.status);
+        return j.status?.phase === "Failed" ? j : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
     assert.equal(failed.status?.restarts, 2, "maxRestarts restarts, then the third failure ends the job");
     assert.equal(failed.status?.attempts?.filter((a) => a.stage === "train").length, 3);
     assert.equal(failed.status?.lastFailure?.reason, "HostOutOfMemory");
@@ -117,8 +160,19 @@ describe("fault tolerance", () => {
   });
 
   test("a config Axolotl rejects at start-up fails at once, without retries", async () => {
-    const rejected = JSON.stringify({ stage: "train", exitCode: 1, reason: "Failed", tail: ["pydantic_core._pydantic_core.ValidationError: 1 validation error for AxolotlInputConfig", "  Value error, ..."] });
-    await createFtj(k, ftjManifest("rejected", ns, { preprocess: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "fail", [TERMINATION_MESSAGE_ANNOTATION]: rejected } }));
+    const rejected = JSON.stringify({
+      stage: "train",
+      exitCode: 1,
+      reason: "Failed",
+      tail: ["pydantic_core._pydantic_core.ValidationError: 1 validation error for AxolotlInputConfig", "  Value error, ..."],
+    });
+    await createFtj(
+      k,
+      ftjManifest("rejected", ns, {
+        preprocess: { enabled: false },
+        podAnnotations: { [FATE_ANNOTATION]: "fail", [TERMINATION_MESSAGE_ANNOTATION]: rejected },
+      }),
+    );
     const failed = await waitFor("Failed", async () => {
       const j = await getFtj(k, ns, "rejected");
       return j.status?.phase === "Failed" ? j : undefined;
@@ -132,7 +186,16 @@ describe("fault tolerance", () => {
     await op.stop();
     // A long backoff keeps the operator between "attempt ended" and "next attempt created" when we kill it.
     op = await startOperator({ namespace: ns, extraArgs: ["--restart-backoff-seconds=4"] });
-    await createFtj(k, ftjManifest("teardown", ns, { nodes: 2, gpusPerNode: 8, preprocess: { enabled: false }, merge: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } }));
+    await createFtj(
+      k,
+      ftjManifest("teardown", ns, {
+        nodes: 2,
+        gpusPerNode: 8,
+        preprocess: { enabled: false },
+        merge: { enabled: false },
+        podAnnotations: { [FATE_ANNOTATION]: "run" },
+      }),
+    );
     const gang0 = await runningGang("teardown", 0, 2);
     await finishPod(k, rank(gang0, 0), 1);
     await waitFor("attempt 0 recorded as ended", async () => (await getFtj(k, ns, "teardown")).status?.attempts?.find((a) => a.attempt === 0)?.endTime);

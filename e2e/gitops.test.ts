@@ -48,13 +48,37 @@ const ran = (name: string) =>
   });
 
 async function setContainerState(pod: V1Pod, phase: string, state: V1ContainerState): Promise<void> {
-  const body = { status: { phase, containerStatuses: (pod.spec?.containers ?? []).map((c) => ({ name: c.name, image: c.image, imageID: "", ready: false, restartCount: 0, started: Boolean(state.running), state })) } };
-  await k.core.patchNamespacedPodStatus({ namespace: ns, name: pod.metadata!.name!, body }, setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch));
+  const body = {
+    status: {
+      phase,
+      containerStatuses: (pod.spec?.containers ?? []).map((c) => ({
+        name: c.name,
+        image: c.image,
+        imageID: "",
+        ready: false,
+        restartCount: 0,
+        started: Boolean(state.running),
+        state,
+      })),
+    },
+  };
+  await k.core.patchNamespacedPodStatus(
+    { namespace: ns, name: pod.metadata!.name!, body },
+    setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+  );
 }
 
 describe("GitOps order and stuck pods", () => {
   test("applied before its configFrom ConfigMap: waits (ConfigNotFound, an Event), then runs once the ConfigMap exists", async () => {
-    await createFtj(k, ftjManifest("config-later", ns, { config: undefined, configFrom: { configMapKeyRef: { name: "later", key: "config.yaml" } }, preprocess: { enabled: false }, merge: { enabled: false } }));
+    await createFtj(
+      k,
+      ftjManifest("config-later", ns, {
+        config: undefined,
+        configFrom: { configMapKeyRef: { name: "later", key: "config.yaml" } },
+        preprocess: { enabled: false },
+        merge: { enabled: false },
+      }),
+    );
     const waiting = await waitFor("ConfigNotFound", async () => {
       const c = await condition("config-later", "ReferencesResolved");
       return c?.status === "False" && c.reason === "ConfigNotFound" ? c : undefined;
@@ -70,7 +94,14 @@ describe("GitOps order and stuck pods", () => {
   });
 
   test("applied before its existingClaim: waits (ClaimNotFound), then runs once the claim exists", async () => {
-    await createFtj(k, ftjManifest("claim-later", ns, { storage: { output: { existingClaim: "data-later" } }, preprocess: { enabled: false }, merge: { enabled: false } } as never));
+    await createFtj(
+      k,
+      ftjManifest("claim-later", ns, {
+        storage: { output: { existingClaim: "data-later" } },
+        preprocess: { enabled: false },
+        merge: { enabled: false },
+      } as never),
+    );
     await waitFor("ClaimNotFound", async () => (await condition("claim-later", "ReferencesResolved"))?.reason === "ClaimNotFound");
     await k.core.createNamespacedPersistentVolumeClaim({
       namespace: ns,
@@ -89,7 +120,9 @@ describe("GitOps order and stuck pods", () => {
     assert.match(c.message, /0\/\d+ nodes are available/);
     assert.match((await getFtj(k, ns, "unplaceable")).status?.message ?? "", /cannot be scheduled/);
     await waitFor("an Unschedulable Event", async () => (await eventReasons("unplaceable")).includes("Unschedulable"));
-    const { stdout } = await promisify(execFile)(BIN, ["status", "unplaceable", "-n", ns], { env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "", NO_COLOR: "1" } });
+    const { stdout } = await promisify(execFile)(BIN, ["status", "unplaceable", "-n", ns], {
+      env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "", NO_COLOR: "1" },
+    });
     assert.match(stdout, /PodsScheduled:\s+False \(Unschedulable\): train attempt 0: pod \S+ cannot be scheduled: 0\/\d+ nodes are available/);
   });
 
@@ -124,12 +157,18 @@ describe("GitOps order and stuck pods", () => {
     assert.match((await getFtj(k, ns, "no-such-priority")).status?.message ?? "", /pods of Job \S+ are refused/);
     await waitFor("a FailedCreate Event on the FineTuneJob", async () => (await eventReasons("no-such-priority")).includes("FailedCreate"));
 
-    await k.core.patchNamespace({ name: ns, body: { metadata: { labels: { "pod-security.kubernetes.io/enforce": "restricted" } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
-    await createFtj(k, ftjManifest("host-path", ns, {
-      preprocess: { enabled: false },
-      volumes: [{ name: "host", hostPath: { path: "/tmp" } }],
-      volumeMounts: [{ name: "host", mountPath: "/host" }],
-    } as never));
+    await k.core.patchNamespace(
+      { name: ns, body: { metadata: { labels: { "pod-security.kubernetes.io/enforce": "restricted" } } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
+    await createFtj(
+      k,
+      ftjManifest("host-path", ns, {
+        preprocess: { enabled: false },
+        volumes: [{ name: "host", hostPath: { path: "/tmp" } }],
+        volumeMounts: [{ name: "host", mountPath: "/host" }],
+      } as never),
+    );
     await refusedWith("host-path", /violates PodSecurity "restricted.*hostPath/);
   });
 
@@ -141,7 +180,10 @@ describe("GitOps order and stuck pods", () => {
         return c?.status === "False" && c.reason === "FailedCreate" && pattern.test(c.message) ? c : undefined;
       });
     // The namespace leaves Pod Security alone again, so only the object under test can refuse the pods.
-    await k.core.patchNamespace({ name: ns, body: { metadata: { labels: { "pod-security.kubernetes.io/enforce": null } } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+    await k.core.patchNamespace(
+      { name: ns, body: { metadata: { labels: { "pod-security.kubernetes.io/enforce": null } } } },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
 
     await k.core.createNamespacedResourceQuota({ namespace: ns, body: { metadata: { name: "no-gpus" }, spec: { hard: { "requests.nvidia.com/gpu": "0" } } } });
     await createFtj(k, ftjManifest("over-quota", ns, { preprocess: { enabled: false } }));
@@ -150,7 +192,10 @@ describe("GitOps order and stuck pods", () => {
     await waitFor("a FailedCreate Event on over-quota", async () => (await eventReasons("over-quota")).includes("FailedCreate"));
     await k.core.deleteNamespacedResourceQuota({ namespace: ns, name: "no-gpus" });
 
-    await k.core.createNamespacedLimitRange({ namespace: ns, body: { metadata: { name: "small-pods" }, spec: { limits: [{ type: "Container", max: { memory: "16Gi" } }] } } });
+    await k.core.createNamespacedLimitRange({
+      namespace: ns,
+      body: { metadata: { name: "small-pods" }, spec: { limits: [{ type: "Container", max: { memory: "16Gi" } }] } },
+    });
     await createFtj(k, ftjManifest("too-much-memory", ns, { preprocess: { enabled: false }, resources: { memory: "64Gi" } } as never));
     await refusedWith("too-much-memory", /maximum memory usage per Container is 16Gi, but limit is 64Gi/);
     assert.match((await getFtj(k, ns, "too-much-memory")).status?.message ?? "", /pods of Job \S+ are refused/);
@@ -158,13 +203,17 @@ describe("GitOps order and stuck pods", () => {
   });
 
   test("applied before its Secret: waits (SecretNotFound from the kubelet's report, an Event), then goes on once the Secret exists", async () => {
-    await createFtj(k, ftjManifest("needs-token", ns, {
-      preprocess: { enabled: false },
-      secrets: { huggingFaceToken: { name: "hf-token", key: "token" } },
-      podAnnotations: { [FATE_ANNOTATION]: "run" },
-    } as never));
+    await createFtj(
+      k,
+      ftjManifest("needs-token", ns, {
+        preprocess: { enabled: false },
+        secrets: { huggingFaceToken: { name: "hf-token", key: "token" } },
+        podAnnotations: { [FATE_ANNOTATION]: "run" },
+      } as never),
+    );
     const pod = await waitFor("needs-token: train pod with an IP", async () =>
-      (await listPods(k, ns, `${LABEL_JOB_NAME}=needs-token,${LABEL_STAGE}=train`)).find((p) => p.status?.podIP));
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=needs-token,${LABEL_STAGE}=train`)).find((p) => p.status?.podIP),
+    );
     // What a kubelet reports for a container whose Secret does not exist (kwok starts every container).
     await setContainerState(pod, "Pending", { waiting: { reason: "CreateContainerConfigError", message: 'secret "hf-token" not found' } });
     const waiting = await waitFor("ReferencesResolved=False", async () => {

@@ -25,7 +25,18 @@ import { parse, parseAllDocuments } from "yaml";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
 import { progressAudience } from "../src/render/names.ts";
 import { helm, helmBinary } from "../scripts/render-manifests.ts";
-import { applyObjects, apiStatus, FATE_ANNOTATION, freshNamespace, ignoreNotFound, kubeClients, kubeClientsForToken, setPodLogs, waitFor, type KubeClients } from "./lib/index.ts";
+import {
+  applyObjects,
+  apiStatus,
+  FATE_ANNOTATION,
+  freshNamespace,
+  ignoreNotFound,
+  kubeClients,
+  kubeClientsForToken,
+  setPodLogs,
+  waitFor,
+  type KubeClients,
+} from "./lib/index.ts";
 import { createFtj, finishPod, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
 import { applyCrdObject, deploymentEnv, writeServiceAccountKubeconfig } from "./lib/install.ts";
 import { metricValue, startOperator, type OperatorProcess } from "./lib/operator.ts";
@@ -40,7 +51,9 @@ let helmPath: string;
 /** `helm template` of the chart into `namespace`, as parsed objects. */
 async function renderChart(release: string, namespace: string, values: string[]): Promise<KubernetesObject[]> {
   const text = await helm(["template", release, CHART, "--namespace", namespace, ...values.flatMap((v) => ["--set", v])], helmPath);
-  return parseAllDocuments(text).map((d) => d.toJS() as KubernetesObject | null).filter((o): o is KubernetesObject => o !== null);
+  return parseAllDocuments(text)
+    .map((d) => d.toJS() as KubernetesObject | null)
+    .filter((o): o is KubernetesObject => o !== null);
 }
 
 /** Applies the chart's CRD (Helm's crds/ directory) and waits until it is served. */
@@ -75,7 +88,10 @@ async function install(t: TestContext, namespace: string, values: string[]): Pro
     }
   });
   await applyChartCrd();
-  await applyObjects(objects.filter((o) => o.kind !== "Deployment"), { clients: k, namespace });
+  await applyObjects(
+    objects.filter((o) => o.kind !== "Deployment"),
+    { clients: k, namespace },
+  );
 
   const serviceAccount = deployment.spec!.template.spec!.serviceAccountName!;
   const dir = mkdtempSync(join(tmpdir(), "finetune-install-"));
@@ -92,16 +108,22 @@ async function priorityLevelOf(kubeconfig: string, path: string): Promise<string
   const opts: https.RequestOptions = {};
   await kc.applyToHTTPSOptions(opts);
   return new Promise((resolve, reject) => {
-    https.get(`${kc.getCurrentCluster()!.server}${path}`, opts, (res) => {
-      res.resume();
-      const uid = res.headers["x-kubernetes-pf-prioritylevel-uid"];
-      resolve(Array.isArray(uid) ? uid[0] : uid);
-    }).on("error", reject);
+    https
+      .get(`${kc.getCurrentCluster()!.server}${path}`, opts, (res) => {
+        res.resume();
+        const uid = res.headers["x-kubernetes-pf-prioritylevel-uid"];
+        resolve(Array.isArray(uid) ? uid[0] : uid);
+      })
+      .on("error", reject);
   });
 }
 
 /** Starts the operator as the Deployment's container would run, authenticated as the chart's ServiceAccount. */
-async function runAsDeployment(t: TestContext, inst: Installed, opts: { namespace?: string; extraArgs?: string[] } = {}): Promise<OperatorProcess & { podName: string }> {
+async function runAsDeployment(
+  t: TestContext,
+  inst: Installed,
+  opts: { namespace?: string; extraArgs?: string[] } = {},
+): Promise<OperatorProcess & { podName: string }> {
   const podName = `${inst.deployment.metadata!.name}-7d9c8b6f5-x2x4q`;
   const op = await startOperator({
     kubeconfig: inst.kubeconfig,
@@ -111,26 +133,34 @@ async function runAsDeployment(t: TestContext, inst: Installed, opts: { namespac
     ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
   });
   t.after(() => op.stop());
-  await waitFor("operator ready and leading", async (note) => {
-    const ready = (await fetch(`http://127.0.0.1:${op.port}/readyz`)).status;
-    const leading = op.logs.some((l) => l.msg === "became leader; reconciling");
-    note({ ready, leading, lastLogs: op.logs.slice(-5) });
-    return ready === 200 && leading;
-  }, { timeoutMs: 30_000 });
+  await waitFor(
+    "operator ready and leading",
+    async (note) => {
+      const ready = (await fetch(`http://127.0.0.1:${op.port}/readyz`)).status;
+      const leading = op.logs.some((l) => l.msg === "became leader; reconciling");
+      note({ ready, leading, lastLogs: op.logs.slice(-5) });
+      return ready === 200 && leading;
+    },
+    { timeoutMs: 30_000 },
+  );
   return Object.assign(op, { podName });
 }
 
 /** Waits for Succeeded; stops early when the job Failed or the operator was refused an API call (a missing RBAC rule). */
 async function succeeded(namespace: string, name: string, op: OperatorProcess, timeoutMs = 90_000) {
   let fatal: string | undefined;
-  const job = await waitFor(`FineTuneJob ${namespace}/${name} Succeeded`, async (note) => {
-    const j = await getFtj(k, namespace, name);
-    note(j.status);
-    if (j.status?.phase === "Failed") fatal = `${name} failed: ${j.status.message}`;
-    const forbidden = (await op.metrics()).split("\n").filter((l) => l.startsWith("finetune_api_requests_total") && l.includes('code="403"'));
-    if (forbidden.length) fatal = `the operator was refused API calls (RBAC): ${forbidden.join("; ")}`;
-    return fatal ? j : j.status?.phase === "Succeeded" && j;
-  }, { timeoutMs });
+  const job = await waitFor(
+    `FineTuneJob ${namespace}/${name} Succeeded`,
+    async (note) => {
+      const j = await getFtj(k, namespace, name);
+      note(j.status);
+      if (j.status?.phase === "Failed") fatal = `${name} failed: ${j.status.message}`;
+      const forbidden = (await op.metrics()).split("\n").filter((l) => l.startsWith("finetune_api_requests_total") && l.includes('code="403"'));
+      if (forbidden.length) fatal = `the operator was refused API calls (RBAC): ${forbidden.join("; ")}`;
+      return fatal ? j : j.status?.phase === "Succeeded" && j;
+    },
+    { timeoutMs },
+  );
   if (fatal) assert.fail(fatal);
   return job;
 }
@@ -159,7 +189,9 @@ async function assertPermissions(sa: KubeClients, allowed: [string, string?, str
 function dashboardMetrics(): string[] {
   const dash = JSON.parse(readFileSync(DASHBOARD, "utf8")) as { panels: { targets?: { expr: string }[] }[] };
   const names = new Set<string>();
-  for (const p of dash.panels) for (const t of p.targets ?? []) for (const m of t.expr.matchAll(/\b(finetune_[a-z_]+|controller_runtime_[a-z_]+|workqueue_[a-z_]+|leader_election_[a-z_]+)\b/g)) names.add(m[1]!);
+  for (const p of dash.panels)
+    for (const t of p.targets ?? [])
+      for (const m of t.expr.matchAll(/\b(finetune_[a-z_]+|controller_runtime_[a-z_]+|workqueue_[a-z_]+|leader_election_[a-z_]+)\b/g)) names.add(m[1]!);
   return [...names].sort();
 }
 
@@ -173,30 +205,79 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     const rel = await freshNamespace("install", { t, clients: k });
     const jobs = await freshNamespace("install-jobs", { t, clients: k });
     const inst = await install(t, rel.name, ["progress.enabled=true", "dashboard.enabled=true", "metrics.serviceMonitor.enabled=false"]);
-    assert.deepEqual(inst.objects.map((o) => o.kind).sort(), ["ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "FlowSchema", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "Service", "ServiceAccount"]);
+    assert.deepEqual(inst.objects.map((o) => o.kind).sort(), [
+      "ClusterRole",
+      "ClusterRole",
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "ConfigMap",
+      "Deployment",
+      "FlowSchema",
+      "PodDisruptionBudget",
+      "Role",
+      "RoleBinding",
+      "Service",
+      "Service",
+      "ServiceAccount",
+    ]);
 
     // What RBAC now allows the ServiceAccount, checked by the API server itself.
     const other = jobs.name;
     await assertPermissions(
       inst.sa,
       [
-        ["list finetune.dev/finetunejobs"], ["watch finetune.dev/finetunejobs"], ["get finetune.dev/finetunejobs", other], ["delete finetune.dev/finetunejobs", other],
-        ["update finetune.dev/finetunejobs/status", other], ["patch finetune.dev/finetunejobs/status", other],
-        ["list batch/jobs"], ["watch batch/jobs"], ["create batch/jobs", other], ["delete batch/jobs", other],
-        ["list /pods"], ["watch /pods"], ["get /pods/log", other], ["list /configmaps"], ["get /configmaps", other], ["create /configmaps", other],
-        ["list /services"], ["create /services", other], ["list /persistentvolumeclaims"], ["create /persistentvolumeclaims", other],
-        ["create /events", other], ["create authentication.k8s.io/tokenreviews"],
-        ["create coordination.k8s.io/leases", rel.name], ["get coordination.k8s.io/leases", rel.name, "finetune-operator"], ["update coordination.k8s.io/leases", rel.name, "finetune-operator"],
+        ["list finetune.dev/finetunejobs"],
+        ["watch finetune.dev/finetunejobs"],
+        ["get finetune.dev/finetunejobs", other],
+        ["delete finetune.dev/finetunejobs", other],
+        ["update finetune.dev/finetunejobs/status", other],
+        ["patch finetune.dev/finetunejobs/status", other],
+        ["list batch/jobs"],
+        ["watch batch/jobs"],
+        ["create batch/jobs", other],
+        ["delete batch/jobs", other],
+        ["list /pods"],
+        ["watch /pods"],
+        ["get /pods/log", other],
+        ["list /configmaps"],
+        ["get /configmaps", other],
+        ["create /configmaps", other],
+        ["list /services"],
+        ["create /services", other],
+        ["list /persistentvolumeclaims"],
+        ["create /persistentvolumeclaims", other],
+        ["create /events", other],
+        ["create authentication.k8s.io/tokenreviews"],
+        ["create coordination.k8s.io/leases", rel.name],
+        ["get coordination.k8s.io/leases", rel.name, "finetune-operator"],
+        ["update coordination.k8s.io/leases", rel.name, "finetune-operator"],
       ],
       [
-        ["list /secrets"], ["get /secrets", rel.name], ["get /secrets", other], ["watch /secrets", other], ["create /secrets", other],
-        ["create finetune.dev/finetunejobs", other], ["update finetune.dev/finetunejobs", other], ["patch finetune.dev/finetunejobs", other],
-        ["create /pods", other], ["delete /pods", other], ["create /pods/exec", other],
-        ["update batch/jobs", other], ["delete /configmaps", other], ["update /configmaps", other], ["delete /services", other],
-        ["delete /persistentvolumeclaims", other], ["update /persistentvolumeclaims", other], ["create /serviceaccounts/token", other],
-        ["get coordination.k8s.io/leases", rel.name, "someone-else"], ["update coordination.k8s.io/leases", rel.name, "someone-else"],
-        ["create coordination.k8s.io/leases", other], ["delete coordination.k8s.io/leases", rel.name, "finetune-operator"],
-        ["list /nodes"], ["create rbac.authorization.k8s.io/clusterrolebindings"], ["create authorization.k8s.io/subjectaccessreviews"],
+        ["list /secrets"],
+        ["get /secrets", rel.name],
+        ["get /secrets", other],
+        ["watch /secrets", other],
+        ["create /secrets", other],
+        ["create finetune.dev/finetunejobs", other],
+        ["update finetune.dev/finetunejobs", other],
+        ["patch finetune.dev/finetunejobs", other],
+        ["create /pods", other],
+        ["delete /pods", other],
+        ["create /pods/exec", other],
+        ["update batch/jobs", other],
+        ["delete /configmaps", other],
+        ["update /configmaps", other],
+        ["delete /services", other],
+        ["delete /persistentvolumeclaims", other],
+        ["update /persistentvolumeclaims", other],
+        ["create /serviceaccounts/token", other],
+        ["get coordination.k8s.io/leases", rel.name, "someone-else"],
+        ["update coordination.k8s.io/leases", rel.name, "someone-else"],
+        ["create coordination.k8s.io/leases", other],
+        ["delete coordination.k8s.io/leases", rel.name, "finetune-operator"],
+        ["list /nodes"],
+        ["create rbac.authorization.k8s.io/clusterrolebindings"],
+        ["create authorization.k8s.io/subjectaccessreviews"],
       ],
     );
     await assert.rejects(inst.sa.core.listSecretForAllNamespaces(), (err) => apiStatus(err) === 403, "the ServiceAccount must not list Secrets cluster-wide");
@@ -205,12 +286,17 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     // The operator, configured as the Deployment configures it. Its informers are kept to the test's job
     // namespace (--namespace) so that it stays out of other suites' FineTuneJobs on this shared cluster;
     // the cluster-wide list/watch the ClusterRole grants is checked above. Local ports replace 8080/8443.
-    const op = await runAsDeployment(t, inst, { namespace: jobs.name, extraArgs: ["--progress-port=0", "--progress-write-interval-seconds=1", "--progress-log-interval-seconds=1"] });
+    const op = await runAsDeployment(t, inst, {
+      namespace: jobs.name,
+      extraArgs: ["--progress-port=0", "--progress-write-interval-seconds=1", "--progress-log-interval-seconds=1"],
+    });
     const lease = await k.coordination.readNamespacedLease({ namespace: rel.name, name: "finetune-operator" });
     assert.equal(lease.spec?.holderIdentity, op.podName, "the Lease in the release namespace names POD_NAME");
     // The chart's FlowSchema: the API server classifies the ServiceAccount's Lease requests into its built-in
     // leader-election priority level (API Priority and Fairness names the level in a response header).
-    const leaderElectionLevel = (await k.objects.read({ apiVersion: "flowcontrol.apiserver.k8s.io/v1", kind: "PriorityLevelConfiguration", metadata: { name: "leader-election" } })).metadata?.uid;
+    const leaderElectionLevel = (
+      await k.objects.read({ apiVersion: "flowcontrol.apiserver.k8s.io/v1", kind: "PriorityLevelConfiguration", metadata: { name: "leader-election" } })
+    ).metadata?.uid;
     assert.ok(leaderElectionLevel, "the built-in leader-election priority level");
     assert.equal(await priorityLevelOf(inst.kubeconfig, `/apis/coordination.k8s.io/v1/namespaces/${rel.name}/leases/finetune-operator`), leaderElectionLevel);
     assert.notEqual(await priorityLevelOf(inst.kubeconfig, `/apis/batch/v1/namespaces/${jobs.name}/jobs`), leaderElectionLevel, "only the Lease requests");
@@ -218,11 +304,18 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     // A job whose pods keep running until the test ends them, so the trainer can report progress.
     const running = { preprocess: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } };
     await createFtj(k, ftjManifest("installed", jobs.name, running));
-    const trainPod = await waitFor("training pod running", async () =>
-      (await listPods(k, jobs.name, `${LABEL_JOB_NAME}=installed,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"), { timeoutMs: 60_000 });
+    const trainPod = await waitFor(
+      "training pod running",
+      async () => (await listPods(k, jobs.name, `${LABEL_JOB_NAME}=installed,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"),
+      { timeoutMs: 60_000 },
+    );
     // Before any push: progress from rank 0's log tail (pods/log RBAC) + status patch. The log agrees with
     // the push report below, so whichever source wrote last, the job shows step 42.
-    await setPodLogs(jobs.name, trainPod.metadata!.name!, "Maximum number of steps set at 100\n 42%|████▏     | 42/100 [01:00<01:23,  1.43s/it]\n{'loss': 1.5, 'learning_rate': 0.0002, 'epoch': 0.42}\n");
+    await setPodLogs(
+      jobs.name,
+      trainPod.metadata!.name!,
+      "Maximum number of steps set at 100\n 42%|████▏     | 42/100 [01:00<01:23,  1.43s/it]\n{'loss': 1.5, 'learning_rate': 0.0002, 'epoch': 0.42}\n",
+    );
     await waitFor("progress from the log tail", async () => {
       const p = (await getFtj(k, jobs.name, "installed")).status?.progress;
       return p?.source === "logs" && p.step === 42 && p.loss === 1.5;
@@ -231,7 +324,13 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     const { status } = await k.core.createNamespacedServiceAccountToken({
       namespace: jobs.name,
       name: "default",
-      body: { spec: { audiences: [progressAudience({ namespace: jobs.name, name: "installed" })], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: trainPod.metadata!.name!, uid: trainPod.metadata!.uid! } } },
+      body: {
+        spec: {
+          audiences: [progressAudience({ namespace: jobs.name, name: "installed" })],
+          expirationSeconds: 600,
+          boundObjectRef: { apiVersion: "v1", kind: "Pod", name: trainPod.metadata!.name!, uid: trainPod.metadata!.uid! },
+        },
+      },
     });
     const res = await fetch(`http://127.0.0.1:${op.progressPort}/v1/progress/${jobs.name}/installed`, {
       method: "POST",
@@ -247,20 +346,35 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
       return metricValue(text, "finetune_job_progress_step", { namespace: jobs.name, finetunejob: "installed" }) === 42 && text;
     });
     assert.equal(metricValue(training, "finetune_job_progress_loss", { finetunejob: "installed" }), 1.5);
-    for (const name of dashboardMetrics()) assert.match(training, new RegExp(`^${name}[{ ]`, "m"), `the dashboard reads ${name}, which the operator does not export`);
+    for (const name of dashboardMetrics())
+      assert.match(training, new RegExp(`^${name}[{ ]`, "m"), `the dashboard reads ${name}, which the operator does not export`);
     await finishPod(k, trainPod, 0);
-    const mergePod = await waitFor("merge pod running", async () =>
-      (await listPods(k, jobs.name, `${LABEL_JOB_NAME}=installed,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"), { timeoutMs: 60_000 });
+    const mergePod = await waitFor(
+      "merge pod running",
+      async () => (await listPods(k, jobs.name, `${LABEL_JOB_NAME}=installed,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"),
+      { timeoutMs: 60_000 },
+    );
     await finishPod(k, mergePod, 0);
     const done = await succeeded(jobs.name, "installed", op);
     assert.equal(done.status?.progress?.step, 42);
 
     // The chart's user roles aggregate into the built-in ones: a namespace editor may submit FineTuneJobs, a viewer only read them.
-    for (const [role, verbs] of [["edit", ["create", "delete", "list"]], ["view", ["list", "watch"]]] as const) {
+    for (const [role, verbs] of [
+      ["edit", ["create", "delete", "list"]],
+      ["view", ["list", "watch"]],
+    ] as const) {
       const sa = `${role}-user`;
       await k.core.createNamespacedServiceAccount({ namespace: jobs.name, body: { metadata: { name: sa } } });
-      await k.rbac.createNamespacedRoleBinding({ namespace: jobs.name, body: { metadata: { name: sa }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role }, subjects: [{ kind: "ServiceAccount", name: sa, namespace: jobs.name }] } });
-      const tok = (await k.core.createNamespacedServiceAccountToken({ namespace: jobs.name, name: sa, body: { spec: { expirationSeconds: 600 } } })).status!.token!;
+      await k.rbac.createNamespacedRoleBinding({
+        namespace: jobs.name,
+        body: {
+          metadata: { name: sa },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
+          subjects: [{ kind: "ServiceAccount", name: sa, namespace: jobs.name }],
+        },
+      });
+      const tok = (await k.core.createNamespacedServiceAccountToken({ namespace: jobs.name, name: sa, body: { spec: { expirationSeconds: 600 } } })).status!
+        .token!;
       const user = await kubeClientsForToken(tok, sa);
       await waitFor(`the built-in ${role} role includes FineTuneJobs (aggregation)`, async () => {
         for (const verb of verbs) if (!(await can(user, { verb, group: "finetune.dev", resource: "finetunejobs", namespace: jobs.name }))) return false;
@@ -270,8 +384,12 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     }
 
     // Events were recorded (events create), and no API call of the operator was ever refused.
-    await waitFor("events of the FineTuneJob", async () =>
-      (await k.core.listNamespacedEvent({ namespace: jobs.name, fieldSelector: "involvedObject.kind=FineTuneJob,involvedObject.name=installed" })).items.length > 0);
+    await waitFor(
+      "events of the FineTuneJob",
+      async () =>
+        (await k.core.listNamespacedEvent({ namespace: jobs.name, fieldSelector: "involvedObject.kind=FineTuneJob,involvedObject.name=installed" })).items
+          .length > 0,
+    );
     const metrics = await op.metrics();
     assert.equal(metricValue(metrics, "finetune_api_requests_total", { code: "403" }), 0, "an API call of the operator was forbidden");
     const refused = op.logs.filter((l) => /forbidden|\b403\b/i.test(JSON.stringify(l)));
@@ -287,8 +405,20 @@ describe("install from the Helm chart with RBAC enforced", { timeout: 300_000 },
     assert.ok(!inst.objects.some((o) => o.kind === "ClusterRoleBinding"), "no cluster-wide permissions");
     await assertPermissions(
       inst.sa,
-      [["list finetune.dev/finetunejobs", jobs.name], ["watch /pods", jobs.name], ["create batch/jobs", jobs.name], ["update finetune.dev/finetunejobs/status", jobs.name]],
-      [["list finetune.dev/finetunejobs"], ["list finetune.dev/finetunejobs", "default"], ["create batch/jobs", "default"], ["list /pods"], ["list /secrets", jobs.name], ["create authentication.k8s.io/tokenreviews"]],
+      [
+        ["list finetune.dev/finetunejobs", jobs.name],
+        ["watch /pods", jobs.name],
+        ["create batch/jobs", jobs.name],
+        ["update finetune.dev/finetunejobs/status", jobs.name],
+      ],
+      [
+        ["list finetune.dev/finetunejobs"],
+        ["list finetune.dev/finetunejobs", "default"],
+        ["create batch/jobs", "default"],
+        ["list /pods"],
+        ["list /secrets", jobs.name],
+        ["create authentication.k8s.io/tokenreviews"],
+      ],
     );
     // No flag overrides the chart's env here: FINETUNE_WATCH_NAMESPACE comes from the Deployment.
     const op = await runAsDeployment(t, inst);

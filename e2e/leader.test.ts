@@ -15,7 +15,9 @@ before(async () => {
   ({ k, ns } = suite);
   const lease = ["--lease-duration-seconds=4", "--renew-deadline-seconds=3", "--retry-period-seconds=1"];
   for (const id of ["replica-a", "replica-b"]) {
-    replicas.push(await startOperator({ namespace: ns, leaderElect: true, leaseNamespace: ns, leaseName: "finetune-operator", identity: id, extraArgs: lease }));
+    replicas.push(
+      await startOperator({ namespace: ns, leaderElect: true, leaseNamespace: ns, leaseName: "finetune-operator", identity: id, extraArgs: lease }),
+    );
   }
 });
 
@@ -25,7 +27,9 @@ after(async () => {
 });
 
 const leading = async () => {
-  const flags = await Promise.all(replicas.map(async (r) => (r.proc.exitCode === null && r.proc.signalCode === null ? metricValue(await r.metrics(), "leader_election_master_status") : 0)));
+  const flags = await Promise.all(
+    replicas.map(async (r) => (r.proc.exitCode === null && r.proc.signalCode === null ? metricValue(await r.metrics(), "leader_election_master_status") : 0)),
+  );
   return flags;
 };
 const reconciles = async (r: OperatorProcess) => metricValue(await r.metrics(), "controller_runtime_reconcile_total");
@@ -45,10 +49,14 @@ describe("leader election", () => {
     assert.equal(await reconciles(follower), 0, "the follower never reconciles");
 
     await leader.stop("SIGKILL");
-    const lease = await waitFor("the follower holds the lease", async () => {
-      const l = await k.coordination.readNamespacedLease({ namespace: ns, name: "finetune-operator" });
-      return metricValue(await follower.metrics(), "leader_election_master_status") === 1 ? l : undefined;
-    }, { timeoutMs: 30_000 });
+    const lease = await waitFor(
+      "the follower holds the lease",
+      async () => {
+        const l = await k.coordination.readNamespacedLease({ namespace: ns, name: "finetune-operator" });
+        return metricValue(await follower.metrics(), "leader_election_master_status") === 1 ? l : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     assert.equal(lease.spec?.holderIdentity, follower === replicas[0] ? "replica-a" : "replica-b");
     await createFtj(k, ftjManifest("second", ns));
     await waitFor("second Succeeded under the new leader", async () => (await getFtj(k, ns, "second")).status?.phase === "Succeeded", { timeoutMs: 60_000 });

@@ -32,12 +32,16 @@ after(async () => {
 
 const phaseOf = async (name: string) => (await getFtj(k, ns, name)).status?.phase;
 const succeeded = (name: string, timeoutMs = 60_000) =>
-  waitFor(`${name} Succeeded`, async (note) => {
-    const j = await getFtj(k, ns, name);
-    note(j.status);
-    if (j.status?.phase === "Failed") throw new Error(`${name} failed: ${j.status.message}`);
-    return j.status?.phase === "Succeeded" ? j : undefined;
-  }, { timeoutMs });
+  waitFor(
+    `${name} Succeeded`,
+    async (note) => {
+      const j = await getFtj(k, ns, name);
+      note(j.status);
+      if (j.status?.phase === "Failed") throw new Error(`${name} failed: ${j.status.message}`);
+      return j.status?.phase === "Succeeded" ? j : undefined;
+    },
+    { timeoutMs },
+  );
 
 async function eventsOf(name: string) {
   const list = await k.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},involvedObject.kind=FineTuneJob` });
@@ -55,10 +59,12 @@ describe("lifecycle", () => {
     for (const type of ["Validated", "Preprocessed", "Trained", "Merged", "Succeeded"]) {
       assert.equal(done.status?.conditions?.find((c) => c.type === type)?.status, "True", `${type} condition`);
     }
-    const reasons = (await waitFor("events", async () => {
-      const ev = await eventsOf("single");
-      return ev.some((e) => e.reason === "Succeeded") ? ev : undefined;
-    })).map((e) => e.reason);
+    const reasons = (
+      await waitFor("events", async () => {
+        const ev = await eventsOf("single");
+        return ev.some((e) => e.reason === "Succeeded") ? ev : undefined;
+      })
+    ).map((e) => e.reason);
     // Events for what a user acts on: a clean run is one Event (the way through the stages is in status).
     assert.deepEqual(reasons, ["Succeeded"]);
     const pvc = await k.core.readNamespacedPersistentVolumeClaim({ namespace: ns, name: "single-output" });
@@ -85,7 +91,9 @@ describe("lifecycle", () => {
       assert.equal(p.spec?.subdomain, "gang-ranks");
     }
     for (const p of pods) await finishPod(k, p, 0);
-    const merge = await waitFor("merge pod running", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=gang,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"));
+    const merge = await waitFor("merge pod running", async () =>
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=gang,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"),
+    );
     await finishPod(k, merge, 0);
     await succeeded("gang");
     assert.deepEqual(await phases.until("gang", "Succeeded"), ["Pending", "Training", "Merging", "Succeeded"]);
@@ -112,7 +120,9 @@ describe("lifecycle", () => {
     await createFtj(k, ftjManifest("keep", ns, running));
     await createFtj(k, ftjManifest("drop", ns, { ...running, storage: { output: { deletionPolicy: "Delete" } } }));
     for (const name of ["keep", "drop"]) {
-      await waitFor(`${name} training pod running`, async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=${name}`)).some((p) => p.status?.phase === "Running"));
+      await waitFor(`${name} training pod running`, async () =>
+        (await listPods(k, ns, `${LABEL_JOB_NAME}=${name}`)).some((p) => p.status?.phase === "Running"),
+      );
       await deleteFtj(k, ns, name);
     }
     for (const name of ["keep", "drop"]) {
@@ -147,7 +157,9 @@ describe("lifecycle", () => {
     });
     await k.core.readNamespacedPersistentVolumeClaim({ namespace: ns, name: "pause-output" });
     await patchFtjSpec(k, ns, "pause", { suspend: false });
-    const pod = await waitFor("attempt 1 pod running", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=pause,finetune.dev/attempt=1`)).find((p) => p.status?.phase === "Running"));
+    const pod = await waitFor("attempt 1 pod running", async () =>
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=pause,finetune.dev/attempt=1`)).find((p) => p.status?.phase === "Running"),
+    );
     await finishPod(k, pod, 0);
     const done = await succeeded("pause");
     assert.equal(done.status?.restarts, 0, "a suspension is not a failure");
@@ -157,11 +169,15 @@ describe("lifecycle", () => {
 
   test("operator killed (SIGKILL) mid-training and restarted: no duplicate Jobs, the run completes", async () => {
     await createFtj(k, ftjManifest("crash", ns, { preprocess: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } }));
-    const pod = await waitFor("training pod running", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=crash,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"));
+    const pod = await waitFor("training pod running", async () =>
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=crash,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"),
+    );
     await op.stop("SIGKILL");
     await finishPod(k, pod, 0); // training finishes while no operator runs
     op = await startOperator({ namespace: ns });
-    const merge = await waitFor("merge pod running", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=crash,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"));
+    const merge = await waitFor("merge pod running", async () =>
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=crash,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"),
+    );
     await finishPod(k, merge, 0);
     await succeeded("crash");
     const jobs = (await k.batch.listNamespacedJob({ namespace: ns, labelSelector: `${LABEL_JOB_NAME}=crash` })).items.map((j) => j.metadata?.name).sort();
@@ -179,25 +195,30 @@ describe("lifecycle", () => {
     await waitFor("reconciles after start", async () => metricValue(await op.metrics(), "controller_runtime_reconcile_total") >= 5);
     const before = await writes();
     const reconcilesBefore = metricValue(await op.metrics(), "controller_runtime_reconcile_total");
-    await waitFor("three resync rounds", async () => metricValue(await op.metrics(), "controller_runtime_reconcile_total") >= reconcilesBefore + 15, { timeoutMs: 30_000 });
+    await waitFor("three resync rounds", async () => metricValue(await op.metrics(), "controller_runtime_reconcile_total") >= reconcilesBefore + 15, {
+      timeoutMs: 30_000,
+    });
     assert.equal(await writes(), before, "no writes while nothing changes");
   });
 
   test("/metrics: reconcile and queue series move with the lifecycle; FineTuneJob gauges match the cluster", async () => {
     const byPhaseInCluster = async () => {
       const counts: Record<string, number> = {};
-      for (const j of (await k.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL }) as { items: FineTuneJobObject[] }).items) {
+      for (const j of (
+        (await k.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL })) as { items: FineTuneJobObject[] }
+      ).items) {
         const phase = j.status?.phase ?? "Pending";
         counts[phase] = (counts[phase] ?? 0) + 1;
       }
       return counts;
     };
-    const gaugesMatch = (label: string) => waitFor(`finetune_jobs gauges match the cluster (${label})`, async (note) => {
-      const [text, cluster] = [await op.metrics(), await byPhaseInCluster()];
-      const gauges = Object.fromEntries(PHASES.map((p) => [p, metricValue(text, "finetune_jobs", { phase: p })]).filter(([, n]) => n !== 0));
-      note({ gauges, cluster });
-      return JSON.stringify(gauges, Object.keys(gauges).sort()) === JSON.stringify(cluster, Object.keys(cluster).sort()) ? { text, cluster } : undefined;
-    });
+    const gaugesMatch = (label: string) =>
+      waitFor(`finetune_jobs gauges match the cluster (${label})`, async (note) => {
+        const [text, cluster] = [await op.metrics(), await byPhaseInCluster()];
+        const gauges = Object.fromEntries(PHASES.map((p) => [p, metricValue(text, "finetune_jobs", { phase: p })]).filter(([, n]) => n !== 0));
+        note({ gauges, cluster });
+        return JSON.stringify(gauges, Object.keys(gauges).sort()) === JSON.stringify(cluster, Object.keys(cluster).sort()) ? { text, cluster } : undefined;
+      });
     const series = (text: string) => ({
       reconciles: metricValue(text, "controller_runtime_reconcile_total", { controller: "finetunejob" }),
       reconcileTimeCount: metricValue(text, "controller_runtime_reconcile_time_seconds_count", { controller: "finetunejob" }),
@@ -211,12 +232,16 @@ describe("lifecycle", () => {
     assert.match(await op.metrics(), /^leader_election_master_status\{name="finetune-operator"\} 1$/m, "the only replica leads");
 
     await createFtj(k, ftjManifest("metered", ns, { preprocess: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } }));
-    const pod = await waitFor("metered training", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=metered,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"));
+    const pod = await waitFor("metered training", async () =>
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=metered,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"),
+    );
     await waitFor("metered phase Training", async () => (await phaseOf("metered")) === "Training");
     const { cluster: mid } = await gaugesMatch("training");
     assert.equal(mid.Training, 1, "one job training");
     await finishPod(k, pod, 0);
-    const merge = await waitFor("metered merge pod", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=metered,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"));
+    const merge = await waitFor("metered merge pod", async () =>
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=metered,${LABEL_STAGE}=merge`)).find((p) => p.status?.phase === "Running"),
+    );
     await finishPod(k, merge, 0);
     await succeeded("metered");
     const end = series((await gaugesMatch("after")).text);

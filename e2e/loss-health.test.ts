@@ -22,7 +22,10 @@ let op: OperatorProcess;
 
 /** What Axolotl 0.18.0 (transformers 5) prints on rank 0: bars on stderr, metric dicts with string values, then NaN. */
 function axolotlLog(finite: number): string {
-  const lines = ["[2026-12-01 20:00:00,000] [INFO] [axolotl.train:200] [PID:1] [RANK:0] Maximum number of steps set at 100", "[2026-12-01 20:00:00,100] [INFO] [axolotl.train:210] [PID:1] [RANK:0] Starting trainer..."];
+  const lines = [
+    "[2026-12-01 20:00:00,000] [INFO] [axolotl.train:200] [PID:1] [RANK:0] Maximum number of steps set at 100",
+    "[2026-12-01 20:00:00,100] [INFO] [axolotl.train:210] [PID:1] [RANK:0] Starting trainer...",
+  ];
   for (let step = 1; step <= finite + 1; step++) {
     lines.push(`${step}%|▏         | ${step}/100 [00:${String(step).padStart(2, "0")}<01:39,  1.00s/it]`);
     const loss = step <= finite ? `'${(6.7 - step * 0.1).toFixed(3)}'` : "'nan'";
@@ -32,13 +35,21 @@ function axolotlLog(finite: number): string {
 }
 
 async function rankZero(name: string): Promise<V1Pod> {
-  return waitFor(`${name}: rank 0 running`, async () =>
-    (await listPods(k, ns, `${LABEL_JOB_NAME}=${name},${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running" && p.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] === "0"), { timeoutMs: 60_000 });
+  return waitFor(
+    `${name}: rank 0 running`,
+    async () =>
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=${name},${LABEL_STAGE}=train`)).find(
+        (p) => p.status?.phase === "Running" && p.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] === "0",
+      ),
+    { timeoutMs: 60_000 },
+  );
 }
 
 const lossCondition = (j: FineTuneJobObject) => j.status?.conditions?.find((c) => c.type === "LossHealthy");
 const events = async (name: string) =>
-  (await k.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},involvedObject.kind=FineTuneJob` })).items.map((e) => `${e.type}/${e.reason}`);
+  (await k.core.listNamespacedEvent({ namespace: ns, fieldSelector: `involvedObject.name=${name},involvedObject.kind=FineTuneJob` })).items.map(
+    (e) => `${e.type}/${e.reason}`,
+  );
 
 before(async () => {
   await ensureCluster();
@@ -66,7 +77,10 @@ describe("loss health", () => {
       return lossCondition(j)?.status === "True" ? j : undefined;
     });
     assert.equal(lossCondition(healthy)?.reason, "LossDecreasing");
-    assert.deepEqual(healthy.status?.lossHistory?.points.slice(0, 2), [{ step: 1, loss: 6.6 }, { step: 2, loss: 6.5 }]);
+    assert.deepEqual(healthy.status?.lossHistory?.points.slice(0, 2), [
+      { step: 1, loss: 6.6 },
+      { step: 2, loss: 6.5 },
+    ]);
     assert.match(lossCurveLine(healthy) ?? "", /^[▁-█]+ {2}6\.6 -> /);
 
     await setPodLogs(ns, pod.metadata!.name!, axolotlLog(12));

@@ -53,7 +53,11 @@ const EXPECTED_OPERATOR_RULES = [
 
 function flatten(rules: Rule[]): string[] {
   return rules
-    .flatMap((r) => r.apiGroups.flatMap((g) => r.resources.map((res) => `${g}/${res}: ${[...r.verbs].sort().join(",")}${r.resourceNames ? ` (${r.resourceNames.join(",")})` : ""}`)))
+    .flatMap((r) =>
+      r.apiGroups.flatMap((g) =>
+        r.resources.map((res) => `${g}/${res}: ${[...r.verbs].sort().join(",")}${r.resourceNames ? ` (${r.resourceNames.join(",")})` : ""}`),
+      ),
+    )
     .sort();
 }
 
@@ -77,7 +81,9 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
       const a = actual.split("\n");
       const e = expected.split("\n");
       const line = e.findIndex((l, i) => l !== a[i]);
-      assert.fail(`manifests/finetune-operator.yaml is stale (first difference at line ${line + 1}: expected ${JSON.stringify(e[line])}, found ${JSON.stringify(a[line])}): ${STALE}`);
+      assert.fail(
+        `manifests/finetune-operator.yaml is stale (first difference at line ${line + 1}: expected ${JSON.stringify(e[line])}, found ${JSON.stringify(a[line])}): ${STALE}`,
+      );
     }
   });
 
@@ -89,13 +95,23 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
       if ((err as { code?: string }).code === "ENOENT") return; // no kubectl on this machine
       throw err;
     }
-    const kinds = (t: string) => docs(t).map((d) => `${d.kind}/${d.metadata.name}`).sort();
+    const kinds = (t: string) =>
+      docs(t)
+        .map((d) => `${d.kind}/${d.metadata.name}`)
+        .sort();
     assert.deepEqual(kinds(out), kinds(readFileSync(MANIFESTS_FILE, "utf8")));
   });
 
   const lintCases: Record<string, string[]> = {
     defaults: [],
-    "every optional feature": ["metrics.serviceMonitor.enabled=true", "dashboard.enabled=true", "progress.enabled=true", "progress.tls.secretName=progress-tls", "otlp.endpoint=http://otel-collector.observability:4318", "otlp.headersSecret.name=otlp-headers"],
+    "every optional feature": [
+      "metrics.serviceMonitor.enabled=true",
+      "dashboard.enabled=true",
+      "progress.enabled=true",
+      "progress.tls.secretName=progress-tls",
+      "otlp.endpoint=http://otel-collector.observability:4318",
+      "otlp.headersSecret.name=otlp-headers",
+    ],
     "one namespace": ["watchNamespace=ml-team", "replicaCount=1", "leaderElection.enabled=false"],
   };
   for (const [name, values] of Object.entries(lintCases)) {
@@ -109,14 +125,27 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
   test("default RBAC: a ClusterRole with exactly the controller's rules, a Role for the Lease, no Secrets", async () => {
     const objs = await template();
     const clusterRoles = objs.filter((o) => o.kind === "ClusterRole");
-    assert.deepEqual(clusterRoles.map((r) => r.metadata.name).sort(), ["finetune-operator-finetune-system", "finetune-operator-finetune-system-edit", "finetune-operator-finetune-system-view"]);
+    assert.deepEqual(clusterRoles.map((r) => r.metadata.name).sort(), [
+      "finetune-operator-finetune-system",
+      "finetune-operator-finetune-system-edit",
+      "finetune-operator-finetune-system-view",
+    ]);
     assert.deepEqual(flatten(clusterRoles.find((r) => r.metadata.name === "finetune-operator-finetune-system")!.rules as Rule[]), EXPECTED_OPERATOR_RULES);
     // The user-facing roles aggregate into admin/edit/view and are bound to nobody by the chart.
     assert.equal(clusterRoles.find((r) => r.metadata.name.endsWith("-edit"))!.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-edit"], "true");
     assert.equal(clusterRoles.find((r) => r.metadata.name.endsWith("-view"))!.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-view"], "true");
-    assert.deepEqual(objs.filter((o) => o.kind.endsWith("Binding")).map((b) => (b as K8sDoc & { roleRef: { name: string } }).roleRef.name).sort(), ["finetune-operator-finetune-system", "finetune-operator-leader-election"]);
+    assert.deepEqual(
+      objs
+        .filter((o) => o.kind.endsWith("Binding"))
+        .map((b) => (b as K8sDoc & { roleRef: { name: string } }).roleRef.name)
+        .sort(),
+      ["finetune-operator-finetune-system", "finetune-operator-leader-election"],
+    );
     const roles = objs.filter((o) => o.kind === "Role");
-    assert.deepEqual(roles.map((r) => `${r.metadata.namespace}/${r.metadata.name}`), ["finetune-system/finetune-operator-leader-election"]);
+    assert.deepEqual(
+      roles.map((r) => `${r.metadata.namespace}/${r.metadata.name}`),
+      ["finetune-system/finetune-operator-leader-election"],
+    );
     assert.deepEqual(flatten(roles[0]!.rules as Rule[]), ["coordination.k8s.io/leases: create", "coordination.k8s.io/leases: get,update (finetune-operator)"]);
     for (const o of objs.filter((x) => x.kind === "ClusterRole" || x.kind === "Role")) {
       for (const r of o.rules as Rule[]) {
@@ -139,8 +168,13 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
     assert.equal(env.FINETUNE_PROGRESS_URL, "http://finetune-operator-progress.finetune-system.svc:8443");
     assert.equal(env.FINETUNE_PROGRESS_TLS_CERT, undefined);
     assert.ok((c.ports as { name: string }[]).some((p) => p.name === "progress"));
-    const svc = objs.find((o) => o.kind === "Service" && o.metadata.name === "finetune-operator-progress") as K8sDoc & { spec: { ports: { port: number; targetPort: string }[] } };
-    assert.deepEqual(svc.spec.ports.map((p) => `${p.port}->${p.targetPort}`), ["8443->progress"]);
+    const svc = objs.find((o) => o.kind === "Service" && o.metadata.name === "finetune-operator-progress") as K8sDoc & {
+      spec: { ports: { port: number; targetPort: string }[] };
+    };
+    assert.deepEqual(
+      svc.spec.ports.map((p) => `${p.port}->${p.targetPort}`),
+      ["8443->progress"],
+    );
 
     const tls = await template(["progress.enabled=true", "progress.tls.secretName=progress-tls"]);
     const tc = deployment(tls).spec.template.spec;
@@ -153,12 +187,16 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
   });
 
   test("the log-tail progress fallback: FINETUNE_PROGRESS_LOG_INTERVAL_SECONDS, and pods/log get only while it is on", async () => {
-    const env = (objs: K8sDoc[]) => Object.fromEntries((deployment(objs).spec.template.spec.containers[0]!.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]));
+    const env = (objs: K8sDoc[]) =>
+      Object.fromEntries((deployment(objs).spec.template.spec.containers[0]!.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]));
     assert.equal(env(await template()).FINETUNE_PROGRESS_LOG_INTERVAL_SECONDS, "60");
     const off = await template(["progress.logIntervalSeconds=0"]);
     assert.equal(env(off).FINETUNE_PROGRESS_LOG_INTERVAL_SECONDS, "0");
     const rules = flatten(off.find((o) => o.kind === "ClusterRole" && o.metadata.name === "finetune-operator-finetune-system")!.rules as Rule[]);
-    assert.deepEqual(rules, EXPECTED_OPERATOR_RULES.filter((r) => r !== "/pods/log: get"));
+    assert.deepEqual(
+      rules,
+      EXPECTED_OPERATOR_RULES.filter((r) => r !== "/pods/log: get"),
+    );
     const ns = await template(["watchNamespace=ml-team", "progress.logIntervalSeconds=0"]);
     assert.ok(!JSON.stringify(ns.filter((o) => o.kind.endsWith("Role"))).includes("pods/log"));
   });
@@ -166,7 +204,13 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
   test("watchNamespace: a Role in that namespace instead of a ClusterRole, and FINETUNE_WATCH_NAMESPACE", async () => {
     const objs = await template(["watchNamespace=ml-team"]);
     assert.equal(objs.filter((o) => o.kind === "ClusterRoleBinding").length, 0, "no cluster-wide permissions for the operator");
-    assert.deepEqual(objs.filter((o) => o.kind === "ClusterRole").map((o) => o.metadata.name).sort(), ["finetune-operator-finetune-system-edit", "finetune-operator-finetune-system-view"]);
+    assert.deepEqual(
+      objs
+        .filter((o) => o.kind === "ClusterRole")
+        .map((o) => o.metadata.name)
+        .sort(),
+      ["finetune-operator-finetune-system-edit", "finetune-operator-finetune-system-view"],
+    );
     const role = objs.find((o) => o.kind === "Role" && o.metadata.namespace === "ml-team")!;
     assert.deepEqual(flatten(role.rules as Rule[]), EXPECTED_OPERATOR_RULES);
     const rb = objs.find((o) => o.kind === "RoleBinding" && o.metadata.namespace === "ml-team")!;
@@ -192,7 +236,12 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
       capabilities: { drop: ["ALL"] },
       seccompProfile: { type: "RuntimeDefault" },
     });
-    const env = Object.fromEntries((c.env as { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[]).map((e) => [e.name, e.value ?? `fieldRef:${e.valueFrom?.fieldRef?.fieldPath}`]));
+    const env = Object.fromEntries(
+      (c.env as { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[]).map((e) => [
+        e.name,
+        e.value ?? `fieldRef:${e.valueFrom?.fieldRef?.fieldPath}`,
+      ]),
+    );
     assert.equal(env.POD_NAME, "fieldRef:metadata.name");
     assert.equal(env.POD_NAMESPACE, "fieldRef:metadata.namespace");
     assert.equal(env.FINETUNE_LEADER_ELECT, "true");
@@ -206,16 +255,32 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
     assert.equal(c.image, "ghcr.io/finetune-dev/finetune-operator:0.1.0");
     const pdb = objs.find((o) => o.kind === "PodDisruptionBudget") as K8sDoc & { spec: { minAvailable: number } };
     assert.equal(pdb.spec.minAvailable, 1);
-    assert.ok(!(await template(["replicaCount=1", "leaderElection.enabled=false"])).some((o) => o.kind === "PodDisruptionBudget"), "no PDB for a single replica: it would only block drains");
+    assert.ok(
+      !(await template(["replicaCount=1", "leaderElection.enabled=false"])).some((o) => o.kind === "PodDisruptionBudget"),
+      "no PDB for a single replica: it would only block drains",
+    );
     const svc = objs.find((o) => o.kind === "Service") as K8sDoc & { spec: { ports: { name: string; targetPort: string }[] } };
-    assert.deepEqual(svc.spec.ports.map((p) => `${p.name}->${p.targetPort}`), ["http-metrics->http"]);
+    assert.deepEqual(
+      svc.spec.ports.map((p) => `${p.name}->${p.targetPort}`),
+      ["http-metrics->http"],
+    );
     assert.ok(!objs.some((o) => o.kind === "ServiceMonitor" || o.metadata.name.endsWith("-dashboard")), "ServiceMonitor and dashboard are opt-in");
   });
 
   test("otlp.endpoint sets the OpenTelemetry env vars (headers from a Secret); unset, none of them", async () => {
     const envOf = (objs: K8sDoc[]) => deployment(objs).spec.template.spec.containers[0]!.env as { name: string; value?: string; valueFrom?: unknown }[];
-    assert.ok(!envOf(await template()).some((e) => e.name.startsWith("OTEL_") || e.name.includes("OTLP") || e.name.includes("TRACE")), "no OTLP settings by default");
-    const env = envOf(await template(["otlp.endpoint=http://otel-collector.observability:4318", "otlp.traceSampleRatio=0.25", "otlp.metricExportIntervalSeconds=15", "otlp.headersSecret.name=otlp-headers"]));
+    assert.ok(
+      !envOf(await template()).some((e) => e.name.startsWith("OTEL_") || e.name.includes("OTLP") || e.name.includes("TRACE")),
+      "no OTLP settings by default",
+    );
+    const env = envOf(
+      await template([
+        "otlp.endpoint=http://otel-collector.observability:4318",
+        "otlp.traceSampleRatio=0.25",
+        "otlp.metricExportIntervalSeconds=15",
+        "otlp.headersSecret.name=otlp-headers",
+      ]),
+    );
     const value = (name: string) => env.find((e) => e.name === name)?.value;
     assert.equal(value("OTEL_EXPORTER_OTLP_ENDPOINT"), "http://otel-collector.observability:4318");
     assert.equal(value("OTEL_SERVICE_NAME"), "finetune-operator");
@@ -256,10 +321,18 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
   });
 
   test("ServiceMonitor and dashboard ConfigMap render when enabled", async () => {
-    const objs = await template(["metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom", "dashboard.enabled=true", "dashboard.namespace=monitoring"]);
+    const objs = await template([
+      "metrics.serviceMonitor.enabled=true",
+      "metrics.serviceMonitor.labels.release=prom",
+      "dashboard.enabled=true",
+      "dashboard.namespace=monitoring",
+    ]);
     const sm = objs.find((o) => o.kind === "ServiceMonitor") as K8sDoc & { spec: { endpoints: { port: string; path: string; honorLabels: boolean }[] } };
     assert.equal(sm.metadata.labels?.release, "prom");
-    assert.deepEqual(sm.spec.endpoints.map((e) => [e.port, e.path, e.honorLabels]), [["http-metrics", "/metrics", true]]);
+    assert.deepEqual(
+      sm.spec.endpoints.map((e) => [e.port, e.path, e.honorLabels]),
+      [["http-metrics", "/metrics", true]],
+    );
     const cm = objs.find((o) => o.kind === "ConfigMap" && o.metadata.name.endsWith("-dashboard")) as K8sDoc & { data: Record<string, string> };
     assert.equal(cm.metadata.namespace, "monitoring");
     assert.equal(cm.metadata.labels?.grafana_dashboard, "1");
@@ -270,7 +343,11 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
     const dash = JSON.parse(readFileSync(DASHBOARD_FILE, "utf8")) as { uid: string; panels: { type: string; title: string; targets?: { expr: string }[] }[] };
     assert.equal(dash.uid, "finetune-operator");
     const exprs = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
-    for (const metric of DASHBOARD_METRICS) assert.ok(exprs.some((e) => e.includes(metric)), `no panel reads ${metric}`);
+    for (const metric of DASHBOARD_METRICS)
+      assert.ok(
+        exprs.some((e) => e.includes(metric)),
+        `no panel reads ${metric}`,
+      );
     for (const p of dash.panels.filter((x) => x.type !== "row")) assert.ok(p.targets?.length, `panel ${p.title} has no query`);
   });
 });

@@ -24,12 +24,16 @@ before(async () => {
 const FAST_EXPORT = { OTEL_BSP_SCHEDULE_DELAY: "200", OTEL_METRIC_EXPORT_INTERVAL: "500", OTEL_EXPORTER_OTLP_TIMEOUT: "1000", OTEL_BSP_EXPORT_TIMEOUT: "1000" };
 
 const succeeded = (ns: string, name: string, timeoutMs = 60_000) =>
-  waitFor(`${ns}/${name} Succeeded`, async (note) => {
-    const j = await getFtj(k, ns, name);
-    note(j.status);
-    if (j.status?.phase === "Failed") throw new Error(`${name} failed: ${j.status.message}`);
-    return j.status?.phase === "Succeeded" ? j : undefined;
-  }, { timeoutMs });
+  waitFor(
+    `${ns}/${name} Succeeded`,
+    async (note) => {
+      const j = await getFtj(k, ns, name);
+      note(j.status);
+      if (j.status?.phase === "Failed") throw new Error(`${name} failed: ${j.status.message}`);
+      return j.status?.phase === "Succeeded" ? j : undefined;
+    },
+    { timeoutMs },
+  );
 
 /** Starts an operator in a fresh namespace, stopped (and the namespace deleted) after the test. */
 async function operatorIn(t: TestContext, prefix: string, env: Record<string, string>): Promise<{ ns: string; op: OperatorProcess }> {
@@ -44,22 +48,29 @@ describe("OTLP export", () => {
     const collector = await startOtlpCollector();
     t.after(() => collector.close());
     const { ns, op } = await operatorIn(t, "otlp", { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, ...FAST_EXPORT });
-    assert.ok(op.logs.some((l) => l.msg === "OTLP export enabled"), "the operator says OTLP export is on");
+    assert.ok(
+      op.logs.some((l) => l.msg === "OTLP export enabled"),
+      "the operator says OTLP export is on",
+    );
 
     await createFtj(k, ftjManifest("traced", ns, { preprocess: { enabled: false } }));
     await succeeded(ns, "traced");
     const key = `${ns}/traced`;
 
     // A reconcile that created the training Job: its "k8s create jobs" span is a child of it.
-    const { root, child } = await waitFor("a reconcile span with a 'k8s create jobs' child", (note) => {
-      const reconciles = collector.spans.filter((s) => s.name === "reconcile FineTuneJob" && s.attributes["finetune.job"] === key);
-      note({ spans: collector.spans.length, reconciles: reconciles.length, names: [...new Set(collector.spans.map((s) => s.name))] });
-      for (const r of reconciles) {
-        const c = collector.spans.find((s) => s.name === "k8s create jobs" && s.parentSpanId === r.spanId);
-        if (c) return { root: r, child: c };
-      }
-      return undefined;
-    }, { timeoutMs: 15_000 });
+    const { root, child } = await waitFor(
+      "a reconcile span with a 'k8s create jobs' child",
+      (note) => {
+        const reconciles = collector.spans.filter((s) => s.name === "reconcile FineTuneJob" && s.attributes["finetune.job"] === key);
+        note({ spans: collector.spans.length, reconciles: reconciles.length, names: [...new Set(collector.spans.map((s) => s.name))] });
+        for (const r of reconciles) {
+          const c = collector.spans.find((s) => s.name === "k8s create jobs" && s.parentSpanId === r.spanId);
+          if (c) return { root: r, child: c };
+        }
+        return undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
     assert.equal(child.traceId, root.traceId, "child shares the reconcile's trace");
     assert.equal(root.parentSpanId, undefined, "the reconcile span is a root");
     assert.ok(typeof root.attributes["finetune.reconcile_id"] === "string" && root.attributes["finetune.reconcile_id"] !== "", "reconcile id attribute");
@@ -77,9 +88,14 @@ describe("OTLP export", () => {
     assert.ok(statusUpdates.length > 0, "status updates are children of reconciles");
     for (const s of statusUpdates) assert.equal(s.traceId, reconcileIds.get(s.parentSpanId!));
 
-    await waitFor("controller_runtime_reconcile in an OTLP metrics export", () => collector.metricNames.has("controller_runtime_reconcile"), { timeoutMs: 15_000 });
+    await waitFor("controller_runtime_reconcile in an OTLP metrics export", () => collector.metricNames.has("controller_runtime_reconcile"), {
+      timeoutMs: 15_000,
+    });
     assert.ok(collector.metricNames.has("finetune_api_requests"), `metric names: ${[...collector.metricNames]}`);
-    assert.ok(collector.requests.every((r) => r.contentType?.startsWith("application/json")), "OTLP/HTTP JSON");
+    assert.ok(
+      collector.requests.every((r) => r.contentType?.startsWith("application/json")),
+      "OTLP/HTTP JSON",
+    );
     // Prometheus /metrics keeps working from the same MeterProvider.
     assert.ok(metricValue(await op.metrics(), "controller_runtime_reconcile_total") > 0);
 
@@ -103,7 +119,10 @@ describe("OTLP export", () => {
         endpoint = hole.url;
         connections = hole.connections;
       }
-      const { ns, op } = await operatorIn(t, variant === "closed port" ? "otlp-closed" : "otlp-hole", { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, ...FAST_EXPORT });
+      const { ns, op } = await operatorIn(t, variant === "closed port" ? "otlp-closed" : "otlp-hole", {
+        OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+        ...FAST_EXPORT,
+      });
       await createFtj(k, ftjManifest("down", ns, { preprocess: { enabled: false } }));
       await createFtj(k, ftjManifest("down2", ns, { preprocess: { enabled: false } }));
       await succeeded(ns, "down");
@@ -117,7 +136,12 @@ describe("OTLP export", () => {
       assert.equal(healthz.status, 200);
       // Export failures are logged as warnings, throttled (not one line per failed export).
       const otelLines = op.logs.filter((l) => l.component === "opentelemetry");
-      t.diagnostic(`${otelLines.length} opentelemetry log line(s): ${otelLines.map((l) => l.msg).join(" | ").slice(0, 300)}`);
+      t.diagnostic(
+        `${otelLines.length} opentelemetry log line(s): ${otelLines
+          .map((l) => l.msg)
+          .join(" | ")
+          .slice(0, 300)}`,
+      );
       const stopping = Date.now();
       assert.equal(await op.stop(), 0, "clean exit on SIGTERM");
       t.diagnostic(`SIGTERM to exit: ${Date.now() - stopping} ms`);

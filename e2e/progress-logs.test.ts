@@ -37,8 +37,14 @@ before(async () => {
   ns = (await freshNamespace("progress-logs")).name;
   op = await startOperator({ namespace: ns, extraArgs: ["--progress-log-interval-seconds=1", "--log-level=debug"] });
   await createFtj(k, ftjManifest("tailed", ns, { preprocess: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } }));
-  pod = await waitFor("rank 0 running", async () =>
-    (await listPods(k, ns, `${LABEL_JOB_NAME}=tailed,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running" && p.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] === "0"), { timeoutMs: 60_000 });
+  pod = await waitFor(
+    "rank 0 running",
+    async () =>
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=tailed,${LABEL_STAGE}=train`)).find(
+        (p) => p.status?.phase === "Running" && p.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] === "0",
+      ),
+    { timeoutMs: 60_000 },
+  );
   await waitFor("job Training", async () => (await getFtj(k, ns, "tailed")).status?.phase === "Training");
 });
 
@@ -67,37 +73,47 @@ describe("progress from the log tail", () => {
     assert.deepEqual(job.status?.checkpoints, [{ step: 100, path: `${CKPT}100` }]);
     assert.deepEqual(job.status?.latestCheckpoint, { step: 100, path: `${CKPT}100` });
     assert.match(progressLine(job) ?? "", /110\/873.*12%.*loss 1\.1987/);
-    const { stdout } = await promisify(execFile)("kubectl", ["get", "ftj", "tailed", "-n", ns], { env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" } });
+    const { stdout } = await promisify(execFile)("kubectl", ["get", "ftj", "tailed", "-n", ns], {
+      env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" },
+    });
     assert.match(stdout, /PROGRESS\s+LOSS/);
     assert.match(stdout, /110\/873 \(12%\)\s+1\.1987/);
   });
 
   test("malformed lines are skipped; real progress after them still counts", async () => {
     const before = (await getFtj(k, ns, "tailed")).status?.progress;
-    await appendPodLogs(ns, pod.metadata!.name!, [
-      "",
-      "{'loss': 1.2, 'learning_rate': ",
-      "{'loss': __import__('os').system('echo pwned')}",
-      "{'not': 'metrics'}",
-      "\u00ff garbage } {",
-      "12/0 [00:01<00:02, 1.0it/s]",
-      "999/873 [00:01<00:02, 1.0it/s]",
-      "Saving model checkpoint to /tmp/not-a-checkpoint",
-      "Maximum number of steps set at many",
-      "",
-    ].join("\n"));
+    await appendPodLogs(
+      ns,
+      pod.metadata!.name!,
+      [
+        "",
+        "{'loss': 1.2, 'learning_rate': ",
+        "{'loss': __import__('os').system('echo pwned')}",
+        "{'not': 'metrics'}",
+        "\u00ff garbage } {",
+        "12/0 [00:01<00:02, 1.0it/s]",
+        "999/873 [00:01<00:02, 1.0it/s]",
+        "Saving model checkpoint to /tmp/not-a-checkpoint",
+        "Maximum number of steps set at many",
+        "",
+      ].join("\n"),
+    );
     const reads = await logReads();
     await waitFor("three more log reads", async () => (await logReads()) >= reads + 3, { timeoutMs: 15_000 });
     const unchanged = (await getFtj(k, ns, "tailed")).status?.progress;
     assert.deepEqual({ ...unchanged, updatedAt: undefined }, { ...before, updatedAt: undefined }, "malformed lines changed nothing");
 
-    await appendPodLogs(ns, pod.metadata!.name!, [
-      "\r 14%|█▍        | 120/873 [11:00<1:08:00,  5.40s/it]",
-      `[INFO|trainer.py:3984] 2025-01-01 10:21:00,000 >> Saving model checkpoint to ${CKPT}120`,
-      "\r 14%|█▍        | 121/873 [11:06<1:07:40,  5.40s/it]",
-      "{'loss': 1.15, 'grad_norm': np.float64(0.37), 'learning_rate': 1.9e-05, 'epoch': 0.14}",
-      "\r 14%|█▍        | 122/873 [11:12<1:07:35,  5.40s/it]",
-    ].join("\n"));
+    await appendPodLogs(
+      ns,
+      pod.metadata!.name!,
+      [
+        "\r 14%|█▍        | 120/873 [11:00<1:08:00,  5.40s/it]",
+        `[INFO|trainer.py:3984] 2025-01-01 10:21:00,000 >> Saving model checkpoint to ${CKPT}120`,
+        "\r 14%|█▍        | 121/873 [11:06<1:07:40,  5.40s/it]",
+        "{'loss': 1.15, 'grad_norm': np.float64(0.37), 'learning_rate': 1.9e-05, 'epoch': 0.14}",
+        "\r 14%|█▍        | 122/873 [11:12<1:07:35,  5.40s/it]",
+      ].join("\n"),
+    );
     const job = await waitFor("progress advanced past the junk", async (note) => {
       const j = await getFtj(k, ns, "tailed");
       note(j.status?.progress);
@@ -105,7 +121,10 @@ describe("progress from the log tail", () => {
     });
     assert.equal(job.status?.progress?.loss, 1.15);
     assert.equal(job.status?.progress?.gradNorm, 0.37);
-    assert.deepEqual(job.status?.checkpoints?.map((c) => c.step), [100, 120]);
+    assert.deepEqual(
+      job.status?.checkpoints?.map((c) => c.step),
+      [100, 120],
+    );
     assert.deepEqual(job.status?.latestCheckpoint, { step: 120, path: `${CKPT}120` });
   });
 
@@ -116,13 +135,20 @@ describe("progress from the log tail", () => {
     const patches = await statusPatches();
     const reads = await logReads();
     await waitFor("the log is still read every interval (3 more reads)", async () => (await logReads()) >= reads + 3, { timeoutMs: 20_000 });
-    assert.equal(await statusPatches(), patches, `no status patch while the log did not move: ${JSON.stringify(op.logs.filter((l) => l.msg === "progress from the log tail").slice(-3))}`);
+    assert.equal(
+      await statusPatches(),
+      patches,
+      `no status patch while the log did not move: ${JSON.stringify(op.logs.filter((l) => l.msg === "progress from the log tail").slice(-3))}`,
+    );
     assert.equal(metricValue(await op.metrics(), "finetune_api_requests_total", { resource: "pods/log", code: "403" }), 0);
   });
 
   test("a fresh push report wins; a stale one gives way to the log", async () => {
     const patchStatus = (progress: Record<string, unknown>) =>
-      k.custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: "tailed", body: { status: { progress } } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+      k.custom.patchNamespacedCustomObjectStatus(
+        { group: GROUP, version: VERSION, namespace: ns, plural: PLURAL, name: "tailed", body: { status: { progress } } },
+        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+      );
     await patchStatus({ step: 100, totalSteps: 873, loss: 9.99, source: "push", summary: "100/873 (11%)", updatedAt: new Date().toISOString() });
     await sleep(3_500);
     const fresh = (await getFtj(k, ns, "tailed")).status?.progress;

@@ -66,15 +66,29 @@ describe("progress at scale", () => {
     const spec = {
       preprocess: { enabled: false },
       podAnnotations: { [FATE_ANNOTATION]: "run" },
-      scheduling: { tolerations: [{ key: "kwok.x-k8s.io/node", operator: "Equal", value: "fake", effect: "NoSchedule" }, { ...TAINT, operator: "Equal" }], nodeSelector: { "kubernetes.io/hostname": NODE } },
+      scheduling: {
+        tolerations: [
+          { key: "kwok.x-k8s.io/node", operator: "Equal", value: "fake", effect: "NoSchedule" },
+          { ...TAINT, operator: "Equal" },
+        ],
+        nodeSelector: { "kubernetes.io/hostname": NODE },
+      },
     };
     await Promise.all(Array.from({ length: JOBS }, (_, i) => createFtj(k, ftjManifest(`job-${i}`, ns, spec))));
-    const pods = await waitFor(`${JOBS} rank-0 pods Running`, async (note) => {
-      const running = (await listPods(k, ns, `${LABEL_STAGE}=train`)).filter((p) => p.status?.phase === "Running");
-      note(`${running.length} running`);
-      return running.length >= JOBS ? running : undefined;
-    }, { timeoutMs: 240_000, intervalMs: 2000 });
-    await waitFor("every job Training", async () => (await Promise.all(Array.from({ length: JOBS }, (_, i) => getFtj(k, ns, `job-${i}`)))).every((j) => j.status?.phase === "Training"), { timeoutMs: 60_000 });
+    const pods = await waitFor(
+      `${JOBS} rank-0 pods Running`,
+      async (note) => {
+        const running = (await listPods(k, ns, `${LABEL_STAGE}=train`)).filter((p) => p.status?.phase === "Running");
+        note(`${running.length} running`);
+        return running.length >= JOBS ? running : undefined;
+      },
+      { timeoutMs: 240_000, intervalMs: 2000 },
+    );
+    await waitFor(
+      "every job Training",
+      async () => (await Promise.all(Array.from({ length: JOBS }, (_, i) => getFtj(k, ns, `job-${i}`)))).every((j) => j.status?.phase === "Training"),
+      { timeoutMs: 60_000 },
+    );
     const trainers = await Promise.all(pods.map(async (p) => ({ job: p.metadata!.labels![LABEL_JOB_NAME]!, token: await tokenFor(p) })));
 
     const before = await statusPatches();
@@ -83,23 +97,29 @@ describe("progress at scale", () => {
     const codes: Record<number, number> = {};
     for (let tick = 1; tick <= REPORT_SECONDS; tick++) {
       const tickStart = Date.now();
-      await Promise.all(trainers.map(async ({ job, token }) => {
-        const code = await post(job, token, tick);
-        codes[code] = (codes[code] ?? 0) + 1;
-        if (code === 202) lastAccepted.set(job, tick);
-      }));
+      await Promise.all(
+        trainers.map(async ({ job, token }) => {
+          const code = await post(job, token, tick);
+          codes[code] = (codes[code] ?? 0) + 1;
+          if (code === 202) lastAccepted.set(job, tick);
+        }),
+      );
       await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tickStart))));
     }
     assert.deepEqual(Object.keys(codes).sort(), ["202", "429"], `only accepted and rate-limited answers: ${JSON.stringify(codes)}`);
     assert.equal(lastAccepted.size, JOBS, "every trainer got reports through");
 
     // Everything accepted is eventually written: the newest accepted step of every job.
-    await waitFor("every job shows its newest accepted report", async (note) => {
-      const jobs = await Promise.all(trainers.map(({ job }) => getFtj(k, ns, job)));
-      const behind = jobs.filter((j) => j.status?.progress?.step !== lastAccepted.get(j.metadata.name!));
-      note(`${behind.length} behind`);
-      return behind.length === 0;
-    }, { timeoutMs: 120_000, intervalMs: 1000 });
+    await waitFor(
+      "every job shows its newest accepted report",
+      async (note) => {
+        const jobs = await Promise.all(trainers.map(({ job }) => getFtj(k, ns, job)));
+        const behind = jobs.filter((j) => j.status?.progress?.step !== lastAccepted.get(j.metadata.name!));
+        note(`${behind.length} behind`);
+        return behind.length === 0;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
     const elapsedS = (Date.now() - started) / 1000;
     const text = await op.metrics();
     const progressWrites = metricValue(text, "finetune_progress_status_writes_total", { result: "ok" });
@@ -107,7 +127,9 @@ describe("progress at scale", () => {
     // The bound: every flush (one per write interval, plus one in progress) writes at most budget = rate × interval.
     const flushes = Math.ceil(elapsedS / WRITE_INTERVAL_S) + 1;
     const bound = flushes * MAX_WRITES_PER_S * WRITE_INTERVAL_S;
-    console.log(`${JOBS} jobs × ${REPORT_SECONDS} s of reports every 1 s: ${codes[202]} accepted, ${codes[429]} rate-limited; ${progressWrites} progress writes, ${patches} status patches in ${elapsedS.toFixed(1)} s (bound ${bound}; without coalescing: ${codes[202]})`);
+    console.log(
+      `${JOBS} jobs × ${REPORT_SECONDS} s of reports every 1 s: ${codes[202]} accepted, ${codes[429]} rate-limited; ${progressWrites} progress writes, ${patches} status patches in ${elapsedS.toFixed(1)} s (bound ${bound}; without coalescing: ${codes[202]})`,
+    );
     assert.ok(progressWrites >= JOBS, "every job was written at least once");
     assert.ok(patches <= bound, `status patches ${patches} within the write budget ${bound}`);
     assert.equal(patches, progressWrites, "progress writes cause no status writes by the reconciler");

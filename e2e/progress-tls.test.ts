@@ -41,10 +41,40 @@ async function freePort(): Promise<number> {
 /** A private CA and a server certificate for 127.0.0.1 signed by it. */
 async function makeCerts(): Promise<{ ca: string; cert: string; key: string }> {
   const p = (f: string) => join(dir, f);
-  await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"), "-out", p("ca.crt"), "-subj", "/CN=finetune-e2e-ca", "-days", "1"]);
+  await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.crt"),
+    "-subj",
+    "/CN=finetune-e2e-ca",
+    "-days",
+    "1",
+  ]);
   await run("openssl", ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", p("tls.key"), "-out", p("tls.csr"), "-subj", "/CN=127.0.0.1"]);
   writeFileSync(p("san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n");
-  await run("openssl", ["x509", "-req", "-in", p("tls.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial", "-out", p("tls.crt"), "-days", "1", "-extfile", p("san.ext")]);
+  await run("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    p("tls.csr"),
+    "-CA",
+    p("ca.crt"),
+    "-CAkey",
+    p("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    p("tls.crt"),
+    "-days",
+    "1",
+    "-extfile",
+    p("san.ext"),
+  ]);
   return { ca: p("ca.crt"), cert: p("tls.crt"), key: p("tls.key") };
 }
 
@@ -56,10 +86,19 @@ before(async () => {
   const port = await freePort();
   op = await startOperator({
     namespace: ns,
-    extraArgs: [`--progress-port=${port}`, `--progress-url=https://127.0.0.1:${port}`, `--progress-tls-cert=${certs.cert}`, `--progress-tls-key=${certs.key}`, `--progress-ca-file=${certs.ca}`, "--progress-write-interval-seconds=1"],
+    extraArgs: [
+      `--progress-port=${port}`,
+      `--progress-url=https://127.0.0.1:${port}`,
+      `--progress-tls-cert=${certs.cert}`,
+      `--progress-tls-key=${certs.key}`,
+      `--progress-ca-file=${certs.ca}`,
+      "--progress-write-interval-seconds=1",
+    ],
   });
   await createFtj(k, ftjManifest("tls", ns, { preprocess: { enabled: false }, merge: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } }));
-  pod = await waitFor("rank 0 running", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=tls,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"));
+  pod = await waitFor("rank 0 running", async () =>
+    (await listPods(k, ns, `${LABEL_JOB_NAME}=tls,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"),
+  );
 });
 
 after(async () => {

@@ -35,7 +35,19 @@ async function post(job: string, body: string, token?: string): Promise<number> 
   return res.status;
 }
 
-const report = (step: number) => JSON.stringify({ step, totalSteps: 873, epoch: step / 873, loss: 1.2345, learningRate: 0.0002, etaSeconds: 4200, checkpoints: [{ step: 100, path: "/finetune/output/model/checkpoint-100", complete: true }, { step: 110, path: "/finetune/output/model/checkpoint-110", complete: false }] });
+const report = (step: number) =>
+  JSON.stringify({
+    step,
+    totalSteps: 873,
+    epoch: step / 873,
+    loss: 1.2345,
+    learningRate: 0.0002,
+    etaSeconds: 4200,
+    checkpoints: [
+      { step: 100, path: "/finetune/output/model/checkpoint-100", complete: true },
+      { step: 110, path: "/finetune/output/model/checkpoint-110", complete: false },
+    ],
+  });
 
 before(async () => {
   suite = await suiteNamespace("progress");
@@ -44,8 +56,12 @@ before(async () => {
   const running = { preprocess: { enabled: false }, podAnnotations: { [FATE_ANNOTATION]: "run" } };
   await createFtj(k, ftjManifest("reporting", ns, running));
   await createFtj(k, ftjManifest("other", ns, running));
-  pod = await waitFor("rank 0 running", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=reporting,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"));
-  await waitFor("other job running", async () => (await listPods(k, ns, `${LABEL_JOB_NAME}=other,${LABEL_STAGE}=train`)).some((p) => p.status?.phase === "Running"));
+  pod = await waitFor("rank 0 running", async () =>
+    (await listPods(k, ns, `${LABEL_JOB_NAME}=reporting,${LABEL_STAGE}=train`)).find((p) => p.status?.phase === "Running"),
+  );
+  await waitFor("other job running", async () =>
+    (await listPods(k, ns, `${LABEL_JOB_NAME}=other,${LABEL_STAGE}=train`)).some((p) => p.status?.phase === "Running"),
+  );
 });
 
 after(async () => {
@@ -63,13 +79,18 @@ describe("progress", () => {
     assert.equal(job.status?.progress?.loss, 1.2345);
     assert.deepEqual(job.status?.latestCheckpoint, { step: 100, path: "/finetune/output/model/checkpoint-100" }, "only complete checkpoints are reported");
     assert.match(progressLine(job) ?? "", /120\/873.*13%.*loss 1\.2345.*ETA 1h10m/);
-    const { stdout } = await promisify(execFile)("kubectl", ["get", "ftj", "reporting", "-n", ns], { env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" } });
+    const { stdout } = await promisify(execFile)("kubectl", ["get", "ftj", "reporting", "-n", ns], {
+      env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" },
+    });
     assert.match(stdout, /PROGRESS\s+LOSS/);
     assert.match(stdout, /120\/873 \(13%\)\s+1\.2345/);
     // `kubectl finetune watch` through kubectl's plugin lookup (bin/ on PATH): the phase line, then the progress line.
     const watched = await promisify(execFile)("kubectl", ["finetune", "watch", "reporting", "-n", ns, "--interval", "1", "--timeout", "2"], {
       env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "", PATH: `${BIN_DIR}:${process.env.PATH}` },
-    }).then(() => assert.fail("watch of a running job ends only by its timeout"), (err: { code: number; stdout: string; stderr: string }) => err);
+    }).then(
+      () => assert.fail("watch of a running job ends only by its timeout"),
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
     assert.equal(watched.code, 1, watched.stderr);
     assert.match(watched.stdout, /reporting: Training/);
     assert.match(watched.stdout, /120\/873.*13%.*loss 1\.2345.*ETA 1h10m/);
@@ -91,6 +112,9 @@ describe("progress", () => {
     await waitFor("step 130 written", async () => (await getFtj(k, ns, "reporting")).status?.progress?.step === 130);
     assert.equal((await getFtj(k, ns, "other")).status?.progress, undefined, "the other job got nothing");
     const text = await op.metrics();
-    assert.ok(metricValue(text, "finetune_api_requests_total", { verb: "patch", resource: "finetunejobs/status" }) <= 2, "one status write per accepted report at most");
+    assert.ok(
+      metricValue(text, "finetune_api_requests_total", { verb: "patch", resource: "finetunejobs/status" }) <= 2,
+      "one status write per accepted report at most",
+    );
   });
 });

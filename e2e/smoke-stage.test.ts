@@ -23,24 +23,47 @@ let ns: string;
 let op: OperatorProcess;
 
 const summary = (answers: Array<{ prompt: string; answer: string; stopped: boolean }>) =>
-  JSON.stringify({ stage: "smoke", exitCode: 0, attempt: 0, reason: "Completed", childExitCode: 0, nodeRank: 0, smoke: { answers: answers.map((a) => ({ ...a, chars: a.answer.length })), file: "/finetune/output/smoke-test/answers.json" }, tail: [] });
+  JSON.stringify({
+    stage: "smoke",
+    exitCode: 0,
+    attempt: 0,
+    reason: "Completed",
+    childExitCode: 0,
+    nodeRank: 0,
+    smoke: { answers: answers.map((a) => ({ ...a, chars: a.answer.length })), file: "/finetune/output/smoke-test/answers.json" },
+    tail: [],
+  });
 
 async function runningPod(name: string, stage: string): Promise<V1Pod> {
   // Running with an IP and a running container: kwok's last word on the pod, so a finish patched now is not overwritten.
-  return waitFor(`${name}: ${stage} pod running`, async () =>
-    (await listPods(k, ns, `${LABEL_JOB_NAME}=${name},${LABEL_STAGE}=${stage}`)).find((p) => p.status?.phase === "Running" && p.status.podIP && p.status.containerStatuses?.[0]?.state?.running), { timeoutMs: 60_000 });
+  return waitFor(
+    `${name}: ${stage} pod running`,
+    async () =>
+      (await listPods(k, ns, `${LABEL_JOB_NAME}=${name},${LABEL_STAGE}=${stage}`)).find(
+        (p) => p.status?.phase === "Running" && p.status.podIP && p.status.containerStatuses?.[0]?.state?.running,
+      ),
+    { timeoutMs: 60_000 },
+  );
 }
 
 async function answersConfigMap(name: string) {
-  return waitFor(`${name}: smoke-test answers ConfigMap`, async () => k.core.readNamespacedConfigMap({ namespace: ns, name: `${name}-smoke-answers` }).catch(() => undefined), { timeoutMs: 60_000 });
+  return waitFor(
+    `${name}: smoke-test answers ConfigMap`,
+    async () => k.core.readNamespacedConfigMap({ namespace: ns, name: `${name}-smoke-answers` }).catch(() => undefined),
+    { timeoutMs: 60_000 },
+  );
 }
 
 async function phase(name: string, want: string) {
-  return waitFor(`${name} ${want}`, async (note) => {
-    const j = await getFtj(k, ns, name);
-    note({ phase: j.status?.phase, message: j.status?.message });
-    return j.status?.phase === want ? j : undefined;
-  }, { timeoutMs: 60_000 });
+  return waitFor(
+    `${name} ${want}`,
+    async (note) => {
+      const j = await getFtj(k, ns, name);
+      note({ phase: j.status?.phase, message: j.status?.message });
+      return j.status?.phase === want ? j : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
 }
 
 before(async () => {
@@ -65,13 +88,27 @@ describe("smoke-test stage", () => {
     await phase("smoked", "SmokeTesting");
     const smokePod = await runningPod("smoked", "smoke");
     assert.deepEqual(smokePod.spec?.containers[0]?.command?.slice(3, 5), ["axolotl", "inference"]);
-    assert.equal(smokePod.spec?.containers[0]?.env?.find((e) => e.name === "FINETUNE_SMOKE_PROMPTS")?.value, JSON.stringify(["What is 2 + 3?", "Name a colour."]));
+    assert.equal(
+      smokePod.spec?.containers[0]?.env?.find((e) => e.name === "FINETUNE_SMOKE_PROMPTS")?.value,
+      JSON.stringify(["What is 2 + 3?", "Name a colour."]),
+    );
     assert.equal(smokePod.spec?.containers[0]?.resources?.limits?.["nvidia.com/gpu"], "1");
     await setPodLogs(ns, smokePod.metadata!.name!, REAL_LOG);
-    await finishPod(k, smokePod, 0, summary([{ prompt: "What is 2 + 3?", answer: "5", stopped: true }, { prompt: "Name a colour.", answer: "Blue.", stopped: true }]));
+    await finishPod(
+      k,
+      smokePod,
+      0,
+      summary([
+        { prompt: "What is 2 + 3?", answer: "5", stopped: true },
+        { prompt: "Name a colour.", answer: "Blue.", stopped: true },
+      ]),
+    );
     const merging = await phase("smoked", "Merging");
     assert.equal(merging.status?.smokeTest?.result, "Passed");
-    assert.deepEqual(merging.status?.smokeTest?.answers, [{ prompt: "What is 2 + 3?", answer: "5", stopped: true }, { prompt: "Name a colour.", answer: "Blue.", stopped: true }]);
+    assert.deepEqual(merging.status?.smokeTest?.answers, [
+      { prompt: "What is 2 + 3?", answer: "5", stopped: true },
+      { prompt: "Name a colour.", answer: "Blue.", stopped: true },
+    ]);
     assert.equal(merging.status?.smokeTest?.answersFile, "smoke-test/answers.json");
     assert.equal(merging.status?.conditions?.find((c) => c.type === "SmokeTested")?.status, "True");
     // In full, from the smoke pod's log, in a ConfigMap the job owns.
@@ -88,7 +125,12 @@ describe("smoke-test stage", () => {
 
   test("every generation runs to the token limit under Fail: Failed before the merge, with the eos_token hint", async () => {
     await finishPod(k, await runningPod("endless", "train"), 0);
-    await finishPod(k, await runningPod("endless", "smoke"), 0, summary([{ prompt: "Write one short sentence about the sea.", answer: "the sea the sea the sea", stopped: false }]));
+    await finishPod(
+      k,
+      await runningPod("endless", "smoke"),
+      0,
+      summary([{ prompt: "Write one short sentence about the sea.", answer: "the sea the sea the sea", stopped: false }]),
+    );
     const failed = await phase("endless", "Failed");
     assert.equal(failed.status?.conditions?.find((c) => c.type === "Failed")?.reason, "SmokeTestNoEOS");
     assert.equal(failed.status?.smokeTest?.result, "Failed");

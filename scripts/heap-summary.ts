@@ -14,7 +14,11 @@ interface Snapshot {
   strings: string[];
 }
 
-export interface HeapEntry { what: string; count: number; bytes: number }
+export interface HeapEntry {
+  what: string;
+  count: number;
+  bytes: number;
+}
 
 /** Self sizes summed by constructor (objects) or by node type (everything else), largest first. */
 export function summarizeHeap(snap: Snapshot): { total: number; entries: HeapEntry[] } {
@@ -46,5 +50,6 @@ if (import.meta.main) {
   const { total, entries } = summarizeHeap(JSON.parse(readFileSync(file, "utf8")) as Snapshot);
   const mib = (b: number) => (b / 2 ** 20).toFixed(2);
   process.stdout.write(`heap: ${mib(total)} MiB in the snapshot\n\n| constructor / type | objects | MiB | share |\n|---|---|---|---|\n`);
-  for (const e of entries.slice(0, Number(values.top))) process.stdout.write(`| ${e.what} | ${e.count} | ${mib(e.bytes)} | ${((100 * e.bytes) / total).toFixed(1)} % |\n`);
+  for (const e of entries.slice(0, Number(values.top)))
+    process.stdout.write(`| ${e.what} | ${e.count} | ${mib(e.bytes)} | ${((100 * e.bytes) / total).toFixed(1)} % |\n`);
 }

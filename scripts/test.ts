@@ -91,14 +91,24 @@ if (files.length > 0) {
     const { kubeconfigPath } = await ensureCluster();
     process.stdout.write(`cluster ready (KUBECONFIG=${kubeconfigPath})\n`);
     // One file at a time: each suite runs its own operator process, and this machine has two cores.
-    await run("e2e tests (real kube-apiserver, etcd, scheduler, controller-manager, kwok)", node, [...nodeTest, "--test-concurrency=1", "e2e/*.test.ts"], nodeTap);
+    await run(
+      "e2e tests (real kube-apiserver, etcd, scheduler, controller-manager, kwok)",
+      node,
+      [...nodeTest, "--test-concurrency=1", "e2e/*.test.ts"],
+      nodeTap,
+    );
   }
   if (!unitOnly && !e2eOnly) {
     process.stdout.write("\n=== real Axolotl environment\n");
     const started = Date.now();
     const env = await ensureAxolotlEnv((line) => process.stdout.write(`${line}\n`));
     process.stdout.write(`axolotl ${env.version} at ${env.root} (${Math.round((Date.now() - started) / 1000)} s)\n`);
-    await run(`real-Axolotl tier (axolotl ${env.version} on CPU, tiny local model)`, node, [...nodeTest, "--test-concurrency=1", "e2e/axolotl/*.test.ts"], nodeTap);
+    await run(
+      `real-Axolotl tier (axolotl ${env.version} on CPU, tiny local model)`,
+      node,
+      [...nodeTest, "--test-concurrency=1", "e2e/axolotl/*.test.ts"],
+      nodeTap,
+    );
   }
 }
 

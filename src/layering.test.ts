@@ -53,8 +53,16 @@ function assertNone(list: Edge[], rule: string): void {
 describe("layering: the import rules of src/README.md", () => {
   it("reads the imports (the checks below are not vacuous)", () => {
     assert.ok(ALL.length > 200, `found ${ALL.length} imports`);
-    assert.ok(ALL.some((e) => e.from === "controller/reconciler.ts" && e.to === "controller/planner/index.ts"), "controller/reconciler.ts -> controller/planner/index.ts");
-    assert.deepEqual(importSpecifiers('import a from "./a.ts";\nexport { b } from "./b.ts";\nimport type {\n  C,\n} from "../c.ts";\nimport "./d.ts";\nconst e = await import("./e.ts");'), ["./a.ts", "./b.ts", "../c.ts", "./d.ts", "./e.ts"]);
+    assert.ok(
+      ALL.some((e) => e.from === "controller/reconciler.ts" && e.to === "controller/planner/index.ts"),
+      "controller/reconciler.ts -> controller/planner/index.ts",
+    );
+    assert.deepEqual(
+      importSpecifiers(
+        'import a from "./a.ts";\nexport { b } from "./b.ts";\nimport type {\n  C,\n} from "../c.ts";\nimport "./d.ts";\nconst e = await import("./e.ts");',
+      ),
+      ["./a.ts", "./b.ts", "../c.ts", "./d.ts", "./e.ts"],
+    );
   });
 
   it("runtime/ imports nothing from the rest of src/", () => {
@@ -62,12 +70,21 @@ describe("layering: the import rules of src/README.md", () => {
   });
 
   it("render/names.ts imports only api/group.ts; api/ imports only render/names.ts from outside api/", () => {
-    assertNone(ALL.filter((e) => e.from === "render/names.ts" && e.to !== "api/group.ts"), "render/names.ts is the shared vocabulary");
-    assertNone(outOf("api").filter((e) => e.to !== "render/names.ts"), "api/ is the bottom of the FineTuneJob layers");
+    assertNone(
+      ALL.filter((e) => e.from === "render/names.ts" && e.to !== "api/group.ts"),
+      "render/names.ts is the shared vocabulary",
+    );
+    assertNone(
+      outOf("api").filter((e) => e.to !== "render/names.ts"),
+      "api/ is the bottom of the FineTuneJob layers",
+    );
   });
 
   it("render/ is pure: it imports only api/ and axolotl/", () => {
-    assertNone(outOf("render").filter((e) => !inside(e.to, "api") && !inside(e.to, "axolotl")), "render/ builders do no I/O");
+    assertNone(
+      outOf("render").filter((e) => !inside(e.to, "api") && !inside(e.to, "axolotl")),
+      "render/ builders do no I/O",
+    );
   });
 
   it("render/ and validation/ never import controller/, progress/, cli/ or main.ts", () => {
@@ -76,17 +93,30 @@ describe("layering: the import rules of src/README.md", () => {
   });
 
   it("progress/ imports from render/ only render/names.ts", () => {
-    assertNone(outOf("progress").filter((e) => inside(e.to, "render") && e.to !== "render/names.ts"), "contracts live in render/names.ts");
+    assertNone(
+      outOf("progress").filter((e) => inside(e.to, "render") && e.to !== "render/names.ts"),
+      "contracts live in render/names.ts",
+    );
   });
 
   it("controller/planner/ is pure: no kube/, runtime/, observability/, reconciler or controller", () => {
-    const io = (e: Edge) => ["kube", "runtime", "observability"].some((f) => inside(e.to, f)) || e.to === "controller/reconciler.ts" || e.to === "controller/controller.ts";
+    const io = (e: Edge) =>
+      ["kube", "runtime", "observability"].some((f) => inside(e.to, f)) || e.to === "controller/reconciler.ts" || e.to === "controller/controller.ts";
     assertNone(outOf("controller/planner").filter(io), "the planner decides without I/O");
   });
 
   it("controller/ is imported only by main.ts; cli/ and main.ts by nothing outside themselves", () => {
-    assertNone(ALL.filter((e) => inside(e.to, "controller") && !inside(e.from, "controller") && e.from !== "main.ts"), "controller/ sits at the top, under main.ts");
-    assertNone(ALL.filter((e) => inside(e.to, "cli") && !inside(e.from, "cli")), "cli/ is a top layer");
-    assertNone(ALL.filter((e) => e.to === "main.ts" && e.from !== "main.ts"), "main.ts is the top");
+    assertNone(
+      ALL.filter((e) => inside(e.to, "controller") && !inside(e.from, "controller") && e.from !== "main.ts"),
+      "controller/ sits at the top, under main.ts",
+    );
+    assertNone(
+      ALL.filter((e) => inside(e.to, "cli") && !inside(e.from, "cli")),
+      "cli/ is a top layer",
+    );
+    assertNone(
+      ALL.filter((e) => e.to === "main.ts" && e.from !== "main.ts"),
+      "main.ts is the top",
+    );
   });
 });

@@ -100,7 +100,17 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     // A push report older than this (3 log intervals, at least 3 push write intervals) no longer holds the log off.
     pushStaleMs: 3 * Math.max(opts.progressLogIntervalMs, opts.progressWriteIntervalMs),
   });
-  logger.info({ identity, apiServer: kube.description, port: http.port, progressPort: progress?.port, progressLogIntervalSeconds: opts.progressLogIntervalMs / 1000, namespace: opts.namespace ?? "(all)" }, "starting");
+  logger.info(
+    {
+      identity,
+      apiServer: kube.description,
+      port: http.port,
+      progressPort: progress?.port,
+      progressLogIntervalSeconds: opts.progressLogIntervalMs / 1000,
+      namespace: opts.namespace ?? "(all)",
+    },
+    "starting",
+  );
   await ctrl.startCaches();
   logger.info("caches synced");
 

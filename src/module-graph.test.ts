@@ -21,7 +21,10 @@ function loadedModules(entry: string): string[] {
     await import(${JSON.stringify(entry)});
     process.stdout.write(JSON.stringify(seen));
   `;
-  const out = execFileSync(process.execPath, ["--no-warnings", "--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } });
+  const out = execFileSync(process.execPath, ["--no-warnings", "--input-type=module", "-e", script], {
+    encoding: "utf8",
+    env: { ...process.env, NODE_OPTIONS: "" },
+  });
   return JSON.parse(out) as string[];
 }
 
@@ -30,10 +33,16 @@ const fromClientNode = (urls: string[]) => urls.filter((u) => u.includes("/node_
 describe("the operator's module graph", () => {
   it("does not load @kubernetes/client-node (types only; the library is imported on demand for exotic credentials)", () => {
     const urls = loadedModules(`${SRC}main.ts`);
-    assert.ok(urls.some((u) => u.endsWith("/src/controller/controller.ts")), "the hook saw the operator's own modules");
+    assert.ok(
+      urls.some((u) => u.endsWith("/src/controller/controller.ts")),
+      "the hook saw the operator's own modules",
+    );
     assert.deepEqual(fromClientNode(urls), []);
     // Nor its transport dependencies.
-    assert.deepEqual(urls.filter((u) => /\/node_modules\/(undici|ws|jose|openid-client|js-yaml)\//.test(u)), []);
+    assert.deepEqual(
+      urls.filter((u) => /\/node_modules\/(undici|ws|jose|openid-client|js-yaml)\//.test(u)),
+      [],
+    );
   });
 
   it("control: the CLI's cluster module does load it, so the hook would see it", () => {

@@ -11,6 +11,7 @@ describe("--progress-log-interval-seconds", () => {
   });
 
   it("rejects negative, non-numeric and sub-second intervals", () => {
-    for (const bad of ["-1", "soon", "0.5"]) assert.throws(() => parseOperatorOptions([`--progress-log-interval-seconds=${bad}`], {}), /progress-log-interval-seconds/, bad);
+    for (const bad of ["-1", "soon", "0.5"])
+      assert.throws(() => parseOperatorOptions([`--progress-log-interval-seconds=${bad}`], {}), /progress-log-interval-seconds/, bad);
   });
 });

@@ -126,6 +126,7 @@ export function parseOperatorOptions(argv: string[], env: NodeJS.ProcessEnv): Op
 
 function sampleRatio(raw: string | undefined): number {
   const n = Number(raw);
-  if (raw === undefined || raw.trim() === "" || !Number.isFinite(n) || n < 0 || n > 1) throw new Error(`--trace-sample-ratio must be a number within 0..1, got ${raw}`);
+  if (raw === undefined || raw.trim() === "" || !Number.isFinite(n) || n < 0 || n > 1)
+    throw new Error(`--trace-sample-ratio must be a number within 0..1, got ${raw}`);
   return n;
 }

@@ -7,7 +7,11 @@ import { countRequests, parseAuditLine, perJob, readAuditLog } from "./audit.ts"
 
 const USER = "system:serviceaccount:finetune-system:finetune-operator";
 let id = 0;
-function line(verb: string, resource: string, opts: { user?: string; sub?: string; ns?: string; at?: string; code?: number; stage?: string; auditID?: string } = {}): string {
+function line(
+  verb: string,
+  resource: string,
+  opts: { user?: string; sub?: string; ns?: string; at?: string; code?: number; stage?: string; auditID?: string } = {},
+): string {
   return JSON.stringify({
     kind: "Event",
     apiVersion: "audit.k8s.io/v1",
@@ -33,7 +37,11 @@ describe("audit log aggregation", () => {
     assert.equal(r?.receivedMs, Date.parse("2026-01-01T00:00:01.250Z"));
     assert.equal(parseAuditLine("not json"), undefined);
     assert.equal(parseAuditLine(JSON.stringify({ kind: "Status" })), undefined);
-    assert.equal(parseAuditLine(JSON.stringify({ kind: "Event", auditID: "n", verb: "get", user: { username: "u" }, requestReceivedTimestamp: "2026-01-01T00:00:00Z" }))?.resource, "(non-resource)");
+    assert.equal(
+      parseAuditLine(JSON.stringify({ kind: "Event", auditID: "n", verb: "get", user: { username: "u" }, requestReceivedTimestamp: "2026-01-01T00:00:00Z" }))
+        ?.resource,
+      "(non-resource)",
+    );
   });
 
   it("counts one user's requests by verb and resource; watches once; Events and Leases apart", () => {
@@ -73,7 +81,9 @@ describe("audit log aggregation", () => {
   });
 
   it("counts several users together (a controller of two processes)", () => {
-    const reqs = [line("create", "jobs"), line("create", "jobsets", { user: "jobset" }), line("create", "pods", { user: "admin" })].map((l) => parseAuditLine(l)!);
+    const reqs = [line("create", "jobs"), line("create", "jobsets", { user: "jobset" }), line("create", "pods", { user: "admin" })].map((l) =>
+      parseAuditLine(l)!,
+    );
     const c = countRequests(reqs, { user: [USER, "jobset"] });
     assert.equal(c.total, 2);
     assert.deepEqual(c.byVerbResource, { "create jobs": 1, "create jobsets": 1 });
@@ -85,9 +95,15 @@ describe("audit log aggregation", () => {
       const file = join(dir, "audit.log");
       writeFileSync(file, [line("create", "jobs"), line("get", "pods", { user: "admin" }), "", "garbage"].join("\n") + "\n");
       const reqs = await readAuditLog(file, USER);
-      assert.deepEqual(reqs.map((r) => `${r.verb} ${r.resource}`), ["create jobs"]);
+      assert.deepEqual(
+        reqs.map((r) => `${r.verb} ${r.resource}`),
+        ["create jobs"],
+      );
       const both = await readAuditLog(file, [USER, "admin"]);
-      assert.deepEqual(both.map((r) => `${r.verb} ${r.resource}`), ["create jobs", "get pods"]);
+      assert.deepEqual(
+        both.map((r) => `${r.verb} ${r.resource}`),
+        ["create jobs", "get pods"],
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

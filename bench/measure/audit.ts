@@ -78,7 +78,18 @@ export interface AuditFilter {
 export function countRequests(requests: Iterable<AuditRequest>, filter: AuditFilter): AuditCounts {
   const users = new Set(typeof filter.user === "string" ? [filter.user] : filter.user);
   const seen = new Set<string>();
-  const out: AuditCounts = { total: 0, byVerbResource: {}, writes: 0, eventWrites: 0, leaseWrites: 0, gets: 0, lists: {}, watches: {}, errors: {}, errorsByVerbResource: {} };
+  const out: AuditCounts = {
+    total: 0,
+    byVerbResource: {},
+    writes: 0,
+    eventWrites: 0,
+    leaseWrites: 0,
+    gets: 0,
+    lists: {},
+    watches: {},
+    errors: {},
+    errorsByVerbResource: {},
+  };
   for (const r of requests) {
     if (!users.has(r.user)) continue;
     if (filter.fromMs !== undefined && r.receivedMs < filter.fromMs) continue;

@@ -13,7 +13,12 @@ describe("latency breakdown", () => {
   });
 
   it("a claim bound before the pods existed costs nothing; without a claim the step is absent", () => {
-    assert.deepEqual(steps({ jobSeen: 0, podsCreated: 100, claimBound: 50, scheduled: 150, running: 400 }), { jobToPods: 100, podsToClaimBound: 0, toScheduled: 50, scheduledToRunning: 250 });
+    assert.deepEqual(steps({ jobSeen: 0, podsCreated: 100, claimBound: 50, scheduled: 150, running: 400 }), {
+      jobToPods: 100,
+      podsToClaimBound: 0,
+      toScheduled: 50,
+      scheduledToRunning: 250,
+    });
     assert.deepEqual(steps({ jobSeen: 0, podsCreated: 100, scheduled: 150, running: 400 }), { jobToPods: 100, toScheduled: 50, scheduledToRunning: 250 });
   });
 });

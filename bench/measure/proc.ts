@@ -26,7 +26,10 @@ export function parseStatus(text: string): { rssBytes: number; hwmBytes: number 
 
 /** utime+stime in seconds from the text of /proc/<pid>/stat (the command name may contain spaces and parentheses). */
 export function parseStatCpuSeconds(text: string, ticksPerSecond = CLOCK_TICKS_PER_SECOND): number {
-  const rest = text.slice(text.lastIndexOf(")") + 2).trim().split(/\s+/);
+  const rest = text
+    .slice(text.lastIndexOf(")") + 2)
+    .trim()
+    .split(/\s+/);
   // rest[0] is field 3 (state); utime is field 14, stime field 15.
   const utime = Number(rest[11]);
   const stime = Number(rest[12]);

@@ -8,7 +8,19 @@ import { perJob } from "../measure/audit.ts";
 import { LifecycleRecorder } from "../measure/lifecycle.ts";
 import type { ProcSampler } from "../measure/proc.ts";
 import { perMinute } from "../measure/stats.ts";
-import { auditWindow, startRss, createJobs, creationLatencies, latencyBreakdown, MiB, round, scenarioNamespace, sleep, startSampler, waitProgress } from "./common.ts";
+import {
+  auditWindow,
+  startRss,
+  createJobs,
+  creationLatencies,
+  latencyBreakdown,
+  MiB,
+  round,
+  scenarioNamespace,
+  sleep,
+  startSampler,
+  waitProgress,
+} from "./common.ts";
 import type { BenchContext, JobShape, ScenarioResult } from "./types.ts";
 
 /** One GPU, succeed after 1 s: the cheapest real lifecycle (train Job, then merge on CPU). */
@@ -89,7 +101,16 @@ export async function burst(ctx: BenchContext, n: number): Promise<ScenarioResul
         requests: round(audit.total / n, 2),
         byVerbResource: perJob(audit.byVerbResource, n),
       },
-      ...(proc ? { process: { ...startRss(c.sampler), peakRssMiB: round(proc.peakRssBytes / MiB), restRssMiB: round(proc.lastRssBytes / MiB), cpuSeconds: round(proc.cpuSeconds, 2) } } : {}),
+      ...(proc
+        ? {
+            process: {
+              ...startRss(c.sampler),
+              peakRssMiB: round(proc.peakRssBytes / MiB),
+              restRssMiB: round(proc.lastRssBytes / MiB),
+              cpuSeconds: round(proc.cpuSeconds, 2),
+            },
+          }
+        : {}),
       notes: [...c.notes, ...(out.failed > 0 ? [`${out.failed} jobs Failed`] : []), ...ctx.sut.takeIncidents()],
     };
   } finally {

@@ -65,7 +65,10 @@ export async function auditWindow(ctx: BenchContext, fromMs: number, toMs: numbe
 }
 
 /** Latencies from the create answer to attempt-0 milestones, per job that reached them. */
-export function creationLatencies(rec: LifecycleRecorder, gangSize: number): { firstStatus?: Distribution; reaction?: Distribution; allPodsRunning?: Distribution } {
+export function creationLatencies(
+  rec: LifecycleRecorder,
+  gangSize: number,
+): { firstStatus?: Distribution; reaction?: Distribution; allPodsRunning?: Distribution } {
   const firstStatus: number[] = [];
   const reaction: number[] = [];
   const running: number[] = [];
@@ -95,7 +98,8 @@ export function latencyBreakdown(rec: LifecycleRecorder, gangSize: number): Part
     const running = gangTime(rec.podRunning.get(key), gangSize);
     if (jobSeen === undefined || podsCreated === undefined || scheduled === undefined || running === undefined) continue;
     const claimBound = rec.claimBound.get(job);
-    for (const [step, ms] of Object.entries(steps({ jobSeen, podsCreated, scheduled, running, ...(claimBound !== undefined ? { claimBound } : {}) }))) values[step as Step].push(ms);
+    for (const [step, ms] of Object.entries(steps({ jobSeen, podsCreated, scheduled, running, ...(claimBound !== undefined ? { claimBound } : {}) })))
+      values[step as Step].push(ms);
   }
   const out: Partial<Record<Step, Distribution>> = {};
   for (const step of STEPS) {

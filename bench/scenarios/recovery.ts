@@ -28,7 +28,8 @@ export async function recovery(ctx: BenchContext, n: number, restartBackoffSecon
     const names = Array.from({ length: n }, (_, i) => `job-${String(i).padStart(4, "0")}`);
     await createJobs(ctx, rec, namespace, names, shape);
     const gangsUp = (attempt: number) => names.filter((j) => gangTime(rec.podRunning.get(ownerKey(j, attempt)), shape.nodes) !== undefined).length;
-    if (!(await waitProgress(ctx, `${n} gangs Running`, 120_000 + n * 2_000, () => gangsUp(0) === n || `${gangsUp(0)}/${n} gangs Running`))) notes.push("not every first gang ran");
+    if (!(await waitProgress(ctx, `${n} gangs Running`, 120_000 + n * 2_000, () => gangsUp(0) === n || `${gangsUp(0)}/${n} gangs Running`)))
+      notes.push("not every first gang ran");
 
     // Fail rank 1 of every gang, recording when each failure was written.
     const failedAt = new Map<string, number>();
@@ -40,7 +41,14 @@ export async function recovery(ctx: BenchContext, n: number, restartBackoffSecon
       await finishPod(ctx.admin, pod, 1, JSON.stringify({ stage: "train", exitCode: 1, reason: "Failed", tail: ["RuntimeError: injected by the benchmark"] }));
       failedAt.set(job, Date.now());
     });
-    if (!(await waitProgress(ctx, `${n} next attempts Running`, 120_000 + n * 2_000 + restartBackoffSeconds * 1000, () => gangsUp(1) === n || `${gangsUp(1)}/${n} next gangs Running`)))
+    if (
+      !(await waitProgress(
+        ctx,
+        `${n} next attempts Running`,
+        120_000 + n * 2_000 + restartBackoffSeconds * 1000,
+        () => gangsUp(1) === n || `${gangsUp(1)}/${n} next gangs Running`,
+      ))
+    )
       notes.push("not every next attempt ran");
     const toMs = Date.now() + 1000;
     const created: number[] = [];
@@ -74,7 +82,16 @@ export async function recovery(ctx: BenchContext, n: number, restartBackoffSecon
         requests: round(audit.total / n, 2),
         byVerbResource: perJob(audit.byVerbResource, n),
       },
-      ...(proc ? { process: { ...startRss(sampler), peakRssMiB: round(proc.peakRssBytes / MiB), restRssMiB: round(proc.lastRssBytes / MiB), cpuSeconds: round(proc.cpuSeconds, 2) } } : {}),
+      ...(proc
+        ? {
+            process: {
+              ...startRss(sampler),
+              peakRssMiB: round(proc.peakRssBytes / MiB),
+              restRssMiB: round(proc.lastRssBytes / MiB),
+              cpuSeconds: round(proc.cpuSeconds, 2),
+            },
+          }
+        : {}),
       notes: [...notes, ...(rec.watchErrors > 0 ? [`harness watches reconnected ${rec.watchErrors} times`] : []), ...ctx.sut.takeIncidents()],
     };
   } finally {

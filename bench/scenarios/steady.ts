@@ -44,7 +44,16 @@ export async function steady(ctx: BenchContext, n: number, seconds: number): Pro
         lists: sum(audit.lists),
         watches: sum(audit.watches),
       },
-      ...(proc ? { process: { ...startRss(c.sampler), peakRssMiB: round(proc.peakRssBytes / MiB), restRssMiB: round(proc.meanRssBytes / MiB), cpuSeconds: round(proc.cpuSeconds, 2) } } : {}),
+      ...(proc
+        ? {
+            process: {
+              ...startRss(c.sampler),
+              peakRssMiB: round(proc.peakRssBytes / MiB),
+              restRssMiB: round(proc.meanRssBytes / MiB),
+              cpuSeconds: round(proc.cpuSeconds, 2),
+            },
+          }
+        : {}),
       notes: [...c.notes, ...ctx.sut.takeIncidents()],
     };
   } finally {

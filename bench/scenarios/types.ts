@@ -56,7 +56,15 @@ export interface ScenarioResult {
   auditWindowSeconds: number;
   /** audit figures divided by jobs. */
   perJob?: { writes: number; eventWrites: number; gets: number; requests: number; byVerbResource: Record<string, number> };
-  atRest?: { seconds: number; writesPerMinute: number; eventWritesPerMinute: number; leaseWritesPerMinute: number; requestsPerMinute: number; lists: number; watches: number };
+  atRest?: {
+    seconds: number;
+    writesPerMinute: number;
+    eventWritesPerMinute: number;
+    leaseWritesPerMinute: number;
+    requestsPerMinute: number;
+    lists: number;
+    watches: number;
+  };
   process?: ProcessFigures;
   notes: string[];
 }

@@ -73,7 +73,10 @@ export class FinetuneOperator implements SystemUnderTest {
 
   async install(admin: KubeClients): Promise<void> {
     this.#admin = admin;
-    await applyCrdObject(admin, this.#objects.find((o) => o.kind === "CustomResourceDefinition")!);
+    await applyCrdObject(
+      admin,
+      this.#objects.find((o) => o.kind === "CustomResourceDefinition")!,
+    );
     const rest = this.#objects.filter((o) => !["CustomResourceDefinition", "Deployment", "PodDisruptionBudget"].includes(o.kind!));
     await applyObjects(rest, { clients: admin, namespace: this.namespace });
     this.#kubeconfig = join(stateDir(), "bench-operator.kubeconfig");
@@ -107,9 +110,16 @@ export class FinetuneOperator implements SystemUnderTest {
     const core = this.#admin!.core;
     await core.createNamespacedPersistentVolumeClaim({
       namespace,
-      body: { metadata: { name: SHARED_OUTPUT_CLAIM }, spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "100Gi" } }, storageClassName: STORAGE_CLASS } },
+      body: {
+        metadata: { name: SHARED_OUTPUT_CLAIM },
+        spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "100Gi" } }, storageClassName: STORAGE_CLASS },
+      },
     });
-    await waitFor(`claim ${SHARED_OUTPUT_CLAIM} Bound`, async () => (await core.readNamespacedPersistentVolumeClaim({ namespace, name: SHARED_OUTPUT_CLAIM })).status?.phase === "Bound", { timeoutMs: 60_000 });
+    await waitFor(
+      `claim ${SHARED_OUTPUT_CLAIM} Bound`,
+      async () => (await core.readNamespacedPersistentVolumeClaim({ namespace, name: SHARED_OUTPUT_CLAIM })).status?.phase === "Bound",
+      { timeoutMs: 60_000 },
+    );
   }
 
   /**
@@ -133,18 +143,24 @@ export class FinetuneOperator implements SystemUnderTest {
     op.proc.once("exit", (code, signal) => {
       if (this.#stopping || this.#op !== op) return;
       const last = op.logs.slice(-6).map((l) => `${String(l.level ?? "")} ${String(l.msg ?? "")}${l.err ? ` ${JSON.stringify(l.err).slice(0, 200)}` : ""}`);
-      this.#incident(`${new Date().toISOString()} operator exited (code ${code}, signal ${signal}); restarted. Last log lines: ${last.join(" | ")}${stderr ? ` | stderr: ${stderr.slice(-300)}` : ""}`);
+      this.#incident(
+        `${new Date().toISOString()} operator exited (code ${code}, signal ${signal}); restarted. Last log lines: ${last.join(" | ")}${stderr ? ` | stderr: ${stderr.slice(-300)}` : ""}`,
+      );
       setTimeout(() => {
         // A restart lists everything again and may wait out the old Lease: give it longer.
         if (!this.#stopping) this.#launch(300_000).catch((e: unknown) => this.#incident(`restart failed: ${String(e)}`));
       }, 1000);
     });
-    await waitFor("operator ready and leading", async (note) => {
-      const ready = (await fetch(`http://127.0.0.1:${op.port}/readyz`)).status;
-      const leading = op.logs.some((l) => l.msg === "became leader; reconciling");
-      note({ ready, leading, lastLogs: op.logs.slice(-5) });
-      return ready === 200 && leading;
-    }, { timeoutMs: 60_000 });
+    await waitFor(
+      "operator ready and leading",
+      async (note) => {
+        const ready = (await fetch(`http://127.0.0.1:${op.port}/readyz`)).status;
+        const leading = op.logs.some((l) => l.msg === "became leader; reconciling");
+        note({ ready, leading, lastLogs: op.logs.slice(-5) });
+        return ready === 200 && leading;
+      },
+      { timeoutMs: 60_000 },
+    );
   }
 
   #incident(text: string): void {
@@ -182,7 +198,13 @@ export class FinetuneOperator implements SystemUnderTest {
         podAnnotations,
       });
     }
-    return ftjManifest(name, namespace, { nodes: shape.nodes, gpusPerNode: shape.gpusPerNode, preprocess: { enabled: false }, merge: { onCPU: true }, podAnnotations });
+    return ftjManifest(name, namespace, {
+      nodes: shape.nodes,
+      gpusPerNode: shape.gpusPerNode,
+      preprocess: { enabled: false },
+      merge: { onCPU: true },
+      podAnnotations,
+    });
   }
 
   ownerOf(obj: KubernetesObject): Owner | undefined {

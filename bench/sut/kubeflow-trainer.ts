@@ -90,7 +90,9 @@ export async function ensureKubeflowBinaries(log: (m: string) => void): Promise<
 
 /** Module directory (with manifests/ and config/) from the module cache, downloading it through the module proxy when missing. */
 export async function moduleDir(module: string, version: string): Promise<string> {
-  const { stdout } = await run("go", ["mod", "download", "-json", `${module}@${version}`], { env: { ...process.env, GOTOOLCHAIN: "local", GOFLAGS: "-mod=mod" } });
+  const { stdout } = await run("go", ["mod", "download", "-json", `${module}@${version}`], {
+    env: { ...process.env, GOTOOLCHAIN: "local", GOFLAGS: "-mod=mod" },
+  });
   const info = JSON.parse(stdout) as { Dir?: string; Error?: string };
   if (!info.Dir) throw new Error(`go mod download ${module}@${version}: ${info.Error ?? "no Dir"}`);
   return info.Dir;
@@ -106,8 +108,20 @@ export class KubeflowTrainer implements SystemUnderTest {
   /** Seconds the Go build took in this run (undefined when the binaries were cached). */
   buildSeconds: number | undefined;
   readonly #components: Component[] = [
-    { name: "trainer", binary: join(binDir(), `kubeflow-trainer-${TRAINER_VERSION}`), serviceAccount: TRAINER_SERVICE_ACCOUNT, ports: { health: 0, metrics: 0, webhook: 0 }, tail: "" },
-    { name: "jobset", binary: join(binDir(), `jobset-${JOBSET_VERSION}`), serviceAccount: JOBSET_SERVICE_ACCOUNT, ports: { health: 0, metrics: 0, webhook: 0 }, tail: "" },
+    {
+      name: "trainer",
+      binary: join(binDir(), `kubeflow-trainer-${TRAINER_VERSION}`),
+      serviceAccount: TRAINER_SERVICE_ACCOUNT,
+      ports: { health: 0, metrics: 0, webhook: 0 },
+      tail: "",
+    },
+    {
+      name: "jobset",
+      binary: join(binDir(), `jobset-${JOBSET_VERSION}`),
+      serviceAccount: JOBSET_SERVICE_ACCOUNT,
+      ports: { health: 0, metrics: 0, webhook: 0 },
+      tail: "",
+    },
   ];
   readonly #incidents: string[] = [];
   #stopping = false;
@@ -148,7 +162,8 @@ export class KubeflowTrainer implements SystemUnderTest {
     }
     const [trainer, jobset] = this.#components as [Component, Component];
     const jobsetCrdNames = new Set(jobsetTree.objects.filter((o) => o.kind === "CustomResourceDefinition").map((o) => o.metadata!.name!));
-    const portFor = (o: Obj) => (jobsetObjects.some((j) => j.kind === o.kind && j.metadata?.name === o.metadata?.name) ? jobset.ports.webhook : trainer.ports.webhook);
+    const portFor = (o: Obj) =>
+      jobsetObjects.some((j) => j.kind === o.kind && j.metadata?.name === o.metadata?.name) ? jobset.ports.webhook : trainer.ports.webhook;
 
     for (const o of objects.filter((o) => o.kind === "Namespace")) await applyObjects([o as KubernetesObject], { clients: admin });
     for (const crd of objects.filter((o) => o.kind === "CustomResourceDefinition")) {
@@ -167,9 +182,14 @@ export class KubeflowTrainer implements SystemUnderTest {
       c.configFile = join(this.#dir, `${c.name}-config.yaml`);
     }
     writeFileSync(trainer.configFile!, trainerConfig({ ports: trainer.ports, leaseNamespace: NAMESPACE }));
-    writeFileSync(jobset.configFile!, jobsetConfig({ ports: jobset.ports, leaseNamespace: NAMESPACE, certDir: join(this.#dir, "jobset", "tmp", "k8s-webhook-server", "serving-certs") }));
+    writeFileSync(
+      jobset.configFile!,
+      jobsetConfig({ ports: jobset.ports, leaseNamespace: NAMESPACE, certDir: join(this.#dir, "jobset", "tmp", "k8s-webhook-server", "serving-certs") }),
+    );
     const skipped = [...trainerTree.skipped, ...jobsetTree.skipped].length;
-    this.#log(`kubeflow: installed ${objects.length} release objects and the torch-distributed runtime (${skipped} kustomize entries skipped: generators, Deployment patches, the remote JobSet resource)`);
+    this.#log(
+      `kubeflow: installed ${objects.length} release objects and the torch-distributed runtime (${skipped} kustomize entries skipped: generators, Deployment patches, the remote JobSet resource)`,
+    );
   }
 
   async start(_opts: SutStartOptions): Promise<void> {
@@ -205,12 +225,19 @@ export class KubeflowTrainer implements SystemUnderTest {
         if (!this.#stopping) this.#launch(c, 300_000).catch((e: unknown) => this.#incident(`restart of ${c.name} failed: ${String(e)}`));
       }, 1000);
     });
-    await waitFor(`${c.name} ready and leading`, async (note) => {
-      if (proc.exitCode !== null) throw new Error(`${c.name} exited with ${proc.exitCode}: ${c.tail.slice(-2000)}`);
-      const ready = await fetch(`http://127.0.0.1:${c.ports.health}/readyz`).then((r) => r.status, () => 0);
-      note({ ready, leading, tail: c.tail.slice(-500) });
-      return ready === 200 && leading;
-    }, { timeoutMs: readyTimeoutMs });
+    await waitFor(
+      `${c.name} ready and leading`,
+      async (note) => {
+        if (proc.exitCode !== null) throw new Error(`${c.name} exited with ${proc.exitCode}: ${c.tail.slice(-2000)}`);
+        const ready = await fetch(`http://127.0.0.1:${c.ports.health}/readyz`).then(
+          (r) => r.status,
+          () => 0,
+        );
+        note({ ready, leading, tail: c.tail.slice(-500) });
+        return ready === 200 && leading;
+      },
+      { timeoutMs: readyTimeoutMs },
+    );
   }
 
   #incident(text: string): void {

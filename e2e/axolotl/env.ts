@@ -106,20 +106,24 @@ export async function ensureAxolotlEnv(log: (line: string) => void = (l) => proc
   if (ready) return ready;
   const { python } = findPython();
   const root = axolotlEnvPath();
-  return withLock(`${root}.lock`, async () => {
-    const again = builtAxolotlEnv();
-    if (again) return again;
-    const started = Date.now();
-    log(`building the Axolotl ${AXOLOTL_VERSION} environment in ${root} (first run: about 11 minutes and 7 GB)`);
-    await rm(root, { recursive: true, force: true });
-    await run(python, ["-m", "venv", root], log);
-    await run(join(root, "bin", "pip"), ["install", "--no-input", "--progress-bar", "off", "--no-deps", "-r", REQUIREMENTS], log);
-    // --no-deps installs exactly the frozen set; `pip check` proves the set is whole.
-    await run(join(root, "bin", "pip"), ["check"], log);
-    await writeFile(join(root, COMPLETE_MARKER), `${requirementsHash()}\n`);
-    log(`Axolotl ${AXOLOTL_VERSION} environment ready in ${Math.round((Date.now() - started) / 1000)} s`);
-    return envAt(root);
-  }, { timeoutMs: 60 * 60_000, onWait: (pid) => log(`waiting for pid ${pid}, which is building the Axolotl environment`) });
+  return withLock(
+    `${root}.lock`,
+    async () => {
+      const again = builtAxolotlEnv();
+      if (again) return again;
+      const started = Date.now();
+      log(`building the Axolotl ${AXOLOTL_VERSION} environment in ${root} (first run: about 11 minutes and 7 GB)`);
+      await rm(root, { recursive: true, force: true });
+      await run(python, ["-m", "venv", root], log);
+      await run(join(root, "bin", "pip"), ["install", "--no-input", "--progress-bar", "off", "--no-deps", "-r", REQUIREMENTS], log);
+      // --no-deps installs exactly the frozen set; `pip check` proves the set is whole.
+      await run(join(root, "bin", "pip"), ["check"], log);
+      await writeFile(join(root, COMPLETE_MARKER), `${requirementsHash()}\n`);
+      log(`Axolotl ${AXOLOTL_VERSION} environment ready in ${Math.round((Date.now() - started) / 1000)} s`);
+      return envAt(root);
+    },
+    { timeoutMs: 60 * 60_000, onWait: (pid) => log(`waiting for pid ${pid}, which is building the Axolotl environment`) },
+  );
 }
 
 // `node e2e/axolotl/env.ts` builds it ahead of the tests (CI does, to time it on its own).

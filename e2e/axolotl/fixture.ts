@@ -30,7 +30,11 @@ export const DATA_MOUNT = "/data";
 export const GPUS = Number(process.env.FINETUNE_REAL_GPUS ?? 0);
 const GPU_CHECK_ENV: Record<string, string> = GPUS > 0 ? { NCCL_DEBUG: "WARN" } : {};
 
-export function runProcess(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Promise<{ code: number | null; out: string }> {
+export function runProcess(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {},
+): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
@@ -227,7 +231,11 @@ export function isCompleteCheckpoint(outputDir: string, step: number): boolean {
 }
 
 export function trainerState(dir: string): { global_step: number; max_steps: number; log_history: Array<Record<string, unknown>> } {
-  return JSON.parse(readFileSync(join(dir, "trainer_state.json"), "utf8")) as { global_step: number; max_steps: number; log_history: Array<Record<string, unknown>> };
+  return JSON.parse(readFileSync(join(dir, "trainer_state.json"), "utf8")) as {
+    global_step: number;
+    max_steps: number;
+    log_history: Array<Record<string, unknown>>;
+  };
 }
 
 /** Lines `NAME {json}` the launcher prints (FINETUNE_RESUME, FINETUNE_SHUTDOWN). */

@@ -69,7 +69,13 @@ export class Judge {
   }
 
   /** Axolotl's config schema and its bundled plugins' argument schemas. */
-  async schema(): Promise<{ axolotl: string; pydantic: string; schema: Record<string, unknown>; plugins: Record<string, unknown>; vocabulary: Record<string, unknown> }> {
+  async schema(): Promise<{
+    axolotl: string;
+    pydantic: string;
+    schema: Record<string, unknown>;
+    plugins: Record<string, unknown>;
+    vocabulary: Record<string, unknown>;
+  }> {
     return this.#ask({ op: "schema" });
   }
 

@@ -35,13 +35,23 @@ export async function serveRepo(repoId: string, repoFolder: string): Promise<Loc
   const digest = createHash("sha1");
   const etags = new Map<string, string>();
   for (const name of names) {
-    const sum = createHash("sha256").update(readFileSync(join(repoFolder, name))).digest("hex");
+    const sum = createHash("sha256")
+      .update(readFileSync(join(repoFolder, name)))
+      .digest("hex");
     etags.set(name, sum);
     digest.update(`${name}:${sum}\n`);
   }
   const sha = digest.digest("hex");
   const requests: string[] = [];
-  const info = JSON.stringify({ id: repoId, modelId: repoId, sha, private: false, gated: false, disabled: false, siblings: names.map((rfilename) => ({ rfilename })) });
+  const info = JSON.stringify({
+    id: repoId,
+    modelId: repoId,
+    sha,
+    private: false,
+    gated: false,
+    disabled: false,
+    siblings: names.map((rfilename) => ({ rfilename })),
+  });
   const server: Server = createServer((req, res) => {
     const path = decodeURIComponent((req.url ?? "").split("?")[0]!);
     requests.push(`${req.method} ${path}`);
@@ -54,7 +64,9 @@ export async function serveRepo(repoId: string, repoFolder: string): Promise<Loc
       // tree/<rev>[/<folder>]: the folder's entries; a folder that does not exist is EntryNotFound, as on the Hub.
       const rest = path.slice(tree.length);
       const folder = rest.includes("/") ? `${rest.slice(rest.indexOf("/") + 1).replace(/\/+$/, "")}/` : "";
-      const entries = names.filter((n) => n.startsWith(folder)).map((n) => ({ type: "file", path: n, size: statSync(join(repoFolder, n)).size, oid: etags.get(n) }));
+      const entries = names
+        .filter((n) => n.startsWith(folder))
+        .map((n) => ({ type: "file", path: n, size: statSync(join(repoFolder, n)).size, oid: etags.get(n) }));
       if (folder && entries.length === 0) res.writeHead(404, { "X-Error-Code": "EntryNotFound" }).end("Entry not found");
       else res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(entries));
       return;

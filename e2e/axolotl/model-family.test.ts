@@ -33,6 +33,12 @@ describe("model families", () => {
     const r = spawnSync(python, ["-c", FIND, JSON.stringify(classes)], { encoding: "utf8", timeout: 300_000 });
     assert.equal(r.status, 0, r.stderr);
     const found = JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, string | null>;
-    assert.deepEqual(Object.entries(found).filter(([, m]) => m === null).map(([c]) => c), [], JSON.stringify(found));
+    assert.deepEqual(
+      Object.entries(found)
+        .filter(([, m]) => m === null)
+        .map(([c]) => c),
+      [],
+      JSON.stringify(found),
+    );
   });
 });

@@ -20,7 +20,10 @@ export interface FixtureEntry {
 export async function buildFixture(judge: Judge): Promise<string> {
   const texts = HAND_PICKED.filter((s) => !/[\n\t\u0085\u2028\u00a0]|^\s|\s$|^$/.test(s)).map((s) => `v: ${s}\n`);
   const results = await judge.load(texts);
-  const entries: FixtureEntry[] = texts.map((text, i) => ({ text, pyyaml: results[i]!.error !== undefined ? { error: results[i]!.error.split("\n")[0]! } : results[i]! }));
+  const entries: FixtureEntry[] = texts.map((text, i) => ({
+    text,
+    pyyaml: results[i]!.error !== undefined ? { error: results[i]!.error.split("\n")[0]! } : results[i]!,
+  }));
   return `[\n${entries.map((e) => JSON.stringify(e)).join(",\n")}\n]\n`;
 }
 

@@ -53,11 +53,21 @@ describe("real Axolotl: the smoke-test stage on a real adapter", () => {
     const [pod] = await startPods(sb, tj, job, out);
     const exit = await pod!.exited;
     assert.equal(exit.code, 0, pod!.log.slice(-6000));
-    assert.equal((pod!.log.match(/Give me an instruction \(Ctrl \+ D to submit\):/g) ?? []).length, 2 * PROMPTS.length, "two banners per process: the prompt, then end of input");
+    assert.equal(
+      (pod!.log.match(/Give me an instruction \(Ctrl \+ D to submit\):/g) ?? []).length,
+      2 * PROMPTS.length,
+      "two banners per process: the prompt, then end of input",
+    );
 
     // In full on the claim.
-    const file = JSON.parse(readFileSync(join(out, "smoke-test", "answers.json"), "utf8")) as { eosToken: string | null; answers: Array<{ prompt: string; answer: string; stopped: boolean | null }> };
-    assert.deepEqual(file.answers.map((a) => a.prompt), PROMPTS);
+    const file = JSON.parse(readFileSync(join(out, "smoke-test", "answers.json"), "utf8")) as {
+      eosToken: string | null;
+      answers: Array<{ prompt: string; answer: string; stopped: boolean | null }>;
+    };
+    assert.deepEqual(
+      file.answers.map((a) => a.prompt),
+      PROMPTS,
+    );
     assert.equal(typeof file.eosToken, "string", "the EOS token read from the tokenizer files in output_dir");
     for (const a of file.answers) {
       assert.equal(typeof a.stopped, "boolean");
@@ -74,11 +84,21 @@ describe("real Axolotl: the smoke-test stage on a real adapter", () => {
     const raw = readFileSync(pod!.terminationLogPath, "utf8");
     const { summary } = parseTerminationMessage(raw);
     assert.equal(summary?.reason, "Completed");
-    assert.deepEqual(summary?.smoke?.answers.map((a) => a.prompt), PROMPTS);
-    assert.deepEqual(summary?.smoke?.answers.map((a) => a.stopped), file.answers.map((a) => a.stopped));
+    assert.deepEqual(
+      summary?.smoke?.answers.map((a) => a.prompt),
+      PROMPTS,
+    );
+    assert.deepEqual(
+      summary?.smoke?.answers.map((a) => a.stopped),
+      file.answers.map((a) => a.stopped),
+    );
 
     const verdict = assessSmokeTest(summary?.smoke, "Warn");
-    const expected = file.answers.some((a) => a.answer.trim() === "") ? "SmokeTestEmptyAnswer" : file.answers.every((a) => a.stopped === false) ? "SmokeTestNoEOS" : "SmokeTestPassed";
+    const expected = file.answers.some((a) => a.answer.trim() === "")
+      ? "SmokeTestEmptyAnswer"
+      : file.answers.every((a) => a.stopped === false)
+        ? "SmokeTestNoEOS"
+        : "SmokeTestPassed";
     assert.equal(verdict.reason, expected, JSON.stringify(file.answers).slice(0, 2000));
     assert.equal(verdict.status.answers.length, PROMPTS.length);
     process.stderr.write(`smoke-test verdict on the tiny model: ${verdict.reason}; answers: ${JSON.stringify(verdict.status.answers).slice(0, 600)}\n`);

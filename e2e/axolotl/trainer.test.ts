@@ -25,8 +25,22 @@ import { classifyFailure } from "../../src/controller/failures.ts";
 import { ensureAxolotlEnv, type AxolotlEnv } from "./env.ts";
 import { serveRepo } from "./local-hub.ts";
 import {
-  GPUS, checkpoints, cpuConfig, isCompleteCheckpoint, launcherRecords, newSandbox, runProcess, startPods, testJob, tinyModel, trainerState, waitGang, WRITE_FIXTURES, writeFixture,
-  type Sandbox, type TestJob,
+  GPUS,
+  checkpoints,
+  cpuConfig,
+  isCompleteCheckpoint,
+  launcherRecords,
+  newSandbox,
+  runProcess,
+  startPods,
+  testJob,
+  tinyModel,
+  trainerState,
+  waitGang,
+  WRITE_FIXTURES,
+  writeFixture,
+  type Sandbox,
+  type TestJob,
 } from "./fixture.ts";
 import { descendantsMatching, type LocalPod } from "./pod.ts";
 import { waitFor } from "../lib/wait.ts";
@@ -83,7 +97,15 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     // save_total_limit above the number of saves: HF's rotation deletes the oldest checkpoint-* folders, partial or
     // not, and this test checks that nothing else touches the partial one. An eval every 100 steps puts eval lines and
     // eval bars in the log the parsers must tell apart from training.
-    tj = testJob("tiny-lora", { nodes: NODES, gpusPerNode: 1, config: cpuConfig({ max_steps: MAX_STEPS, save_steps: SAVE_STEPS, save_total_limit: 20, val_set_size: 0.05, eval_steps: 100 }) }, { progressUrl: progress.url });
+    tj = testJob(
+      "tiny-lora",
+      {
+        nodes: NODES,
+        gpusPerNode: 1,
+        config: cpuConfig({ max_steps: MAX_STEPS, save_steps: SAVE_STEPS, save_total_limit: 20, val_set_size: 0.05, eval_steps: 100 }),
+      },
+      { progressUrl: progress.url },
+    );
     out = join(sb.root, "claim-tiny-lora");
     mkdirSync(out, { recursive: true });
   });
@@ -102,13 +124,18 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     const modelDir = join(out, "model");
     const exitedEarly = () => pods.some((p) => p.child.exitCode !== null || p.child.signalCode !== null);
     // A hang guard, not a speed check: the wait also ends when a pod exits before the checkpoint.
-    await waitFor("the first checkpoint to be complete", () => isCompleteCheckpoint(modelDir, SAVE_STEPS) || exitedEarly(), { timeoutMs: 20 * 60_000, intervalMs: 50 }).catch((err) => {
+    await waitFor("the first checkpoint to be complete", () => isCompleteCheckpoint(modelDir, SAVE_STEPS) || exitedEarly(), {
+      timeoutMs: 20 * 60_000,
+      intervalMs: 50,
+    }).catch((err) => {
       pods.forEach((p) => p.destroy());
       throw err;
     });
     assert.ok(!exitedEarly(), `a pod exited before the first checkpoint:\n${gangLogs(pods)}`);
     // torchrun's own command line names the module too; its worker is the process it started.
-    const workers = descendantsMatching(pods[0]!.child.pid!, "axolotl.cli.train").filter((pid) => !readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("torchrun"));
+    const workers = descendantsMatching(pods[0]!.child.pid!, "axolotl.cli.train").filter(
+      (pid) => !readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("torchrun"),
+    );
     assert.equal(workers.length, 1, `one torchrun worker under node 0: ${workers.join(",")}`);
     process.kill(workers[0]!, "SIGKILL");
     const exits = await waitGang(pods);
@@ -119,7 +146,12 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     // The operator's reading of that pod: a worker killed by SIGKILL is the host OOM killer's signature.
     const pod = {
       metadata: { name: "tiny-lora-train-0-0" },
-      status: { phase: "Failed", containerStatuses: [{ name: "trainer", state: { terminated: { exitCode: exits[0]!.code, reason: "Error", message: readFileSync(pods[0]!.terminationLogPath, "utf8") } } }] },
+      status: {
+        phase: "Failed",
+        containerStatuses: [
+          { name: "trainer", state: { terminated: { exitCode: exits[0]!.code, reason: "Error", message: readFileSync(pods[0]!.terminationLogPath, "utf8") } } },
+        ],
+      },
     };
     const failure = classifyFailure("train", undefined, [pod as never]);
     assert.equal(failure.reason, "HostOutOfMemory", JSON.stringify(failure));
@@ -142,12 +174,19 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
 
     const pods = await startPods(sb, tj, renderTrainJob(tj.input, 1), out, { tokens: { "finetune-progress-token": token } });
     const exits = await waitGang(pods);
-    assert.deepEqual(exits.map((e) => e.code), pods.map(() => 0), gangLogs(pods));
+    assert.deepEqual(
+      exits.map((e) => e.code),
+      pods.map(() => 0),
+      gangLogs(pods),
+    );
 
     for (const pod of pods) {
       const [resume] = launcherRecords(pod.log, "FINETUNE_RESUME");
       assert.equal(resume?.step, newest, `node ${pod.opts.index} resumed from checkpoint-${newest}: ${JSON.stringify(resume)}`);
-      assert.ok((resume!.skipped as Array<{ path: string }>).some((s) => s.path.endsWith(`checkpoint-${newest + 5}`)), "the partial checkpoint was skipped");
+      assert.ok(
+        (resume!.skipped as Array<{ path: string }>).some((s) => s.path.endsWith(`checkpoint-${newest + 5}`)),
+        "the partial checkpoint was skipped",
+      );
     }
     // The trainer really continued: the final state has every step, and the first step logged after resume is newest + 1.
     const state = trainerState(join(modelDir, `checkpoint-${MAX_STEPS}`));
@@ -161,17 +200,21 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     assert.equal(pods[0]!.terminationMessage()?.finalModel, true);
 
     // Progress pushed by the launcher through the operator's server, as the status patch it wrote.
-    await waitFor("the final progress patch", () => progress.patches.some((p) => (p.status.progress as { step?: number }).step === MAX_STEPS), { timeoutMs: 60_000 });
+    await waitFor("the final progress patch", () => progress.patches.some((p) => (p.status.progress as { step?: number }).step === MAX_STEPS), {
+      timeoutMs: 60_000,
+    });
     const last = progress.patches.filter((p) => (p.status.progress as { step?: number }).step === MAX_STEPS).pop()!.status.progress as Record<string, unknown>;
     assert.equal(last.totalSteps, MAX_STEPS);
-    for (const key of ["loss", "learningRate", "epoch", "gradNorm"]) assert.equal(typeof last[key], "number", `status.progress.${key} from a real report: ${JSON.stringify(last)}`);
+    for (const key of ["loss", "learningRate", "epoch", "gradNorm"])
+      assert.equal(typeof last[key], "number", `status.progress.${key} from a real report: ${JSON.stringify(last)}`);
     assert.ok(Number.isFinite(last.loss as number));
 
     // The log-tail fallback reads the same rank-0 log to the same figures.
     const parsed = parseLogTail(resumedLog);
     assert.equal(parsed.step, MAX_STEPS);
     assert.equal(parsed.totalSteps, MAX_STEPS);
-    for (const key of ["loss", "learningRate", "epoch", "evalLoss"] as const) assert.equal(typeof parsed[key], "number", `log-tail ${key}: ${JSON.stringify(parsed)}`);
+    for (const key of ["loss", "learningRate", "epoch", "evalLoss"] as const)
+      assert.equal(typeof parsed[key], "number", `log-tail ${key}: ${JSON.stringify(parsed)}`);
     assert.equal(typeof last.evalLoss, "number", "eval loss pushed");
     if (WRITE_FIXTURES) writeFixture(sb, "src/progress/testdata/axolotl-0.18.0-train-rank0.log", resumedLog);
   });
@@ -182,15 +225,19 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     assert.equal(exit.code, 0, pod!.log.slice(-4000));
     const merged = join(out, "model", "merged");
     assert.ok(existsSync(join(merged, "model.safetensors")), `merged weights in ${merged}: ${readdirSync(merged).join(", ")}`);
-    const gen = await runProcess(env.python, [
-      "-c",
-      "import sys; from transformers import AutoModelForCausalLM, AutoTokenizer\n" +
-        "m = AutoModelForCausalLM.from_pretrained(sys.argv[1]); t = AutoTokenizer.from_pretrained(sys.argv[1])\n" +
-        "ids = t('Add 2 and 3.', return_tensors='pt').input_ids\n" +
-        "o = m.generate(ids, max_new_tokens=5, do_sample=False)\n" +
-        "print('GENERATED', o.shape[1] - ids.shape[1])",
-      merged,
-    ], { env: { ...process.env, HF_HUB_OFFLINE: "1" } });
+    const gen = await runProcess(
+      env.python,
+      [
+        "-c",
+        "import sys; from transformers import AutoModelForCausalLM, AutoTokenizer\n" +
+          "m = AutoModelForCausalLM.from_pretrained(sys.argv[1]); t = AutoTokenizer.from_pretrained(sys.argv[1])\n" +
+          "ids = t('Add 2 and 3.', return_tensors='pt').input_ids\n" +
+          "o = m.generate(ids, max_new_tokens=5, do_sample=False)\n" +
+          "print('GENERATED', o.shape[1] - ids.shape[1])",
+        merged,
+      ],
+      { env: { ...process.env, HF_HUB_OFFLINE: "1" } },
+    );
     assert.match(gen.out, /GENERATED [1-5]\b/, gen.out.slice(-3000));
   });
 
@@ -200,7 +247,8 @@ describe(`real Axolotl: ${NODES}-node LoRA job through preprocess, kill, resume,
     const cpuMerge = testJob("tiny-lora-cpu-merge", { nodes: NODES, gpusPerNode: 1, merge: { onCPU: true }, config });
     const claim = join(sb.root, "claim-tiny-lora-cpu-merge");
     mkdirSync(join(claim, "model"), { recursive: true });
-    for (const name of readdirSync(join(out, "model")).filter((n) => n.startsWith("adapter_") || n.startsWith("tokenizer") || n === "config.json")) cpSync(join(out, "model", name), join(claim, "model", name));
+    for (const name of readdirSync(join(out, "model")).filter((n) => n.startsWith("adapter_") || n.startsWith("tokenizer") || n === "config.json"))
+      cpSync(join(out, "model", name), join(claim, "model", name));
     const [pod] = await startPods(sb, cpuMerge, renderMergeJob(cpuMerge.input, 0), claim);
     const exit = await pod!.exited;
     assert.equal(exit.code, 0, pod!.log.slice(-4000));
@@ -237,10 +285,12 @@ describe("real Axolotl: SIGTERM mid-training saves a checkpoint within the grace
       mkdirSync(out, { recursive: true });
       const [pod] = await startPods(sb, tj, renderTrainJob(tj.input, 0), out);
       const exited = () => pod!.child.exitCode !== null || pod!.child.signalCode !== null;
-      await waitFor("training to pass step 3", () => /\b([3-9]|\d{2,})\/500 \[/.test(pod!.log) || exited(), { timeoutMs: 20 * 60_000, intervalMs: 250 }).catch((err) => {
-        pod!.destroy();
-        throw err;
-      });
+      await waitFor("training to pass step 3", () => /\b([3-9]|\d{2,})\/500 \[/.test(pod!.log) || exited(), { timeoutMs: 20 * 60_000, intervalMs: 250 }).catch(
+        (err) => {
+          pod!.destroy();
+          throw err;
+        },
+      );
       assert.ok(!exited(), `the pod exited before the signal:\n${pod!.log.slice(-4000)}`);
       const signalledAt = Date.now();
       pod!.signal("SIGTERM");
@@ -249,7 +299,11 @@ describe("real Axolotl: SIGTERM mid-training saves a checkpoint within the grace
       const [shutdown] = launcherRecords(pod!.log, "FINETUNE_SHUTDOWN");
       const modelDir = join(out, "model");
       const saved = checkpoints(modelDir).filter((s) => isCompleteCheckpoint(modelDir, s));
-      assert.equal(saved.length, 1, `one complete checkpoint saved after SIGTERM (${seconds.toFixed(0)} s): ${JSON.stringify(shutdown)}\n${pod!.log.slice(-4000)}`);
+      assert.equal(
+        saved.length,
+        1,
+        `one complete checkpoint saved after SIGTERM (${seconds.toFixed(0)} s): ${JSON.stringify(shutdown)}\n${pod!.log.slice(-4000)}`,
+      );
       assert.equal(shutdown?.triggerConsumed, true, "Axolotl consumed the trigger the launcher created");
       assert.equal(shutdown?.killed, false, "no SIGKILL was needed");
       assert.ok(String(shutdown?.savedCheckpoint).endsWith(`checkpoint-${saved[0]}`), JSON.stringify(shutdown));

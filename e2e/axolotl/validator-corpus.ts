@@ -82,7 +82,15 @@ export const DELIBERATELY_STRICTER: readonly string[] = ["deepspeed with fsdp_co
 /** Values that probe a schema's edges and its neighbours' types. */
 function probes(s: JsonSchema, depth = 0): unknown[] {
   const r = s.$ref ? definition(s.$ref.replace("#/$defs/", "")) : s;
-  if (r.anyOf) return [...new Set(r.anyOf.filter((b) => b.type !== "null").flatMap((b) => probes(b, depth)).map((v) => JSON.stringify(v)))].map((v) => JSON.parse(v) as unknown);
+  if (r.anyOf)
+    return [
+      ...new Set(
+        r.anyOf
+          .filter((b) => b.type !== "null")
+          .flatMap((b) => probes(b, depth))
+          .map((v) => JSON.stringify(v)),
+      ),
+    ].map((v) => JSON.parse(v) as unknown);
   if (r.enum) return [r.enum[0], r.enum[r.enum.length - 1], "not_a_value", 3];
   switch (r.type) {
     case "integer": {
@@ -99,7 +107,16 @@ function probes(s: JsonSchema, depth = 0): unknown[] {
     case "string":
       return ["abc", "", 5, true, ...(r.pattern ? ["zzz"] : [])];
     case "array":
-      return [[], "abc", [5], ...(r.items && depth === 0 ? probes(r.items, 1).slice(0, 2).map((v) => [v]) : [])];
+      return [
+        [],
+        "abc",
+        [5],
+        ...(r.items && depth === 0
+          ? probes(r.items, 1)
+              .slice(0, 2)
+              .map((v) => [v])
+          : []),
+      ];
     case "object":
       return [{}, "abc", 5];
     default:
@@ -138,13 +155,15 @@ function nestedCases(): Case[] {
   const out: Case[] = [];
   for (const { key, model, base } of NESTED) {
     for (const [field, schema] of Object.entries(definition(model).properties ?? {})) {
-      for (const value of probes(schema)) out.push({ name: `${key}.${field}=${JSON.stringify(value)}`, config: make({ ...base, [key]: { [field]: value } }), group: "nested" });
+      for (const value of probes(schema))
+        out.push({ name: `${key}.${field}=${JSON.stringify(value)}`, config: make({ ...base, [key]: { [field]: value } }), group: "nested" });
     }
   }
   const entry = (BASE.datasets as Config[])[0]!;
   for (const [field, schema] of Object.entries(definition("SFTDataset").properties ?? {})) {
     if (DATASET_FIELDS_CHECKED_BEYOND_AXOLOTL.has(field)) continue;
-    for (const value of probes(schema)) out.push({ name: `datasets[0].${field}=${JSON.stringify(value)}`, config: make({ datasets: [{ ...entry, [field]: value }] }), group: "nested" });
+    for (const value of probes(schema))
+      out.push({ name: `datasets[0].${field}=${JSON.stringify(value)}`, config: make({ datasets: [{ ...entry, [field]: value }] }), group: "nested" });
   }
   return out;
 }
@@ -165,18 +184,56 @@ function yamlCases(): Case[] {
     "    type: alpaca",
   ].join("\n");
   const lines = [
-    "sequence_len: 500_000", "sequence_len: 0x800", "sequence_len: 04000", "sequence_len: 1:30", "sequence_len: 2048.0", "sequence_len: 2e3", "sequence_len: '2048'",
-    "learning_rate: 2e-4", "learning_rate: 2.0e-4", "learning_rate: 2E-4", "learning_rate: .0002", "learning_rate: 2.e-4", "learning_rate: 1_0.5e-5", "learning_rate: .inf", "learning_rate: 2e-4x",
-    "load_in_8bit: yes", "load_in_8bit: Yes", "load_in_8bit: on", "load_in_8bit: y", "load_in_8bit: n", "load_in_8bit: off", "load_in_8bit: NO", "load_in_8bit: 'yes'", "load_in_8bit: ~",
-    "lora_target_linear: on", "lora_target_linear: off", "lora_target_linear: y", "lora_target_linear: True",
-    "lora_dropout: 5e-2", "lora_dropout: 0.05", "lora_dropout: .05",
-    "bf16: auto", "bf16: yes", "bf16: 'true'",
-    "val_set_size: 0", "val_set_size: 0.0", "val_set_size: 5e-2",
-    "seed: 0b101", "seed: 0x2A", "seed: 1_000",
-    "wandb_name: 2024-01-01", "wandb_name: '2024-01-01'", "wandb_name: yes", "wandb_name: 1.0",
-    "chat_template: chatml", "chat_template: on",
-    "warmup_ratio: 1e-1", "warmup_ratio: 0.1",
-    "max_steps: 1_000", "max_steps: 1:00",
+    "sequence_len: 500_000",
+    "sequence_len: 0x800",
+    "sequence_len: 04000",
+    "sequence_len: 1:30",
+    "sequence_len: 2048.0",
+    "sequence_len: 2e3",
+    "sequence_len: '2048'",
+    "learning_rate: 2e-4",
+    "learning_rate: 2.0e-4",
+    "learning_rate: 2E-4",
+    "learning_rate: .0002",
+    "learning_rate: 2.e-4",
+    "learning_rate: 1_0.5e-5",
+    "learning_rate: .inf",
+    "learning_rate: 2e-4x",
+    "load_in_8bit: yes",
+    "load_in_8bit: Yes",
+    "load_in_8bit: on",
+    "load_in_8bit: y",
+    "load_in_8bit: n",
+    "load_in_8bit: off",
+    "load_in_8bit: NO",
+    "load_in_8bit: 'yes'",
+    "load_in_8bit: ~",
+    "lora_target_linear: on",
+    "lora_target_linear: off",
+    "lora_target_linear: y",
+    "lora_target_linear: True",
+    "lora_dropout: 5e-2",
+    "lora_dropout: 0.05",
+    "lora_dropout: .05",
+    "bf16: auto",
+    "bf16: yes",
+    "bf16: 'true'",
+    "val_set_size: 0",
+    "val_set_size: 0.0",
+    "val_set_size: 5e-2",
+    "seed: 0b101",
+    "seed: 0x2A",
+    "seed: 1_000",
+    "wandb_name: 2024-01-01",
+    "wandb_name: '2024-01-01'",
+    "wandb_name: yes",
+    "wandb_name: 1.0",
+    "chat_template: chatml",
+    "chat_template: on",
+    "warmup_ratio: 1e-1",
+    "warmup_ratio: 0.1",
+    "max_steps: 1_000",
+    "max_steps: 1:00",
   ];
   // Every hand-picked YAML spelling (yaml-corpus.ts) as the value of a boolean, an integer, a float and a string key.
   const plain = HAND_PICKED.filter((v) => /^[\w.+\-:~=<]+$/.test(v));
@@ -263,7 +320,11 @@ function crossFieldCases(): Case[] {
     c("fsdp2 size wrap without min", { fsdp_version: 2, fsdp_config: { auto_wrap_policy: "SIZE_BASED_WRAP" } }),
     c("fsdp2 + qlora", { ...fsdp2, adapter: "qlora", load_in_4bit: true }),
     c("fsdp2 + gradient_checkpointing", { ...fsdp2, gradient_checkpointing: true }),
-    c("fsdp2 + activation_checkpointing + gradient_checkpointing", { fsdp_version: 2, fsdp_config: { activation_checkpointing: true }, gradient_checkpointing: true }),
+    c("fsdp2 + activation_checkpointing + gradient_checkpointing", {
+      fsdp_version: 2,
+      fsdp_config: { activation_checkpointing: true },
+      gradient_checkpointing: true,
+    }),
     c("fp8_enable_fsdp_float8_all_gather without fsdp2", { fp8_enable_fsdp_float8_all_gather: true }),
     c("fsdp_version without fsdp_config", { fsdp_version: 2 }),
     // RL and EBFT
@@ -278,7 +339,11 @@ function crossFieldCases(): Case[] {
     c("streaming with max_steps", { streaming: true, max_steps: 100 }),
     c("streaming + val_set_size", { streaming: true, max_steps: 100, val_set_size: 0.05 }),
     c("pretraining_dataset without max_steps", { datasets: undefined, pretraining_dataset: [{ path: "allenai/c4", name: "en", type: "pretrain" }] }),
-    c("pretraining_dataset with max_steps", { datasets: undefined, pretraining_dataset: [{ path: "allenai/c4", name: "en", type: "pretrain" }], max_steps: 100 }),
+    c("pretraining_dataset with max_steps", {
+      datasets: undefined,
+      pretraining_dataset: [{ path: "allenai/c4", name: "en", type: "pretrain" }],
+      max_steps: 100,
+    }),
     c("push_dataset_to_hub without token", { push_dataset_to_hub: "me/ds" }),
     c("push_dataset_to_hub with token", { push_dataset_to_hub: "me/ds", hf_use_auth_token: true }),
     // removed / deprecated keys
@@ -325,7 +390,8 @@ const BASE_KEYS = new Set(["base_model", "learning_rate", "micro_batch_size", "g
  * the image can read): check_deepcompile and check_tensor_parallel_size_update_ds_json. Combinations that would
  * reach that read are left out.
  */
-const READS_DEEPSPEED_FILE = (patch: Config) => truthy(patch.deepspeed) && (truthy(patch.deepcompile) || (typeof patch.tensor_parallel_size === "number" && patch.tensor_parallel_size > 1));
+const READS_DEEPSPEED_FILE = (patch: Config) =>
+  truthy(patch.deepspeed) && (truthy(patch.deepcompile) || (typeof patch.tensor_parallel_size === "number" && patch.tensor_parallel_size > 1));
 
 function truthy(v: unknown): boolean {
   return v !== undefined && v !== null && v !== false && v !== 0 && v !== "" && !(Array.isArray(v) && v.length === 0);
@@ -360,10 +426,19 @@ function nestedValidatorCases(validators: Record<string, string[]>): Case[] {
       const keys = all.filter((k) => props[k] && !DATASET_FIELDS_CHECKED_BEYOND_AXOLOTL.has(k));
       const value = (k: string, v?: unknown) => (v === undefined ? typical(props[k]!) : v);
       const subsets = [...keys.map((k) => [k]), ...keys.flatMap((a, i) => keys.slice(i + 1).map((b) => [a, b]))];
-      for (const subset of subsets) out.push({ name: `${validator}: ${subset.join(" + ")}`, config: make(place(Object.fromEntries(subset.map((k) => [k, value(k)])))), group: "validator-keys" });
+      for (const subset of subsets)
+        out.push({
+          name: `${validator}: ${subset.join(" + ")}`,
+          config: make(place(Object.fromEntries(subset.map((k) => [k, value(k)])))),
+          group: "validator-keys",
+        });
       for (const key of keys) {
         for (const v of variants(props[key]!)) {
-          out.push({ name: `${validator}: ${key}=${JSON.stringify(v)} + the others`, config: make(place({ ...Object.fromEntries(keys.map((k) => [k, value(k)])), [key]: v })), group: "validator-keys" });
+          out.push({
+            name: `${validator}: ${key}=${JSON.stringify(v)} + the others`,
+            config: make(place({ ...Object.fromEntries(keys.map((k) => [k, value(k)])), [key]: v })),
+            group: "validator-keys",
+          });
         }
       }
     }
@@ -379,7 +454,11 @@ function validatorCasesOn(validators: Record<string, string[]>, base: Config, la
   for (const [validator, all] of Object.entries(validators)) {
     const keys = all.filter((k) => keySchema(k) && !EXCLUDED_KEYS.has(k) && !BASE_KEYS.has(k));
     const on = (subset: string[]) => Object.fromEntries(subset.map((k) => [k, typical(keySchema(k)!)]));
-    const subsets = [...keys.map((k) => [k]), ...(keys.length <= 8 ? keys.flatMap((a, i) => keys.slice(i + 1).map((b) => [a, b])) : []), ...(keys.length > 2 ? [keys] : [])];
+    const subsets = [
+      ...keys.map((k) => [k]),
+      ...(keys.length <= 8 ? keys.flatMap((a, i) => keys.slice(i + 1).map((b) => [a, b])) : []),
+      ...(keys.length > 2 ? [keys] : []),
+    ];
     for (const subset of subsets) add(`${validator}: ${subset.join(" + ")}`, on(subset));
     // Each key at each of its other values, alone and with the validator's other keys on.
     for (const key of keys) {
@@ -396,7 +475,10 @@ const EXAMPLES = fileURLToPath(new URL("../../examples/", import.meta.url));
 
 /** Every config in examples/: a FineTuneJob's spec.config, or a plain Axolotl config file. */
 function exampleCases(): Case[] {
-  const files = [...readdirSync(EXAMPLES).map((f) => join(EXAMPLES, f)), ...readdirSync(join(EXAMPLES, "configs")).map((f) => join(EXAMPLES, "configs", f))].filter((f) => /\.ya?ml$/.test(f));
+  const files = [
+    ...readdirSync(EXAMPLES).map((f) => join(EXAMPLES, f)),
+    ...readdirSync(join(EXAMPLES, "configs")).map((f) => join(EXAMPLES, "configs", f)),
+  ].filter((f) => /\.ya?ml$/.test(f));
   return files.flatMap((file) =>
     parseAxolotlYamlDocuments(readFileSync(file, "utf8")).flatMap((doc, i): Case[] => {
       const d = doc as { kind?: string; spec?: { config?: Config } } | null;

@@ -40,7 +40,13 @@ function ours(c: Case): Ours {
   // the config keys our messages name (a deprecated key's error names the key Axolotl reads it as).
   const keys = new Set([
     ...errors.flatMap((e) => e.path.split(/[.[\]]+/).filter((p) => p && !/^\d+$/.test(p))),
-    ...errors.flatMap((e) => e.message.match(/`([A-Za-z_][A-Za-z0-9_]*)/g)?.map((w) => w.slice(1)).filter((w) => KNOWN.has(w)) ?? []),
+    ...errors.flatMap(
+      (e) =>
+        e.message
+          .match(/`([A-Za-z_][A-Za-z0-9_]*)/g)
+          ?.map((w) => w.slice(1))
+          .filter((w) => KNOWN.has(w)) ?? [],
+    ),
   ]);
   return { valid: errors.length === 0, keys, errors: errors.map((e) => `${e.path}: ${e.message}`) };
 }
@@ -90,14 +96,19 @@ describe("our validator agrees with Axolotl's own", () => {
       const g = byGroup.get(c.group) ?? { n: 0, ok: 0 };
       g.n++;
       if (agrees(o, t)) g.ok++;
-      else disagreements.push(`${c.name}: Axolotl ${t.valid ? "valid" : `INVALID (${[...theirKeys(t)].join(",") || "?"}: ${(t.message ?? "").replace(/\s+/g, " ").slice(0, 220)})`}; we ${o.valid ? "valid" : `INVALID (${o.errors.join(" | ").slice(0, 220)})`}`);
+      else
+        disagreements.push(
+          `${c.name}: Axolotl ${t.valid ? "valid" : `INVALID (${[...theirKeys(t)].join(",") || "?"}: ${(t.message ?? "").replace(/\s+/g, " ").slice(0, 220)})`}; we ${o.valid ? "valid" : `INVALID (${o.errors.join(" | ").slice(0, 220)})`}`,
+        );
       byGroup.set(c.group, g);
     }
     const ok = cases.length - disagreements.length;
     for (const d of disagreements) process.stdout.write(`# DISAGREE ${d}\n`);
     for (const [group, g] of byGroup) process.stdout.write(`# ${group}: ${g.ok}/${g.n}\n`);
     process.stdout.write(`# agreement with Axolotl's validator: ${ok}/${cases.length} = ${((100 * ok) / cases.length).toFixed(2)}% \n`);
-    process.stdout.write(`# excluded keys: ${[...EXCLUDED_KEYS].map(([k, why]) => `${k} (${why})`).join("; ")}\n# deliberately stricter, not in the corpus: ${DELIBERATELY_STRICTER.join("; ")}\n`);
+    process.stdout.write(
+      `# excluded keys: ${[...EXCLUDED_KEYS].map(([k, why]) => `${k} (${why})`).join("; ")}\n# deliberately stricter, not in the corpus: ${DELIBERATELY_STRICTER.join("; ")}\n`,
+    );
     assert.equal(disagreements.length, 0, `${disagreements.length} disagreement(s), listed above`);
   });
 });

@@ -27,7 +27,8 @@ function tagged(v: unknown): Tagged {
 
 function theirs(v: Tagged | undefined): Tagged | undefined {
   if (Array.isArray(v)) return v.map((x) => theirs(x)!);
-  if (v !== null && typeof v === "object") return "$timestamp" in v ? { $timestamp: "*" } : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, theirs(x)!]));
+  if (v !== null && typeof v === "object")
+    return "$timestamp" in v ? { $timestamp: "*" } : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, theirs(x)!]));
   return v;
 }
 
@@ -57,7 +58,14 @@ const flowSafe = (spelling: string) => !spelling.startsWith(":");
 /** Documents that use each spelling the ways a config can: a value, in a flow list, as a key, explicitly tagged. */
 function documents(spelling: string): string[] {
   if (/[\n\t]|^\s|\s$|^$|[\u0085\u2028\u00a0]/.test(spelling)) return [`v: ${JSON.stringify(spelling)}\n`];
-  return [`v: ${spelling}\n`, ...(flowSafe(spelling) ? [`v: [${spelling}]\n`] : []), `${spelling}: 1\n`, `v: !!int "${spelling}"\n`, `v: !!float '${spelling}'\n`, `v: !!bool ${spelling}\n`];
+  return [
+    `v: ${spelling}\n`,
+    ...(flowSafe(spelling) ? [`v: [${spelling}]\n`] : []),
+    `${spelling}: 1\n`,
+    `v: !!int "${spelling}"\n`,
+    `v: !!float '${spelling}'\n`,
+    `v: !!bool ${spelling}\n`,
+  ];
 }
 
 /** Tags PyYAML accepts that we refuse on purpose (bytes and sets have no place in an Axolotl config). */
@@ -92,7 +100,7 @@ function valuesToWrite(spellings: string[]): unknown[] {
   return [
     ...spellings.map((s) => ({ v: s, [s]: "key", list: [s] })),
     { learning_rate: 2e-4, tiny: 1e-7, huge: 1e21, big: 9007199254740991, neg: -0.5, zero: 0, inf: Infinity, ninf: -Infinity, nan: NaN, half: 0.5 },
-    { nested: { a: [1, "2", true, "true", null, "null", { "yes": "no" }] }, multi: "line one\nline two\n", trailing: "x\n\n" },
+    { nested: { a: [1, "2", true, "true", null, "null", { yes: "no" }] }, multi: "line one\nline two\n", trailing: "x\n\n" },
     { ts: new YamlTimestamp("2024-01-01"), tss: "2024-01-01" },
   ];
 }
@@ -114,7 +122,10 @@ describe("YAML as Axolotl reads it (real PyYAML)", () => {
       const want = expected[i]!;
       const got = ours(text);
       if (want.error !== undefined || got.error !== undefined) {
-        if ((want.error === undefined) !== (got.error === undefined)) diffs.push(`${JSON.stringify(text)}: PyYAML ${want.error ? `fails (${want.error.split("\n")[0]})` : JSON.stringify(want.value)}, we ${got.error ? `fail (${got.error})` : JSON.stringify(got.value)}`);
+        if ((want.error === undefined) !== (got.error === undefined))
+          diffs.push(
+            `${JSON.stringify(text)}: PyYAML ${want.error ? `fails (${want.error.split("\n")[0]})` : JSON.stringify(want.value)}, we ${got.error ? `fail (${got.error})` : JSON.stringify(got.value)}`,
+          );
         continue;
       }
       try {
@@ -142,14 +153,17 @@ describe("YAML as Axolotl reads it (real PyYAML)", () => {
   it("still differs only in the listed YAML syntax corners (remove an entry once it agrees)", async () => {
     const texts = [...SYNTAX_DIFFERENCES.keys()];
     const read = await judge.load(texts);
-    for (const [i, text] of texts.entries()) assert.notDeepStrictEqual(ours(text), { value: theirs(read[i]!.value) }, `${JSON.stringify(text)} now agrees: ${SYNTAX_DIFFERENCES.get(text)}`);
+    for (const [i, text] of texts.entries())
+      assert.notDeepStrictEqual(ours(text), { value: theirs(read[i]!.value) }, `${JSON.stringify(text)} now agrees: ${SYNTAX_DIFFERENCES.get(text)}`);
   });
 
   it("renders every YAML 1.1 config to a config.yaml that Axolotl reads as it would have read the original", async () => {
     // What the pods get: the user's text read by us, the operator's keys set (renderAxolotlConfig), written by
     // stringifyAxolotlYaml (renderConfigMap). PyYAML must read the same values as from the user's own file.
     const texts = [
-      ...corpus().filter((c) => c.text !== undefined).map((c) => c.text!),
+      ...corpus()
+        .filter((c) => c.text !== undefined)
+        .map((c) => c.text!),
       ...spellings.filter((s) => !/[\n\t\u0085\u2028\u00a0]|^\s|\s$|^$/.test(s)).map((s) => `v: ${s}\nw: [${flowSafe(s) ? s : "x"}]\n`),
     ].filter((t) => !SYNTAX_DIFFERENCES.has(t));
     const originals = await judge.load(texts);
@@ -169,7 +183,9 @@ describe("YAML as Axolotl reads it (real PyYAML)", () => {
         assert.equal(back[j]!.error, undefined);
         assert.deepStrictEqual(strip(back[j]!.value), strip(originals[i]!.value));
       } catch {
-        diffs.push(`${JSON.stringify(texts[i])} rendered as ${JSON.stringify(rendered[j])}: PyYAML reads ${back[j]!.error ?? JSON.stringify(back[j]!.value)}, not ${JSON.stringify(originals[i]!.value)}`);
+        diffs.push(
+          `${JSON.stringify(texts[i])} rendered as ${JSON.stringify(rendered[j])}: PyYAML reads ${back[j]!.error ?? JSON.stringify(back[j]!.value)}, not ${JSON.stringify(originals[i]!.value)}`,
+        );
       }
     }
     process.stdout.write(`# render: ${kept.length - diffs.length}/${kept.length} configs rendered to exactly what Axolotl reads from the original\n`);

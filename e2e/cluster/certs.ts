@@ -5,10 +5,10 @@
  * the cert subject: CN = user, O = group (system:masters for admin-like clients).
  * The service-account token key pair is separate (sa.key / sa.pub).
  */
-import { execFile } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { execFile } from "node:child_process";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
 
 const run = promisify(execFile);
 
@@ -21,51 +21,68 @@ export interface ClientCertSpec {
 
 /** Clients of the apiserver. kwok, the provisioner and the apiserver's kubelet client are masters: they are test harness, not subjects under test. */
 export const clientCerts: ClientCertSpec[] = [
-  { name: 'admin', user: 'kubernetes-admin', groups: ['system:masters'] },
-  { name: 'kube-controller-manager', user: 'system:kube-controller-manager', groups: [] },
-  { name: 'kube-scheduler', user: 'system:kube-scheduler', groups: [] },
-  { name: 'kwok', user: 'kwok-controller', groups: ['system:masters'] },
-  { name: 'provisioner', user: 'finetune-hostpath-provisioner', groups: ['system:masters'] },
-  { name: 'apiserver-kubelet-client', user: 'kube-apiserver-kubelet-client', groups: ['system:masters'] },
+  { name: "admin", user: "kubernetes-admin", groups: ["system:masters"] },
+  { name: "kube-controller-manager", user: "system:kube-controller-manager", groups: [] },
+  { name: "kube-scheduler", user: "system:kube-scheduler", groups: [] },
+  { name: "kwok", user: "kwok-controller", groups: ["system:masters"] },
+  { name: "provisioner", user: "finetune-hostpath-provisioner", groups: ["system:masters"] },
+  { name: "apiserver-kubelet-client", user: "kube-apiserver-kubelet-client", groups: ["system:masters"] },
   // The apiserver's aggregation-layer proxy identity (requestheader auth); no kubeconfig.
-  { name: 'front-proxy-client', user: 'front-proxy-client', groups: [] },
+  { name: "front-proxy-client", user: "front-proxy-client", groups: [] },
 ];
 
 const apiserverSANs = [
-  'IP:127.0.0.1',
-  'IP:10.0.0.1',
-  'DNS:localhost',
-  'DNS:kubernetes',
-  'DNS:kubernetes.default',
-  'DNS:kubernetes.default.svc',
-  'DNS:kubernetes.default.svc.cluster.local',
+  "IP:127.0.0.1",
+  "IP:10.0.0.1",
+  "DNS:localhost",
+  "DNS:kubernetes",
+  "DNS:kubernetes.default",
+  "DNS:kubernetes.default.svc",
+  "DNS:kubernetes.default.svc.cluster.local",
 ];
 
 async function openssl(args: string[], cwd: string): Promise<void> {
   try {
-    await run('openssl', args, { cwd });
+    await run("openssl", args, { cwd });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`openssl ${args.join(' ')} failed: ${e.stderr ?? e.message}`);
+    throw new Error(`openssl ${args.join(" ")} failed: ${e.stderr ?? e.message}`);
   }
 }
 
 async function ecKey(dir: string, name: string): Promise<void> {
-  await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', `${name}.key`], dir);
+  await openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", `${name}.key`], dir);
 }
 
 async function signedCert(dir: string, name: string, subject: string, ext: string): Promise<void> {
   await ecKey(dir, name);
-  await openssl(['req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`], dir);
+  await openssl(["req", "-new", "-key", `${name}.key`, "-subj", subject, "-out", `${name}.csr`], dir);
   await writeFile(join(dir, `${name}.ext`), ext);
   await openssl(
-    ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '3650', '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`],
+    [
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "3650",
+      "-sha256",
+      "-extfile",
+      `${name}.ext`,
+      "-out",
+      `${name}.crt`,
+    ],
     dir,
   );
 }
 
 function subjectOf(spec: ClientCertSpec): string {
-  return spec.groups.map((g) => `/O=${g}`).join('') + `/CN=${spec.user}`;
+  return spec.groups.map((g) => `/O=${g}`).join("") + `/CN=${spec.user}`;
 }
 
 /**
@@ -74,35 +91,89 @@ function subjectOf(spec: ClientCertSpec): string {
  */
 export async function generateServingPki(dir: string, sans: string[]): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await ecKey(dir, 'ca');
+  await ecKey(dir, "ca");
   await openssl(
-    ['req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=finetune-bench-webhook-ca', '-days', '3650', '-sha256',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature', '-out', 'ca.crt'],
+    [
+      "req",
+      "-x509",
+      "-new",
+      "-key",
+      "ca.key",
+      "-subj",
+      "/CN=finetune-bench-webhook-ca",
+      "-days",
+      "3650",
+      "-sha256",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+      "-out",
+      "ca.crt",
+    ],
     dir,
   );
-  await signedCert(dir, 'serving', '/CN=127.0.0.1', `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans.join(',')}\n`);
+  await signedCert(
+    dir,
+    "serving",
+    "/CN=127.0.0.1",
+    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans.join(",")}\n`,
+  );
 }
 
 /** Generates everything under `dir` (which must be empty or absent). */
 export async function generatePki(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await ecKey(dir, 'ca');
+  await ecKey(dir, "ca");
   await openssl(
-    ['req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=finetune-test-ca', '-days', '3650', '-sha256',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature', '-out', 'ca.crt'],
+    [
+      "req",
+      "-x509",
+      "-new",
+      "-key",
+      "ca.key",
+      "-subj",
+      "/CN=finetune-test-ca",
+      "-days",
+      "3650",
+      "-sha256",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+      "-out",
+      "ca.crt",
+    ],
     dir,
   );
-  const serverExt = `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${apiserverSANs.join(',')}\n`;
-  const clientExt = 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n';
+  const serverExt = `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${apiserverSANs.join(",")}\n`;
+  const clientExt = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n";
   // The CA serial file is shared, so sign sequentially; key generation is the slow part and runs in parallel.
-  await signedCert(dir, 'apiserver', '/CN=kube-apiserver', serverExt);
-  await Promise.all([ecKey(dir, 'sa'), ...clientCerts.map((c) => ecKey(dir, c.name))]);
-  await openssl(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
+  await signedCert(dir, "apiserver", "/CN=kube-apiserver", serverExt);
+  await Promise.all([ecKey(dir, "sa"), ...clientCerts.map((c) => ecKey(dir, c.name))]);
+  await openssl(["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"], dir);
   for (const c of clientCerts) {
-    await openssl(['req', '-new', '-key', `${c.name}.key`, '-subj', subjectOf(c), '-out', `${c.name}.csr`], dir);
+    await openssl(["req", "-new", "-key", `${c.name}.key`, "-subj", subjectOf(c), "-out", `${c.name}.csr`], dir);
     await writeFile(join(dir, `${c.name}.ext`), clientExt);
     await openssl(
-      ['x509', '-req', '-in', `${c.name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '3650', '-sha256', '-extfile', `${c.name}.ext`, '-out', `${c.name}.crt`],
+      [
+        "x509",
+        "-req",
+        "-in",
+        `${c.name}.csr`,
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-sha256",
+        "-extfile",
+        `${c.name}.ext`,
+        "-out",
+        `${c.name}.crt`,
+      ],
       dir,
     );
   }
@@ -116,7 +187,7 @@ export interface ClientCredentials {
 
 export async function readClientCredentials(certDir: string, name: string): Promise<ClientCredentials> {
   const [ca, cert, key] = await Promise.all([
-    readFile(join(certDir, 'ca.crt')),
+    readFile(join(certDir, "ca.crt")),
     readFile(join(certDir, `${name}.crt`)),
     readFile(join(certDir, `${name}.key`)),
   ]);

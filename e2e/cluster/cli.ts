@@ -11,19 +11,19 @@
  *
  * State dir: ~/.cache/finetune-operator/cluster (FINETUNE_CLUSTER_DIR overrides).
  */
-import { existsSync } from 'node:fs';
-import { down, kubeconfigPath, restart, restartAliases, stateDir, status, up } from './cluster.ts';
+import { existsSync } from "node:fs";
+import { down, kubeconfigPath, restart, restartAliases, stateDir, status, up } from "./cluster.ts";
 
-const out = (s: string) => process.stdout.write(s + '\n');
+const out = (s: string) => process.stdout.write(s + "\n");
 const log = (s: string) => process.stderr.write(`[cluster] ${s}\n`);
 
 async function main(cmd: string | undefined): Promise<number> {
   switch (cmd) {
-    case 'up': {
+    case "up": {
       const t0 = Date.now();
       const r = await up({ log });
       if (r.restarted) {
-        out(`cluster repaired in place in ${r.startSeconds.toFixed(1)}s; restarted: ${r.restarted.join(', ') || '(none, it recovered)'}`);
+        out(`cluster repaired in place in ${r.startSeconds.toFixed(1)}s; restarted: ${r.restarted.join(", ") || "(none, it recovered)"}`);
       } else if (r.alreadyRunning) {
         out(`cluster already running and healthy (started ${r.startedAt})`);
       } else {
@@ -32,15 +32,19 @@ async function main(cmd: string | undefined): Promise<number> {
       }
       out(`apiserver:  ${r.server}`);
       out(`kubeconfig: ${r.kubeconfigPath}`);
-      out(`nodes:      ${r.nodes.join(', ')}`);
+      out(`nodes:      ${r.nodes.join(", ")}`);
       out(`state dir:  ${r.stateDir}`);
       return 0;
     }
-    case 'restart': {
+    case "restart": {
       const name = process.argv[3];
       const component = name === undefined ? undefined : restartAliases[name];
       if (!component) {
-        process.stderr.write(`usage: npm run cluster:restart -- ${Object.keys(restartAliases).filter((a) => !a.startsWith('kube-')).join('|')}\n`);
+        process.stderr.write(
+          `usage: npm run cluster:restart -- ${Object.keys(restartAliases)
+            .filter((a) => !a.startsWith("kube-"))
+            .join("|")}\n`,
+        );
         return 2;
       }
       const t0 = Date.now();
@@ -48,23 +52,28 @@ async function main(cmd: string | undefined): Promise<number> {
       out(`${component} restarted in place (pid ${r.pid}) in ${((Date.now() - t0) / 1000).toFixed(1)}s; ports unchanged: ${JSON.stringify(r.ports)}`);
       return 0;
     }
-    case 'down': {
+    case "down": {
       const r = await down({ log });
       out(r.stopped.length ? `stopped ${r.stopped.length} process(es); removed ${stateDir()}` : `nothing was running; removed ${stateDir()}`);
       return 0;
     }
-    case 'status': {
+    case "status": {
       const s = await status();
-      out(`cluster:    ${s.healthy ? 'running (healthy)' : s.running ? 'DEGRADED (some components down or unhealthy; run cluster:up to restart)' : 'not running'}`);
+      out(
+        `cluster:    ${s.healthy ? "running (healthy)" : s.running ? "DEGRADED (some components down or unhealthy; run cluster:up to restart)" : "not running"}`,
+      );
       out(`state dir:  ${s.stateDir}`);
       if (s.server) out(`apiserver:  ${s.server}`);
       if (s.kubeconfigPath) out(`kubeconfig: ${s.kubeconfigPath}`);
       if (s.nodesReady) out(`nodes:      ${s.nodesReady}`);
       if (s.ports) out(`ports:      ${JSON.stringify(s.ports)}`);
-      for (const c of s.components) out(`  ${c.name.padEnd(24)} ${c.pid === undefined ? 'stopped' : `pid ${c.pid}`.padEnd(12)} ${c.pid === undefined ? '' : c.healthy ? 'healthy' : 'UNHEALTHY'}`);
+      for (const c of s.components)
+        out(
+          `  ${c.name.padEnd(24)} ${c.pid === undefined ? "stopped" : `pid ${c.pid}`.padEnd(12)} ${c.pid === undefined ? "" : c.healthy ? "healthy" : "UNHEALTHY"}`,
+        );
       return s.healthy ? 0 : 1;
     }
-    case 'kubeconfig': {
+    case "kubeconfig": {
       const path = kubeconfigPath();
       if (!existsSync(path)) {
         log(`no kubeconfig at ${path}: the cluster is not running (npm run cluster:up)`);
@@ -74,7 +83,7 @@ async function main(cmd: string | undefined): Promise<number> {
       return 0;
     }
     default:
-      process.stderr.write('usage: node e2e/cluster/cli.ts up|restart COMPONENT|down|status|kubeconfig\n');
+      process.stderr.write("usage: node e2e/cluster/cli.ts up|restart COMPONENT|down|status|kubeconfig\n");
       return 2;
   }
 }

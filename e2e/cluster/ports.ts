@@ -1,5 +1,5 @@
 /** Free loopback ports, chosen at `up` and stored in ports.json. */
-import { createServer } from 'node:net';
+import { createServer } from "node:net";
 
 export interface Ports {
   etcdClient: number;
@@ -25,10 +25,10 @@ function onePort(): Promise<number> {
     const srv = createServer();
     srv.unref();
     const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
-    srv.on('error', () => resolve(0)); // taken: the caller tries another
-    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
+    srv.on("error", () => resolve(0)); // taken: the caller tries another
+    srv.listen({ host: "127.0.0.1", port, exclusive: true }, () => {
       const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      const port = typeof addr === "object" && addr ? addr.port : 0;
       srv.close(() => resolve(port));
     });
   });

@@ -6,22 +6,22 @@
  * trusted when /proc/<pid>/cmdline still mentions the state dir (pids get reused),
  * and `down` also sweeps /proc for leftovers whose pid files were lost.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import type { Layout } from './paths.ts';
+import { spawn } from "node:child_process";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
+import type { Layout } from "./paths.ts";
 
-export const componentNames = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'provisioner'] as const;
+export const componentNames = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "provisioner"] as const;
 export type Component = (typeof componentNames)[number];
 
 /** argv[0] basenames (without version suffix) or script names we may have started. */
-const ourExecutables = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'];
-const ourScripts = ['provisioner.ts'];
+const ourExecutables = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"];
+const ourScripts = ["provisioner.ts"];
 
 function cmdline(pid: number): string[] | undefined {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
   } catch {
     return undefined;
   }
@@ -29,8 +29,8 @@ function cmdline(pid: number): string[] | undefined {
 
 function isZombie(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
   } catch {
     return true;
   }
@@ -40,12 +40,12 @@ function isZombie(pid: number): boolean {
 export function isOurs(pid: number, root: string): boolean {
   const args = cmdline(pid);
   if (!args || isZombie(pid)) return false;
-  return args.some((a) => a.includes(root + '/') || a === root);
+  return args.some((a) => a.includes(root + "/") || a === root);
 }
 
 function isOurComponent(args: string[], root: string): boolean {
-  if (!args.some((a) => a.includes(root + '/') || a === root)) return false;
-  const exe = basename(args[0] ?? '').replace(/-\d+\.\d+\.\d+$/, '');
+  if (!args.some((a) => a.includes(root + "/") || a === root)) return false;
+  const exe = basename(args[0] ?? "").replace(/-\d+\.\d+\.\d+$/, "");
   return ourExecutables.includes(exe) || args.some((a) => ourScripts.includes(basename(a)));
 }
 
@@ -53,16 +53,16 @@ export async function startProcess(l: Layout, name: Component, command: string, 
   await mkdir(l.logs, { recursive: true });
   await mkdir(l.pids, { recursive: true });
   const logPath = join(l.logs, `${name}.log`);
-  const fd = openSync(logPath, 'a');
+  const fd = openSync(logPath, "a");
   try {
     const child = spawn(command, args, {
       detached: true,
-      stdio: ['ignore', fd, fd],
+      stdio: ["ignore", fd, fd],
       env: env ?? process.env,
     });
     const pid = child.pid;
     if (pid === undefined) {
-      const err = await new Promise<Error>((resolve) => child.once('error', resolve));
+      const err = await new Promise<Error>((resolve) => child.once("error", resolve));
       throw new Error(`failed to start ${name} (${command}): ${err.message}`);
     }
     child.unref();
@@ -75,7 +75,7 @@ export async function startProcess(l: Layout, name: Component, command: string, 
 
 export async function readPid(l: Layout, name: Component): Promise<number | undefined> {
   try {
-    const pid = Number.parseInt(await readFile(join(l.pids, `${name}.pid`), 'utf8'), 10);
+    const pid = Number.parseInt(await readFile(join(l.pids, `${name}.pid`), "utf8"), 10);
     return Number.isFinite(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
@@ -91,17 +91,20 @@ export async function runningPid(l: Layout, name: Component): Promise<number | u
 /** Last `lines` lines of a component's log, for error messages. */
 export async function logTail(l: Layout, name: Component, lines = 25): Promise<string> {
   try {
-    const text = await readFile(join(l.logs, `${name}.log`), 'utf8');
-    return text.split('\n').slice(-lines - 1).join('\n');
+    const text = await readFile(join(l.logs, `${name}.log`), "utf8");
+    return text
+      .split("\n")
+      .slice(-lines - 1)
+      .join("\n");
   } catch {
-    return '(no log)';
+    return "(no log)";
   }
 }
 
 /** All live processes that belong to this state dir, found by scanning /proc. */
 export function scanOurProcesses(root: string): number[] {
   const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
+  for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     if (pid === process.pid) continue;
@@ -139,12 +142,12 @@ export async function stopAll(l: Layout, graceMs = 5000): Promise<number[]> {
   }
   for (const pid of scanOurProcesses(l.root)) pids.add(pid);
   if (pids.size === 0) return [];
-  for (const pid of pids) signal(pid, 'SIGTERM');
+  for (const pid of pids) signal(pid, "SIGTERM");
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && [...pids].some((p) => isOurs(p, l.root))) await sleep(100);
-  for (const pid of pids) if (isOurs(pid, l.root)) signal(pid, 'SIGKILL');
+  for (const pid of pids) if (isOurs(pid, l.root)) signal(pid, "SIGKILL");
   for (let i = 0; i < 50 && scanOurProcesses(l.root).length > 0; i++) {
-    for (const pid of scanOurProcesses(l.root)) signal(pid, 'SIGKILL');
+    for (const pid of scanOurProcesses(l.root)) signal(pid, "SIGKILL");
     await sleep(100);
   }
   return [...pids];
@@ -171,7 +174,7 @@ export async function stopComponent(l: Layout, name: Component, sig: NodeJS.Sign
   signal(pid, sig);
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline && isOurs(pid, l.root)) await sleep(50);
-  if (isOurs(pid, l.root)) signal(pid, 'SIGKILL');
+  if (isOurs(pid, l.root)) signal(pid, "SIGKILL");
   while (isOurs(pid, l.root)) await sleep(50);
   return pid;
 }

@@ -12,34 +12,39 @@
  * Watches PVs; a Released PV it provisioned with reclaimPolicy Delete is deleted
  * together with its directory.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { Api, ApiError } from './api.ts';
-import { readClientCredentials } from './certs.ts';
-import { PROVISIONER_NAME } from './manifests.ts';
-import { layout } from './paths.ts';
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Api, ApiError } from "./api.ts";
+import { readClientCredentials } from "./certs.ts";
+import { PROVISIONER_NAME } from "./manifests.ts";
+import { layout } from "./paths.ts";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-type Obj = { metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string; annotations?: Record<string, string>; deletionTimestamp?: string }; [k: string]: any };
+type Obj = {
+  metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string; annotations?: Record<string, string>; deletionTimestamp?: string };
+  [k: string]: any;
+};
 
-const root = resolve(process.argv[2] ?? '');
+const root = resolve(process.argv[2] ?? "");
 if (!process.argv[2]) {
-  console.error('usage: provisioner.ts <state-dir>');
+  console.error("usage: provisioner.ts <state-dir>");
   process.exit(2);
 }
 const l = layout(root);
-const ports = JSON.parse(await readFile(l.portsFile, 'utf8')) as { apiserver: number };
-const api = new Api(`https://127.0.0.1:${ports.apiserver}`, await readClientCredentials(l.certs, 'provisioner'));
+const ports = JSON.parse(await readFile(l.portsFile, "utf8")) as { apiserver: number };
+const api = new Api(`https://127.0.0.1:${ports.apiserver}`, await readClientCredentials(l.certs, "provisioner"));
 
 const log = (msg: string, extra?: unknown) =>
-  console.log(JSON.stringify({ time: new Date().toISOString(), msg, ...(extra === undefined ? {} : { detail: extra instanceof Error ? extra.message : extra }) }));
+  console.log(
+    JSON.stringify({ time: new Date().toISOString(), msg, ...(extra === undefined ? {} : { detail: extra instanceof Error ? extra.message : extra }) }),
+  );
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const PROVISIONED_BY = 'pv.kubernetes.io/provisioned-by';
-const SELECTED_NODE = 'volume.kubernetes.io/selected-node';
+const PROVISIONED_BY = "pv.kubernetes.io/provisioned-by";
+const SELECTED_NODE = "volume.kubernetes.io/selected-node";
 
 async function storageClassOf(pvc: Obj): Promise<Obj | undefined> {
-  const name: string | undefined = pvc['spec']?.storageClassName;
+  const name: string | undefined = pvc["spec"]?.storageClassName;
   if (!name) return undefined; // "" means no dynamic provisioning; absent means no default class existed at creation
   try {
     return await api.get<Obj>(`/apis/storage.k8s.io/v1/storageclasses/${encodeURIComponent(name)}`);
@@ -50,36 +55,36 @@ async function storageClassOf(pvc: Obj): Promise<Obj | undefined> {
 }
 
 async function provision(pvc: Obj): Promise<void> {
-  const spec = pvc['spec'] ?? {};
-  if (pvc.metadata.deletionTimestamp || spec.volumeName || (pvc['status']?.phase ?? 'Pending') !== 'Pending') return;
-  if (spec.dataSource || spec.dataSourceRef) log('ignoring dataSource (not supported)', `${pvc.metadata.namespace}/${pvc.metadata.name}`);
+  const spec = pvc["spec"] ?? {};
+  if (pvc.metadata.deletionTimestamp || spec.volumeName || (pvc["status"]?.phase ?? "Pending") !== "Pending") return;
+  if (spec.dataSource || spec.dataSourceRef) log("ignoring dataSource (not supported)", `${pvc.metadata.namespace}/${pvc.metadata.name}`);
   const sc = await storageClassOf(pvc);
-  if (!sc || sc['provisioner'] !== PROVISIONER_NAME) return;
+  if (!sc || sc["provisioner"] !== PROVISIONER_NAME) return;
   const selectedNode = pvc.metadata.annotations?.[SELECTED_NODE];
-  if (sc['volumeBindingMode'] === 'WaitForFirstConsumer' && !selectedNode) return;
+  if (sc["volumeBindingMode"] === "WaitForFirstConsumer" && !selectedNode) return;
 
   const name = `pvc-${pvc.metadata.uid}`;
   const dir = join(l.volumes, name);
   await mkdir(dir, { recursive: true, mode: 0o777 });
   const pv = {
-    apiVersion: 'v1',
-    kind: 'PersistentVolume',
+    apiVersion: "v1",
+    kind: "PersistentVolume",
     metadata: {
       name,
       annotations: { [PROVISIONED_BY]: PROVISIONER_NAME },
-      labels: { 'finetune.dev/provisioner': 'hostpath' },
+      labels: { "finetune.dev/provisioner": "hostpath" },
     },
     spec: {
-      capacity: { storage: spec.resources?.requests?.storage ?? '1Gi' },
-      accessModes: spec.accessModes ?? ['ReadWriteOnce'],
-      volumeMode: spec.volumeMode ?? 'Filesystem',
-      persistentVolumeReclaimPolicy: sc['reclaimPolicy'] ?? 'Delete',
+      capacity: { storage: spec.resources?.requests?.storage ?? "1Gi" },
+      accessModes: spec.accessModes ?? ["ReadWriteOnce"],
+      volumeMode: spec.volumeMode ?? "Filesystem",
+      persistentVolumeReclaimPolicy: sc["reclaimPolicy"] ?? "Delete",
       storageClassName: sc.metadata.name,
-      ...(sc['mountOptions'] ? { mountOptions: sc['mountOptions'] } : {}),
-      hostPath: { path: dir, type: 'DirectoryOrCreate' },
+      ...(sc["mountOptions"] ? { mountOptions: sc["mountOptions"] } : {}),
+      hostPath: { path: dir, type: "DirectoryOrCreate" },
       claimRef: {
-        apiVersion: 'v1',
-        kind: 'PersistentVolumeClaim',
+        apiVersion: "v1",
+        kind: "PersistentVolumeClaim",
         namespace: pvc.metadata.namespace,
         name: pvc.metadata.name,
         uid: pvc.metadata.uid,
@@ -87,15 +92,20 @@ async function provision(pvc: Obj): Promise<void> {
       ...(selectedNode
         ? {
             nodeAffinity: {
-              required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [selectedNode] }] }] },
+              required: { nodeSelectorTerms: [{ matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [selectedNode] }] }] },
             },
           }
         : {}),
     },
   };
   try {
-    await api.request('POST', '/api/v1/persistentvolumes', pv);
-    log('provisioned', { pv: name, claim: `${pvc.metadata.namespace}/${pvc.metadata.name}`, accessModes: pv.spec.accessModes, capacity: pv.spec.capacity.storage });
+    await api.request("POST", "/api/v1/persistentvolumes", pv);
+    log("provisioned", {
+      pv: name,
+      claim: `${pvc.metadata.namespace}/${pvc.metadata.name}`,
+      accessModes: pv.spec.accessModes,
+      capacity: pv.spec.capacity.storage,
+    });
   } catch (err) {
     if (err instanceof ApiError && err.status === 409) return;
     throw err;
@@ -104,12 +114,12 @@ async function provision(pvc: Obj): Promise<void> {
 
 async function reclaim(pv: Obj): Promise<void> {
   if (pv.metadata.annotations?.[PROVISIONED_BY] !== PROVISIONER_NAME || pv.metadata.deletionTimestamp) return;
-  if (pv['status']?.phase !== 'Released' || pv['spec']?.persistentVolumeReclaimPolicy !== 'Delete') return;
-  const path: string | undefined = pv['spec']?.hostPath?.path;
-  if (path && resolve(path).startsWith(l.volumes + '/')) await rm(path, { recursive: true, force: true });
+  if (pv["status"]?.phase !== "Released" || pv["spec"]?.persistentVolumeReclaimPolicy !== "Delete") return;
+  const path: string | undefined = pv["spec"]?.hostPath?.path;
+  if (path && resolve(path).startsWith(l.volumes + "/")) await rm(path, { recursive: true, force: true });
   try {
-    await api.request('DELETE', `/api/v1/persistentvolumes/${encodeURIComponent(pv.metadata.name)}`);
-    log('deleted released volume', { pv: pv.metadata.name });
+    await api.request("DELETE", `/api/v1/persistentvolumes/${encodeURIComponent(pv.metadata.name)}`);
+    log("deleted released volume", { pv: pv.metadata.name });
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 404)) throw err;
   }
@@ -122,9 +132,9 @@ function informer(path: string, handle: (obj: Obj) => Promise<void>): Promise<vo
     try {
       await handle(obj);
     } catch (err) {
-      log(`handler failed for ${obj.metadata.namespace ?? ''}/${obj.metadata.name}`, err);
+      log(`handler failed for ${obj.metadata.namespace ?? ""}/${obj.metadata.name}`, err);
       // Retry once shortly after (e.g. a transient apiserver error).
-      setTimeout(() => void handle(obj).catch((e) => log('retry failed', e)), 1000);
+      setTimeout(() => void handle(obj).catch((e) => log("retry failed", e)), 1000);
     }
   };
   void (async () => {
@@ -136,7 +146,7 @@ function informer(path: string, handle: (obj: Obj) => Promise<void>): Promise<vo
         let rv = list.metadata.resourceVersion;
         for (;;) {
           rv = await api.watch<Obj>(path, rv, async (ev) => {
-            if (ev.type === 'ADDED' || ev.type === 'MODIFIED') await safe(ev.object);
+            if (ev.type === "ADDED" || ev.type === "MODIFIED") await safe(ev.object);
           });
         }
       } catch (err) {
@@ -150,11 +160,8 @@ function informer(path: string, handle: (obj: Obj) => Promise<void>): Promise<vo
   return listed;
 }
 
-await Promise.all([
-  informer('/api/v1/persistentvolumeclaims', provision),
-  informer('/api/v1/persistentvolumes', reclaim),
-]);
+await Promise.all([informer("/api/v1/persistentvolumeclaims", provision), informer("/api/v1/persistentvolumes", reclaim)]);
 await mkdir(l.pids, { recursive: true });
-await writeFile(join(l.pids, 'provisioner.ready'), `${process.pid}\n`);
-log('ready', { provisioner: PROVISIONER_NAME, volumes: l.volumes });
-process.on('SIGTERM', () => process.exit(0));
+await writeFile(join(l.pids, "provisioner.ready"), `${process.pid}\n`);
+log("ready", { provisioner: PROVISIONER_NAME, volumes: l.volumes });
+process.on("SIGTERM", () => process.exit(0));

@@ -36,7 +36,13 @@ export function ftjManifest(name: string, namespace: string, spec: Partial<FineT
 }
 
 export async function createFtj(k: KubeClients, obj: FineTuneJobObject): Promise<FineTuneJobObject> {
-  return (await k.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: obj.metadata.namespace!, plural: PLURAL, body: obj })) as FineTuneJobObject;
+  return (await k.custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: obj.metadata.namespace!,
+    plural: PLURAL,
+    body: obj,
+  })) as FineTuneJobObject;
 }
 
 export async function getFtj(k: KubeClients, namespace: string, name: string): Promise<FineTuneJobObject> {
@@ -44,7 +50,10 @@ export async function getFtj(k: KubeClients, namespace: string, name: string): P
 }
 
 export async function patchFtjSpec(k: KubeClients, namespace: string, name: string, spec: Record<string, unknown>): Promise<void> {
-  await k.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { spec } }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+  await k.custom.patchNamespacedCustomObject(
+    { group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { spec } },
+    setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+  );
 }
 
 export async function deleteFtj(k: KubeClients, namespace: string, name: string): Promise<void> {
@@ -69,11 +78,22 @@ export async function finishPod(k: KubeClients, pod: V1Pod, exitCode: number, me
         ready: false,
         restartCount: 0,
         started: false,
-        state: { terminated: { exitCode, reason: exitCode === 0 ? "Completed" : exitCode === 137 ? "OOMKilled" : "Error", startedAt: now, finishedAt: now, ...(message ? { message } : {}) } },
+        state: {
+          terminated: {
+            exitCode,
+            reason: exitCode === 0 ? "Completed" : exitCode === 137 ? "OOMKilled" : "Error",
+            startedAt: now,
+            finishedAt: now,
+            ...(message ? { message } : {}),
+          },
+        },
       })),
     },
   };
-  await k.core.patchNamespacedPodStatus({ namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, body }, setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch));
+  await k.core.patchNamespacedPodStatus(
+    { namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, body },
+    setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+  );
 }
 
 /** Marks a pod as a disruption target (what preemption and eviction do) and fails it. */
@@ -83,7 +103,14 @@ export async function disruptPod(k: KubeClients, pod: V1Pod, reason = "Preemptio
     {
       namespace: pod.metadata!.namespace!,
       name: pod.metadata!.name!,
-      body: { status: { phase: "Failed", reason: "Preempted", message: "preempted by a higher-priority pod", conditions: [{ type: "DisruptionTarget", status: "True", reason, message: "preempted", lastTransitionTime: now }] } },
+      body: {
+        status: {
+          phase: "Failed",
+          reason: "Preempted",
+          message: "preempted by a higher-priority pod",
+          conditions: [{ type: "DisruptionTarget", status: "True", reason, message: "preempted", lastTransitionTime: now }],
+        },
+      },
     },
     setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
   );

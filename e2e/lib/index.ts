@@ -3,7 +3,7 @@
  *
  *   import { kubeClients, freshNamespace, waitFor, applyYaml, setPodLogs, FATE_ANNOTATION, kwokToleration } from '../lib/index.ts';
  */
-export { ensureCluster, kubeconfigPath, toolPath } from '../cluster/cluster.ts';
+export { ensureCluster, kubeconfigPath, toolPath } from "../cluster/cluster.ts";
 export {
   EXIT_CODE_ANNOTATION,
   FATE_ANNOTATION,
@@ -19,9 +19,9 @@ export {
   kwokToleration,
   nodeLabels,
   nodeNames,
-} from '../cluster/manifests.ts';
-export { applyObjects, applyYaml, FIELD_MANAGER } from './apply.ts';
-export { apiStatus, clientsFor, ignoreNotFound, kubeClients, kubeClientsForToken, type KubeClients } from './kube.ts';
-export { appendPodLogs, followPodLogs, setPodLogs, type LogFollower, type PodLogsOptions } from './logs.ts';
-export { freshNamespace, TEST_NAMESPACE_LABEL, withNamespace, type TestNamespace } from './namespace.ts';
-export { waitFor, WaitTimeoutError, type WaitOptions } from './wait.ts';
+} from "../cluster/manifests.ts";
+export { applyObjects, applyYaml, FIELD_MANAGER } from "./apply.ts";
+export { apiStatus, clientsFor, ignoreNotFound, kubeClients, kubeClientsForToken, type KubeClients } from "./kube.ts";
+export { appendPodLogs, followPodLogs, setPodLogs, type LogFollower, type PodLogsOptions } from "./logs.ts";
+export { freshNamespace, TEST_NAMESPACE_LABEL, withNamespace, type TestNamespace } from "./namespace.ts";
+export { waitFor, WaitTimeoutError, type WaitOptions } from "./wait.ts";

@@ -16,7 +16,15 @@ export async function applyCrdObject(k: KubeClients, crd: KubernetesObject): Pro
   // Plain JSON through CustomObjectsApi: client-node's typed serializer (KubernetesObjectApi) drops the
   // schema's x-kubernetes-* keys (kubernetes-client/javascript #2384) and the API server rejects the rest.
   await k.custom.patchClusterCustomObject(
-    { group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", name: crd.metadata!.name!, body: crd, fieldManager: FIELD_MANAGER, force: true },
+    {
+      group: "apiextensions.k8s.io",
+      version: "v1",
+      plural: "customresourcedefinitions",
+      name: crd.metadata!.name!,
+      body: crd,
+      fieldManager: FIELD_MANAGER,
+      force: true,
+    },
     setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
   );
   await waitFor("FineTuneJob CRD established", async () => {
@@ -29,7 +37,13 @@ export async function applyCrdObject(k: KubeClients, crd: KubernetesObject): Pro
  * Writes a kubeconfig at `path` that authenticates as `namespace/serviceAccount` with a TokenRequest token
  * against the cluster `k` talks to. Returns the token and the user name the API server will see.
  */
-export async function writeServiceAccountKubeconfig(k: KubeClients, path: string, namespace: string, serviceAccount: string, expirationSeconds: number): Promise<{ token: string; user: string }> {
+export async function writeServiceAccountKubeconfig(
+  k: KubeClients,
+  path: string,
+  namespace: string,
+  serviceAccount: string,
+  expirationSeconds: number,
+): Promise<{ token: string; user: string }> {
   const { status } = await k.core.createNamespacedServiceAccountToken({ namespace, name: serviceAccount, body: { spec: { expirationSeconds } } });
   const token = status!.token!;
   const cluster = k.kc.getCurrentCluster()!;

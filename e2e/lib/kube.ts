@@ -20,8 +20,8 @@ import {
   RbacAuthorizationV1Api,
   StorageV1Api,
   PolicyV1Api,
-} from '@kubernetes/client-node';
-import { ensureCluster } from '../cluster/cluster.ts';
+} from "@kubernetes/client-node";
+import { ensureCluster } from "../cluster/cluster.ts";
 
 /** KubernetesObjectApi that can also tell whether a kind is namespaced (via discovery). */
 export class ObjectApi extends KubernetesObjectApi {
@@ -83,10 +83,10 @@ export function kubeClients(): Promise<KubeClients> {
 }
 
 /** Clients for the same cluster authenticated with a bearer token (e.g. from TokenRequest). */
-export async function kubeClientsForToken(token: string, user = 'token-user'): Promise<KubeClients> {
+export async function kubeClientsForToken(token: string, user = "token-user"): Promise<KubeClients> {
   const admin = await kubeClients();
   const cluster = admin.kc.getCurrentCluster();
-  if (!cluster) throw new Error('admin kubeconfig has no current cluster');
+  if (!cluster) throw new Error("admin kubeconfig has no current cluster");
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [cluster],

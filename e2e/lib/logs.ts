@@ -15,14 +15,14 @@
  * follow (streams appended text). Caveat: kwok cannot tell when a container exits,
  * so a follow request never ends by itself - abort it (or use a timeout).
  */
-import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readdir, rename, writeFile } from 'node:fs/promises';
-import { get as httpsGet, type RequestOptions } from 'node:https';
-import { join } from 'node:path';
-import { layout } from '../cluster/paths.ts';
-import { applyObjects } from './apply.ts';
-import { ignoreNotFound, kubeClients } from './kube.ts';
-import { waitFor } from './wait.ts';
+import { existsSync } from "node:fs";
+import { appendFile, mkdir, readdir, rename, writeFile } from "node:fs/promises";
+import { get as httpsGet, type RequestOptions } from "node:https";
+import { join } from "node:path";
+import { layout } from "../cluster/paths.ts";
+import { applyObjects } from "./apply.ts";
+import { ignoreNotFound, kubeClients } from "./kube.ts";
+import { waitFor } from "./wait.ts";
 
 export interface PodLogsOptions {
   /** Only this container (default: every container of the pod without its own text). */
@@ -31,16 +31,16 @@ export interface PodLogsOptions {
   wait?: boolean;
 }
 
-const ALL = '_all';
+const ALL = "_all";
 
 /** Text -> CRI log lines ("<RFC3339Nano> stdout F <line>"); a last line without "\n" is tagged P (partial). */
 function toCri(text: string): string {
-  if (text === '') return '';
-  const ts = new Date().toISOString().replace('Z', '000000Z');
-  const lines = text.split('\n');
+  if (text === "") return "";
+  const ts = new Date().toISOString().replace("Z", "000000Z");
+  const lines = text.split("\n");
   const last = lines.pop()!; // '' when text ends with a newline
-  let out = lines.map((l) => `${ts} stdout F ${l}\n`).join('');
-  if (last !== '') out += `${ts} stdout P ${last}\n`;
+  let out = lines.map((l) => `${ts} stdout F ${l}\n`).join("");
+  if (last !== "") out += `${ts} stdout P ${last}\n`;
   return out;
 }
 
@@ -51,24 +51,24 @@ function podDir(namespace: string, pod: string): string {
 async function syncLogsObject(namespace: string, pod: string): Promise<void> {
   const k = await kubeClients();
   const dir = podDir(namespace, pod);
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.log'));
+  const files = (await readdir(dir)).filter((f) => f.endsWith(".log"));
   const logs = files.map((f) => {
-    const c = f.slice(0, -'.log'.length);
+    const c = f.slice(0, -".log".length);
     return c === ALL ? { containers: [] as string[], logsFile: join(dir, f), follow: true } : { containers: [c], logsFile: join(dir, f), follow: true };
   });
   // Containers without their own file fall back to the empty log.
-  if (!files.includes(`${ALL}.log`)) logs.push({ containers: [], logsFile: join(layout().podLogs, 'empty.log'), follow: true });
+  if (!files.includes(`${ALL}.log`)) logs.push({ containers: [], logsFile: join(layout().podLogs, "empty.log"), follow: true });
   const podObj = await ignoreNotFound(k.core.readNamespacedPod({ name: pod, namespace }));
   await applyObjects(
     [
       {
-        apiVersion: 'kwok.x-k8s.io/v1alpha1',
-        kind: 'Logs',
+        apiVersion: "kwok.x-k8s.io/v1alpha1",
+        kind: "Logs",
         metadata: {
           name: pod,
           namespace,
           // Garbage-collected with the pod when it already exists.
-          ...(podObj?.metadata?.uid ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: pod, uid: podObj.metadata.uid }] } : {}),
+          ...(podObj?.metadata?.uid ? { ownerReferences: [{ apiVersion: "v1", kind: "Pod", name: pod, uid: podObj.metadata.uid }] } : {}),
         },
         spec: { logs },
       } as never,
@@ -83,7 +83,7 @@ async function waitServed(namespace: string, pod: string, container: string | un
   if (!p?.spec?.nodeName) return;
   const name = container ?? p.spec.containers[0]?.name;
   await waitFor(
-    `pods/log of ${namespace}/${pod}${name ? ` (container ${name})` : ''} to serve the text set by setPodLogs`,
+    `pods/log of ${namespace}/${pod}${name ? ` (container ${name})` : ""} to serve the text set by setPodLogs`,
     async () => (await k.core.readNamespacedPodLog({ name: pod, namespace, ...(name ? { container: name } : {}) })) === expected,
     { timeoutMs: 15_000, intervalMs: 100 },
   );
@@ -102,7 +102,7 @@ export async function setPodLogs(namespace: string, pod: string, text: string, o
 }
 
 /** Appends text to a pod's (or container's) log; `follow` readers receive it. */
-export async function appendPodLogs(namespace: string, pod: string, text: string, opts: Omit<PodLogsOptions, 'wait'> = {}): Promise<void> {
+export async function appendPodLogs(namespace: string, pod: string, text: string, opts: Omit<PodLogsOptions, "wait"> = {}): Promise<void> {
   const dir = podDir(namespace, pod);
   await mkdir(dir, { recursive: true });
   const file = join(dir, `${opts.container ?? ALL}.log`);
@@ -126,26 +126,26 @@ export interface LogFollower {
 export async function followPodLogs(namespace: string, pod: string, opts: { container?: string } = {}): Promise<LogFollower> {
   const k = await kubeClients();
   const cluster = k.kc.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
+  if (!cluster) throw new Error("kubeconfig has no current cluster");
   const url = new URL(`${cluster.server}/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log`);
-  url.searchParams.set('follow', 'true');
-  if (opts.container) url.searchParams.set('container', opts.container);
+  url.searchParams.set("follow", "true");
+  if (opts.container) url.searchParams.set("container", opts.container);
   const reqOpts: RequestOptions = {};
   await k.kc.applyToHTTPSOptions(reqOpts);
   return new Promise((resolve, reject) => {
-    let received = '';
+    let received = "";
     const req = httpsGet(url, reqOpts, (res) => {
-      res.setEncoding('utf8');
+      res.setEncoding("utf8");
       if (res.statusCode !== 200) {
-        let body = '';
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => reject(new Error(`follow logs of ${namespace}/${pod}: HTTP ${res.statusCode}: ${body}`)));
+        let body = "";
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () => reject(new Error(`follow logs of ${namespace}/${pod}: HTTP ${res.statusCode}: ${body}`)));
         return;
       }
-      res.on('data', (c: string) => (received += c));
-      res.on('error', () => {});
+      res.on("data", (c: string) => (received += c));
+      res.on("error", () => {});
       resolve({ text: () => received, stop: () => req.destroy() });
     });
-    req.on('error', reject); // no-op once resolved (stop() destroys with an error)
+    req.on("error", reject); // no-op once resolved (stop() destroys with an error)
   });
 }

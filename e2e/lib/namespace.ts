@@ -9,12 +9,12 @@
  *
  * Set FINETUNE_E2E_KEEP_NAMESPACES=1 to keep them for debugging.
  */
-import { randomBytes } from 'node:crypto';
-import type { TestContext } from 'node:test';
-import { ignoreNotFound, kubeClients, type KubeClients } from './kube.ts';
-import { waitFor } from './wait.ts';
+import { randomBytes } from "node:crypto";
+import type { TestContext } from "node:test";
+import { ignoreNotFound, kubeClients, type KubeClients } from "./kube.ts";
+import { waitFor } from "./wait.ts";
 
-export const TEST_NAMESPACE_LABEL = 'e2e.finetune.dev/test';
+export const TEST_NAMESPACE_LABEL = "e2e.finetune.dev/test";
 
 export interface TestNamespace {
   name: string;
@@ -26,23 +26,31 @@ export interface TestNamespace {
  * Creates `<prefix>-<random>` and waits until its default ServiceAccount exists
  * (pods cannot be created before that). With `t`, cleanup is registered via t.after.
  */
-export async function freshNamespace(prefix = 'e2e', opts: { t?: TestContext; clients?: KubeClients } = {}): Promise<TestNamespace> {
+export async function freshNamespace(prefix = "e2e", opts: { t?: TestContext; clients?: KubeClients } = {}): Promise<TestNamespace> {
   const k = opts.clients ?? (await kubeClients());
-  const base = prefix.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 50).replace(/-+$/, '');
-  const name = `${base}-${randomBytes(3).toString('hex')}`;
-  await k.core.createNamespace({ body: { metadata: { name, labels: { [TEST_NAMESPACE_LABEL]: 'true' } } } });
+  const base = prefix
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, "-")
+    .slice(0, 50)
+    .replace(/-+$/, "");
+  const name = `${base}-${randomBytes(3).toString("hex")}`;
+  await k.core.createNamespace({ body: { metadata: { name, labels: { [TEST_NAMESPACE_LABEL]: "true" } } } });
   const ns: TestNamespace = {
     name,
     async cleanup() {
-      if (process.env['FINETUNE_E2E_KEEP_NAMESPACES'] === '1') return;
-      await ignoreNotFound(k.core.deleteNamespace({ name, propagationPolicy: 'Background' }));
+      if (process.env["FINETUNE_E2E_KEEP_NAMESPACES"] === "1") return;
+      await ignoreNotFound(k.core.deleteNamespace({ name, propagationPolicy: "Background" }));
     },
   };
   opts.t?.after(() => ns.cleanup());
-  await waitFor(`default ServiceAccount in namespace ${name}`, () => ignoreNotFound(k.core.readNamespacedServiceAccount({ name: 'default', namespace: name })), {
-    timeoutMs: 30_000,
-    intervalMs: 100,
-  });
+  await waitFor(
+    `default ServiceAccount in namespace ${name}`,
+    () => ignoreNotFound(k.core.readNamespacedServiceAccount({ name: "default", namespace: name })),
+    {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    },
+  );
   return ns;
 }
 

@@ -24,7 +24,9 @@ export async function ensureCrd(): Promise<void> {
   const k = await kubeClients();
   const crd = parse(readFileSync(CRD_FILE, "utf8")) as { metadata: { name: string } };
   // kubectl, not client-node's object API: its serializer drops x-kubernetes-* schema fields (kubernetes-client/javascript #2384).
-  await promisify(execFile)("kubectl", ["apply", "--server-side", "--force-conflicts", "--field-manager=finetune-e2e", "-f", CRD_FILE], { env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" } });
+  await promisify(execFile)("kubectl", ["apply", "--server-side", "--force-conflicts", "--field-manager=finetune-e2e", "-f", CRD_FILE], {
+    env: { ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" },
+  });
   await waitFor(`CRD ${crd.metadata.name} established`, async () => {
     const got = await k.apiext.readCustomResourceDefinition({ name: crd.metadata.name });
     return got.status?.conditions?.some((c) => c.type === "Established" && c.status === "True");
@@ -95,10 +97,14 @@ export async function startOperator(opts: StartOptions = {}): Promise<OperatorPr
     stderr += chunk.toString();
   });
   const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
-  const start = await waitFor("operator to report its port", () => {
-    if (proc.exitCode !== null) throw new Error(`operator exited with ${proc.exitCode}: ${stderr.slice(-2000)}`);
-    return logs.find((l) => l.msg === "starting");
-  }, { timeoutMs: 30_000 });
+  const start = await waitFor(
+    "operator to report its port",
+    () => {
+      if (proc.exitCode !== null) throw new Error(`operator exited with ${proc.exitCode}: ${stderr.slice(-2000)}`);
+      return logs.find((l) => l.msg === "starting");
+    },
+    { timeoutMs: 30_000 },
+  );
   return {
     proc,
     port: Number(start.port),
@@ -154,7 +160,13 @@ export async function progressToken(k: KubeClients, namespace: string, job: stri
   const res = await k.core.createNamespacedServiceAccountToken({
     namespace,
     name: "default",
-    body: { spec: { audiences: [progressAudience({ namespace, name: job })], expirationSeconds: 600, boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.metadata!.name!, uid: pod.metadata!.uid! } } },
+    body: {
+      spec: {
+        audiences: [progressAudience({ namespace, name: job })],
+        expirationSeconds: 600,
+        boundObjectRef: { apiVersion: "v1", kind: "Pod", name: pod.metadata!.name!, uid: pod.metadata!.uid! },
+      },
+    },
   });
   return res.status!.token!;
 }

@@ -49,7 +49,20 @@ export function attributesOf(kvs: KeyValue[] | undefined): Record<string, unknow
 }
 
 interface TracesBody {
-  resourceSpans?: { resource?: { attributes?: KeyValue[] }; scopeSpans?: { spans?: { name: string; traceId: string; spanId: string; parentSpanId?: string; attributes?: KeyValue[]; status?: { code?: number; message?: string }; events?: { name: string }[] }[] }[] }[];
+  resourceSpans?: {
+    resource?: { attributes?: KeyValue[] };
+    scopeSpans?: {
+      spans?: {
+        name: string;
+        traceId: string;
+        spanId: string;
+        parentSpanId?: string;
+        attributes?: KeyValue[];
+        status?: { code?: number; message?: string };
+        events?: { name: string }[];
+      }[];
+    }[];
+  }[];
 }
 interface MetricsBody {
   resourceMetrics?: { resource?: { attributes?: KeyValue[] }; scopeMetrics?: { metrics?: { name: string }[] }[] }[];
@@ -108,10 +121,11 @@ export async function startOtlpCollector(): Promise<OtlpCollector> {
     metricNames,
     metricResources,
     requests,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -140,9 +154,10 @@ export async function startBlackHole(): Promise<{ url: string; connections: () =
   return {
     url: `http://127.0.0.1:${port}`,
     connections: () => total,
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

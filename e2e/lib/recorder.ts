@@ -72,13 +72,21 @@ export class Recorder {
         }
         await new Promise<void>((resolve) => {
           new Watch(this.#kc)
-            .watch(path, { resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true }, (type: string, obj: T) => {
-              if (type === "BOOKMARK") return;
-              if (type === "DELETED") c.items.delete(obj.metadata!.name!);
-              else c.items.set(obj.metadata!.name!, obj);
-              check(obj);
-            }, () => resolve())
-            .then((ac) => this.#aborts.push(ac), () => resolve());
+            .watch(
+              path,
+              { resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true },
+              (type: string, obj: T) => {
+                if (type === "BOOKMARK") return;
+                if (type === "DELETED") c.items.delete(obj.metadata!.name!);
+                else c.items.set(obj.metadata!.name!, obj);
+                check(obj);
+              },
+              () => resolve(),
+            )
+            .then(
+              (ac) => this.#aborts.push(ac),
+              () => resolve(),
+            );
         });
       } catch {
         /* the API server is away: list again below */
@@ -106,7 +114,9 @@ export class Recorder {
     if (first === undefined) this.#trainJobUids.set(name, job.metadata.uid!);
     else if (first !== job.metadata.uid) this.violations.push(`training Job ${name} (one attempt number) was created twice`);
     const owner = job.metadata.labels[LABEL_JOB_NAME];
-    const live = [...this.jobs.items.values()].filter((j) => j.metadata?.labels?.[LABEL_JOB_NAME] === owner && j.metadata?.labels?.[LABEL_STAGE] === "train" && !j.metadata?.deletionTimestamp);
+    const live = [...this.jobs.items.values()].filter(
+      (j) => j.metadata?.labels?.[LABEL_JOB_NAME] === owner && j.metadata?.labels?.[LABEL_STAGE] === "train" && !j.metadata?.deletionTimestamp,
+    );
     if (live.length > 1) this.violations.push(`${owner}: two training Jobs at once: ${live.map((j) => j.metadata?.name).join(", ")}`);
   }
 

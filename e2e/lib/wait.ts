@@ -12,8 +12,8 @@
  * an Error naming `description` and the last observed state: the last value given
  * to `note`, else the last falsy return value or error.
  */
-import { ApiException } from '@kubernetes/client-node';
-import { inspect } from 'node:util';
+import { ApiException } from "@kubernetes/client-node";
+import { inspect } from "node:util";
 
 export interface WaitOptions {
   /**
@@ -27,11 +27,11 @@ export interface WaitOptions {
 
 function describe(v: unknown): string {
   if (v instanceof ApiException) {
-    const body = typeof v.body === 'string' ? v.body : JSON.stringify(v.body);
+    const body = typeof v.body === "string" ? v.body : JSON.stringify(v.body);
     return `ApiException ${v.code}: ${body?.slice(0, 1000)}`;
   }
   if (v instanceof Error) return `${v.name}: ${v.message}`;
-  const s = typeof v === 'string' ? v : inspect(v, { depth: 6, breakLength: 160 });
+  const s = typeof v === "string" ? v : inspect(v, { depth: 6, breakLength: 160 });
   return s.length > 3000 ? `${s.slice(0, 3000)}…` : s;
 }
 
@@ -39,7 +39,7 @@ export class WaitTimeoutError extends Error {
   readonly lastObserved: unknown;
   constructor(message: string, lastObserved: unknown) {
     super(message);
-    this.name = 'WaitTimeoutError';
+    this.name = "WaitTimeoutError";
     this.lastObserved = lastObserved;
   }
 }
@@ -51,12 +51,12 @@ export async function waitFor<T>(
   description: string,
   fn: (note: (state: unknown) => void) => T | Promise<T>,
   opts: WaitOptions = {},
-): Promise<Exclude<T, false | 0 | '' | null | undefined>> {
+): Promise<Exclude<T, false | 0 | "" | null | undefined>> {
   const timeoutMs = Math.max(opts.timeoutMs ?? 0, HANG_FLOOR_MS);
   const intervalMs = opts.intervalMs ?? 200;
   const started = Date.now();
   const noted: { set: boolean; state: unknown } = { set: false, state: undefined };
-  let last: unknown = '(fn never returned)';
+  let last: unknown = "(fn never returned)";
   const note = (state: unknown) => {
     noted.set = true;
     noted.state = state;
@@ -65,7 +65,7 @@ export async function waitFor<T>(
     noted.set = false;
     try {
       const v = await fn(note);
-      if (v) return v as Exclude<T, false | 0 | '' | null | undefined>;
+      if (v) return v as Exclude<T, false | 0 | "" | null | undefined>;
       last = noted.set ? noted.state : v;
     } catch (err) {
       last = noted.set ? { noted: noted.state, error: describe(err) } : err;

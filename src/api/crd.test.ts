@@ -10,16 +10,37 @@ import { DEFAULT_TRAINER_IMAGE } from "./group.ts";
 
 type Node = Record<string, unknown>;
 
-const crd = buildCrd() as { spec: { versions: { schema: { openAPIV3Schema: Node }; additionalPrinterColumns: { name: string; type: string; jsonPath: string }[]; subresources: Node }[] } };
+const crd = buildCrd() as {
+  spec: { versions: { schema: { openAPIV3Schema: Node }; additionalPrinterColumns: { name: string; type: string; jsonPath: string }[]; subresources: Node }[] };
+};
 const version = crd.spec.versions[0]!;
 const root = version.schema.openAPIV3Schema;
 
 /** Keywords a structural schema node may carry (apiextensions.k8s.io/v1 JSONSchemaProps, as this CRD uses them). */
 const ALLOWED_KEYS = new Set([
-  "type", "description", "properties", "items", "additionalProperties", "required", "default", "enum",
-  "minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems", "pattern", "format",
-  "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string", "x-kubernetes-validations",
-  "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type", "x-kubernetes-embedded-resource",
+  "type",
+  "description",
+  "properties",
+  "items",
+  "additionalProperties",
+  "required",
+  "default",
+  "enum",
+  "minimum",
+  "maximum",
+  "minLength",
+  "maxLength",
+  "minItems",
+  "maxItems",
+  "pattern",
+  "format",
+  "x-kubernetes-preserve-unknown-fields",
+  "x-kubernetes-int-or-string",
+  "x-kubernetes-validations",
+  "x-kubernetes-list-type",
+  "x-kubernetes-list-map-keys",
+  "x-kubernetes-map-type",
+  "x-kubernetes-embedded-resource",
 ]);
 
 /** Every schema node with its path: the node, its properties, items and (schema-valued) additionalProperties. */
@@ -180,7 +201,10 @@ describe("CRD shape", () => {
 
   it("has the printer columns kubectl get shows", () => {
     const cols = version.additionalPrinterColumns;
-    assert.deepEqual(cols.map((c) => c.name), ["Phase", "Nodes", "GPUs/node", "Progress", "Loss", "Restarts", "Age"]);
+    assert.deepEqual(
+      cols.map((c) => c.name),
+      ["Phase", "Nodes", "GPUs/node", "Progress", "Loss", "Restarts", "Age"],
+    );
     const byName = Object.fromEntries(cols.map((c) => [c.name, c]));
     assert.equal(byName.Phase!.jsonPath, ".status.phase");
     assert.equal(byName.Nodes!.jsonPath, ".spec.nodes");
@@ -210,14 +234,13 @@ describe("toStructural", () => {
       }),
       { type: "object", properties: { a: { type: "integer" } } },
     );
-    assert.deepEqual(
-      toStructural({ anyOf: [{ type: "string" }, { type: "number" }], "x-kubernetes-int-or-string": true }),
-      { "x-kubernetes-int-or-string": true },
-    );
-    assert.deepEqual(
-      toStructural({ type: "object", additionalProperties: {}, "x-kubernetes-preserve-unknown-fields": true }),
-      { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-    );
+    assert.deepEqual(toStructural({ anyOf: [{ type: "string" }, { type: "number" }], "x-kubernetes-int-or-string": true }), {
+      "x-kubernetes-int-or-string": true,
+    });
+    assert.deepEqual(toStructural({ type: "object", additionalProperties: {}, "x-kubernetes-preserve-unknown-fields": true }), {
+      type: "object",
+      "x-kubernetes-preserve-unknown-fields": true,
+    });
   });
 
   it("leaves default and enum values untouched", () => {

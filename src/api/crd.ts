@@ -97,7 +97,8 @@ export function buildCrd(): Record<string, unknown> {
           schema: {
             openAPIV3Schema: {
               type: "object",
-              description: "FineTuneJob runs an Axolotl fine-tune: preprocess, multi-node training as one gang with resume from the newest complete checkpoint, and LoRA merge.",
+              description:
+                "FineTuneJob runs an Axolotl fine-tune: preprocess, multi-node training as one gang with resume from the newest complete checkpoint, and LoRA merge.",
               required: ["spec"],
               properties: {
                 apiVersion: { type: "string" },

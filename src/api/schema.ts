@@ -10,14 +10,14 @@ import { DEFAULT_TRAINER_IMAGE, STAGES, type Stage } from "./group.ts";
 const preserveUnknown = { "x-kubernetes-preserve-unknown-fields": true } as const;
 
 /** An embedded Kubernetes object (Toleration, Affinity, Volume, ...) passed through as-is. */
-const k8sObject = (description: string) =>
-  z.record(z.string(), z.unknown()).meta({ description, ...preserveUnknown });
+const k8sObject = (description: string) => z.record(z.string(), z.unknown()).meta({ description, ...preserveUnknown });
 
 const k8sList = (description: string) => z.array(k8sObject(description)).meta({ description });
 
 /** A resource quantity such as "16Gi" or 8. */
 const quantity = (description: string) =>
-  z.union([z.string().regex(/^[0-9.]+([eE][-+]?[0-9]+|[numkKMGTPE]i?)?$/, "must be a Kubernetes quantity such as 16Gi"), z.number().nonnegative()])
+  z
+    .union([z.string().regex(/^[0-9.]+([eE][-+]?[0-9]+|[numkKMGTPE]i?)?$/, "must be a Kubernetes quantity such as 16Gi"), z.number().nonnegative()])
     .meta({ description, "x-kubernetes-int-or-string": true });
 
 const stringMap = (description: string) => z.record(z.string(), z.string()).meta({ description });
@@ -33,18 +33,33 @@ const accessMode = z.enum(["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod",
 
 const outputStorage = z
   .object({
-    existingClaim: z.string().min(1).optional().meta({ description: "Use this PersistentVolumeClaim instead of creating one. It is never deleted by the operator." }),
-    subPath: z.string().optional().meta({ description: "Directory inside the claim for this job's outputs. Default: the job's name when existingClaim is set, the claim root otherwise." }),
+    existingClaim: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: "Use this PersistentVolumeClaim instead of creating one. It is never deleted by the operator." }),
+    subPath: z
+      .string()
+      .optional()
+      .meta({ description: "Directory inside the claim for this job's outputs. Default: the job's name when existingClaim is set, the claim root otherwise." }),
     size: quantity("Size of the output claim the operator creates.").default("100Gi"),
     storageClassName: z.string().optional().meta({ description: "StorageClass of the created claim; the cluster default when unset." }),
-    accessModes: z.array(accessMode).min(1).optional().meta({ description: "Access modes of the created claim. Default: ReadWriteOnce for one node, ReadWriteMany for several (every rank writes checkpoints)." }),
-    deletionPolicy: z.enum(["Retain", "Delete"]).default("Retain").meta({ description: "What happens to a claim the operator created when the FineTuneJob is deleted. Retain keeps the trained model." }),
+    accessModes: z.array(accessMode).min(1).optional().meta({
+      description: "Access modes of the created claim. Default: ReadWriteOnce for one node, ReadWriteMany for several (every rank writes checkpoints).",
+    }),
+    deletionPolicy: z
+      .enum(["Retain", "Delete"])
+      .default("Retain")
+      .meta({ description: "What happens to a claim the operator created when the FineTuneJob is deleted. Retain keeps the trained model." }),
   })
   .strict();
 
 const cacheStorage = z
   .object({
-    existingClaim: z.string().min(1).meta({ description: "A (ReadWriteMany) claim holding the shared Hugging Face model and dataset cache; mounted on every pod, HF_HOME points into it." }),
+    existingClaim: z
+      .string()
+      .min(1)
+      .meta({ description: "A (ReadWriteMany) claim holding the shared Hugging Face model and dataset cache; mounted on every pod, HF_HOME points into it." }),
     subPath: z.string().optional(),
   })
   .strict();
@@ -56,7 +71,10 @@ const scheduling = z
     affinity: k8sObject("Affinity of every pod.").optional(),
     priorityClassName: z.string().optional(),
     schedulerName: z.string().optional().meta({ description: "For gang schedulers such as Volcano or scheduler-plugins coscheduling." }),
-    queueName: z.string().optional().meta({ description: "Kueue LocalQueue. Jobs are created suspended with the kueue.x-k8s.io/queue-name label; Kueue admits them." }),
+    queueName: z
+      .string()
+      .optional()
+      .meta({ description: "Kueue LocalQueue. Jobs are created suspended with the kueue.x-k8s.io/queue-name label; Kueue admits them." }),
   })
   .strict();
 
@@ -78,7 +96,12 @@ export const FineTuneJobSpecSchema = z
       .strict()
       .optional()
       .meta({ description: "Read the Axolotl config from a ConfigMap key instead." }),
-    image: z.string().min(1).regex(IMAGE_REFERENCE, "must be an image reference such as registry.example.com/team/axolotl:0.18.0 (lowercase repository, optional tag and digest)").default(DEFAULT_TRAINER_IMAGE).meta({ description: "Trainer image (Axolotl). Pin a version tag." }),
+    image: z
+      .string()
+      .min(1)
+      .regex(IMAGE_REFERENCE, "must be an image reference such as registry.example.com/team/axolotl:0.18.0 (lowercase repository, optional tag and digest)")
+      .default(DEFAULT_TRAINER_IMAGE)
+      .meta({ description: "Trainer image (Axolotl). Pin a version tag." }),
     imagePullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
     nodes: z.number().int().min(1).max(1024).default(1).meta({ description: "Number of training nodes (pods); one torchrun agent each." }),
     gpusPerNode: z.number().int().min(1).max(64).default(1).meta({ description: "GPUs per node (nvidia.com/gpu), one training process each." }),
@@ -115,7 +138,12 @@ export const FineTuneJobSpecSchema = z
     serviceAccountName: z.string().optional(),
     imagePullSecrets: z.array(z.object({ name: z.string().min(1) }).strict()).optional(),
     preprocess: z
-      .object({ enabled: z.boolean().default(true).meta({ description: "Run `axolotl preprocess` once before training: tokenizes the datasets into the output claim and, with storage.cache and a Hub base_model, first downloads the model into the shared cache so training nodes load it from there." }) })
+      .object({
+        enabled: z.boolean().default(true).meta({
+          description:
+            "Run `axolotl preprocess` once before training: tokenizes the datasets into the output claim and, with storage.cache and a Hub base_model, first downloads the model into the shared cache so training nodes load it from there.",
+        }),
+      })
       .strict()
       .prefault({}),
     merge: z
@@ -125,36 +153,79 @@ export const FineTuneJobSpecSchema = z
       })
       .strict()
       .prefault({}),
-    modelParameters: z.string().regex(/^\d+(\.\d+)?[MB]$/, "must be a parameter count such as 8B or 350M").optional().meta({ description: "Parameter count of base_model (e.g. 8B) for the sizing warnings, when its name does not say it." }),
+    modelParameters: z
+      .string()
+      .regex(/^\d+(\.\d+)?[MB]$/, "must be a parameter count such as 8B or 350M")
+      .optional()
+      .meta({ description: "Parameter count of base_model (e.g. 8B) for the sizing warnings, when its name does not say it." }),
     gpuMemory: quantity("Memory of one GPU (e.g. 80Gi): with it, validation warns when the estimated memory per GPU exceeds it.").optional(),
     lossGuard: z
       .object({
-        action: z.enum(["Warn", "Fail"]).default("Warn").meta({ description: "What a NaN/inf training loss does: Warn sets LossHealthy=False with an Event; Fail also stops the run (its checkpoints are kept). Flat and spiking losses only warn." }),
-        flatSteps: z.number().int().min(0).max(16).default(10).meta({ description: "The loss counts as flat when its first this many logged values stay within 1% of each other and it has not dropped since. 0 turns the check off." }),
-        spikeFactor: z.number().min(0).max(1000).default(3).meta({ description: "A logged loss above this factor times the minimum of the values logged just before it is a spike. 0 turns the check off." }),
+        action: z.enum(["Warn", "Fail"]).default("Warn").meta({
+          description:
+            "What a NaN/inf training loss does: Warn sets LossHealthy=False with an Event; Fail also stops the run (its checkpoints are kept). Flat and spiking losses only warn.",
+        }),
+        flatSteps: z.number().int().min(0).max(16).default(10).meta({
+          description:
+            "The loss counts as flat when its first this many logged values stay within 1% of each other and it has not dropped since. 0 turns the check off.",
+        }),
+        spikeFactor: z
+          .number()
+          .min(0)
+          .max(1000)
+          .default(3)
+          .meta({ description: "A logged loss above this factor times the minimum of the values logged just before it is a spike. 0 turns the check off." }),
       })
       .strict()
       .prefault({}),
     smokeTest: z
       .object({
-        enabled: z.boolean().optional().meta({ description: "Run `axolotl inference` on the trained adapter after training and before merge. Default: true when a LoRA/QLoRA adapter is trained." }),
+        enabled: z.boolean().optional().meta({
+          description: "Run `axolotl inference` on the trained adapter after training and before merge. Default: true when a LoRA/QLoRA adapter is trained.",
+        }),
         prompts: z
           .array(z.string().min(1).max(2000))
           .min(1)
           .max(8)
           .default(["Write one short sentence about the sea."])
           .meta({ description: "Prompts fed to `axolotl inference` on stdin, one process per prompt (it reads a prompt until end of input)." }),
-        action: z.enum(["Warn", "Fail"]).default("Warn").meta({ description: "What a failed check (an empty answer; every generation running to the token limit, i.e. never emitting EOS) does: Warn sets SmokeTested=False with an Event and merges anyway; Fail fails the job before the merge." }),
-        onCPU: z.boolean().default(false).meta({ description: "Run the smoke test on CPU (no GPU requested); slow for large models, and QLoRA (4-bit) needs a GPU." }),
+        action: z.enum(["Warn", "Fail"]).default("Warn").meta({
+          description:
+            "What a failed check (an empty answer; every generation running to the token limit, i.e. never emitting EOS) does: Warn sets SmokeTested=False with an Event and merges anyway; Fail fails the job before the merge.",
+        }),
+        onCPU: z
+          .boolean()
+          .default(false)
+          .meta({ description: "Run the smoke test on CPU (no GPU requested); slow for large models, and QLoRA (4-bit) needs a GPU." }),
       })
       .strict()
       .prefault({}),
-    maxRestarts: z.number().int().min(0).max(100).default(3).meta({ description: "Training gang restarts allowed for failures. Disruptions (preemption, eviction, node loss) do not count." }),
-    permanentExitCodes: z.array(z.number().int().min(1).max(255)).optional().meta({ description: "Trainer exit codes that fail the job at once instead of retrying." }),
-    terminationGracePeriodSeconds: z.number().int().min(0).max(3600).default(120).meta({ description: "Time a trainer gets on SIGTERM to save a checkpoint (with dynamic_checkpoint) before it is killed." }),
+    maxRestarts: z
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .default(3)
+      .meta({ description: "Training gang restarts allowed for failures. Disruptions (preemption, eviction, node loss) do not count." }),
+    permanentExitCodes: z
+      .array(z.number().int().min(1).max(255))
+      .optional()
+      .meta({ description: "Trainer exit codes that fail the job at once instead of retrying." }),
+    terminationGracePeriodSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(3600)
+      .default(120)
+      .meta({ description: "Time a trainer gets on SIGTERM to save a checkpoint (with dynamic_checkpoint) before it is killed." }),
     telemetry: z.boolean().default(false).meta({ description: "Leave Axolotl's telemetry on (it is turned off by default with AXOLOTL_DO_NOT_TRACK=1)." }),
     suspend: z.boolean().default(false).meta({ description: "Stop all pods and keep the data; unsuspending resumes from the newest complete checkpoint." }),
-    ttlSecondsAfterFinished: z.number().int().min(0).optional().meta({ description: "Delete the FineTuneJob this long after it Succeeded or Failed (output data per storage.output.deletionPolicy)." }),
+    ttlSecondsAfterFinished: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .meta({ description: "Delete the FineTuneJob this long after it Succeeded or Failed (output data per storage.output.deletionPolicy)." }),
   })
   .strict();
 
@@ -252,7 +323,10 @@ export const FineTuneJobStatusSchema = z
     phase: z.enum(PHASES).optional(),
     message: z.string().optional(),
     observedGeneration: z.number().int().optional(),
-    conditions: z.array(ConditionSchema).optional().meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
+    conditions: z
+      .array(ConditionSchema)
+      .optional()
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
     stages: z
       .object(Object.fromEntries(STAGES.map((stage) => [stage, stageStatus.optional()])) as Record<Stage, z.ZodOptional<typeof stageStatus>>)
       .strict()
@@ -280,9 +354,20 @@ export const FineTuneJobStatusSchema = z
         message: z.string(),
         hint: z.string().optional(),
         answersFile: z.string().optional().meta({ description: "Every answer in full, in the output claim (path relative to the claim)." }),
-        answersConfigMap: z.string().optional().meta({ description: "ConfigMap with every answer in full (key answers.json), copied from the smoke pod's log once the test is judged." }),
+        answersConfigMap: z
+          .string()
+          .optional()
+          .meta({ description: "ConfigMap with every answer in full (key answers.json), copied from the smoke pod's log once the test is judged." }),
         answers: z
-          .array(z.object({ prompt: z.string(), answer: z.string(), stopped: z.boolean().optional().meta({ description: "Whether generation ended with the EOS token (false: it ran to the token limit)." }) }).strict())
+          .array(
+            z
+              .object({
+                prompt: z.string(),
+                answer: z.string(),
+                stopped: z.boolean().optional().meta({ description: "Whether generation ended with the EOS token (false: it ran to the token limit)." }),
+              })
+              .strict(),
+          )
           .max(8)
           .meta({ description: "The answers, truncated." }),
       })

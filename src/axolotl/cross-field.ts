@@ -38,18 +38,26 @@ function fsdpVersion(c: Config): unknown {
 
 /** Python's float() on a string: what convert_learning_rate accepts. */
 function pythonFloat(s: string): boolean {
-  const t = s.trim().toLowerCase().replaceAll(/(?<=\d)_(?=\d)/g, "");
+  const t = s
+    .trim()
+    .toLowerCase()
+    .replaceAll(/(?<=\d)_(?=\d)/g, "");
   return /^[+-]?((\d+\.?\d*|\.\d+)(e[+-]?\d+)?|inf|infinity|nan)$/.test(t);
 }
 
 export function checkCrossField(c: Config, issues: Issues): void {
   // training.py HyperparametersConfig.convert_learning_rate: float(learning_rate) for a string.
   const lr = own(c, "learning_rate");
-  if (typeof lr === "string" && lr !== "" && !pythonFloat(lr)) issues.error("learning_rate", `\`learning_rate\` must be a number, got ${describe(lr)} (Axolotl converts it with float())`);
+  if (typeof lr === "string" && lr !== "" && !pythonFloat(lr))
+    issues.error("learning_rate", `\`learning_rate\` must be a number, got ${describe(lr)} (Axolotl converts it with float())`);
 
   // config.py AxolotlInputConfig.validate_large_head_attention (mode=before, str(value).lower()).
   const lha = own(c, "large_head_attention");
-  if (lha !== undefined && lha !== null && !["auto", "sdpa", "triton_flash"].includes(String(lha === true ? "True" : lha === false ? "False" : lha).toLowerCase())) {
+  if (
+    lha !== undefined &&
+    lha !== null &&
+    !["auto", "sdpa", "triton_flash"].includes(String(lha === true ? "True" : lha === false ? "False" : lha).toLowerCase())
+  ) {
     issues.error("large_head_attention", `\`large_head_attention\` must be one of auto, sdpa, triton_flash, got ${describe(lha)}`);
   }
 
@@ -67,14 +75,18 @@ export function checkCrossField(c: Config, issues: Issues): void {
   }
   const neftuneKey = truthy(own(c, "noisy_embedding_alpha")) && !truthy(own(c, "neftune_noise_alpha")) ? "noisy_embedding_alpha" : "neftune_noise_alpha";
   const neftune = effective(c, neftuneKey);
-  if (typeof neftune === "number" && neftune <= 0) issues.error(neftuneKey, `\`${neftuneKey}\` must be > 0 (read as \`neftune_noise_alpha\`), got ${describe(own(c, neftuneKey))}`);
+  if (typeof neftune === "number" && neftune <= 0)
+    issues.error(neftuneKey, `\`${neftuneKey}\` must be > 0 (read as \`neftune_noise_alpha\`), got ${describe(own(c, neftuneKey))}`);
 
   // validation.py ComplexValidationMixin.check_early_stopping (after).
   if (on(c, "early_stopping_patience")) {
     const save = effective(c, "save_steps");
     const evalSteps = effective(c, "eval_steps");
     if (!truthy(save) || !truthy(evalSteps)) {
-      issues.error("early_stopping_patience", "`early_stopping_patience` requires `save_steps` and `eval_steps` to be set, with eval_steps evenly dividing save_steps");
+      issues.error(
+        "early_stopping_patience",
+        "`early_stopping_patience` requires `save_steps` and `eval_steps` to be set, with eval_steps evenly dividing save_steps",
+      );
     } else if (typeof save === "number" && typeof evalSteps === "number" && save % evalSteps !== 0) {
       issues.error("early_stopping_patience", "`early_stopping_patience` requires that `eval_steps` evenly divides `save_steps`");
     }
@@ -91,13 +103,24 @@ export function checkCrossField(c: Config, issues: Issues): void {
     const kwargs = own(c, "gradient_checkpointing_kwargs");
     const offload = effective(c, "activation_offloading");
     if (!on(c, "gradient_checkpointing")) issues.error("selective_checkpointing", "`selective_checkpointing` requires `gradient_checkpointing`");
-    else if (isMapping(kwargs) && truthy(own(kwargs, "use_reentrant"))) issues.error("selective_checkpointing", "`selective_checkpointing` requires non-reentrant checkpointing (`gradient_checkpointing_kwargs.use_reentrant: false`)");
-    else if (truthy(offload) && offload !== "hidden_states") issues.error("selective_checkpointing", "`selective_checkpointing` works only with `activation_offloading: hidden_states` (or false)");
+    else if (isMapping(kwargs) && truthy(own(kwargs, "use_reentrant")))
+      issues.error(
+        "selective_checkpointing",
+        "`selective_checkpointing` requires non-reentrant checkpointing (`gradient_checkpointing_kwargs.use_reentrant: false`)",
+      );
+    else if (truthy(offload) && offload !== "hidden_states")
+      issues.error("selective_checkpointing", "`selective_checkpointing` works only with `activation_offloading: hidden_states` (or false)");
     else if (truthy(own(c, "adapter"))) {
       const sc = own(c, "selective_checkpointing");
       const save = isMapping(sc) && Array.isArray(own(sc, "save")) ? (own(sc, "save") as unknown[]) : ["attention"];
-      const bad = save.filter((spec) => typeof spec === "string" && spec !== "attention" && ["aten::mm", "aten::addmm", "aten::matmul", "aten::bmm"].some((op) => op.includes(spec)));
-      if (bad.length) issues.error("selective_checkpointing", `\`selective_checkpointing.save\` entries ${bad.join(", ")} match matmul ops, which cannot be saved with a LoRA/QLoRA adapter; use save: [attention]`);
+      const bad = save.filter(
+        (spec) => typeof spec === "string" && spec !== "attention" && ["aten::mm", "aten::addmm", "aten::matmul", "aten::bmm"].some((op) => op.includes(spec)),
+      );
+      if (bad.length)
+        issues.error(
+          "selective_checkpointing",
+          `\`selective_checkpointing.save\` entries ${bad.join(", ")} match matmul ops, which cannot be saved with a LoRA/QLoRA adapter; use save: [attention]`,
+        );
     }
   }
 
@@ -105,7 +128,8 @@ export function checkCrossField(c: Config, issues: Issues): void {
   const flatten = effective(c, "batch_flattening");
   if (truthy(flatten) && flatten !== "auto") {
     const impl = attnImplementation(c);
-    if (!VOCABULARY.attn_supporting_packing.includes(String(impl))) issues.error("batch_flattening", "`batch_flattening` requires a varlen-capable attention backend (e.g. `attn_implementation: flash_attention_2`)");
+    if (!VOCABULARY.attn_supporting_packing.includes(String(impl)))
+      issues.error("batch_flattening", "`batch_flattening` requires a varlen-capable attention backend (e.g. `attn_implementation: flash_attention_2`)");
     else if (on(c, "sample_packing")) issues.error("batch_flattening", "`batch_flattening` is not compatible with `sample_packing`");
   }
 
@@ -118,33 +142,43 @@ export function checkCrossField(c: Config, issues: Issues): void {
   const dpoWeights = own(c, "dpo_loss_weights") ?? null;
   if (own(c, "rl") === "dpo") {
     if (dpoWeights !== null && dpoType === null) issues.error("dpo_loss_weights", "`dpo_loss_weights` requires `dpo_loss_type` to be set");
-    else if (Array.isArray(dpoType) && Array.isArray(dpoWeights) && dpoType.length !== dpoWeights.length) issues.error("dpo_loss_weights", "`dpo_loss_type` and `dpo_loss_weights` must be the same length");
+    else if (Array.isArray(dpoType) && Array.isArray(dpoWeights) && dpoType.length !== dpoWeights.length)
+      issues.error("dpo_loss_weights", "`dpo_loss_type` and `dpo_loss_weights` must be the same length");
   } else if (dpoType !== null || dpoWeights !== null) {
     issues.error(dpoType !== null ? "dpo_loss_type" : "dpo_loss_weights", "`dpo_loss_type` and `dpo_loss_weights` are for `rl: dpo` only");
   }
 
   // validation.py RLValidationMixin.check_kto_config (before).
   if (own(c, "rl") === "kto") {
-    if (truthy(own(c, "sample_packing")) || truthy(own(c, "eval_sample_packing"))) issues.error("sample_packing", "`sample_packing` is not supported with `rl: kto`");
+    if (truthy(own(c, "sample_packing")) || truthy(own(c, "eval_sample_packing")))
+      issues.error("sample_packing", "`sample_packing` is not supported with `rl: kto`");
     else if (own(c, "remove_unused_columns") !== false) issues.error("remove_unused_columns", "set `remove_unused_columns: false` when using `rl: kto`");
   }
 
   // validation.py TrainingValidationMixin.check_causal_lm_evals (before).
-  if (truthy(own(c, "do_causal_lm_eval")) && truthy(own(c, "eval_sample_packing"))) issues.error("eval_sample_packing", "`do_causal_lm_eval` needs `eval_sample_packing: false`");
+  if (truthy(own(c, "do_causal_lm_eval")) && truthy(own(c, "eval_sample_packing")))
+    issues.error("eval_sample_packing", "`do_causal_lm_eval` needs `eval_sample_packing: false`");
   const metrics = own(c, "eval_causal_lm_metrics");
   if (truthy(metrics)) {
     if (!Array.isArray(metrics)) issues.error("eval_causal_lm_metrics", "`eval_causal_lm_metrics` must be a list");
-    else if (metrics.some((m) => !VOCABULARY.eval_causal_lm_metrics.includes(m as string))) issues.error("eval_causal_lm_metrics", `\`eval_causal_lm_metrics\` entries must be among ${VOCABULARY.eval_causal_lm_metrics.join(", ")}`);
+    else if (metrics.some((m) => !VOCABULARY.eval_causal_lm_metrics.includes(m as string)))
+      issues.error("eval_causal_lm_metrics", `\`eval_causal_lm_metrics\` entries must be among ${VOCABULARY.eval_causal_lm_metrics.join(", ")}`);
   }
 
   // validation.py DatasetValidationMixin.check_eval_packing (before).
   if (truthy(own(c, "sample_packing")) && truthy(own(c, "eval_table_size")) && own(c, "eval_sample_packing") !== false) {
-    issues.error("eval_sample_packing", "`eval_table_size` and `eval_sample_packing` are not supported together with `sample_packing`: set `eval_sample_packing: false`");
+    issues.error(
+      "eval_sample_packing",
+      "`eval_table_size` and `eval_sample_packing` are not supported together with `sample_packing`: set `eval_sample_packing: false`",
+    );
   }
 
   // validation.py TrainingValidationMixin.check_multipack_buffer_size (before).
   if (truthy(own(c, "pretrain_multipack_buffer_size")) && truthy(own(c, "streaming_multipack_buffer_size"))) {
-    issues.error("pretrain_multipack_buffer_size", "`pretrain_multipack_buffer_size` is deprecated and `streaming_multipack_buffer_size` is set too: remove `pretrain_multipack_buffer_size`");
+    issues.error(
+      "pretrain_multipack_buffer_size",
+      "`pretrain_multipack_buffer_size` is deprecated and `streaming_multipack_buffer_size` is set too: remove `pretrain_multipack_buffer_size`",
+    );
   }
 
   // validation.py RLValidationMixin.check_sample_packing_w_rl (before).
@@ -152,13 +186,20 @@ export function checkCrossField(c: Config, issues: Issues): void {
 
   // validation.py OptimizationValidationMixin.check_fsdp2_base_model_quant_rl (before; the raw
   // fsdp_version must equal the integer 2).
-  if (own(c, "fsdp_version") === 2 && ["dpo", "kto", "orpo", "ipo"].includes(own(c, "rl") as string) && (truthy(own(c, "load_in_8bit")) || truthy(own(c, "load_in_4bit")))) {
+  if (
+    own(c, "fsdp_version") === 2 &&
+    ["dpo", "kto", "orpo", "ipo"].includes(own(c, "rl") as string) &&
+    (truthy(own(c, "load_in_8bit")) || truthy(own(c, "load_in_4bit")))
+  ) {
     issues.error("fsdp_version", "FSDP2 does not support `load_in_8bit`/`load_in_4bit` with `rl` dpo, kto, orpo or ipo: use DeepSpeed or `fsdp_version: 1`");
   }
 
   // validation.py OptimizationValidationMixin.check_cross_entropy_conflicts (before).
-  const crossEntropy = ["cut_cross_entropy", "chunked_cross_entropy", "liger_cross_entropy", "liger_fused_linear_cross_entropy"].filter((k) => truthy(own(c, k)));
-  if (crossEntropy.length > 1) issues.error(crossEntropy[1]!, `only one cross entropy optimization can be enabled at a time; found ${crossEntropy.map((k) => `\`${k}\``).join(", ")}`);
+  const crossEntropy = ["cut_cross_entropy", "chunked_cross_entropy", "liger_cross_entropy", "liger_fused_linear_cross_entropy"].filter((k) =>
+    truthy(own(c, k)),
+  );
+  if (crossEntropy.length > 1)
+    issues.error(crossEntropy[1]!, `only one cross entropy optimization can be enabled at a time; found ${crossEntropy.map((k) => `\`${k}\``).join(", ")}`);
 
   // validation.py SystemValidationMixin.check_model_quantization_config_vs_bnb (before).
   if (truthy(own(c, "model_quantization_config")) && (truthy(own(c, "load_in_8bit")) || truthy(own(c, "load_in_4bit")))) {
@@ -173,18 +214,22 @@ export function checkCrossField(c: Config, issues: Issues): void {
   }
   // validation.py LoRAValidationMixin.check_lora_kernels_8bit / check_lora_kernels_trust_remote_code (before).
   const kernel = ["lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel"].find((k) => truthy(own(c, k)));
-  if (kernel && adapter === "lora" && truthy(own(c, "load_in_8bit"))) issues.error(kernel, `\`${kernel}\` (the LoRA kernels) is not compatible with 8-bit LoRA (\`load_in_8bit\`)`);
+  if (kernel && adapter === "lora" && truthy(own(c, "load_in_8bit")))
+    issues.error(kernel, `\`${kernel}\` (the LoRA kernels) is not compatible with 8-bit LoRA (\`load_in_8bit\`)`);
   if (kernel && truthy(own(c, "trust_remote_code"))) issues.error(kernel, `\`${kernel}\` (the LoRA kernels) is not compatible with \`trust_remote_code\``);
   // validation.py LoRAValidationMixin.check_fused_lora / check_onebitllms_lora (after).
   if (lora && on(c, "flash_attn_fuse_mlp")) issues.error("flash_attn_fuse_mlp", "`flash_attn_fuse_mlp` (fused modules) is not supported with LoRA/QLoRA");
   if (lora && on(c, "use_onebitllms")) issues.error("use_onebitllms", "`use_onebitllms` is not supported with LoRA/QLoRA");
   // validation.py LoRAValidationMixin.check_peft_layers_pattern (before).
-  if (truthy(own(c, "peft_layers_pattern")) && !truthy(own(c, "peft_layers_to_transform"))) issues.error("peft_layers_pattern", "`peft_layers_pattern` requires `peft_layers_to_transform`");
+  if (truthy(own(c, "peft_layers_pattern")) && !truthy(own(c, "peft_layers_to_transform")))
+    issues.error("peft_layers_pattern", "`peft_layers_pattern` requires `peft_layers_to_transform`");
   // peft.py LoraConfig.validate_lora_target_parameters_dropout (after).
-  if (on(c, "lora_target_parameters") && on(c, "lora_dropout")) issues.error("lora_dropout", "`lora_dropout` must be 0 when `lora_target_parameters` is set (PEFT's ParamWrapper does not support dropout)");
+  if (on(c, "lora_target_parameters") && on(c, "lora_dropout"))
+    issues.error("lora_dropout", "`lora_dropout` must be 0 when `lora_target_parameters` is set (PEFT's ParamWrapper does not support dropout)");
 
   // validation.py ModelCompatibilityValidationMixin.check_better_transformers (after).
-  if (effective(c, "flash_optimum") === true && (on(c, "fp16") || on(c, "bf16"))) issues.error("flash_optimum", "`flash_optimum` (BetterTransformer) does not support AMP: set `bf16` and `fp16` to false");
+  if (effective(c, "flash_optimum") === true && (on(c, "fp16") || on(c, "bf16")))
+    issues.error("flash_optimum", "`flash_optimum` (BetterTransformer) does not support AMP: set `bf16` and `fp16` to false");
 
   // validation.py ComplexValidationMixin.check_relora (after).
   if (on(c, "relora")) {
@@ -205,7 +250,8 @@ export function checkCrossField(c: Config, issues: Issues): void {
   }
 
   // validation.py AttentionValidationMixin.check_scaling_softmax_requires_flex (after).
-  if (on(c, "scaling_softmax") && attnImplementation(c) !== "flex_attention") issues.error("scaling_softmax", "`scaling_softmax` requires `attn_implementation: flex_attention`");
+  if (on(c, "scaling_softmax") && attnImplementation(c) !== "flex_attention")
+    issues.error("scaling_softmax", "`scaling_softmax` requires `attn_implementation: flex_attention`");
 
   // config.py AxolotlInputConfig.check_torch_compile_options_requires_compile (after).
   if (own(c, "torch_compile_options") !== undefined && own(c, "torch_compile_options") !== null && !on(c, "torch_compile")) {
@@ -214,15 +260,18 @@ export function checkCrossField(c: Config, issues: Issues): void {
 
   // config.py AxolotlInputConfig.check_fp32_norms (after).
   if (on(c, "fp32_norms")) {
-    if (own(c, "fsdp_config") === undefined || own(c, "fsdp_config") === null) issues.error("fp32_norms", "`fp32_norms` requires FSDP (an `fsdp_config` block)");
+    if (own(c, "fsdp_config") === undefined || own(c, "fsdp_config") === null)
+      issues.error("fp32_norms", "`fp32_norms` requires FSDP (an `fsdp_config` block)");
     else if (String(fsdpVersion(c)) !== "2") issues.error("fp32_norms", "`fp32_norms` requires `fsdp_version: 2`");
   }
 
   // validation.py OptimizationValidationMixin.check_fsdp2_cpu_offload_pin_memory (before).
   const fsdpCfgRaw = own(c, "fsdp_config");
   if (isMapping(fsdpCfgRaw) && own(fsdpCfgRaw, "cpu_offload_pin_memory") === false) {
-    if (String(fsdpVersion(c)) !== "2") issues.error("fsdp_config.cpu_offload_pin_memory", "`fsdp_config.cpu_offload_pin_memory: false` needs FSDP2 (top-level `fsdp_version: 2`)");
-    else if (!truthy(own(fsdpCfgRaw, "offload_params"))) issues.error("fsdp_config.cpu_offload_pin_memory", "`fsdp_config.cpu_offload_pin_memory: false` requires `fsdp_config.offload_params: true`");
+    if (String(fsdpVersion(c)) !== "2")
+      issues.error("fsdp_config.cpu_offload_pin_memory", "`fsdp_config.cpu_offload_pin_memory: false` needs FSDP2 (top-level `fsdp_version: 2`)");
+    else if (!truthy(own(fsdpCfgRaw, "offload_params")))
+      issues.error("fsdp_config.cpu_offload_pin_memory", "`fsdp_config.cpu_offload_pin_memory: false` requires `fsdp_config.offload_params: true`");
   }
 
   // validation.py OptimizationValidationMixin.check_fsdp2_w_8bit_optimizer (after).
@@ -236,7 +285,8 @@ export function checkCrossField(c: Config, issues: Issues): void {
   if (rawOptimizer === "muon" || rawOptimizer.startsWith("flash_")) {
     const usesFsdp = truthy(own(c, "fsdp")) || truthy(own(c, "fsdp_config"));
     if (truthy(own(c, "deepspeed"))) issues.error("optimizer", `\`optimizer: ${rawOptimizer}\` is incompatible with DeepSpeed`);
-    else if (usesFsdp && String(fsdpVersion(c)) !== "2") issues.error("optimizer", `\`optimizer: ${rawOptimizer}\` works with FSDP only as FSDP2 (\`fsdp_version: 2\`)`);
+    else if (usesFsdp && String(fsdpVersion(c)) !== "2")
+      issues.error("optimizer", `\`optimizer: ${rawOptimizer}\` works with FSDP only as FSDP2 (\`fsdp_version: 2\`)`);
   }
 
   // validation.py ComplexValidationMixin.check_simpo_warmup (after).
@@ -262,11 +312,17 @@ export function checkCrossField(c: Config, issues: Issues): void {
     const ebft = own(c, "ebft");
     if (!truthy(ebft)) issues.error("ebft", "`rl: ebft` requires an `ebft:` section with at least `mode: structured` or `mode: strided`");
     else if (own(c, "torch_compile") === true && isMapping(ebft) && own(ebft, "mode") === "strided" && truthy(own(c, "gradient_checkpointing"))) {
-      issues.error("torch_compile", "EBFT strided mode: `torch_compile: true` with `gradient_checkpointing: true` causes a CheckpointError; remove `torch_compile` (flex_attention compiles itself)");
+      issues.error(
+        "torch_compile",
+        "EBFT strided mode: `torch_compile: true` with `gradient_checkpointing: true` causes a CheckpointError; remove `torch_compile` (flex_attention compiles itself)",
+      );
     } else {
       // validation.py EBFTValidationMixin.check_ebft_gradient_checkpointing_reentrant (after) calls .get() on the
       // EBFTConfig model, so Axolotl 0.18.0's validator fails on every `rl: ebft` config that gets that far.
-      issues.error("ebft", "Axolotl 0.18.0 cannot validate `rl: ebft` configs (its check_ebft_gradient_checkpointing_reentrant fails with \"'EBFTConfig' object has no attribute 'get'\"); use an image with a fixed Axolotl");
+      issues.error(
+        "ebft",
+        "Axolotl 0.18.0 cannot validate `rl: ebft` configs (its check_ebft_gradient_checkpointing_reentrant fails with \"'EBFTConfig' object has no attribute 'get'\"); use an image with a fixed Axolotl",
+      );
     }
   }
 }

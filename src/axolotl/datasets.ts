@@ -5,13 +5,7 @@
  * (`type`, `ds_type`, a missing `path`), which would otherwise fail after the GPUs are allocated.
  */
 
-import {
-  BUILTIN_DATASET_TYPES,
-  DATASET_KEYS,
-  DATASET_TYPE_OBJECT_KEYS,
-  DS_TYPES,
-  RL_DATASET_TYPES,
-} from "./vocabulary.ts";
+import { BUILTIN_DATASET_TYPES, DATASET_KEYS, DATASET_TYPE_OBJECT_KEYS, DS_TYPES, RL_DATASET_TYPES } from "./vocabulary.ts";
 import { type Issues, join } from "./issues.ts";
 import { describe, isMapping, own, truthy } from "./rules.ts";
 import { didYouMean, suggest } from "./suggest.ts";
@@ -49,10 +43,7 @@ function checkEntry(entry: unknown, path: string, issues: Issues, opts: DatasetL
 
   for (const key of Object.keys(entry)) {
     if (DATASET_KEY_SET.has(key)) continue;
-    issues.warning(
-      join(path, key),
-      `\`${join(path, key)}\` is not a dataset option Axolotl knows and will be ignored${didYouMean(key, DATASET_KEYS)}`,
-    );
+    issues.warning(join(path, key), `\`${join(path, key)}\` is not a dataset option Axolotl knows and will be ignored${didYouMean(key, DATASET_KEYS)}`);
   }
 
   const type = own(entry, "type");
@@ -72,18 +63,12 @@ function checkEntry(entry: unknown, path: string, issues: Issues, opts: DatasetL
   }
 
   if (own(entry, "chat_template") === "jinja" && !own(entry, "chat_template_jinja")) {
-    issues.error(
-      join(path, "chat_template_jinja"),
-      `\`${join(path, "chat_template_jinja")}\` is required when \`${join(path, "chat_template")}\` is "jinja"`,
-    );
+    issues.error(join(path, "chat_template_jinja"), `\`${join(path, "chat_template_jinja")}\` is required when \`${join(path, "chat_template")}\` is "jinja"`);
   }
 
   for (const legacy of ["message_field_role", "message_field_content"]) {
     if (own(entry, legacy) !== undefined) {
-      issues.warning(
-        join(path, legacy),
-        `\`${join(path, legacy)}\` is deprecated; use \`message_property_mappings\` (e.g. {role: from, content: value})`,
-      );
+      issues.warning(join(path, legacy), `\`${join(path, legacy)}\` is deprecated; use \`message_property_mappings\` (e.g. {role: from, content: value})`);
     }
   }
 }
@@ -91,10 +76,7 @@ function checkEntry(entry: unknown, path: string, issues: Issues, opts: DatasetL
 function checkPath(value: unknown, path: string, issues: Issues, synthetic: boolean): void {
   if (synthetic) return;
   if (value === undefined || value === null || value === "") {
-    issues.error(
-      path,
-      `\`${path}\` is required: a Hugging Face dataset id, a local file or directory, or an s3://, gs:// or https:// location`,
-    );
+    issues.error(path, `\`${path}\` is required: a Hugging Face dataset id, a local file or directory, or an s3://, gs:// or https:// location`);
   } else if (typeof value !== "string") {
     issues.error(path, `\`${path}\` must be a string, got ${describe(value)}`);
   }
@@ -173,10 +155,14 @@ export function withLegacyMessageFields(entry: Record<string, unknown>): { entry
   if (current !== undefined && current !== null && !isMapping(current)) return { entry: out, conflicts: [] }; // a type error, reported by the schema check
   const mappings: Record<string, unknown> = { ...(current ?? {}) };
   const conflicts: string[] = [];
-  for (const [legacy, field] of [["message_field_role", "role"], ["message_field_content", "content"]] as const) {
+  for (const [legacy, field] of [
+    ["message_field_role", "role"],
+    ["message_field_content", "content"],
+  ] as const) {
     if (Object.hasOwn(out, legacy)) {
       const value = out[legacy];
-      if (Object.hasOwn(mappings, field) && mappings[field] !== value) conflicts.push(`\`${legacy}\` ${describe(value)} conflicts with \`message_property_mappings.${field}\` ${describe(mappings[field])}`);
+      if (Object.hasOwn(mappings, field) && mappings[field] !== value)
+        conflicts.push(`\`${legacy}\` ${describe(value)} conflicts with \`message_property_mappings.${field}\` ${describe(mappings[field])}`);
       mappings[field] = truthy(value) ? value : field;
       delete out[legacy];
     } else if (!Object.hasOwn(mappings, field)) {

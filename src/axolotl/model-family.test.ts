@@ -18,8 +18,13 @@ describe("FSDP transformer_layer_cls_to_wrap and the model family", () => {
   });
 
   const config = (base: string, cls: string) => ({
-    base_model: base, learning_rate: 1e-4, micro_batch_size: 1, gradient_accumulation_steps: 1, datasets: [{ path: "a.jsonl", type: "alpaca" }],
-    fsdp_version: 2, fsdp_config: { auto_wrap_policy: "TRANSFORMER_BASED_WRAP", transformer_layer_cls_to_wrap: cls },
+    base_model: base,
+    learning_rate: 1e-4,
+    micro_batch_size: 1,
+    gradient_accumulation_steps: 1,
+    datasets: [{ path: "a.jsonl", type: "alpaca" }],
+    fsdp_version: 2,
+    fsdp_config: { auto_wrap_policy: "TRANSFORMER_BASED_WRAP", transformer_layer_cls_to_wrap: cls },
   });
   const at = (issues: ReturnType<typeof validateAxolotlConfig>) => issues.filter((i) => i.path === "fsdp_config.transformer_layer_cls_to_wrap");
 

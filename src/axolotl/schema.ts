@@ -116,8 +116,18 @@ export interface SchemaMismatch {
 }
 
 const BOOL_STRINGS = new Map([
-  ["0", false], ["off", false], ["f", false], ["false", false], ["n", false], ["no", false],
-  ["1", true], ["on", true], ["t", true], ["true", true], ["y", true], ["yes", true],
+  ["0", false],
+  ["off", false],
+  ["f", false],
+  ["false", false],
+  ["n", false],
+  ["no", false],
+  ["1", true],
+  ["on", true],
+  ["t", true],
+  ["true", true],
+  ["y", true],
+  ["yes", true],
 ]);
 
 /** pydantic's lax bool: true/false, 0/1, and the strings above in any case. */
@@ -272,7 +282,9 @@ export function check(schema: JsonSchema, value: unknown, path: string[] = []): 
 /** "`datasets[0].path` must be a string, got 5": the message for a mismatch below `root`. */
 export function mismatchMessage(root: string, m: SchemaMismatch): string {
   const where = pathText(root, m.path);
-  return m.got === undefined ? `\`${where}\` is required: ${m.expects.replace(/^set \(|\)$/g, "")}` : `\`${where}\` must be ${m.expects}, got ${describeValue(m.got)}`;
+  return m.got === undefined
+    ? `\`${where}\` is required: ${m.expects.replace(/^set \(|\)$/g, "")}`
+    : `\`${where}\` must be ${m.expects}, got ${describeValue(m.got)}`;
 }
 
 function pathText(root: string, path: string[]): string {

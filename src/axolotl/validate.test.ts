@@ -3,12 +3,7 @@ import assert from "node:assert/strict";
 
 import { DEFAULT_TRAINER_IMAGE } from "../api/group.ts";
 import { TOP_LEVEL_KEYS } from "./vocabulary.ts";
-import {
-  type DeploymentContext,
-  OPERATOR_OWNED_KEYS,
-  type ValidationIssue,
-  validateAxolotlConfig,
-} from "./validate.ts";
+import { type DeploymentContext, OPERATOR_OWNED_KEYS, type ValidationIssue, validateAxolotlConfig } from "./validate.ts";
 
 type Config = Record<string, unknown>;
 
@@ -405,7 +400,12 @@ describe("broken rules are reported at the right path", () => {
     },
     {
       name: "second dataset is checked too",
-      config: make({ datasets: [{ path: "a.jsonl", type: "alpaca" }, { path: "b.jsonl", type: "nope_type" }] }),
+      config: make({
+        datasets: [
+          { path: "a.jsonl", type: "alpaca" },
+          { path: "b.jsonl", type: "nope_type" },
+        ],
+      }),
       path: "datasets[1].type",
     },
     {
@@ -467,7 +467,9 @@ describe("things that must not be flagged", () => {
     {
       name: "custom prompt format mapping",
       config: make({
-        datasets: [{ path: "a.jsonl", type: { field_instruction: "q", field_output: "a", format: "[INST] {instruction} [/INST]", no_input_format: "{instruction}" } }],
+        datasets: [
+          { path: "a.jsonl", type: { field_instruction: "q", field_output: "a", format: "[INST] {instruction} [/INST]", no_input_format: "{instruction}" } },
+        ],
       }),
     },
     { name: "synthetic dataset without path", config: make({ datasets: [{ type: "_synthetic", length: 100 }] }) },
@@ -488,7 +490,7 @@ describe("things that must not be flagged", () => {
     { name: "val_set_size negative (Axolotl accepts)", config: make({ val_set_size: -0.1 }) },
     { name: "boolean as string (Axolotl accepts)", config: make({ load_in_4bit: "true", adapter: "qlora" }) },
     { name: "bf16 bad value (Axolotl accepts)", config: make({ bf16: "yes" }) },
-    { name: "fsdp_config value \"yes\", a pydantic lax bool (Axolotl accepts)", config: make({ fsdp_version: 2, fsdp_config: { offload_params: "yes" } }) },
+    { name: 'fsdp_config value "yes", a pydantic lax bool (Axolotl accepts)', config: make({ fsdp_version: 2, fsdp_config: { offload_params: "yes" } }) },
     { name: "DPO dataset type", config: make({ rl: "dpo", datasets: [{ path: "Intel/orca_dpo_pairs", type: "chatml.intel", split: "train" }] }) },
     { name: "micro_batch_size with batch_size", config: make({ gradient_accumulation_steps: undefined, batch_size: 32 }) },
     { name: "fractional num_epochs", config: make({ num_epochs: 0.5 }) },
@@ -507,12 +509,7 @@ describe("things that must not be flagged", () => {
 
 describe("operator-owned keys", () => {
   it("exports the four keys the operator sets", () => {
-    assert.deepEqual([...OPERATOR_OWNED_KEYS].sort(), [
-      "auto_resume_from_checkpoints",
-      "dataset_prepared_path",
-      "output_dir",
-      "resume_from_checkpoint",
-    ]);
+    assert.deepEqual([...OPERATOR_OWNED_KEYS].sort(), ["auto_resume_from_checkpoints", "dataset_prepared_path", "output_dir", "resume_from_checkpoint"]);
   });
 
   for (const key of OPERATOR_OWNED_KEYS) {
@@ -626,7 +623,7 @@ describe("garbage input never throws", () => {
 
   it("random configs (seeded)", () => {
     let seed = 12345;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
     const keys = [...TOP_LEVEL_KEYS, "typo_key", "datasets", "fsdp_config"];
     const value = (depth: number): unknown => {
@@ -673,7 +670,11 @@ describe("a newer trainer image (version drift)", () => {
 
   it("unknown names are errors for the default image, whose Axolotl is the one we check against", () => {
     const issues = validate(unknownNames, { ...shape, image: DEFAULT_TRAINER_IMAGE });
-    for (const path of paths) assert.ok(errors(issues).some((i) => i.path === path), `${path}\n${show(issues)}`);
+    for (const path of paths)
+      assert.ok(
+        errors(issues).some((i) => i.path === path),
+        `${path}\n${show(issues)}`,
+      );
   });
 
   it("are warnings naming the checked version for another image", () => {
@@ -687,6 +688,9 @@ describe("a newer trainer image (version drift)", () => {
 
   it("wrong types stay errors whatever the image", () => {
     const issues = validate(make({ chat_template: 5 }), newer);
-    assert.ok(errors(issues).some((i) => i.path === "chat_template"), show(issues));
+    assert.ok(
+      errors(issues).some((i) => i.path === "chat_template"),
+      show(issues),
+    );
   });
 });

@@ -87,7 +87,11 @@ function valueAt(config: Config, path: string): unknown {
 function allowNewerNames(list: ValidationIssue[], config: Config, image: string): ValidationIssue[] {
   return list.map((issue) =>
     issue.severity === "error" && VERSION_SENSITIVE.test(issue.path) && typeof valueAt(config, issue.path) === "string"
-      ? { ...issue, severity: "warning", message: `${issue.message} (checked against Axolotl ${SCHEMA_AXOLOTL_VERSION}; image ${image} may run a newer Axolotl that knows it)` }
+      ? {
+          ...issue,
+          severity: "warning",
+          message: `${issue.message} (checked against Axolotl ${SCHEMA_AXOLOTL_VERSION}; image ${image} may run a newer Axolotl that knows it)`,
+        }
       : issue,
   );
 }
@@ -123,7 +127,9 @@ function checkRequired(c: Config, issues: Issues): void {
 }
 
 /** The schema names aliased keys by their alias; the python field name (populate_by_name) is read the same way. */
-const ALIAS_OF_FIELD: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(VOCABULARY.field_names_of_aliases).map(([alias, field]) => [field, alias]));
+const ALIAS_OF_FIELD: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.entries(VOCABULARY.field_names_of_aliases).map(([alias, field]) => [field, alias]),
+);
 
 /**
  * config.py validate_config: before the model runs, each `datasets` entry becomes a DPODataset (rl dpo/ipo/simpo),
@@ -162,7 +168,10 @@ function checkTypes(c: Config, issues: Issues): void {
         const legacy = model === definition("SFTDataset") && isMapping(entry) ? withLegacyMessageFields(entry) : { entry, conflicts: [] };
         for (const conflict of legacy.conflicts) issues.error(`${key}[${i}].message_property_mappings`, `\`${key}[${i}]\`: ${conflict}`);
         for (const m of check(model, legacy.entry, [String(i)])) {
-          const moved = m.path[1] === "message_property_mappings" && isMapping(entry) && !Object.hasOwn(entry, "message_property_mappings") ? " (from the deprecated `message_field_role`/`message_field_content`)" : "";
+          const moved =
+            m.path[1] === "message_property_mappings" && isMapping(entry) && !Object.hasOwn(entry, "message_property_mappings")
+              ? " (from the deprecated `message_field_role`/`message_field_content`)"
+              : "";
           issues.error(mismatchPath(key, m.path), `${mismatchMessage(key, m)}${moved}`);
         }
       });
@@ -369,10 +378,7 @@ function checkAttention(c: Config, issues: Issues): void {
 function checkPrecision(c: Config, issues: Issues): void {
   if (own(c, "save_safetensors") === false) {
     // model.py ModelOutputConfig.validate_save_safetensors
-    issues.error(
-      "save_safetensors",
-      "`save_safetensors: false` is not supported: Transformers v5 always saves safetensors; remove the key",
-    );
+    issues.error("save_safetensors", "`save_safetensors: false` is not supported: Transformers v5 always saves safetensors; remove the key");
   }
   if (truthy(own(c, "fp8"))) {
     // AxolotlConfigWCapabilities.check_fp8 rejects it at startup on older GPUs.
@@ -483,12 +489,19 @@ function checkLayerClass(c: Config, fsdpConfig: Config, issues: Issues, ctx: Dep
   const path = `fsdp_config.${key}`;
   const known = ctx?.model ? decoderLayerFromConfig(ctx.model) : undefined;
   if (known !== undefined) {
-    if (!classes.includes(known)) issues.error(path, `\`${path}\` is ${describe(wrap)}, but ${base} is built of \`${known}\` (its config.json, ${ctx!.model!.source}): FSDP would find no layer to wrap`);
+    if (!classes.includes(known))
+      issues.error(
+        path,
+        `\`${path}\` is ${describe(wrap)}, but ${base} is built of \`${known}\` (its config.json, ${ctx!.model!.source}): FSDP would find no layer to wrap`,
+      );
     return;
   }
   const guessed = decoderLayerFromName(base);
   if (guessed !== undefined && !classes.includes(guessed)) {
-    issues.warning(path, `\`${path}\` is ${describe(wrap)}, but ${base} looks like a model built of \`${guessed}\` (guessed from its name; could not read its config.json): FSDP finds no layer to wrap when the class is wrong`);
+    issues.warning(
+      path,
+      `\`${path}\` is ${describe(wrap)}, but ${base} looks like a model built of \`${guessed}\` (guessed from its name; could not read its config.json): FSDP finds no layer to wrap when the class is wrong`,
+    );
   }
 }
 

@@ -15,7 +15,9 @@ const UNGENERATED_PLUGIN_KEYS: ReadonlyMap<string, string> = new Map([["llmcompr
 export const PLUGIN_KEY_OWNER: ReadonlyMap<string, string> = new Map([...PLUGIN_KEYS, ...UNGENERATED_PLUGIN_KEYS]);
 
 /** Every top-level key Axolotl knows: its schema's keys (aliases and field names) and its bundled plugins' keys. */
-export const TOP_LEVEL_KEYS: readonly string[] = [...new Set([...CONFIG_KEYS, ...Object.values(VOCABULARY.field_names_of_aliases), ...PLUGIN_KEY_OWNER.keys()])];
+export const TOP_LEVEL_KEYS: readonly string[] = [
+  ...new Set([...CONFIG_KEYS, ...Object.values(VOCABULARY.field_names_of_aliases), ...PLUGIN_KEY_OWNER.keys()]),
+];
 
 /** Keys of `fsdp_config` (fsdp.py FSDPConfig). */
 export const FSDP_CONFIG_KEYS: readonly string[] = modelKeys("FSDPConfig");
@@ -27,7 +29,9 @@ const DATASET_MODELS = ["SFTDataset", "DPODataset", "KTODataset", "StepwiseSuper
 export const DATASET_KEYS: readonly string[] = [...new Set(DATASET_MODELS.flatMap(modelKeys))];
 
 /** Keys of a mapping-valued dataset `type` (UserDefinedPrompterType / UserDefinedDPOType / UserDefinedKTOType). */
-export const DATASET_TYPE_OBJECT_KEYS: readonly string[] = [...new Set(["UserDefinedPrompterType", "UserDefinedDPOType", "UserDefinedKTOType"].flatMap(modelKeys))];
+export const DATASET_TYPE_OBJECT_KEYS: readonly string[] = [
+  ...new Set(["UserDefinedPrompterType", "UserDefinedDPOType", "UserDefinedKTOType"].flatMap(modelKeys)),
+];
 
 /**
  * Dataset `type` names that need no module path: DATASET_HANDLERS (utils/data/wrappers.py, which also accept a

@@ -26,7 +26,8 @@ function tagged(v: unknown): unknown {
 
 function theirs(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(theirs);
-  if (v !== null && typeof v === "object") return "$timestamp" in v ? { $timestamp: "*" } : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, theirs(x)]));
+  if (v !== null && typeof v === "object")
+    return "$timestamp" in v ? { $timestamp: "*" } : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, theirs(x)]));
   return v;
 }
 
@@ -54,7 +55,9 @@ describe("Axolotl YAML (PyYAML safe_load semantics)", () => {
   it("quotes a string whenever PyYAML would read its plain spelling as something else", () => {
     // Spellings made of scalar characters only: the rest (`- a`, `#x`) are about YAML syntax, which the yaml
     // package quotes for on its own (the round-trip test checks that too).
-    for (const { text, pyyaml } of FIXTURE.filter((e) => /^[\w.+\-:~=<]+$/.test(e.text.slice(3, -1)) && !/^(?:Scanner|Parser)Error/.test(e.pyyaml.error ?? ""))) {
+    for (const { text, pyyaml } of FIXTURE.filter(
+      (e) => /^[\w.+\-:~=<]+$/.test(e.text.slice(3, -1)) && !/^(?:Scanner|Parser)Error/.test(e.pyyaml.error ?? ""),
+    )) {
       const s = text.slice(3, -1);
       const readsAsString = pyyaml.error === undefined && (pyyaml.value as { v?: unknown }).v === s;
       assert.equal(plainReadsAsString(s), readsAsString, `${JSON.stringify(s)}: PyYAML ${JSON.stringify(pyyaml)}`);
@@ -68,7 +71,12 @@ describe("Axolotl YAML (PyYAML safe_load semantics)", () => {
   });
 
   it("refuses alias bombs, several documents and local tags", () => {
-    const bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]", "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]", "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]", "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]"].join("\n");
+    const bomb = [
+      "a: &a [x, x, x, x, x, x, x, x, x, x]",
+      "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]",
+      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]",
+      "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]",
+    ].join("\n");
     assert.throws(() => parseAxolotlYaml(bomb), /alias/);
     assert.throws(() => parseAxolotlYaml("a: 1\n---\nb: 2\n"), /single document/);
     assert.throws(() => parseAxolotlYaml("a: !foo 1\n"), /not supported/);

@@ -48,11 +48,13 @@ export class AxolotlYamlError extends Error {
 
 // PyYAML 6.0 yaml/resolver.py, Resolver.add_implicit_resolver, verbatim (these are YAML 1.1's implicit types).
 const BOOL = /^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$/;
-const FLOAT = /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
+const FLOAT =
+  /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 const INT = /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$/;
 const MERGE = /^(?:<<)$/;
 const NULL = /^(?:~|null|Null|NULL|)$/;
-const TIMESTAMP = /^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$/;
+const TIMESTAMP =
+  /^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$/;
 /** `=` resolves to tag:yaml.org,2002:value, for which SafeConstructor has no constructor: safe_load fails. */
 const VALUE = /^(?:=)$/;
 
@@ -77,7 +79,8 @@ function constructInt(text: string): number | undefined {
   if (value === "0") n = 0;
   else if (value.startsWith("0b")) n = parseIntStrict(value.slice(2), 2);
   else if (value.startsWith("0x")) n = parseIntStrict(value.slice(2), 16);
-  else if (value.startsWith("0")) n = parseIntStrict(value.replace(/^0[oO]/, ""), 8); // Python's int(v, 8) takes 0o17 too
+  else if (value.startsWith("0"))
+    n = parseIntStrict(value.replace(/^0[oO]/, ""), 8); // Python's int(v, 8) takes 0o17 too
   else if (value.includes(":")) n = sexagesimal(value, (d) => parseIntStrict(d, 10));
   else n = parseIntStrict(value, 10);
   return Number.isNaN(n) ? undefined : n === 0 ? 0 : sign * n; // Python has no integer -0
@@ -120,7 +123,10 @@ function pyFloat(digits: string): number {
 
 /** SafeConstructor.construct_yaml_timestamp would build a date or datetime: refuse what Python's datetime refuses. */
 function constructTimestamp(text: string): YamlTimestamp {
-  const m = /^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:(?:[Tt]|[ \t]+)([0-9]{1,2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]*))?(?:[ \t]*(Z|([-+])([0-9]{1,2})(?::([0-9]{2}))?))?)?$/.exec(text);
+  const m =
+    /^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:(?:[Tt]|[ \t]+)([0-9]{1,2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]*))?(?:[ \t]*(Z|([-+])([0-9]{1,2})(?::([0-9]{2}))?))?)?$/.exec(
+      text,
+    );
   const [year, month, day, hour = 0, minute = 0, second = 0] = (m?.slice(1, 7) ?? []).map((x) => (x === undefined ? undefined : Number(x))) as number[];
   const [fraction, tz, tzSign, tzHour = 0, tzMinute = 0] = [m?.[7], m?.[8], m?.[9], Number(m?.[10] ?? 0), Number(m?.[11] ?? 0)];
   const daysInMonth = month !== undefined && year !== undefined ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
@@ -350,8 +356,22 @@ function pyNumber(n: number): string {
 // Writing only: `test` never matches (nothing is parsed with these), but the yaml package prefers tags that have
 // one when several identify a value, which puts these ahead of the core schema's number tags.
 const NEVER = /(?!)/;
-const NUMBER_OUT: ScalarTag = { identify: (v) => typeof v === "number", default: true, tag: `${TAG}float`, test: NEVER, resolve: (s) => s, stringify: (item) => pyNumber(Number(item.value)) };
-const TIMESTAMP_OUT: ScalarTag = { identify: (v) => v instanceof YamlTimestamp, default: true, tag: `${TAG}timestamp`, test: NEVER, resolve: (s) => s, stringify: (item) => (item.value as YamlTimestamp).text };
+const NUMBER_OUT: ScalarTag = {
+  identify: (v) => typeof v === "number",
+  default: true,
+  tag: `${TAG}float`,
+  test: NEVER,
+  resolve: (s) => s,
+  stringify: (item) => pyNumber(Number(item.value)),
+};
+const TIMESTAMP_OUT: ScalarTag = {
+  identify: (v) => v instanceof YamlTimestamp,
+  default: true,
+  tag: `${TAG}timestamp`,
+  test: NEVER,
+  resolve: (s) => s,
+  stringify: (item) => (item.value as YamlTimestamp).text,
+};
 
 /**
  * YAML text that PyYAML safe_load reads back as exactly `value`: strings that PyYAML would resolve to something
@@ -364,7 +384,11 @@ export function stringifyAxolotlYaml(value: unknown): string {
   visit(doc, {
     Scalar(_key, node) {
       // Characters PyYAML 1.1 treats as line breaks or cannot print plain are safest double-quoted (escaped).
-      if (typeof node.value === "string" && (!plainReadsAsString(node.value) || /[\t\u0085\u2028\u2029]|[^\t\n\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u.test(node.value))) node.type = "QUOTE_DOUBLE";
+      if (
+        typeof node.value === "string" &&
+        (!plainReadsAsString(node.value) || /[\t\u0085\u2028\u2029]|[^\t\n\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd\u{10000}-\u{10ffff}]/u.test(node.value))
+      )
+        node.type = "QUOTE_DOUBLE";
     },
   });
   // PyYAML reads NEL, LS and PS as line breaks even inside double quotes; the yaml package leaves them raw there.

@@ -29,8 +29,10 @@ export interface ChatCliOptions extends ClusterOptions {
 export async function chat(client: ClusterClient, name: string, opts: ChatCliOptions, out: (s: string) => void): Promise<number> {
   const ftj = await client.get(name);
   const stages = ftj.status?.stages;
-  if (stages?.train?.phase !== "Succeeded") throw new CliError(`${name}: training has not succeeded yet (train stage ${stages?.train?.phase ?? "not started"}); nothing to chat with`, 1);
-  if (opts.merged && stages?.merge?.phase !== "Succeeded") throw new CliError(`${name}: no merged model (merge stage ${stages?.merge?.phase ?? "not run"}); drop --merged to chat with the adapter`, 1);
+  if (stages?.train?.phase !== "Succeeded")
+    throw new CliError(`${name}: training has not succeeded yet (train stage ${stages?.train?.phase ?? "not started"}); nothing to chat with`, 1);
+  if (opts.merged && stages?.merge?.phase !== "Succeeded")
+    throw new CliError(`${name}: no merged model (merge stage ${stages?.merge?.phase ?? "not run"}); drop --merged to chat with the adapter`, 1);
   const { spec } = validateFineTuneJob(ftj);
   if (!spec) throw new CliError(`${name}: its spec no longer validates; fix it first`, 1);
   const trained = await trainedConfig(client, name);
@@ -57,10 +59,19 @@ export async function chat(client: ClusterClient, name: string, opts: ChatCliOpt
     out(`pod ${podName}: starting axolotl inference --gradio on the ${opts.merged ? "merged model" : "adapter"}`);
     const running = await waitRunning(client, podName, opts.startTimeoutMs ?? 15 * 60_000, stop.signal);
     if (!running) return stop.signal.aborted ? 0 : 1;
-    forward = spawn(opts.kubectl ?? "kubectl", [
-      "port-forward", `pod/${podName}`, `${opts.localPort}:${CHAT_PORT}`, "-n", client.namespace,
-      ...(opts.kubeconfig ? ["--kubeconfig", opts.kubeconfig] : []), ...(opts.context ? ["--context", opts.context] : []),
-    ], { stdio: ["ignore", "inherit", "inherit"] });
+    forward = spawn(
+      opts.kubectl ?? "kubectl",
+      [
+        "port-forward",
+        `pod/${podName}`,
+        `${opts.localPort}:${CHAT_PORT}`,
+        "-n",
+        client.namespace,
+        ...(opts.kubeconfig ? ["--kubeconfig", opts.kubeconfig] : []),
+        ...(opts.context ? ["--context", opts.context] : []),
+      ],
+      { stdio: ["ignore", "inherit", "inherit"] },
+    );
     out(`Gradio UI at http://127.0.0.1:${opts.localPort} once the model is loaded (Ctrl+C ends the chat and deletes the pod)`);
     const ended = await new Promise<"stopped" | "forward">((resolve) => {
       stop.signal.addEventListener("abort", () => resolve("stopped"), { once: true });
@@ -98,10 +109,10 @@ async function waitRunning(client: ClusterClient, podName: string, timeoutMs: nu
   while (!stop.aborted && Date.now() < deadline) {
     const pod = await client.core.readNamespacedPod({ namespace: client.namespace, name: podName });
     if (pod.status?.phase === "Running") return pod;
-    if (pod.status?.phase === "Failed" || pod.status?.phase === "Succeeded") throw new CliError(`pod ${podName} ended (${pod.status.phase}) before the UI started`, 1);
+    if (pod.status?.phase === "Failed" || pod.status?.phase === "Succeeded")
+      throw new CliError(`pod ${podName} ended (${pod.status.phase}) before the UI started`, 1);
     await new Promise((r) => setTimeout(r, 1000));
   }
   if (!stop.aborted) throw new CliError(`pod ${podName} did not start within ${Math.round(timeoutMs / 1000)} s`, 1);
   return undefined;
 }
-

@@ -81,17 +81,25 @@ metadata:
 spec:
 ${spec}`;
 
-const indent = (text: string, by: string) => text.trimEnd().split("\n").map((l) => by + l).join("\n") + "\n";
+const indent = (text: string, by: string) =>
+  text
+    .trimEnd()
+    .split("\n")
+    .map((l) => by + l)
+    .join("\n") + "\n";
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "kubectl-finetune-test-"));
-  kubeconfig = file("kubeconfig", `apiVersion: v1
+  kubeconfig = file(
+    "kubeconfig",
+    `apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
 users: [{name: u, user: {token: t}}]
 contexts: [{name: x, context: {cluster: c, user: u, namespace: team-a}}]
 current-context: x
-`);
+`,
+  );
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -108,7 +116,9 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       { name: "deepspeed with 1 GPU", config: `${VALID}deepspeed: deepspeed_configs/zero2.json\n`, key: /error: deepspeed: .*at least 2 GPUs/ },
       {
         name: "wrong types and a missing required key",
-        config: VALID.replace(/^base_model:.*\n/m, "").replace("micro_batch_size: 2", "micro_batch_size: two").replace("num_epochs: 1", "num_epochs: [1]"),
+        config: VALID.replace(/^base_model:.*\n/m, "")
+          .replace("micro_batch_size: 2", "micro_batch_size: two")
+          .replace("num_epochs: 1", "num_epochs: [1]"),
         key: /error: base_model: [\s\S]*error: micro_batch_size: .*"two"[\s\S]*error: num_epochs: /,
       },
     ];
@@ -124,9 +134,14 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       // The rendered objects (launcher included) are larger than a pipe buffer, so the CLI is still writing when head exits.
       const script = `"$0" render "$1" | head -c 10 >/dev/null; exit "\${PIPESTATUS[0]}"`;
       const r = await new Promise<Result>((resolve) => {
-        execFile("bash", ["-c", script, BIN, file("piped.yaml", VALID)], { env: { ...process.env, KUBECONFIG: kubeconfig, NODE_COMPILE_CACHE: COMPILE_CACHE } }, (err, stdout, stderr) => {
-          resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr });
-        });
+        execFile(
+          "bash",
+          ["-c", script, BIN, file("piped.yaml", VALID)],
+          { env: { ...process.env, KUBECONFIG: kubeconfig, NODE_COMPILE_CACHE: COMPILE_CACHE } },
+          (err, stdout, stderr) => {
+            resolve({ code: err ? (typeof err.code === "number" ? err.code : -1) : 0, stdout, stderr });
+          },
+        );
       });
       expectExit(r, 0);
       assert.equal(r.stderr, "", "no EPIPE error");
@@ -156,14 +171,22 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
     });
 
     it("exit 2 for a YAML alias bomb", async () => {
-      const bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]", "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]", "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]", "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]"].join("\n");
+      const bomb = [
+        "a: &a [x, x, x, x, x, x, x, x, x, x]",
+        "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]",
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]",
+        "d: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]",
+      ].join("\n");
       const r = expectExit(await run("validate", file("bomb.yaml", bomb)), 2);
       assert.match(r.stderr, /bomb\.yaml: YAML error: .*alias/i);
     });
 
     it("says which job shape a plain config was checked for, assumed or given", async () => {
       const assumed = expectExit(await run("validate", file("shape.yaml", VALID)), 0);
-      assert.match(assumed.stdout, /shape\.yaml: Axolotl config: valid \(0 error\(s\), 0 warning\(s\)\) \(checked for 1 node x 1 GPU, assumed: pass --nodes and --gpus-per-node/);
+      assert.match(
+        assumed.stdout,
+        /shape\.yaml: Axolotl config: valid \(0 error\(s\), 0 warning\(s\)\) \(checked for 1 node x 1 GPU, assumed: pass --nodes and --gpus-per-node/,
+      );
       const ds = file("shape-ds.yaml", `${VALID}deepspeed: deepspeed_configs/zero2.json\n`);
       const given = expectExit(await run("validate", ds, "--nodes", "2", "--gpus-per-node", "8"), 0);
       assert.match(given.stdout, /checked for 2 nodes x 8 GPUs\)\n/);
@@ -179,7 +202,10 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       const single = file("single.yaml", VALID);
       const invalid = expectExit(await run("validate", single, folder), 1);
       const verdicts = invalid.stdout.split("\n").filter((l) => !l.startsWith("  ") && l);
-      assert.deepEqual(verdicts.map((l) => l.split(":")[0]), [single, join(folder, "a.yml"), join(folder, "nested", "b.yaml")]);
+      assert.deepEqual(
+        verdicts.map((l) => l.split(":")[0]),
+        [single, join(folder, "a.yml"), join(folder, "nested", "b.yaml")],
+      );
       assert.match(invalid.stdout, /b\.yaml: Axolotl config: INVALID[^\n]*\n  error: load_in_4bit/);
       const unreadable = expectExit(await run("validate", single, join(dir, "missing.yaml")), 2);
       assert.match(unreadable.stdout, /single\.yaml: Axolotl config: valid/);
@@ -193,20 +219,26 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       const fsdp = "fsdp_version: 2\nfsdp_config:\n  auto_wrap_policy: TRANSFORMER_BASED_WRAP\n  transformer_layer_cls_to_wrap: LlamaDecoderLayer\n";
       const known = expectExit(await run("validate", file("fsdp-known.yaml", `${VALID.replace(/^base_model:.*$/m, `base_model: ${model}`)}${fsdp}`)), 1);
       assert.match(known.stdout, /error: fsdp_config\.transformer_layer_cls_to_wrap: .*`Qwen3DecoderLayer` \(its config\.json/);
-      const guessed = expectExit(await run("validate", file("fsdp-guessed.yaml", `${VALID.replace(/^base_model:.*$/m, "base_model: Qwen/Qwen3-8B")}${fsdp}`)), 0);
+      const guessed = expectExit(
+        await run("validate", file("fsdp-guessed.yaml", `${VALID.replace(/^base_model:.*$/m, "base_model: Qwen/Qwen3-8B")}${fsdp}`)),
+        0,
+      );
       assert.match(guessed.stdout, /warning: fsdp_config\.transformer_layer_cls_to_wrap: .*`Qwen3DecoderLayer` \(guessed/);
     });
 
     it("the issue's YAML 1.1 spellings and Axolotl-accepted values validate; render writes what PyYAML reads back", async () => {
       // Axolotl 0.18.0 accepts each of these (e2e/axolotl/validator-diff.test.ts asks it); we used to reject them.
-      const text = VALID.replace("learning_rate: 0.0002", "learning_rate: 2e-4").replace("sequence_len: 2048", "sequence_len: 500_000")
+      const text = VALID.replace("learning_rate: 0.0002", "learning_rate: 2e-4")
+        .replace("sequence_len: 2048", "sequence_len: 500_000")
         .replace("lora_target_linear: true", "lora_target_linear: on")
         .concat("load_in_8bit: yes\nevals_per_epoch: 0\nchat_template: gemma4_unified\nwandb_name: '2e-4'\n");
       const path = file("yaml11.yaml", text);
       const r = expectExit(await run("validate", path), 0);
       assert.match(r.stdout, /yaml11\.yaml: Axolotl config: valid \(0 error\(s\)/);
       const rendered = expectExit(await run("render", path), 0);
-      const cm = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as { kind: string; data?: Record<string, string> }).find((o) => o.kind === "ConfigMap" && o.data?.["config.yaml"]);
+      const cm = parseAllDocuments(rendered.stdout)
+        .map((d) => d.toJS() as { kind: string; data?: Record<string, string> })
+        .find((o) => o.kind === "ConfigMap" && o.data?.["config.yaml"]);
       const configYaml = cm!.data!["config.yaml"]!;
       // As PyYAML read the original: 500000 and true are values; "2e-4" stays the string it was (pydantic makes
       // learning_rate a float), quoted so that it stays one.
@@ -236,7 +268,10 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
       assert.match(r.stdout, /multi\.yaml \(document 2\): Axolotl config: INVALID[^\n]*\n  error: load_in_4bit/);
       assert.match(r.stdout, /multi\.yaml \(document 3\): Axolotl config: valid/);
       // A configFrom manifest is valid; the operator validates the ConfigMap's config.
-      assert.match(r.stdout, /multi\.yaml \(document 4\): FineTuneJob cf: valid \(0 error\(s\), 1 warning\(s\)\)\n  warning: spec\.configFrom: .*ConfigMap my-config \(key config\.yaml\)/);
+      assert.match(
+        r.stdout,
+        /multi\.yaml \(document 4\): FineTuneJob cf: valid \(0 error\(s\), 1 warning\(s\)\)\n  warning: spec\.configFrom: .*ConfigMap my-config \(key config\.yaml\)/,
+      );
       // Wrong types and unknown fields in a spec name the spec path.
       const types = r.stdout.slice(r.stdout.indexOf("(document 5)"), r.stdout.indexOf("(document 6)"));
       assert.match(types, /^\(document 5\): FineTuneJob types: INVALID/);
@@ -251,17 +286,27 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
   describe("kubectl-finetune render", { concurrency: true }, () => {
     it("prints the child objects of a plain config", async () => {
       const r = expectExit(await run("render", file("My Llama.yml", VALID), "-n", "research", "--nodes", "2", "--gpus-per-node", "8"), 0);
-      const docs = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace: string }; spec: { completions?: number; template?: { spec: { containers: { command: string[] }[] } } } });
-      assert.deepEqual(docs.map((d) => `${d.kind}/${d.metadata.name}`), [
-        "PersistentVolumeClaim/my-llama-output",
-        "ConfigMap/my-llama-config",
-        `ConfigMap/${launcherConfigMapName(launcherSource())}`,
-        "Service/my-llama-ranks",
-        "Job/my-llama-preprocess-0",
-        "Job/my-llama-train-0",
-        "Job/my-llama-smoke-0",
-        "Job/my-llama-merge-0",
-      ]);
+      const docs = parseAllDocuments(r.stdout).map(
+        (d) =>
+          d.toJS() as {
+            kind: string;
+            metadata: { name: string; namespace: string };
+            spec: { completions?: number; template?: { spec: { containers: { command: string[] }[] } } };
+          },
+      );
+      assert.deepEqual(
+        docs.map((d) => `${d.kind}/${d.metadata.name}`),
+        [
+          "PersistentVolumeClaim/my-llama-output",
+          "ConfigMap/my-llama-config",
+          `ConfigMap/${launcherConfigMapName(launcherSource())}`,
+          "Service/my-llama-ranks",
+          "Job/my-llama-preprocess-0",
+          "Job/my-llama-train-0",
+          "Job/my-llama-smoke-0",
+          "Job/my-llama-merge-0",
+        ],
+      );
       for (const d of docs) assert.equal(d.metadata.namespace, "research");
       const train = docs.find((d) => d.metadata.name === "my-llama-train-0")!;
       assert.equal(train.spec.completions, 2);
@@ -270,9 +315,20 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
     });
 
     it("renders a FineTuneJob manifest by its own name", async () => {
-      const r = expectExit(await run("render", file("ftj-render.yaml", FTJ("from-manifest", `  preprocess: {enabled: false}\n  config:\n${indent(VALID, "    ")}`))), 0);
+      const r = expectExit(
+        await run("render", file("ftj-render.yaml", FTJ("from-manifest", `  preprocess: {enabled: false}\n  config:\n${indent(VALID, "    ")}`))),
+        0,
+      );
       const names = parseAllDocuments(r.stdout).map((d) => (d.toJS() as { metadata: { name: string } }).metadata.name);
-      assert.deepEqual(names, ["from-manifest-output", "from-manifest-config", launcherConfigMapName(launcherSource()), "from-manifest-ranks", "from-manifest-train-0", "from-manifest-smoke-0", "from-manifest-merge-0"]);
+      assert.deepEqual(names, [
+        "from-manifest-output",
+        "from-manifest-config",
+        launcherConfigMapName(launcherSource()),
+        "from-manifest-ranks",
+        "from-manifest-train-0",
+        "from-manifest-smoke-0",
+        "from-manifest-merge-0",
+      ]);
     });
 
     it("refuses an invalid config with the errors, exit 1", async () => {
@@ -285,8 +341,30 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
 
   describe("kubectl-finetune submit --dry-run=client", { concurrency: true }, () => {
     it("-o yaml prints the FineTuneJob", async () => {
-      const r = expectExit(await run("submit", file("submit.yaml", VALID), "--dry-run=client", "-o", "yaml", "--nodes", "2", "--gpus-per-node", "4", "--name", "sft", "--image", "axolotlai/axolotl:0.18.0"), 0);
-      const obj = parse(r.stdout) as { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; spec: { nodes: number; gpusPerNode: number; image: string; config: { base_model: string } } };
+      const r = expectExit(
+        await run(
+          "submit",
+          file("submit.yaml", VALID),
+          "--dry-run=client",
+          "-o",
+          "yaml",
+          "--nodes",
+          "2",
+          "--gpus-per-node",
+          "4",
+          "--name",
+          "sft",
+          "--image",
+          "axolotlai/axolotl:0.18.0",
+        ),
+        0,
+      );
+      const obj = parse(r.stdout) as {
+        apiVersion: string;
+        kind: string;
+        metadata: { name: string; namespace?: string };
+        spec: { nodes: number; gpusPerNode: number; image: string; config: { base_model: string } };
+      };
       assert.equal(obj.apiVersion, "finetune.dev/v1alpha1");
       assert.equal(obj.kind, "FineTuneJob");
       assert.equal(obj.metadata.name, "sft");

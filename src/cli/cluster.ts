@@ -36,7 +36,13 @@ export class ClusterClient {
 
   async get(name: string): Promise<FineTuneJobObject> {
     try {
-      return (await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL, name })) as FineTuneJobObject;
+      return (await this.custom.getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.namespace,
+        plural: PLURAL,
+        name,
+      })) as FineTuneJobObject;
     } catch (err) {
       if (isNotFound(err)) throw new CliError(`FineTuneJob ${name} not found in namespace ${this.namespace}`, 1);
       throw err;
@@ -44,7 +50,12 @@ export class ClusterClient {
   }
 }
 
-export async function submit(client: ClusterClient | undefined, manifest: Record<string, unknown>, opts: { dryRun: boolean; output?: string }, out: (s: string) => void): Promise<number> {
+export async function submit(
+  client: ClusterClient | undefined,
+  manifest: Record<string, unknown>,
+  opts: { dryRun: boolean; output?: string },
+  out: (s: string) => void,
+): Promise<number> {
   const { issues } = validateFineTuneJob(manifest);
   for (const issue of issues) out(formatIssue(issue));
   if (hasErrors(issues)) {
@@ -71,7 +82,9 @@ export async function status(client: ClusterClient, name: string, out: (s: strin
 }
 
 export async function list(client: ClusterClient, out: (s: string) => void): Promise<number> {
-  const res = (await client.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: client.namespace, plural: PLURAL })) as { items: FineTuneJobObject[] };
+  const res = (await client.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: client.namespace, plural: PLURAL })) as {
+    items: FineTuneJobObject[];
+  };
   if (res.items.length === 0) {
     out(`No FineTuneJobs in namespace ${client.namespace}.`);
     return 0;
@@ -79,16 +92,37 @@ export async function list(client: ClusterClient, out: (s: string) => void): Pro
   const rows = [["NAME", "PHASE", "NODES", "GPUS/NODE", "PROGRESS", "LOSS", "RESTARTS"]];
   for (const j of res.items) {
     const s = j.status ?? {};
-    rows.push([j.metadata.name ?? "", s.phase ?? "Pending", String(j.spec.nodes ?? 1), String(j.spec.gpusPerNode ?? 1), s.progress?.summary ?? "", s.progress?.loss?.toFixed(4) ?? "", String(s.restarts ?? 0)]);
+    rows.push([
+      j.metadata.name ?? "",
+      s.phase ?? "Pending",
+      String(j.spec.nodes ?? 1),
+      String(j.spec.gpusPerNode ?? 1),
+      s.progress?.summary ?? "",
+      s.progress?.loss?.toFixed(4) ?? "",
+      String(s.restarts ?? 0),
+    ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) out(r.map((c, i) => c.padEnd(widths[i]!)).join("   ").trimEnd());
+  for (const r of rows)
+    out(
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("   ")
+        .trimEnd(),
+    );
   return 0;
 }
 
 export async function remove(client: ClusterClient, name: string, out: (s: string) => void): Promise<number> {
   try {
-    await client.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: client.namespace, plural: PLURAL, name, propagationPolicy: "Background" });
+    await client.custom.deleteNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: client.namespace,
+      plural: PLURAL,
+      name,
+      propagationPolicy: "Background",
+    });
   } catch (err) {
     if (isNotFound(err)) throw new CliError(`FineTuneJob ${name} not found in namespace ${client.namespace}`, 1);
     throw err;
@@ -98,7 +132,13 @@ export async function remove(client: ClusterClient, name: string, out: (s: strin
 }
 
 /** Follows a job until it ends: a progress line and every stage transition. Exit 0 only on Succeeded. */
-export async function watch(client: ClusterClient, name: string, opts: { intervalMs: number; tty: boolean; timeoutMs?: number }, out: (s: string) => void, write: (s: string) => void): Promise<number> {
+export async function watch(
+  client: ClusterClient,
+  name: string,
+  opts: { intervalMs: number; tty: boolean; timeoutMs?: number },
+  out: (s: string) => void,
+  write: (s: string) => void,
+): Promise<number> {
   let lastPhase: string | undefined;
   let lastLine = "";
   const deadline = opts.timeoutMs ? Date.now() + opts.timeoutMs : Infinity;
@@ -128,15 +168,33 @@ export async function watch(client: ClusterClient, name: string, opts: { interva
   }
 }
 
-export async function logs(client: ClusterClient, name: string, opts: { stage?: Stage; rank: number; follow: boolean; attempt?: number }, stdout: NodeJS.WritableStream): Promise<number> {
+export async function logs(
+  client: ClusterClient,
+  name: string,
+  opts: { stage?: Stage; rank: number; follow: boolean; attempt?: number },
+  stdout: NodeJS.WritableStream,
+): Promise<number> {
   const job = await client.get(name);
-  const stage: Stage = opts.stage ?? (job.status?.phase === "Preprocessing" ? "preprocess" : job.status?.phase === "SmokeTesting" ? "smoke" : job.status?.phase === "Merging" ? "merge" : "train");
+  const stage: Stage =
+    opts.stage ??
+    (job.status?.phase === "Preprocessing"
+      ? "preprocess"
+      : job.status?.phase === "SmokeTesting"
+        ? "smoke"
+        : job.status?.phase === "Merging"
+          ? "merge"
+          : "train");
   const attempt = opts.attempt ?? job.status?.stages?.[stage]?.attempt;
   const selector = [`${LABEL_JOB_NAME}=${name}`, `${LABEL_STAGE}=${stage}`, ...(attempt !== undefined ? [`${LABEL_ATTEMPT}=${attempt}`] : [])].join(",");
   const pods = (await client.core.listNamespacedPod({ namespace: client.namespace, labelSelector: selector })).items;
   const rank = String(opts.rank);
-  const pod = pods.find((p) => (p.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] ?? "0") === rank) ?? (stage !== "train" ? pods[0] : undefined);
-  if (!pod?.metadata?.name) throw new CliError(`no ${stage} pod${stage === "train" ? ` for rank ${rank}` : ""} of ${name}${attempt !== undefined ? ` (attempt ${attempt})` : ""} found`, 1);
+  const pod =
+    pods.find((p) => (p.metadata?.annotations?.["batch.kubernetes.io/job-completion-index"] ?? "0") === rank) ?? (stage !== "train" ? pods[0] : undefined);
+  if (!pod?.metadata?.name)
+    throw new CliError(
+      `no ${stage} pod${stage === "train" ? ` for rank ${rank}` : ""} of ${name}${attempt !== undefined ? ` (attempt ${attempt})` : ""} found`,
+      1,
+    );
   if (!opts.follow) {
     const text = await client.core.readNamespacedPodLog({ namespace: client.namespace, name: pod.metadata.name, container: TRAINER_CONTAINER });
     stdout.write(typeof text === "string" ? text : String(text));
@@ -144,7 +202,12 @@ export async function logs(client: ClusterClient, name: string, opts: { stage?: 
   }
   const log = new Log(client.kc);
   await new Promise<void>((resolve, reject) => {
-    const sink = new Writable({ write: (chunk, _enc, cb) => { stdout.write(chunk); cb(); } });
+    const sink = new Writable({
+      write: (chunk, _enc, cb) => {
+        stdout.write(chunk);
+        cb();
+      },
+    });
     sink.on("finish", resolve);
     log.log(client.namespace, pod.metadata!.name!, TRAINER_CONTAINER, sink, { follow: true }).catch(reject);
   });

@@ -73,7 +73,15 @@ export function wrapConfig(config: unknown, opts: WrapOptions): Record<string, u
 
 /** A DNS-1123 name from a config file name: `configs/llama-3.1 lora.yml` -> `llama-3-1-lora`. */
 export function nameFromFile(file: string): string {
-  const base = file.split("/").pop()!.replace(/\.(ya?ml)$/i, "");
-  const name = base.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40).replace(/-+$/, "");
+  const base = file
+    .split("/")
+    .pop()!
+    .replace(/\.(ya?ml)$/i, "");
+  const name = base
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 40)
+    .replace(/-+$/, "");
   return name || "finetune";
 }

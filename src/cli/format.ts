@@ -56,7 +56,12 @@ export function describeStatus(job: FineTuneJobObject): string {
   row("Stage", st.stages?.[current] ? `${current} (${st.stages[current]!.phase}, job ${st.stages[current]!.jobName ?? "-"})` : undefined);
   row("Nodes x GPUs", `${job.spec.nodes ?? 1} x ${job.spec.gpusPerNode ?? 1}`);
   row("Attempt", st.attempt);
-  row("Restarts", st.restarts !== undefined ? `${st.restarts} of ${job.spec.maxRestarts ?? 3}${st.disruptions ? ` (+${st.disruptions} disruptions, not counted)` : ""}` : undefined);
+  row(
+    "Restarts",
+    st.restarts !== undefined
+      ? `${st.restarts} of ${job.spec.maxRestarts ?? 3}${st.disruptions ? ` (+${st.disruptions} disruptions, not counted)` : ""}`
+      : undefined,
+  );
   row("Progress", progressLine(job));
   row("Loss curve", lossCurveLine(job));
   row("Checkpoint", st.latestCheckpoint ? `step ${st.latestCheckpoint.step} at ${st.latestCheckpoint.path}` : undefined);
@@ -66,7 +71,12 @@ export function describeStatus(job: FineTuneJobObject): string {
     row("Merged model", st.stages?.merge?.phase === "Succeeded" ? st.outputs.mergedModelPath : undefined);
   }
   if (st.smokeTest) {
-    const full = [st.smokeTest.answersConfigMap ? `ConfigMap ${st.smokeTest.answersConfigMap}` : "", st.smokeTest.answersFile ? `${st.smokeTest.answersFile} on the claim` : ""].filter(Boolean).join(", ");
+    const full = [
+      st.smokeTest.answersConfigMap ? `ConfigMap ${st.smokeTest.answersConfigMap}` : "",
+      st.smokeTest.answersFile ? `${st.smokeTest.answersFile} on the claim` : "",
+    ]
+      .filter(Boolean)
+      .join(", ");
     row("Smoke test", `${st.smokeTest.result}: ${st.smokeTest.message}${full ? ` (all answers: ${full})` : ""}`);
     st.smokeTest.answers.forEach((a, i) => row(`  answer ${i + 1}`, `${a.prompt} => ${a.answer}${a.stopped === false ? " [no EOS]" : ""}`));
     row("  hint", st.smokeTest.hint);
@@ -78,6 +88,7 @@ export function describeStatus(job: FineTuneJobObject): string {
     row("  hint", f.hint);
   }
   // Conditions that say what a job waits for carry their message: that is the part to act on.
-  for (const c of st.conditions ?? []) row(`  ${c.type}`, `${c.status} (${c.reason})${c.status === "False" && WAITING_CONDITIONS.has(c.type) ? `: ${c.message}` : ""}`);
+  for (const c of st.conditions ?? [])
+    row(`  ${c.type}`, `${c.status} (${c.reason})${c.status === "False" && WAITING_CONDITIONS.has(c.type) ? `: ${c.message}` : ""}`);
   return lines.join("\n");
 }

@@ -79,19 +79,55 @@ export async function main(argv: string[]): Promise<number> {
   const nodes = positiveInt(values.nodes, "nodes", 1);
   const gpusPerNode = positiveInt(values["gpus-per-node"], "gpus-per-node", 1);
   // client-node is loaded only by commands that talk to a cluster: validate and render stay quick and work offline.
-  const { ClusterClient, list, logs, remove, status, submit, watch } = CLUSTER_COMMANDS.has(command ?? "") ? await import("./cluster.ts") : ({} as typeof import("./cluster.ts"));
-  const cluster = (): ClusterClient => new ClusterClient({ ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), ...(values.context ? { context: values.context } : {}), ...(values.namespace ? { namespace: values.namespace } : {}) });
+  const { ClusterClient, list, logs, remove, status, submit, watch } = CLUSTER_COMMANDS.has(command ?? "")
+    ? await import("./cluster.ts")
+    : ({} as typeof import("./cluster.ts"));
+  const cluster = (): ClusterClient =>
+    new ClusterClient({
+      ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+      ...(values.context ? { context: values.context } : {}),
+      ...(values.namespace ? { namespace: values.namespace } : {}),
+    });
   switch (command) {
     case "validate":
       need("PATH");
       // A plain config has no shape: say so when the flags do not give one.
-      return runValidateAll(positionals.slice(1), { nodes, gpusPerNode, shapeAssumed: values.nodes === undefined && values["gpus-per-node"] === undefined, ...(values.image ? { image: values.image } : {}) }, out);
+      return runValidateAll(
+        positionals.slice(1),
+        {
+          nodes,
+          gpusPerNode,
+          shapeAssumed: values.nodes === undefined && values["gpus-per-node"] === undefined,
+          ...(values.image ? { image: values.image } : {}),
+        },
+        out,
+      );
     case "render": {
       const file = need("FILE");
-      return runRender(file, { name: values.name ?? nameFromFile(file), nodes, gpusPerNode, ...(values.namespace ? { namespace: values.namespace } : {}), ...(values.image ? { image: values.image } : {}) }, (t) => process.stdout.write(t));
+      return runRender(
+        file,
+        {
+          name: values.name ?? nameFromFile(file),
+          nodes,
+          gpusPerNode,
+          ...(values.namespace ? { namespace: values.namespace } : {}),
+          ...(values.image ? { image: values.image } : {}),
+        },
+        (t) => process.stdout.write(t),
+      );
     }
     case "plan":
-      return runPlan(need("CONFIG"), { nodes, gpusPerNode, ...(values["gpu-memory"] ? { gpuMemory: values["gpu-memory"] } : {}), ...(values["host-memory"] ? { hostMemory: values["host-memory"] } : {}), ...(values.params ? { params: values.params } : {}) }, out);
+      return runPlan(
+        need("CONFIG"),
+        {
+          nodes,
+          gpusPerNode,
+          ...(values["gpu-memory"] ? { gpuMemory: values["gpu-memory"] } : {}),
+          ...(values["host-memory"] ? { hostMemory: values["host-memory"] } : {}),
+          ...(values.params ? { params: values.params } : {}),
+        },
+        out,
+      );
     case "submit": {
       const file = need("CONFIG.yml");
       const docs = readDocuments(file);
@@ -101,19 +137,46 @@ export async function main(argv: string[]): Promise<number> {
       if (dryRun && values["dry-run"] !== "client") throw new CliError(`--dry-run must be "client"`, 2);
       const client = dryRun ? undefined : cluster();
       const namespace = values.namespace ?? client?.namespace;
-      const manifest = doc.kind === "FineTuneJob"
-        ? (doc.value as Record<string, unknown>)
-        : wrapConfig(doc.value, { name: values.name ?? nameFromFile(file), nodes, gpusPerNode, ...(namespace ? { namespace } : {}), ...(values.image ? { image: values.image } : {}) });
+      const manifest =
+        doc.kind === "FineTuneJob"
+          ? (doc.value as Record<string, unknown>)
+          : wrapConfig(doc.value, {
+              name: values.name ?? nameFromFile(file),
+              nodes,
+              gpusPerNode,
+              ...(namespace ? { namespace } : {}),
+              ...(values.image ? { image: values.image } : {}),
+            });
       return submit(client, manifest, { dryRun, ...(values.output ? { output: values.output } : {}) }, out);
     }
     case "status":
       return status(cluster(), need("NAME"), out);
     case "watch":
-      return watch(cluster(), need("NAME"), { intervalMs: positiveInt(values.interval, "interval", 2) * 1000, tty: process.stdout.isTTY === true, ...(values.timeout ? { timeoutMs: positiveInt(values.timeout, "timeout", 0) * 1000 } : {}) }, out, (s) => process.stdout.write(s));
+      return watch(
+        cluster(),
+        need("NAME"),
+        {
+          intervalMs: positiveInt(values.interval, "interval", 2) * 1000,
+          tty: process.stdout.isTTY === true,
+          ...(values.timeout ? { timeoutMs: positiveInt(values.timeout, "timeout", 0) * 1000 } : {}),
+        },
+        out,
+        (s) => process.stdout.write(s),
+      );
     case "logs": {
       const stage = values.stage as Stage | undefined;
       if (stage && !STAGES.includes(stage)) throw new CliError(`--stage must be one of ${STAGES.join(", ")}`, 2);
-      return logs(cluster(), need("NAME"), { ...(stage ? { stage } : {}), rank: positiveInt(values.rank, "rank", 0), follow: values.follow === true, ...(values.attempt ? { attempt: positiveInt(values.attempt, "attempt", 0) } : {}) }, process.stdout);
+      return logs(
+        cluster(),
+        need("NAME"),
+        {
+          ...(stage ? { stage } : {}),
+          rank: positiveInt(values.rank, "rank", 0),
+          follow: values.follow === true,
+          ...(values.attempt ? { attempt: positiveInt(values.attempt, "attempt", 0) } : {}),
+        },
+        process.stdout,
+      );
     }
     case "list":
       return list(cluster(), out);
@@ -122,7 +185,17 @@ export async function main(argv: string[]): Promise<number> {
     case "chat": {
       const { chat } = await import("./chat.ts");
       const port = positiveInt(values.port, "port", 7860);
-      return chat(cluster(), need("NAME"), { merged: values.merged === true, localPort: port, ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), ...(values.context ? { context: values.context } : {}) }, out);
+      return chat(
+        cluster(),
+        need("NAME"),
+        {
+          merged: values.merged === true,
+          localPort: port,
+          ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+          ...(values.context ? { context: values.context } : {}),
+        },
+        out,
+      );
     }
     default:
       throw new CliError(`unknown command "${command}"\n\n${USAGE}`, 2);
@@ -138,7 +211,12 @@ if (import.meta.main) {
   try {
     process.exitCode = await main(process.argv.slice(2));
   } catch (err) {
-    const code = err instanceof CliError ? err.exitCode : (err as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") ? 2 : 1;
+    const code =
+      err instanceof CliError
+        ? err.exitCode
+        : (err as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")
+          ? 2
+          : 1;
     process.stderr.write(`error: ${err instanceof CliError ? err.message : errorMessage(err)}\n`);
     process.exitCode = code;
   }

@@ -6,7 +6,16 @@
  */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { estimate, formatGiB, paramsFromName, quantityBytes, shapeForParams, shapeFromHfConfig, sizingFromConfig, type ModelShape } from "../sizing/estimate.ts";
+import {
+  estimate,
+  formatGiB,
+  paramsFromName,
+  quantityBytes,
+  shapeForParams,
+  shapeFromHfConfig,
+  sizingFromConfig,
+  type ModelShape,
+} from "../sizing/estimate.ts";
 import { CliError, readDocuments } from "./documents.ts";
 
 export interface PlanOptions {
@@ -38,7 +47,12 @@ function parseParams(text: string): number {
 /** The model's shape: its config.json (a local base_model folder or the Hugging Face cache), else --params, else the name. */
 function resolveModel(baseModel: string, opts: PlanOptions): { shape: ModelShape; source: string } {
   const candidates = [join(baseModel, "config.json")];
-  const hub = join(opts.hfHome ?? process.env.HF_HOME ?? join(process.env.HOME ?? "", ".cache", "huggingface"), "hub", `models--${baseModel.replace(/\//g, "--")}`, "snapshots");
+  const hub = join(
+    opts.hfHome ?? process.env.HF_HOME ?? join(process.env.HOME ?? "", ".cache", "huggingface"),
+    "hub",
+    `models--${baseModel.replace(/\//g, "--")}`,
+    "snapshots",
+  );
   if (existsSync(hub)) for (const snap of readdirSync(hub)) candidates.push(join(hub, snap, "config.json"));
   for (const file of candidates) {
     if (!existsSync(file)) continue;
@@ -52,7 +66,10 @@ function resolveModel(baseModel: string, opts: PlanOptions): { shape: ModelShape
   if (opts.params) return { shape: shapeForParams(parseParams(opts.params)), source: "--params" };
   const fromName = paramsFromName(baseModel);
   if (fromName) return { shape: shapeForParams(fromName), source: `the name "${baseModel}"` };
-  throw new CliError(`cannot tell the size of base_model "${baseModel}": no config.json found locally or in the Hugging Face cache and no size in its name; pass --params (e.g. --params 8B)`, 2);
+  throw new CliError(
+    `cannot tell the size of base_model "${baseModel}": no config.json found locally or in the Hugging Face cache and no size in its name; pass --params (e.g. --params 8B)`,
+    2,
+  );
 }
 
 export function runPlan(file: string, opts: PlanOptions, out: (line: string) => void): number {
@@ -73,15 +90,20 @@ export function runPlan(file: string, opts: PlanOptions, out: (line: string) => 
     ...(opts.hostMemory ? { hostMemoryBytes: parseBytes(opts.hostMemory, "host-memory") } : {}),
   });
   const r = estimate(input);
-  out(`model: ${(shape.params / 1e9).toFixed(2)}B parameters (from ${source}); ${input.method}${input.method !== "full" ? ` r=${input.loraR}, ${(r.adapterParams / 1e6).toFixed(1)}M adapter parameters` : ""}; sequence_len ${input.sequenceLen} x micro_batch_size ${input.microBatchSize}; gradient checkpointing ${input.gradientCheckpointing ? "on" : "off"}; sharding ${input.sharding} over ${input.worldSize} GPU(s)`);
+  out(
+    `model: ${(shape.params / 1e9).toFixed(2)}B parameters (from ${source}); ${input.method}${input.method !== "full" ? ` r=${input.loraR}, ${(r.adapterParams / 1e6).toFixed(1)}M adapter parameters` : ""}; sequence_len ${input.sequenceLen} x micro_batch_size ${input.microBatchSize}; gradient checkpointing ${input.gradientCheckpointing ? "on" : "off"}; sharding ${input.sharding} over ${input.worldSize} GPU(s)`,
+  );
   for (const t of r.terms) out(`  ${t.name.padEnd(46)} ${formatGiB(t.bytes).padStart(10)}`);
   out(`  ${"per GPU".padEnd(46)} ${formatGiB(r.perGpuBytes).padStart(10)} of ${formatGiB(gpuMemoryBytes)}`);
-  out(`host RAM per node: at least ${formatGiB(r.hostRamNeededBytes)} (2x the model at 16-bit)${r.hostRamOk === false ? ` - more than --host-memory ${opts.hostMemory}` : ""}`);
+  out(
+    `host RAM per node: at least ${formatGiB(r.hostRamNeededBytes)} (2x the model at 16-bit)${r.hostRamOk === false ? ` - more than --host-memory ${opts.hostMemory}` : ""}`,
+  );
   if (r.fits && r.hostRamOk !== false) {
     out("fits");
     return 0;
   }
-  if (!r.fits) out(`does not fit: ${formatGiB(r.perGpuBytes)} per GPU > ${formatGiB(gpuMemoryBytes)}; biggest term: ${r.biggest.name} (${formatGiB(r.biggest.bytes)})`);
+  if (!r.fits)
+    out(`does not fit: ${formatGiB(r.perGpuBytes)} per GPU > ${formatGiB(gpuMemoryBytes)}; biggest term: ${r.biggest.name} (${formatGiB(r.biggest.bytes)})`);
   if (r.hostRamOk === false) out(`does not fit: host RAM below 2x the model size`);
   return 1;
 }

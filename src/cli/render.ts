@@ -10,7 +10,14 @@ import { formatIssue } from "./validate.ts";
 
 function renderChildren(manifest: Record<string, unknown>): unknown[] {
   const { spec, issues } = validateFineTuneJob(manifest);
-  if (!spec || hasErrors(issues)) throw new CliError(`cannot render an invalid FineTuneJob:\n${issues.filter((i) => i.severity === "error").map(formatIssue).join("\n")}`, 1);
+  if (!spec || hasErrors(issues))
+    throw new CliError(
+      `cannot render an invalid FineTuneJob:\n${issues
+        .filter((i) => i.severity === "error")
+        .map(formatIssue)
+        .join("\n")}`,
+      1,
+    );
   if (!spec.config) throw new CliError("render needs an inline spec.config (configFrom is resolved by the operator in the cluster)", 1);
   const meta = (manifest.metadata ?? {}) as { name?: string; namespace?: string; uid?: string };
   const input: RenderInput = {

@@ -38,13 +38,26 @@ function validateDocument(doc: InputDocument, opts: ValidateOptions): DocumentRe
     const { issues, spec } = validateFineTuneJob(doc.value);
     if (spec?.configFrom) {
       const ref = spec.configFrom.configMapKeyRef;
-      issues.push({ severity: "warning", path: "spec.configFrom", message: `the Axolotl config comes from ConfigMap ${ref.name} (key ${ref.key}) and is validated by the operator when applied` });
+      issues.push({
+        severity: "warning",
+        path: "spec.configFrom",
+        message: `the Axolotl config comes from ConfigMap ${ref.name} (key ${ref.key}) and is validated by the operator when applied`,
+      });
     }
     return { label: `FineTuneJob ${meta?.name ?? "(unnamed)"}`, issues };
   }
   // A plain config has no shape of its own: rules that depend on it (DeepSpeed needs 2 GPUs) use the flags'.
   const note = `checked for ${shapeText(opts)}${opts.shapeAssumed ? ", assumed: pass --nodes and --gpus-per-node for the job's shape" : ""}`;
-  return { label: "Axolotl config", issues: validateAxolotlConfig(doc.value, { nodes: opts.nodes, gpusPerNode: opts.gpusPerNode, ...(opts.image ? { image: opts.image } : {}), ...modelOf(doc.value) }), note };
+  return {
+    label: "Axolotl config",
+    issues: validateAxolotlConfig(doc.value, {
+      nodes: opts.nodes,
+      gpusPerNode: opts.gpusPerNode,
+      ...(opts.image ? { image: opts.image } : {}),
+      ...modelOf(doc.value),
+    }),
+    note,
+  };
 }
 
 /** The base model's config.json when this machine has it (for the FSDP layer class rule). */

@@ -19,14 +19,25 @@ function pod(name: string, index: number, status: V1Pod["status"], extra: Partia
     apiVersion: "v1",
     kind: "Pod",
     metadata: {
-      name, namespace: "ns", uid: `uid-${name}`, creationTimestamp: new Date(Date.parse("2026-01-01T00:00:00Z")) as never,
+      name,
+      namespace: "ns",
+      uid: `uid-${name}`,
+      creationTimestamp: new Date(Date.parse("2026-01-01T00:00:00Z")) as never,
       labels: { "finetune.dev/job-name": "ft", "finetune.dev/stage": "train", [COMPLETION_INDEX]: String(index) },
       annotations: { [COMPLETION_INDEX]: String(index) },
       ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name: "ft-train-1", uid: "job-uid", controller: true }],
     },
     spec: {
       nodeName: "node-a",
-      containers: [{ name: "trainer", image: "axolotl:1", command: ["python", "/launcher/launcher.py"], env: [{ name: "X", value: "y".repeat(200) }], resources: { limits: { "nvidia.com/gpu": "8" } } }],
+      containers: [
+        {
+          name: "trainer",
+          image: "axolotl:1",
+          command: ["python", "/launcher/launcher.py"],
+          env: [{ name: "X", value: "y".repeat(200) }],
+          resources: { limits: { "nvidia.com/gpu": "8" } },
+        },
+      ],
       volumes: [{ name: "out", persistentVolumeClaim: { claimName: "ft-output" } }],
       tolerations: [{ key: "nvidia.com/gpu", operator: "Exists" }],
       ...extra,
@@ -35,23 +46,72 @@ function pod(name: string, index: number, status: V1Pod["status"], extra: Partia
   };
 }
 
-const terminated = (exitCode: number, reason: string, message = "") => ({ terminated: { exitCode, reason, message, startedAt: "2026-01-01T00:00:01Z" as never, finishedAt: "2026-01-01T00:00:09Z" as never, containerID: "containerd://abc" } });
-const cs = (state: object) => [{ name: "trainer", image: "axolotl:1", imageID: "sha256:deadbeef", containerID: "containerd://abc", ready: false, restartCount: 0, started: false, state }];
+const terminated = (exitCode: number, reason: string, message = "") => ({
+  terminated: {
+    exitCode,
+    reason,
+    message,
+    startedAt: "2026-01-01T00:00:01Z" as never,
+    finishedAt: "2026-01-01T00:00:09Z" as never,
+    containerID: "containerd://abc",
+  },
+});
+const cs = (state: object) => [
+  { name: "trainer", image: "axolotl:1", imageID: "sha256:deadbeef", containerID: "containerd://abc", ready: false, restartCount: 0, started: false, state },
+];
 
 const PODS: Record<string, V1Pod[]> = {
-  oom: [pod("p0", 0, { phase: "Failed", containerStatuses: cs(terminated(137, "OOMKilled")) as never }), pod("p1", 1, { phase: "Running", containerStatuses: cs({ running: {} }) as never })],
-  launcher: [pod("p0", 0, { phase: "Failed", containerStatuses: cs(terminated(1, "Error", JSON.stringify({ rank: 0, exit_code: 1, error: "CUDA error" }))) as never })],
+  oom: [
+    pod("p0", 0, { phase: "Failed", containerStatuses: cs(terminated(137, "OOMKilled")) as never }),
+    pod("p1", 1, { phase: "Running", containerStatuses: cs({ running: {} }) as never }),
+  ],
+  launcher: [
+    pod("p0", 0, { phase: "Failed", containerStatuses: cs(terminated(1, "Error", JSON.stringify({ rank: 0, exit_code: 1, error: "CUDA error" }))) as never }),
+  ],
   pullBackOff: [pod("p0", 0, { phase: "Pending", containerStatuses: cs({ waiting: { reason: "ImagePullBackOff", message: "pull access denied" } }) as never })],
-  missingConfigMap: [pod("p0", 0, { phase: "Pending", containerStatuses: cs({ waiting: { reason: "CreateContainerConfigError", message: "configmap \"cfg\" not found" } }) as never })],
-  disrupted: [pod("p0", 0, { phase: "Failed", reason: "Evicted", conditions: [{ type: "DisruptionTarget", status: "True", reason: "PreemptionByScheduler" }] as never })],
-  unschedulable: [pod("p0", 0, { phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/4 nodes are available: 4 Insufficient nvidia.com/gpu." }] as never }, { nodeName: undefined as never })],
-  running: [pod("p0", 0, { phase: "Running", containerStatuses: cs({ running: { startedAt: "2026-01-01T00:00:01Z" } }) as never }), pod("p1", 1, { phase: "Running" })],
+  missingConfigMap: [
+    pod("p0", 0, {
+      phase: "Pending",
+      containerStatuses: cs({ waiting: { reason: "CreateContainerConfigError", message: 'configmap "cfg" not found' } }) as never,
+    }),
+  ],
+  disrupted: [
+    pod("p0", 0, { phase: "Failed", reason: "Evicted", conditions: [{ type: "DisruptionTarget", status: "True", reason: "PreemptionByScheduler" }] as never }),
+  ],
+  unschedulable: [
+    pod(
+      "p0",
+      0,
+      {
+        phase: "Pending",
+        conditions: [
+          { type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/4 nodes are available: 4 Insufficient nvidia.com/gpu." },
+        ] as never,
+      },
+      { nodeName: undefined as never },
+    ),
+  ],
+  running: [
+    pod("p0", 0, { phase: "Running", containerStatuses: cs({ running: { startedAt: "2026-01-01T00:00:01Z" } }) as never }),
+    pod("p1", 1, { phase: "Running" }),
+  ],
 };
 
 const job: V1Job = {
   metadata: { name: "ft-train-1", namespace: "ns" },
-  spec: { parallelism: 2, completions: 2, suspend: false, backoffLimit: 0, template: { spec: { containers: [{ name: "trainer", image: "axolotl:1" }], restartPolicy: "Never" } } },
-  status: { active: 1, failed: 1, ready: 1, conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }] as never },
+  spec: {
+    parallelism: 2,
+    completions: 2,
+    suspend: false,
+    backoffLimit: 0,
+    template: { spec: { containers: [{ name: "trainer", image: "axolotl:1" }], restartPolicy: "Never" } },
+  },
+  status: {
+    active: 1,
+    failed: 1,
+    ready: 1,
+    conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }] as never,
+  },
 };
 
 const trimmed = <T>(objs: T[], trim: (o: T) => T) => objs.map((o) => trim(structuredClone(o)));
@@ -77,14 +137,28 @@ describe("cache trims", () => {
     assert.deepEqual(j.status, job.status);
     const cm = trimConfigMap({ metadata: { name: "c" }, data: { "config.yaml": "a: 1", "launcher.py": "x".repeat(1000) }, binaryData: { b: "AA==" } });
     assert.deepEqual(cm, { metadata: { name: "c" }, data: { "config.yaml": "a: 1" } });
-    const svc: V1Service = { metadata: { name: "s", namespace: "ns", labels: { a: "b" } }, spec: { clusterIP: "None", selector: { a: "b" }, ports: [{ port: 29500 }] }, status: {} };
+    const svc: V1Service = {
+      metadata: { name: "s", namespace: "ns", labels: { a: "b" } },
+      spec: { clusterIP: "None", selector: { a: "b" }, ports: [{ port: 29500 }] },
+      status: {},
+    };
     assert.deepEqual(trimService(structuredClone(svc)), { metadata: svc.metadata });
-    const pvc: V1PersistentVolumeClaim = { metadata: { name: "c" }, spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Ti" } } }, status: { phase: "Bound", capacity: { storage: "1Ti" } } };
+    const pvc: V1PersistentVolumeClaim = {
+      metadata: { name: "c" },
+      spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Ti" } } },
+      status: { phase: "Bound", capacity: { storage: "1Ti" } },
+    };
     assert.deepEqual(trimClaim(structuredClone(pvc)), { metadata: { name: "c" }, status: { phase: "Bound" } });
   });
 
   it("FineTuneJobs lose kubectl's last-applied copy and nothing else", () => {
-    const ftj = { apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob", metadata: { name: "ft", annotations: { keep: "me", "kubectl.kubernetes.io/last-applied-configuration": "{...}" } }, spec: { nodes: 1 }, status: { phase: "Training" } } as unknown as FineTuneJobObject & KubernetesObject;
+    const ftj = {
+      apiVersion: "finetune.dev/v1alpha1",
+      kind: "FineTuneJob",
+      metadata: { name: "ft", annotations: { keep: "me", "kubectl.kubernetes.io/last-applied-configuration": "{...}" } },
+      spec: { nodes: 1 },
+      status: { phase: "Training" },
+    } as unknown as FineTuneJobObject & KubernetesObject;
     const out = trimFineTuneJob(structuredClone(ftj));
     assert.deepEqual(out.metadata.annotations, { keep: "me" });
     assert.deepEqual({ ...out, metadata: {} }, { ...ftj, metadata: {} });

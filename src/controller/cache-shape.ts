@@ -39,7 +39,8 @@ function trimContainerStatus(cs: V1ContainerStatus): V1ContainerStatus {
  */
 export function trimPod(pod: V1Pod): V1Pod {
   delete pod.metadata?.managedFields;
-  if (pod.spec) pod.spec = { nodeName: pod.spec.nodeName, containers: (pod.spec.containers ?? []).map((c) => ({ name: c.name, image: c.image })) } as V1Pod["spec"];
+  if (pod.spec)
+    pod.spec = { nodeName: pod.spec.nodeName, containers: (pod.spec.containers ?? []).map((c) => ({ name: c.name, image: c.image })) } as V1Pod["spec"];
   const st = pod.status;
   if (st) {
     pod.status = {

@@ -5,7 +5,21 @@
 import type { Condition } from "../api/schema.ts";
 import type { Reason } from "./reasons.ts";
 
-const CONDITION_TYPES = ["Validated", "Preprocessed", "Trained", "SmokeTested", "Merged", "Succeeded", "Failed", "Suspended", "SpecChangeRejected", "LossHealthy", "ReferencesResolved", "PodsScheduled", "PodsCreated"] as const;
+const CONDITION_TYPES = [
+  "Validated",
+  "Preprocessed",
+  "Trained",
+  "SmokeTested",
+  "Merged",
+  "Succeeded",
+  "Failed",
+  "Suspended",
+  "SpecChangeRejected",
+  "LossHealthy",
+  "ReferencesResolved",
+  "PodsScheduled",
+  "PodsCreated",
+] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 
 export interface ConditionInput {

@@ -145,17 +145,20 @@ export class Controller {
   /** Starts reconciling (leader only). */
   startWorkers(): void {
     const observe = this.#opts.onReconciled;
-    this.queue.start(async (key) => {
-      const start = performance.now();
-      try {
-        const result = await this.reconciler.reconcile(key);
-        observe?.(result.requeueAfterMs !== undefined ? "requeue_after" : "success", (performance.now() - start) / 1000);
-        return result;
-      } catch (err) {
-        observe?.("error", (performance.now() - start) / 1000);
-        throw err;
-      }
-    }, { concurrency: this.#opts.concurrency ?? 4 });
+    this.queue.start(
+      async (key) => {
+        const start = performance.now();
+        try {
+          const result = await this.reconciler.reconcile(key);
+          observe?.(result.requeueAfterMs !== undefined ? "requeue_after" : "success", (performance.now() - start) / 1000);
+          return result;
+        } catch (err) {
+          observe?.("error", (performance.now() - start) / 1000);
+          throw err;
+        }
+      },
+      { concurrency: this.#opts.concurrency ?? 4 },
+    );
     for (const key of this.ftjs.keys()) this.queue.add(key);
     this.#stopResync = this.queue.resyncEvery(this.#opts.resyncIntervalMs ?? 10 * 60_000, () => this.ftjs.keys());
   }

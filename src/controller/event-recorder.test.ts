@@ -32,10 +32,13 @@ describe("EventRecorder (client-go's correlator: dedupe by count, spam filter pe
     assert.equal(await r.record(ev("0/3 nodes are available")), "patched");
     now += 60_000;
     assert.equal(await r.record(ev("0/3 nodes are available")), "patched");
-    assert.deepEqual(patched.map((p) => [p.name, p.count, p.lastTimestamp.getTime()]), [
-      [created[0]!.metadata!.name, 2, 1_060_000],
-      [created[0]!.metadata!.name, 3, 1_120_000],
-    ]);
+    assert.deepEqual(
+      patched.map((p) => [p.name, p.count, p.lastTimestamp.getTime()]),
+      [
+        [created[0]!.metadata!.name, 2, 1_060_000],
+        [created[0]!.metadata!.name, 3, 1_120_000],
+      ],
+    );
     assert.equal(await r.record(ev("0/4 nodes are available")), "created");
     now += 11 * 60_000;
     assert.equal(await r.record(ev("0/3 nodes are available")), "created", "outside the window: a new Event");

@@ -12,7 +12,14 @@ export function buildEvent(ftj: FineTuneJobObject, type: "Normal" | "Warning", r
     apiVersion: "v1",
     kind: "Event",
     metadata: { namespace: ftj.metadata.namespace ?? "", name: `${name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xfffff).toString(16)}` },
-    involvedObject: { apiVersion: API_VERSION, kind: KIND, name, namespace: ftj.metadata.namespace ?? "", uid: ftj.metadata.uid ?? "", ...(ftj.metadata.resourceVersion ? { resourceVersion: ftj.metadata.resourceVersion } : {}) },
+    involvedObject: {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      name,
+      namespace: ftj.metadata.namespace ?? "",
+      uid: ftj.metadata.uid ?? "",
+      ...(ftj.metadata.resourceVersion ? { resourceVersion: ftj.metadata.resourceVersion } : {}),
+    },
     type,
     reason,
     // The API server caps messages; keep the start, which names the key or pod.

@@ -27,7 +27,14 @@ function pod(name: string, o: PodOpts = {}): V1Pod {
   const state = o.waiting
     ? { waiting: o.waiting }
     : o.exitCode !== undefined
-      ? { terminated: { exitCode: o.exitCode, ...(o.reason ? { reason: o.reason } : {}), ...(o.message !== undefined ? { message: o.message } : {}), ...(o.finishedAt ? { finishedAt: o.finishedAt } : {}) } }
+      ? {
+          terminated: {
+            exitCode: o.exitCode,
+            ...(o.reason ? { reason: o.reason } : {}),
+            ...(o.message !== undefined ? { message: o.message } : {}),
+            ...(o.finishedAt ? { finishedAt: o.finishedAt } : {}),
+          },
+        }
       : { running: {} };
   return {
     metadata: { name, namespace: "ml", creationTimestamp: o.createdAt ?? iso(-600) },
@@ -45,7 +52,8 @@ function failedJob(reason = "BackoffLimitExceeded", message = "Job has reached t
   return { metadata: { name: "demo-train-0" }, status: { failed: 1, conditions: [{ type, status: "True", reason, message }] } };
 }
 
-const summary = (tail: string[], extra: Record<string, unknown> = {}) => JSON.stringify({ stage: "train", exitCode: 1, reason: "Failed", resumeFrom: "/finetune/output/model/checkpoint-40", resumeStep: 40, tail, ...extra });
+const summary = (tail: string[], extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ stage: "train", exitCode: 1, reason: "Failed", resumeFrom: "/finetune/output/model/checkpoint-40", resumeStep: 40, tail, ...extra });
 
 describe("parseTerminationMessage", () => {
   it("parses the launcher's JSON summary; the text is its tail", () => {
@@ -69,7 +77,7 @@ describe("parseTerminationMessage", () => {
   });
 
   it("falls back to the raw text (FallbackToLogsOnError) for anything that is not a JSON object", () => {
-    for (const raw of ["Traceback (most recent call last):\nRuntimeError: x", "[1, 2]", "\"a string\"", "42", "null", "{truncated json"]) {
+    for (const raw of ["Traceback (most recent call last):\nRuntimeError: x", "[1, 2]", '"a string"', "42", "null", "{truncated json"]) {
       const r = parseTerminationMessage(raw);
       assert.equal(r.summary, undefined, raw);
       assert.equal(r.text, raw);
@@ -96,7 +104,11 @@ describe("isDisrupted", () => {
 
 describe("classifyFailure", () => {
   it("JSON termination message: hint from the tail, message ends with the last meaningful line", () => {
-    const p = pod("demo-train-0-0-abc", { exitCode: 1, node: "gpu-a", message: summary(["step 12/100", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "-----"]) });
+    const p = pod("demo-train-0-0-abc", {
+      exitCode: 1,
+      node: "gpu-a",
+      message: summary(["step 12/100", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "-----"]),
+    });
     const f = classifyFailure("train", failedJob(), [p]);
     assert.equal(f.kind, "Failed");
     assert.equal(f.reason, "GPUOutOfMemory");
@@ -109,7 +121,10 @@ describe("classifyFailure", () => {
   });
 
   it("raw termination message (log fallback): matched the same way", () => {
-    const p = pod("r0", { exitCode: 1, message: "lots of logs\npydantic_core._pydantic_core.ValidationError: 1 validation error for AxolotlInputConfig\nbase_model\n  Field required\n" });
+    const p = pod("r0", {
+      exitCode: 1,
+      message: "lots of logs\npydantic_core._pydantic_core.ValidationError: 1 validation error for AxolotlInputConfig\nbase_model\n  Field required\n",
+    });
     const f = classifyFailure("train", failedJob(), [p]);
     assert.equal(f.reason, "ConfigRejected");
     assert.equal(f.permanent, true);
@@ -211,18 +226,30 @@ describe("classifyFailure", () => {
     });
 
     it("the Job's PodFailurePolicy condition naming DisruptionTarget (pods gone)", () => {
-      const f = classifyFailure("train", failedJob("PodFailurePolicy", "Pod ml/demo-train-0-1 has condition DisruptionTarget matching FailJob rule at index 0"), []);
+      const f = classifyFailure(
+        "train",
+        failedJob("PodFailurePolicy", "Pod ml/demo-train-0-1 has condition DisruptionTarget matching FailJob rule at index 0"),
+        [],
+      );
       assert.equal(f.kind, "Disrupted");
       assert.match(f.message, /DisruptionTarget/);
     });
 
     it("a PodFailurePolicy condition about something else is a failure", () => {
-      const f = classifyFailure("train", failedJob("PodFailurePolicy", "Container trainer for pod ml/x failed with exit code 42 matching FailJob rule at index 1"), []);
+      const f = classifyFailure(
+        "train",
+        failedJob("PodFailurePolicy", "Container trainer for pod ml/x failed with exit code 42 matching FailJob rule at index 1"),
+        [],
+      );
       assert.equal(f.kind, "Failed");
     });
 
     it("FailureTarget counts like Failed", () => {
-      const f = classifyFailure("train", failedJob("PodFailurePolicy", "Pod ml/p has condition DisruptionTarget matching FailJob rule at index 0", "FailureTarget"), []);
+      const f = classifyFailure(
+        "train",
+        failedJob("PodFailurePolicy", "Pod ml/p has condition DisruptionTarget matching FailJob rule at index 0", "FailureTarget"),
+        [],
+      );
       assert.equal(f.kind, "Disrupted");
     });
   });
@@ -240,15 +267,23 @@ describe("stuckPods", () => {
   });
 
   it("the earliest recheck of several pods", () => {
-    const r = stuckPods([
-      pod("r0", { waiting: { reason: "ErrImagePull" }, createdAt: iso(-10) }),
-      pod("r1", { waiting: { reason: "CreateContainerConfigError" }, createdAt: iso(-100) }),
-    ], NOW, GRACE);
+    const r = stuckPods(
+      [
+        pod("r0", { waiting: { reason: "ErrImagePull" }, createdAt: iso(-10) }),
+        pod("r1", { waiting: { reason: "CreateContainerConfigError" }, createdAt: iso(-100) }),
+      ],
+      NOW,
+      GRACE,
+    );
     assert.equal(r.recheckAt, NOW - 100_000 + GRACE);
   });
 
   it("ImagePullBackOff beyond the grace: permanent ImagePullFailed naming the image", () => {
-    const r = stuckPods([pod("r0", { node: "n1", waiting: { reason: "ImagePullBackOff", message: "Back-off pulling image \"axolotlai/axolotl:0.18.0\"" }, createdAt: iso(-301) })], NOW, GRACE);
+    const r = stuckPods(
+      [pod("r0", { node: "n1", waiting: { reason: "ImagePullBackOff", message: 'Back-off pulling image "axolotlai/axolotl:0.18.0"' }, createdAt: iso(-301) })],
+      NOW,
+      GRACE,
+    );
     assert.equal(r.failure?.reason, "ImagePullFailed");
     assert.equal(r.failure?.permanent, true);
     assert.equal(r.failure?.kind, "Failed");
@@ -266,15 +301,27 @@ describe("stuckPods", () => {
   });
 
   it("a Secret/ConfigMap that does not exist (yet) is missing, not a failure, however long it takes", () => {
-    const r = stuckPods([pod("r0", { waiting: { reason: "CreateContainerConfigError", message: "secret \"hf-token\" not found" }, createdAt: iso(-600) })], NOW, GRACE);
+    const r = stuckPods(
+      [pod("r0", { waiting: { reason: "CreateContainerConfigError", message: 'secret "hf-token" not found' }, createdAt: iso(-600) })],
+      NOW,
+      GRACE,
+    );
     assert.equal(r.failure, undefined);
     assert.deepEqual(r.missing, { kind: "Secret", name: "hf-token", pod: "r0" });
-    const c = stuckPods([pod("r0", { waiting: { reason: "CreateContainerConfigError", message: "configmap \"extra\" not found" }, createdAt: iso(-600) })], NOW, GRACE);
+    const c = stuckPods(
+      [pod("r0", { waiting: { reason: "CreateContainerConfigError", message: 'configmap "extra" not found' }, createdAt: iso(-600) })],
+      NOW,
+      GRACE,
+    );
     assert.deepEqual(c.missing, { kind: "ConfigMap", name: "extra", pod: "r0" });
   });
 
   it("another container config error beyond the grace: ContainerConfigError", () => {
-    const r = stuckPods([pod("r0", { waiting: { reason: "CreateContainerConfigError", message: "couldn't find key token in Secret ml/hf-token" }, createdAt: iso(-600) })], NOW, GRACE);
+    const r = stuckPods(
+      [pod("r0", { waiting: { reason: "CreateContainerConfigError", message: "couldn't find key token in Secret ml/hf-token" }, createdAt: iso(-600) })],
+      NOW,
+      GRACE,
+    );
     assert.equal(r.failure?.reason, "ContainerConfigError");
     assert.match(r.failure!.message, /couldn't find key token/);
     assert.match(r.failure!.hint!, /Secret or ConfigMap/);

@@ -46,7 +46,16 @@ const LauncherSummarySchema = z.object({
   /** The smoke-test stage's answers (smoke.py run_smoke): prompts and answers truncated by the launcher. */
   smoke: optional(
     z.object({
-      answers: z.array(z.object({ prompt: z.string().max(4096), answer: z.string().max(4096), stopped: z.boolean().nullable().optional(), chars: z.number().int().nonnegative().optional() })).max(8),
+      answers: z
+        .array(
+          z.object({
+            prompt: z.string().max(4096),
+            answer: z.string().max(4096),
+            stopped: z.boolean().nullable().optional(),
+            chars: z.number().int().nonnegative().optional(),
+          }),
+        )
+        .max(8),
       file: z.string().max(1024).nullable().optional(),
     }),
   ),
@@ -67,7 +76,18 @@ export function parseTerminationMessage(message: string | undefined): { summary?
   return { text: message };
 }
 
-const DISRUPTION_POD_REASONS = new Set(["Evicted", "Preempting", "Preempted", "Terminated", "NodeLost", "NodeShutdown", "Shutdown", "UnexpectedAdmissionError", "DeletionByPodGC", "DeletionByTaintManager"]);
+const DISRUPTION_POD_REASONS = new Set([
+  "Evicted",
+  "Preempting",
+  "Preempted",
+  "Terminated",
+  "NodeLost",
+  "NodeShutdown",
+  "Shutdown",
+  "UnexpectedAdmissionError",
+  "DeletionByPodGC",
+  "DeletionByTaintManager",
+]);
 
 export function isDisrupted(pod: V1Pod): boolean {
   if (pod.status?.conditions?.some((c) => c.type === "DisruptionTarget" && c.status === "True")) return true;
@@ -97,7 +117,7 @@ export function classifyFailure(stage: Stage, job: V1Job | undefined, pods: read
       reason: Reason.Disrupted,
       message: disruptedPod
         ? `pod ${disruptedPod.metadata?.name} was disrupted (${disruptedPod.status?.reason ?? "DisruptionTarget"}): ${disruptedPod.status?.message ?? condition?.message ?? "preempted, evicted or its node was lost"}`
-        : condition?.message ?? "a pod was disrupted",
+        : (condition?.message ?? "a pod was disrupted"),
       ...(disruptedPod?.metadata?.name ? { pod: disruptedPod.metadata.name } : {}),
       ...(disruptedPod?.spec?.nodeName ? { node: disruptedPod.spec.nodeName } : {}),
     };
@@ -166,7 +186,11 @@ const MISSING_OBJECT = /^(secret|configmap) "([^"]+)" not found$/i;
  * A Secret/ConfigMap that does not exist yet is not a failure but `missing`: GitOps applies objects in any order
  * and the kubelet retries. Returns undefined while it may still recover; otherwise the time at which to look again.
  */
-export function stuckPods(pods: readonly V1Pod[], now: number, graceMs: number): { failure?: AttemptFailure; recheckAt?: number; missing?: MissingPodReference } {
+export function stuckPods(
+  pods: readonly V1Pod[],
+  now: number,
+  graceMs: number,
+): { failure?: AttemptFailure; recheckAt?: number; missing?: MissingPodReference } {
   let recheckAt: number | undefined;
   let missing: MissingPodReference | undefined;
   for (const pod of pods) {
@@ -179,7 +203,13 @@ export function stuckPods(pods: readonly V1Pod[], now: number, graceMs: number):
         continue;
       }
       const since = new Date(pod.metadata?.creationTimestamp ?? now).getTime();
-      const base = { kind: "Failed" as const, permanent: true, exitCode: undefined, ...(pod.metadata?.name ? { pod: pod.metadata.name } : {}), ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}) };
+      const base = {
+        kind: "Failed" as const,
+        permanent: true,
+        exitCode: undefined,
+        ...(pod.metadata?.name ? { pod: pod.metadata.name } : {}),
+        ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}),
+      };
       if (IMMEDIATE_FAILURES.has(reason) || ((PULL_FAILURES.has(reason) || CONFIG_FAILURES.has(reason)) && now - since >= graceMs)) {
         const image = pod.spec?.containers?.[0]?.image;
         const isImage = PULL_FAILURES.has(reason) || IMMEDIATE_FAILURES.has(reason);

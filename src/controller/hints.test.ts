@@ -8,7 +8,7 @@ import { GENERAL_HINTS, matchFailure, type HintContext } from "./hints.ts";
 const ctx = (text: string, more: Partial<HintContext> = {}): HintContext => ({ stage: "train", text, ...more });
 
 const CUDA_OOM = [
-  "  File \"/usr/local/lib/python3.11/site-packages/torch/nn/modules/linear.py\", line 125, in forward",
+  '  File "/usr/local/lib/python3.11/site-packages/torch/nn/modules/linear.py", line 125, in forward',
   "    return F.linear(input, self.weight, self.bias)",
   "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.96 GiB. GPU 0 has a total capacity of 79.10 GiB of which 1.02 GiB is free.",
 ].join("\n");
@@ -43,7 +43,8 @@ const REAL = {
     "Including non-PyTorch memory, this process has 78.13 GiB memory in use. Of the allocated memory 75.20 GiB is allocated by PyTorch, and 2.41 GiB is reserved by PyTorch but unallocated. " +
     "If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  See documentation for Memory Management  (https://docs.pytorch.org/docs/stable/notes/cuda.html#optimizing-memory-usage-with-pytorch-cuda-alloc-conf)",
   // Same library, the per-process memory fraction variant.
-  cudaOomFraction: "torch.OutOfMemoryError: CUDA out of memory. Allocation was preemptively rejected because it would exceed per_process_memory_fraction limit. Requested size: 1073741824",
+  cudaOomFraction:
+    "torch.OutOfMemoryError: CUDA out of memory. Allocation was preemptively rejected because it would exceed per_process_memory_fraction limit. Requested size: 1073741824",
   // torch/distributed/elastic/multiprocessing/errors/__init__.py: ProcessFailure.__post_init__ message
   // f"Signal {-self.exitcode} ({self.signal_name()}) received by PID {self.pid}" inside _FAILURE_FORMAT_TEMPLATE.
   torchrunSigkill: [
@@ -62,13 +63,15 @@ const REAL = {
   flashAttnMissing: realError("flash-attn-not-installed.txt"),
   // flash_attn/flash_attn_interface.py `import flash_attn_2_cuda as flash_attn_cuda` against a torch it was not built
   // for; the loader's message as reported from a real run in Dao-AILab/flash-attention#966 (flash-attn 2.3.0, torch 2.3).
-  flashAttnAbi: "ImportError: /usr/local/lib/python3.10/dist-packages/flash_attn_2_cuda.cpython-310-x86_64-linux-gnu.so: undefined symbol: _ZN3c104cuda9SetDeviceEi",
+  flashAttnAbi:
+    "ImportError: /usr/local/lib/python3.10/dist-packages/flash_attn_2_cuda.cpython-310-x86_64-linux-gnu.so: undefined symbol: _ZN3c104cuda9SetDeviceEi",
   // flash-attention csrc/flash_attn/flash_api.cpp: TORCH_CHECK(is_sm90 || is_sm8x, "FlashAttention only supports Ampere GPUs or newer.")
   flashAttnOldGpu: "RuntimeError: FlashAttention only supports Ampere GPUs or newer.",
   // Real run (testdata/errors/mpi4py-missing.txt), the import deepspeed/comm/comm.py mpi_discovery() makes.
   mpi4pyMissing: realError("mpi4py-missing.txt"),
   // deepspeed/comm/comm.py init_distributed: utils.logger.info(...) right before mpi_discovery().
-  deepspeedNoLauncher: "[2026-12-01 20:41:07,123] [INFO] [comm.py:700:init_distributed] Not using the DeepSpeed or dist launchers, attempting to detect MPI environment...",
+  deepspeedNoLauncher:
+    "[2026-12-01 20:41:07,123] [INFO] [comm.py:700:init_distributed] Not using the DeepSpeed or dist launchers, attempting to detect MPI environment...",
 };
 
 interface Case {
@@ -81,21 +84,61 @@ interface Case {
 
 const CASES: Case[] = [
   // The guide's "Common Errors", each against real text (REAL above says where each string comes from).
-  { name: "real: CUDA OOM (c10 caching allocator)", ctx: ctx(REAL.cudaOom, { exitCode: 1 }), reason: "GPUOutOfMemory", permanent: false, hint: /micro_batch_size: 1.*gradient_checkpointing.*QLoRA.*sequence_len/s },
+  {
+    name: "real: CUDA OOM (c10 caching allocator)",
+    ctx: ctx(REAL.cudaOom, { exitCode: 1 }),
+    reason: "GPUOutOfMemory",
+    permanent: false,
+    hint: /micro_batch_size: 1.*gradient_checkpointing.*QLoRA.*sequence_len/s,
+  },
   { name: "real: CUDA OOM (memory fraction)", ctx: ctx(REAL.cudaOomFraction, { exitCode: 1 }), reason: "GPUOutOfMemory" },
-  { name: "real: worker SIGKILL in torchrun's report", ctx: ctx(REAL.torchrunSigkill, { exitCode: 1 }), reason: "HostOutOfMemory", permanent: false, hint: /2x the model/ },
+  {
+    name: "real: worker SIGKILL in torchrun's report",
+    ctx: ctx(REAL.torchrunSigkill, { exitCode: 1 }),
+    reason: "HostOutOfMemory",
+    permanent: false,
+    hint: /2x the model/,
+  },
   { name: "exit -9 (a Python parent's view of SIGKILL)", ctx: ctx("", { exitCode: -9 }), reason: "HostOutOfMemory" },
-  { name: "real: size mismatch at merge (torch load_state_dict on a PEFT model)", ctx: ctx(REAL.mergeSizeMismatch, { stage: "merge", exitCode: 1 }), reason: "MergeSizeMismatch", permanent: true, hint: /shrink_embeddings: true/ },
-  { name: "real: flash-attn not installed (transformers)", ctx: ctx(REAL.flashAttnMissing, { exitCode: 1 }), reason: "FlashAttentionUnavailable", permanent: true, hint: /flash_attention: false.*matches its torch and CUDA/s },
+  {
+    name: "real: size mismatch at merge (torch load_state_dict on a PEFT model)",
+    ctx: ctx(REAL.mergeSizeMismatch, { stage: "merge", exitCode: 1 }),
+    reason: "MergeSizeMismatch",
+    permanent: true,
+    hint: /shrink_embeddings: true/,
+  },
+  {
+    name: "real: flash-attn not installed (transformers)",
+    ctx: ctx(REAL.flashAttnMissing, { exitCode: 1 }),
+    reason: "FlashAttentionUnavailable",
+    permanent: true,
+    hint: /flash_attention: false.*matches its torch and CUDA/s,
+  },
   { name: "real: flash-attn built for another torch/CUDA", ctx: ctx(REAL.flashAttnAbi, { exitCode: 1 }), reason: "FlashAttentionUnavailable" },
   { name: "real: flash-attn on a pre-Ampere GPU", ctx: ctx(REAL.flashAttnOldGpu, { exitCode: 1 }), reason: "FlashAttentionUnavailable" },
-  { name: "real: mpi4py missing (DeepSpeed without a launcher)", ctx: ctx(REAL.mpi4pyMissing, { exitCode: 1 }), reason: "DeepSpeedWorldSize", permanent: true, hint: /Remove `deepspeed`/ },
+  {
+    name: "real: mpi4py missing (DeepSpeed without a launcher)",
+    ctx: ctx(REAL.mpi4pyMissing, { exitCode: 1 }),
+    reason: "DeepSpeedWorldSize",
+    permanent: true,
+    hint: /Remove `deepspeed`/,
+  },
   { name: "real: DeepSpeed falls back to MPI discovery", ctx: ctx(REAL.deepspeedNoLauncher, { exitCode: 1 }), reason: "DeepSpeedWorldSize" },
   // Older cases (some text below predates the real-text rule and was written by hand; the real cases above cover each entry).
   // CUDA OOM
-  { name: "CUDA out of memory", ctx: ctx(CUDA_OOM, { exitCode: 1 }), reason: "GPUOutOfMemory", permanent: false, hint: /micro_batch_size.*gradient_checkpointing/s },
+  {
+    name: "CUDA out of memory",
+    ctx: ctx(CUDA_OOM, { exitCode: 1 }),
+    reason: "GPUOutOfMemory",
+    permanent: false,
+    hint: /micro_batch_size.*gradient_checkpointing/s,
+  },
   { name: "torch.cuda.OutOfMemoryError", ctx: ctx("torch.cuda.OutOfMemoryError: oops"), reason: "GPUOutOfMemory" },
-  { name: "CUBLAS alloc failure", ctx: ctx("RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"), reason: "GPUOutOfMemory" },
+  {
+    name: "CUBLAS alloc failure",
+    ctx: ctx("RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+    reason: "GPUOutOfMemory",
+  },
   { name: "ROCm HIP OOM", ctx: ctx("torch.OutOfMemoryError: HIP out of memory."), reason: "GPUOutOfMemory" },
   { name: "CUDA OOM wins over exit 137 (the GPU ran out first)", ctx: ctx(CUDA_OOM, { exitCode: 137 }), reason: "GPUOutOfMemory" },
   // Host RAM
@@ -104,36 +147,115 @@ const CASES: Case[] = [
   // NCCL
   { name: "NCCL watchdog timeout", ctx: ctx(NCCL_WATCHDOG, { exitCode: 1 }), reason: "NCCLTimeout", permanent: false, hint: /ddp_timeout.*NCCL_DEBUG=INFO/s },
   { name: "NCCL timed out", ctx: ctx("NCCL communicator was aborted: NCCL operation timed out"), reason: "NCCLTimeout" },
-  { name: "DistBackendError", ctx: ctx("torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/NCCLUtils.hpp"), reason: "NCCLTimeout" },
+  {
+    name: "DistBackendError",
+    ctx: ctx("torch.distributed.DistBackendError: NCCL error in: ../torch/csrc/distributed/c10d/NCCLUtils.hpp"),
+    reason: "NCCLTimeout",
+  },
   // DeepSpeed
-  { name: "DeepSpeed world size", ctx: ctx("AssertionError: DeepSpeed ZeRO requires world_size > 1"), reason: "DeepSpeedWorldSize", permanent: true, hint: /gpusPerNode/ },
+  {
+    name: "DeepSpeed world size",
+    ctx: ctx("AssertionError: DeepSpeed ZeRO requires world_size > 1"),
+    reason: "DeepSpeedWorldSize",
+    permanent: true,
+    hint: /gpusPerNode/,
+  },
   { name: "DeepSpeed on a single GPU", ctx: ctx("ValueError: deepspeed cannot be used with a single GPU"), reason: "DeepSpeedWorldSize" },
   // Merge
-  { name: "size mismatch at merge", ctx: ctx(SIZE_MISMATCH, { stage: "merge", exitCode: 1 }), reason: "MergeSizeMismatch", permanent: true, hint: /embedding size/ },
+  {
+    name: "size mismatch at merge",
+    ctx: ctx(SIZE_MISMATCH, { stage: "merge", exitCode: 1 }),
+    reason: "MergeSizeMismatch",
+    permanent: true,
+    hint: /embedding size/,
+  },
   { name: "size mismatch outside merge is not a merge mismatch", ctx: ctx(SIZE_MISMATCH, { stage: "train", exitCode: 1 }), reason: undefined },
-  { name: "merge OOMKilled", ctx: ctx("", { stage: "merge", exitCode: 137, containerReason: "OOMKilled" }), reason: "MergeOutOfMemory", permanent: false, hint: /merge\.onCPU/ },
+  {
+    name: "merge OOMKilled",
+    ctx: ctx("", { stage: "merge", exitCode: 137, containerReason: "OOMKilled" }),
+    reason: "MergeOutOfMemory",
+    permanent: false,
+    hint: /merge\.onCPU/,
+  },
   { name: "merge CUDA OOM", ctx: ctx(CUDA_OOM, { stage: "merge", exitCode: 1 }), reason: "MergeOutOfMemory" },
   { name: "merge exit 137", ctx: ctx("", { stage: "merge", exitCode: 137 }), reason: "MergeOutOfMemory" },
   // Config rejected
-  { name: "pydantic ValidationError for AxolotlInputConfig", ctx: ctx(CONFIG_REJECTED, { exitCode: 1 }), reason: "ConfigRejected", permanent: true, hint: /kubectl finetune validate/ },
+  {
+    name: "pydantic ValidationError for AxolotlInputConfig",
+    ctx: ctx(CONFIG_REJECTED, { exitCode: 1 }),
+    reason: "ConfigRejected",
+    permanent: true,
+    hint: /kubectl finetune validate/,
+  },
   { name: "validation errors (plural)", ctx: ctx("3 validation errors for AxolotlInputConfig"), reason: "ConfigRejected" },
   { name: "Please set micro_batch_size", ctx: ctx("ValueError: Please set micro_batch_size"), reason: "ConfigRejected" },
   { name: "config rejected at preprocess", ctx: ctx(CONFIG_REJECTED, { stage: "preprocess" }), reason: "ConfigRejected" },
   { name: "config rejected wins over exit 137", ctx: ctx(CONFIG_REJECTED, { exitCode: 137 }), reason: "ConfigRejected" },
   // Datasets
-  { name: "dataset not found", ctx: ctx("FileNotFoundError: [Errno 2] No such file or directory: 'data/train.jsonl'"), reason: "DatasetNotFound", permanent: true, hint: /datasets\[\]\.path/ },
-  { name: "Hub dataset repository not found", ctx: ctx("huggingface_hub.errors.RepositoryNotFoundError: 401 Client Error. (Request ID: Root=1-6)\n\nRepository Not Found for url: https://huggingface.co/api/datasets/acme/private-set/revision/main."), reason: "DatasetNotFound" },
-  { name: "datasets DatasetNotFoundError", ctx: ctx("datasets.exceptions.DatasetNotFoundError: Dataset 'acme/typo' doesn't exist on the Hub or cannot be accessed."), reason: "DatasetNotFound" },
+  {
+    name: "dataset not found",
+    ctx: ctx("FileNotFoundError: [Errno 2] No such file or directory: 'data/train.jsonl'"),
+    reason: "DatasetNotFound",
+    permanent: true,
+    hint: /datasets\[\]\.path/,
+  },
+  {
+    name: "Hub dataset repository not found",
+    ctx: ctx(
+      "huggingface_hub.errors.RepositoryNotFoundError: 401 Client Error. (Request ID: Root=1-6)\n\nRepository Not Found for url: https://huggingface.co/api/datasets/acme/private-set/revision/main.",
+    ),
+    reason: "DatasetNotFound",
+  },
+  {
+    name: "datasets DatasetNotFoundError",
+    ctx: ctx("datasets.exceptions.DatasetNotFoundError: Dataset 'acme/typo' doesn't exist on the Hub or cannot be accessed."),
+    reason: "DatasetNotFound",
+  },
   { name: "missing parquet file", ctx: ctx("FileNotFoundError: Unable to find '/data/corpus/train-00000.parquet'"), reason: "DatasetNotFound" },
   // Models and other files
-  { name: "Hub model repository not found", ctx: ctx("huggingface_hub.errors.RepositoryNotFoundError: 404 Client Error.\n\nRepository Not Found for url: https://huggingface.co/meta-llama/Llama-3.1-8B-Typo/resolve/main/config.json."), reason: "ModelNotFound", permanent: true, hint: /base_model/ },
-  { name: "not a valid model identifier", ctx: ctx("OSError: meta-llama/Llama-3-8b is not a local folder and is not a valid model identifier listed on 'https://huggingface.co/models'"), reason: "ModelNotFound" },
-  { name: "gated model", ctx: ctx("huggingface_hub.errors.GatedRepoError: 403 Client Error. Cannot access gated repo for url https://huggingface.co/meta-llama/Llama-3.1-8B/resolve/main/config.json."), reason: "ModelNotFound", hint: /huggingFaceToken/ },
-  { name: "missing deepspeed json is not a dataset", ctx: ctx("FileNotFoundError: [Errno 2] No such file or directory: 'deepspeed_configs/zero3.json'"), reason: "FileNotFound", permanent: true, hint: /volumeMounts/ },
+  {
+    name: "Hub model repository not found",
+    ctx: ctx(
+      "huggingface_hub.errors.RepositoryNotFoundError: 404 Client Error.\n\nRepository Not Found for url: https://huggingface.co/meta-llama/Llama-3.1-8B-Typo/resolve/main/config.json.",
+    ),
+    reason: "ModelNotFound",
+    permanent: true,
+    hint: /base_model/,
+  },
+  {
+    name: "not a valid model identifier",
+    ctx: ctx("OSError: meta-llama/Llama-3-8b is not a local folder and is not a valid model identifier listed on 'https://huggingface.co/models'"),
+    reason: "ModelNotFound",
+  },
+  {
+    name: "gated model",
+    ctx: ctx(
+      "huggingface_hub.errors.GatedRepoError: 403 Client Error. Cannot access gated repo for url https://huggingface.co/meta-llama/Llama-3.1-8B/resolve/main/config.json.",
+    ),
+    reason: "ModelNotFound",
+    hint: /huggingFaceToken/,
+  },
+  {
+    name: "missing deepspeed json is not a dataset",
+    ctx: ctx("FileNotFoundError: [Errno 2] No such file or directory: 'deepspeed_configs/zero3.json'"),
+    reason: "FileNotFound",
+    permanent: true,
+    hint: /volumeMounts/,
+  },
   { name: "missing dataset folder", ctx: ctx("FileNotFoundError: [Errno 2] No such file or directory: '/mnt/datasets/alpaca/'"), reason: "DatasetNotFound" },
-  { name: "missing chat template file", ctx: ctx("FileNotFoundError: [Errno 2] No such file or directory: '/workspace/templates/chatml.jinja'"), reason: "FileNotFound" },
+  {
+    name: "missing chat template file",
+    ctx: ctx("FileNotFoundError: [Errno 2] No such file or directory: '/workspace/templates/chatml.jinja'"),
+    reason: "FileNotFound",
+  },
   // No final model
-  { name: "no final model (launcher exit 3)", ctx: ctx("exited 0 without a final model: interrupted? (no 'Training completed!' log line)", { exitCode: 3 }), reason: "NoFinalModel", permanent: false, hint: /resumes from the newest complete checkpoint/ },
+  {
+    name: "no final model (launcher exit 3)",
+    ctx: ctx("exited 0 without a final model: interrupted? (no 'Training completed!' log line)", { exitCode: 3 }),
+    reason: "NoFinalModel",
+    permanent: false,
+    hint: /resumes from the newest complete checkpoint/,
+  },
   { name: "no final model needs exit 3", ctx: ctx("exited 0 without a final model", { exitCode: 1 }), reason: undefined },
   { name: "exit 3 alone is not no-final-model", ctx: ctx("something else", { exitCode: 3 }), reason: undefined },
   // Nothing known
@@ -165,7 +287,15 @@ describe("matchFailure", () => {
 
   it("retryable vs permanent: only failures a retry cannot fix are permanent", () => {
     const permanent = new Set(CASES.filter((c) => c.reason && matchFailure(c.ctx)!.permanent).map((c) => c.reason));
-    assert.deepEqual([...permanent].toSorted(), ["ConfigRejected", "DatasetNotFound", "DeepSpeedWorldSize", "FileNotFound", "FlashAttentionUnavailable", "MergeSizeMismatch", "ModelNotFound"]);
+    assert.deepEqual([...permanent].toSorted(), [
+      "ConfigRejected",
+      "DatasetNotFound",
+      "DeepSpeedWorldSize",
+      "FileNotFound",
+      "FlashAttentionUnavailable",
+      "MergeSizeMismatch",
+      "ModelNotFound",
+    ]);
   });
 
   it("stage is honoured for stage-specific rules only", () => {

@@ -45,7 +45,9 @@ const RULES: Rule[] = [
   {
     reason: Reason.ConfigRejected,
     permanent: true,
-    matches: has(/validation errors? for AxolotlInputConfig|pydantic(_core)?\.?_?\w*\.?ValidationError|AxolotlConfigWasNotValid|Please set (micro_batch_size|base_model|datasets)/i),
+    matches: has(
+      /validation errors? for AxolotlInputConfig|pydantic(_core)?\.?_?\w*\.?ValidationError|AxolotlConfigWasNotValid|Please set (micro_batch_size|base_model|datasets)/i,
+    ),
     hint: "Axolotl rejected the config at start-up; fix the key named in the message (`kubectl finetune validate` catches most of these before any GPU is allocated).",
   },
   {
@@ -74,7 +76,12 @@ const RULES: Rule[] = [
     // process, to a torchrun worker, which torchrun reports while itself exiting 1.
     // A Python parent sees a child killed by signal 9 as returncode -9, and torchrun's failure report prints
     // "Signal 9 (SIGKILL) received by PID" (torch/distributed/elastic/multiprocessing/errors/__init__.py).
-    matches: (ctx) => ctx.exitCode === 137 || ctx.exitCode === -9 || ctx.containerReason === "OOMKilled" || ctx.workerSignal === "SIGKILL" || /Signal 9 \(SIGKILL\) received by PID/.test(ctx.text),
+    matches: (ctx) =>
+      ctx.exitCode === 137 ||
+      ctx.exitCode === -9 ||
+      ctx.containerReason === "OOMKilled" ||
+      ctx.workerSignal === "SIGKILL" ||
+      /Signal 9 \(SIGKILL\) received by PID/.test(ctx.text),
     hint: "A process was killed for host RAM (SIGKILL: exit 137 / -9, OOMKilled, or a training process killed under torchrun), not GPU memory. Give the pod host RAM of at least 2x the model's size (spec.resources.memory), lower dataloader_num_workers, or enable preprocessing so tokenization does not run inside every rank.",
   },
   {
@@ -89,7 +96,9 @@ const RULES: Rule[] = [
     // DeepSpeed started without a distributed launcher (one GPU) falls back to MPI discovery, which imports mpi4py
     // (deepspeed/comm/comm.py init_distributed -> mpi_discovery: "Not using the DeepSpeed or dist launchers,
     // attempting to detect MPI environment..." then `from mpi4py import MPI`).
-    matches: has(/deepspeed.{0,120}(world[_ ]size|single gpu|requires at least 2)|No module named '?mpi4py|Not using the DeepSpeed or dist launchers, attempting to detect MPI environment/i),
+    matches: has(
+      /deepspeed.{0,120}(world[_ ]size|single gpu|requires at least 2)|No module named '?mpi4py|Not using the DeepSpeed or dist launchers, attempting to detect MPI environment/i,
+    ),
     hint: "DeepSpeed (and the MPI4PY it falls back to) is for several GPUs: it needs a world size of at least 2 (nodes x gpusPerNode). Remove `deepspeed` from the config for a single GPU, or raise gpusPerNode; do not install mpi4py to work around it.",
   },
   {
@@ -99,20 +108,26 @@ const RULES: Rule[] = [
     // Axolotl monkeypatch) or its compiled extension was built for another torch/CUDA ("flash_attn_2_cuda...so:
     // undefined symbol", raised by flash_attn/flash_attn_interface.py `import flash_attn_2_cuda`), or the GPU is too
     // old for it (csrc/flash_attn/flash_api.cpp TORCH_CHECK "FlashAttention only supports Ampere GPUs or newer.").
-    matches: has(/FlashAttention\d* has been toggled on, but it cannot be used|No module named '?flash_attn|flash_attn\w*\.\S*so: undefined symbol|undefined symbol:.{0,200}flash_attn|FlashAttention only supports Ampere GPUs or newer/i),
+    matches: has(
+      /FlashAttention\d* has been toggled on, but it cannot be used|No module named '?flash_attn|flash_attn\w*\.\S*so: undefined symbol|undefined symbol:.{0,200}flash_attn|FlashAttention only supports Ampere GPUs or newer/i,
+    ),
     hint: "Flash Attention could not be loaded (not installed in the image, or built for another CUDA/torch version). Set `flash_attention: false` (or `attn_implementation: sdpa`) in the config, or use an image whose flash-attn build matches its torch and CUDA (the pinned axolotlai/axolotl tags ship one).",
   },
   {
     reason: Reason.DatasetNotFound,
     permanent: true,
     // A missing local file counts as a dataset only when it looks like one; other missing files get the general hint below.
-    matches: (ctx) => /DatasetNotFoundError|Couldn't find a dataset|Repository Not Found for url: \S*huggingface\.co\/(api\/)?datasets\//i.test(ctx.text) || missingFiles(ctx.text).some(looksLikeDataset),
+    matches: (ctx) =>
+      /DatasetNotFoundError|Couldn't find a dataset|Repository Not Found for url: \S*huggingface\.co\/(api\/)?datasets\//i.test(ctx.text) ||
+      missingFiles(ctx.text).some(looksLikeDataset),
     hint: "A dataset path could not be found. Check datasets[].path, that the dataset volume is mounted (spec.volumes/volumeMounts) and, for private Hub datasets, spec.secrets.huggingFaceToken.",
   },
   {
     reason: Reason.ModelNotFound,
     permanent: true,
-    matches: has(/Repository Not Found|RepositoryNotFoundError|GatedRepoError|is not a local folder and is not a valid model identifier|does not appear to have a file named (config\.json|pytorch_model\.bin|model\.safetensors)/i),
+    matches: has(
+      /Repository Not Found|RepositoryNotFoundError|GatedRepoError|is not a local folder and is not a valid model identifier|does not appear to have a file named (config\.json|pytorch_model\.bin|model\.safetensors)/i,
+    ),
     hint: "The base model (or tokenizer) could not be loaded from the Hub. Check base_model / tokenizer_config for typos; for gated or private models accept the licence on the Hub and set spec.secrets.huggingFaceToken.",
   },
   {
@@ -136,5 +151,6 @@ export function matchFailure(ctx: HintContext): FailureSignature | undefined {
 
 /** Hints that apply to a stage rather than to one failure, e.g. EOS mismatch is seen in outputs, not logs. */
 export const GENERAL_HINTS = {
-  eosMismatch: "Garbage or endless generations after training usually mean the EOS token of the chat template and the tokenizer disagree: set special_tokens.eos_token to the template's end-of-turn token.",
+  eosMismatch:
+    "Garbage or endless generations after training usually mean the EOS token of the chat template and the tokenizer disagree: set special_tokens.eos_token to the template's end-of-turn token.",
 };

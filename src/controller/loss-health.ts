@@ -27,8 +27,7 @@ const SPIKE_MIN_RISE = 0.1;
 const LOSS_HINTS = {
   nonFinite:
     "Lower learning_rate (e.g. 10x) and keep warmup; prefer bf16 over fp16 (fp16 overflows); check max_grad_norm. A NaN loss from the first step often means no token is trained: check that each dataset's `type` matches its data and, for chat data, `roles_to_train` (and `train_on_eos`).",
-  flat:
-    "Check learning_rate (too low, or a long warmup) and that each dataset's `type` matches its data (e.g. `alpaca` vs `chat_template`); for chat data, `roles_to_train` must include the assistant role, or no token is trained.",
+  flat: "Check learning_rate (too low, or a long warmup) and that each dataset's `type` matches its data (e.g. `alpaca` vs `chat_template`); for chat data, `roles_to_train` must include the assistant role, or no token is trained.",
   spike: "Lower learning_rate or add warmup (warmup_steps/warmup_ratio); a spike can also come from a bad batch: check the dataset's quality.",
 };
 
@@ -36,7 +35,12 @@ const LOSS_HINTS = {
 export function assessLoss(history: LossHistory | undefined, guard: LossGuard): LossVerdict | undefined {
   if (!history) return undefined;
   if (history.nonFiniteStep !== undefined) {
-    return { healthy: false, nonFinite: true, reason: Reason.LossNotFinite, message: `the training loss was NaN or infinite at step ${history.nonFiniteStep}. ${LOSS_HINTS.nonFinite}` };
+    return {
+      healthy: false,
+      nonFinite: true,
+      reason: Reason.LossNotFinite,
+      message: `the training loss was NaN or infinite at step ${history.nonFiniteStep}. ${LOSS_HINTS.nonFinite}`,
+    };
   }
   const points = history.points;
   const spike = findSpike(points, guard.spikeFactor);
@@ -56,7 +60,11 @@ export function assessLoss(history: LossHistory | undefined, guard: LossGuard): 
     const latest = points[points.length - 1]!.loss;
     // Flat at the start and still not below where it started: a loss that dropped later is working after all.
     if ((hi - lo) / scale < FLAT_TOLERANCE && latest >= first[0]! * (1 - FLAT_TOLERANCE)) {
-      return { healthy: false, reason: Reason.LossFlat, message: `the loss stayed flat at about ${round(first[0]!)} over the first ${n} logged steps. ${LOSS_HINTS.flat}` };
+      return {
+        healthy: false,
+        reason: Reason.LossFlat,
+        message: `the loss stayed flat at about ${round(first[0]!)} over the first ${n} logged steps. ${LOSS_HINTS.flat}`,
+      };
     }
   }
   if (points.length < Math.max(2, n)) return undefined;

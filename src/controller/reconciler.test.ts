@@ -6,11 +6,17 @@ import { DEFAULT_PLANNER_SETTINGS, type Action } from "./planner/index.ts";
 import { countsOnlyHold, executionBatches, Reconciler, STATUS_COALESCE_MS } from "./reconciler.ts";
 
 const create = (kind: string, name: string): Action => ({ kind: "create", object: { apiVersion: "v1", kind, metadata: { name } } });
-const names = (batches: Action[][]) => batches.map((b) => b.map((a) => (a.kind === "create" ? a.object.metadata?.name : a.kind === "delete" ? `delete ${a.name}` : a.kind)));
+const names = (batches: Action[][]) =>
+  batches.map((b) => b.map((a) => (a.kind === "create" ? a.object.metadata?.name : a.kind === "delete" ? `delete ${a.name}` : a.kind)));
 
 describe("executionBatches", () => {
   it("creates the base objects together, then the Job after them", () => {
-    const batches = executionBatches([create("PersistentVolumeClaim", "out"), create("ConfigMap", "cfg"), create("Service", "ranks"), create("Job", "train-0")]);
+    const batches = executionBatches([
+      create("PersistentVolumeClaim", "out"),
+      create("ConfigMap", "cfg"),
+      create("Service", "ranks"),
+      create("Job", "train-0"),
+    ]);
     assert.deepEqual(names(batches), [["out", "cfg", "ranks"], ["train-0"]]);
   });
 
@@ -28,9 +34,25 @@ describe("executionBatches", () => {
 /** A new FineTuneJob as the cache would hold it (resourceVersion 1, no status). */
 function newJob(spec: Partial<FineTuneJobSpecInput> = {}): FineTuneJobObject {
   return {
-    apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob",
+    apiVersion: "finetune.dev/v1alpha1",
+    kind: "FineTuneJob",
     metadata: { name: "demo", namespace: "ns", uid: "u1", generation: 1, resourceVersion: "1" },
-    spec: { ...spec, config: { base_model: "m", adapter: "lora", lora_r: 8, lora_alpha: 16, lora_target_linear: true, datasets: [{ path: "d", type: "alpaca" }], micro_batch_size: 1, gradient_accumulation_steps: 1, num_epochs: 1, learning_rate: 0.0001, sequence_len: 512 } },
+    spec: {
+      ...spec,
+      config: {
+        base_model: "m",
+        adapter: "lora",
+        lora_r: 8,
+        lora_alpha: 16,
+        lora_target_linear: true,
+        datasets: [{ path: "d", type: "alpaca" }],
+        micro_batch_size: 1,
+        gradient_accumulation_steps: 1,
+        num_epochs: 1,
+        learning_rate: 0.0001,
+        sequence_len: 512,
+      },
+    },
   } as unknown as FineTuneJobObject;
 }
 
@@ -53,8 +75,14 @@ describe("Reconciler: its own status write not yet in the cache", () => {
     let writtenRv = "2";
     const reconciler = reconcilerOver(() => cached, {
       // The write succeeds (a new resourceVersion), but the cache keeps showing the job as it was.
-      replaceStatus: async (o: { metadata: object }) => { calls.push("status"); return { ...o, metadata: { ...o.metadata, resourceVersion: writtenRv } }; },
-      create: async (o: { kind: string }) => { calls.push(`create ${o.kind}`); return {}; },
+      replaceStatus: async (o: { metadata: object }) => {
+        calls.push("status");
+        return { ...o, metadata: { ...o.metadata, resourceVersion: writtenRv } };
+      },
+      create: async (o: { kind: string }) => {
+        calls.push(`create ${o.kind}`);
+        return {};
+      },
     });
     await reconciler.reconcile("ns/demo");
     assert.ok(calls.includes("status") && calls.includes("create Job"), calls.join(", "));
@@ -98,8 +126,16 @@ describe("Reconciler: a Job it created that the cache does not show yet", () => 
 
 describe("countsOnlyHold: pod-count changes right after a write are held and go out as one", () => {
   const status = (active: number, ready: number, phase = "Running") =>
-    ({ phase: "Training", message: `train attempt 0: ${ready}/2 pod(s) ready (Job j-train-0)`, stages: { train: { phase, attempt: 0, retries: 0, active, ready } } }) as FineTuneJobObject["status"];
-  const decision = (s: FineTuneJobObject["status"], extra: { actions?: unknown[]; events?: unknown[] } = {}) => ({ status: s, actions: extra.actions ?? [], events: extra.events ?? [] });
+    ({
+      phase: "Training",
+      message: `train attempt 0: ${ready}/2 pod(s) ready (Job j-train-0)`,
+      stages: { train: { phase, attempt: 0, retries: 0, active, ready } },
+    }) as FineTuneJobObject["status"];
+  const decision = (s: FineTuneJobObject["status"], extra: { actions?: unknown[]; events?: unknown[] } = {}) => ({
+    status: s,
+    actions: extra.actions ?? [],
+    events: extra.events ?? [],
+  });
 
   it("holds a counts-only change until STATUS_COALESCE_MS after the last write", () => {
     assert.equal(countsOnlyHold(status(1, 0), decision(status(2, 1)), 10_000, 10_500), STATUS_COALESCE_MS - 500);

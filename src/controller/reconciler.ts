@@ -65,7 +65,10 @@ export class Reconciler {
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
     this.#expect = deps.expectations ?? new Expectations<V1Job>();
-    this.#events = new EventRecorder({ create: (e) => deps.api.createEvent(e), patch: (ns, name, body) => deps.api.patchEvent(ns, name, body) }, deps.now ? { now: () => deps.now!().getTime() } : {});
+    this.#events = new EventRecorder(
+      { create: (e) => deps.api.createEvent(e), patch: (ns, name, body) => deps.api.patchEvent(ns, name, body) },
+      deps.now ? { now: () => deps.now!().getTime() } : {},
+    );
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -122,7 +125,12 @@ export class Reconciler {
 
     // The Axolotl config the run uses (the rendered copy once it exists, else the user's), with its issues.
     const resolved = await resolveAxolotlConfig({
-      namespace: ns, spec, rendered, needsValidation, started: Boolean(ftj.status?.specHash), getConfigMap: (namespace, cm) => api.getConfigMap(namespace, cm),
+      namespace: ns,
+      spec,
+      rendered,
+      needsValidation,
+      started: Boolean(ftj.status?.specHash),
+      getConfigMap: (namespace, cm) => api.getConfigMap(namespace, cm),
     });
     const axolotlConfig = resolved.axolotlConfig;
     issues.push(...resolved.issues);
@@ -226,7 +234,10 @@ export class Reconciler {
           if (action.object.kind === "Job") {
             // What the API server answered, as the cache would keep it, with no status yet: the planner treats it as just created.
             const job = (created && typeof created === "object" ? created : action.object) as V1Job;
-            this.#expect.expectCreation(`${ftj.metadata.namespace}/${ftj.metadata.name}`, trimJob({ metadata: { ...job.metadata }, ...(job.spec ? { spec: job.spec } : {}), status: {} }));
+            this.#expect.expectCreation(
+              `${ftj.metadata.namespace}/${ftj.metadata.name}`,
+              trimJob({ metadata: { ...job.metadata }, ...(job.spec ? { spec: job.spec } : {}), status: {} }),
+            );
           }
         } catch (err) {
           if (!isAlreadyExists(err)) throw err; // a lagging cache: it is there already
@@ -288,7 +299,12 @@ export function executionBatches(actions: readonly Action[]): Action[][] {
  */
 export const STATUS_COALESCE_MS = 2_000;
 
-export function countsOnlyHold(before: FineTuneJobObject["status"], decision: { status: FineTuneJobObject["status"]; actions: readonly unknown[]; events: readonly unknown[] }, lastWriteMs: number | undefined, nowMs: number): number {
+export function countsOnlyHold(
+  before: FineTuneJobObject["status"],
+  decision: { status: FineTuneJobObject["status"]; actions: readonly unknown[]; events: readonly unknown[] },
+  lastWriteMs: number | undefined,
+  nowMs: number,
+): number {
   if (lastWriteMs === undefined || decision.actions.length > 0 || decision.events.length > 0) return 0;
   const wait = lastWriteMs + STATUS_COALESCE_MS - nowMs;
   if (wait <= 0) return 0;

@@ -21,7 +21,11 @@ export function firstUnschedulable(pods: readonly V1Pod[]): Unschedulable | unde
     const cond = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
     if (cond?.status === "False" && cond.reason === "Unschedulable") {
       const since = cond.lastTransitionTime ?? pod.metadata?.creationTimestamp;
-      return { pod: pod.metadata?.name ?? "", message: (cond.message ?? "no message from the scheduler").trim(), sinceMs: since ? new Date(since).getTime() : Number.NaN };
+      return {
+        pod: pod.metadata?.name ?? "",
+        message: (cond.message ?? "no message from the scheduler").trim(),
+        sinceMs: since ? new Date(since).getTime() : Number.NaN,
+      };
     }
   }
   return undefined;

@@ -11,10 +11,21 @@ import { parseSmokeAnswersLog, recordSmokeAnswers, type SmokeAnswersDeps } from 
 const REAL_LOG = readFileSync(new URL("./testdata/axolotl-0.18.0-smoke-pod.log", import.meta.url), "utf8");
 const REAL_PROMPTS = ["Add 2 and 3.", "Name a colour."];
 
-const ftj = { apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob", metadata: { name: "j", namespace: "ns", uid: "u1" }, spec: {} } as unknown as FineTuneJobObject;
+const ftj = {
+  apiVersion: "finetune.dev/v1alpha1",
+  kind: "FineTuneJob",
+  metadata: { name: "j", namespace: "ns", uid: "u1" },
+  spec: {},
+} as unknown as FineTuneJobObject;
 const judged = (answers: Array<{ prompt: string; answer: string; stopped?: boolean }>): FineTuneJobObject["status"] =>
-  ({ stages: { smoke: { phase: "Succeeded", attempt: 1, retries: 0 } }, smokeTest: { result: "Passed", message: "ok", answers } }) as FineTuneJobObject["status"];
-const smokePod = (attempt: number, phase = "Succeeded"): V1Pod => ({ metadata: { name: `j-smoke-${attempt}-x`, labels: { [LABEL_STAGE]: "smoke", [LABEL_ATTEMPT]: String(attempt) }, creationTimestamp: new Date(0) }, status: { phase } });
+  ({
+    stages: { smoke: { phase: "Succeeded", attempt: 1, retries: 0 } },
+    smokeTest: { result: "Passed", message: "ok", answers },
+  }) as FineTuneJobObject["status"];
+const smokePod = (attempt: number, phase = "Succeeded"): V1Pod => ({
+  metadata: { name: `j-smoke-${attempt}-x`, labels: { [LABEL_STAGE]: "smoke", [LABEL_ATTEMPT]: String(attempt) }, creationTimestamp: new Date(0) },
+  status: { phase },
+});
 
 function deps(over: Partial<SmokeAnswersDeps> & { log?: string; pods?: V1Pod[] } = {}) {
   const created: V1ConfigMap[] = [];
@@ -37,7 +48,10 @@ describe("smoke-test answers: the launcher's log line", () => {
   it("reads every answer in full from a real smoke pod's log", () => {
     const rec = parseSmokeAnswersLog(REAL_LOG);
     assert.ok(rec, "the FINETUNE_SMOKE_ANSWERS line is in the real log");
-    assert.deepEqual(rec.answers.map((a) => a.prompt), REAL_PROMPTS);
+    assert.deepEqual(
+      rec.answers.map((a) => a.prompt),
+      REAL_PROMPTS,
+    );
     assert.equal(typeof rec.eosToken, "string");
     for (const a of rec.answers) assert.equal(typeof a.stopped, "boolean");
   });
@@ -88,7 +102,17 @@ describe("smoke-test answers: the ConfigMap", () => {
 
   it("bounds a runaway answer well under the 1 MiB ConfigMap limit", () => {
     const huge = "é".repeat(600_000);
-    const cm = renderSmokeAnswersConfigMap({ name: "j", namespace: "ns", uid: "u" }, 0, { answers: [{ prompt: "p", answer: huge }, { prompt: "q", answer: "short" }] }, "pod-log");
+    const cm = renderSmokeAnswersConfigMap(
+      { name: "j", namespace: "ns", uid: "u" },
+      0,
+      {
+        answers: [
+          { prompt: "p", answer: huge },
+          { prompt: "q", answer: "short" },
+        ],
+      },
+      "pod-log",
+    );
     assert.ok(Buffer.byteLength(cm.data!["answers.json"]!) <= MAX_SMOKE_ANSWERS_BYTES + 1024);
     const answers = JSON.parse(cm.data!["answers.json"]!).answers as Array<{ answer: string; truncatedFrom?: number }>;
     assert.equal(answers[0]!.truncatedFrom, 600_000);

@@ -57,7 +57,11 @@ export function needsSmokeAnswers(ftj: FineTuneJobObject, status: FineTuneJobObj
  * Builds the ConfigMap from the newest succeeded smoke pod's log, else from status. Returns the object created
  * (for the caller's log), or undefined when nothing was needed.
  */
-export async function recordSmokeAnswers(ftj: FineTuneJobObject, status: FineTuneJobObject["status"], deps: SmokeAnswersDeps): Promise<{ source: SmokeAnswersSource } | undefined> {
+export async function recordSmokeAnswers(
+  ftj: FineTuneJobObject,
+  status: FineTuneJobObject["status"],
+  deps: SmokeAnswersDeps,
+): Promise<{ source: SmokeAnswersSource } | undefined> {
   if (!needsSmokeAnswers(ftj, status, deps)) return undefined;
   const ns = ftj.metadata.namespace ?? "";
   const name = ftj.metadata.name ?? "";
@@ -69,7 +73,9 @@ export async function recordSmokeAnswers(ftj: FineTuneJobObject, status: FineTun
   let record: SmokeAnswersRecord | undefined;
   if (pod?.metadata?.name) {
     try {
-      record = parseSmokeAnswersLog(await deps.readPodLogTail(ns, pod.metadata.name, { container: TRAINER_CONTAINER, tailLines: LOG_TAIL_LINES, limitBytes: LOG_LIMIT_BYTES }));
+      record = parseSmokeAnswersLog(
+        await deps.readPodLogTail(ns, pod.metadata.name, { container: TRAINER_CONTAINER, tailLines: LOG_TAIL_LINES, limitBytes: LOG_LIMIT_BYTES }),
+      );
     } catch {
       record = undefined; // no log (node gone, kwok): the cut answers below are what is left
     }

@@ -38,10 +38,20 @@ export function assessSmokeTest(smoke: LauncherSummary["smoke"], action: FineTun
   }));
   const empty = smoke.answers.filter((a) => a.answer.trim() === "").length;
   if (empty > 0) {
-    return bad(Reason.SmokeTestEmptyAnswer, `${empty} of ${smoke.answers.length} smoke-test prompt(s) got an empty answer`, answers, `An adapter that answers nothing often ends every turn at once: ${GENERAL_HINTS.eosMismatch}`);
+    return bad(
+      Reason.SmokeTestEmptyAnswer,
+      `${empty} of ${smoke.answers.length} smoke-test prompt(s) got an empty answer`,
+      answers,
+      `An adapter that answers nothing often ends every turn at once: ${GENERAL_HINTS.eosMismatch}`,
+    );
   }
   if (smoke.answers.every((a) => a.stopped === false)) {
-    return bad(Reason.SmokeTestNoEOS, `every smoke-test generation (${smoke.answers.length}) ran to the token limit without an EOS token`, answers, GENERAL_HINTS.eosMismatch);
+    return bad(
+      Reason.SmokeTestNoEOS,
+      `every smoke-test generation (${smoke.answers.length}) ran to the token limit without an EOS token`,
+      answers,
+      GENERAL_HINTS.eosMismatch,
+    );
   }
   return { reason: Reason.SmokeTestPassed, status: { result: "Passed", message: `${smoke.answers.length} prompt(s) answered`, answers } };
 }

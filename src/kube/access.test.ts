@@ -9,25 +9,34 @@ function kubeconfig(cluster: Record<string, unknown>, user: Record<string, unkno
     apiVersion: "v1",
     kind: "Config",
     "current-context": "ctx",
-    contexts: [{ name: "other", context: { cluster: "nope", user: "nope" } }, { name: "ctx", context: { cluster: "c", user: "u" } }],
+    contexts: [
+      { name: "other", context: { cluster: "nope", user: "nope" } },
+      { name: "ctx", context: { cluster: "c", user: "u" } },
+    ],
     clusters: [{ name: "c", cluster }],
     users: [{ name: "u", user }],
   });
 }
 
 function files(map: Record<string, string>): FileSystem {
-  return { exists: (p) => p in map, read: (p) => {
-    if (!(p in map)) throw Object.assign(new Error(`ENOENT ${p}`), { code: "ENOENT" });
-    return map[p]!;
-  } };
+  return {
+    exists: (p) => p in map,
+    read: (p) => {
+      if (!(p in map)) throw Object.assign(new Error(`ENOENT ${p}`), { code: "ENOENT" });
+      return map[p]!;
+    },
+  };
 }
 
 describe("accessFromKubeconfig", () => {
   it("reads inline CA, client certificate and key of the current context", () => {
-    const r = accessFromKubeconfig(kubeconfig(
-      { server: "https://10.0.0.1:6443/", "certificate-authority-data": b64("CA") },
-      { "client-certificate-data": b64("CERT"), "client-key-data": b64("KEY") },
-    ), "/home/u/.kube/config");
+    const r = accessFromKubeconfig(
+      kubeconfig(
+        { server: "https://10.0.0.1:6443/", "certificate-authority-data": b64("CA") },
+        { "client-certificate-data": b64("CERT"), "client-key-data": b64("KEY") },
+      ),
+      "/home/u/.kube/config",
+    );
     assert.equal(r.kind, "direct");
     if (r.kind !== "direct") return;
     assert.deepEqual(r.access, {
@@ -40,10 +49,13 @@ describe("accessFromKubeconfig", () => {
   });
 
   it("resolves file paths against the kubeconfig's directory; token, tokenFile, basic, skip-verify, server name", () => {
-    const r = accessFromKubeconfig(kubeconfig(
-      { server: "https://h:1", "certificate-authority": "ca.crt", "insecure-skip-tls-verify": true, "tls-server-name": "kubernetes" },
-      { tokenFile: "/abs/token", "client-certificate": "certs/c.crt", "client-key": "/k.key", username: "admin", password: "pw" },
-    ), "/etc/kube/config");
+    const r = accessFromKubeconfig(
+      kubeconfig(
+        { server: "https://h:1", "certificate-authority": "ca.crt", "insecure-skip-tls-verify": true, "tls-server-name": "kubernetes" },
+        { tokenFile: "/abs/token", "client-certificate": "certs/c.crt", "client-key": "/k.key", username: "admin", password: "pw" },
+      ),
+      "/etc/kube/config",
+    );
     assert.equal(r.kind, "direct");
     if (r.kind !== "direct") return;
     assert.deepEqual(r.access.ca, { file: "/etc/kube/ca.crt" });

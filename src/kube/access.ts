@@ -41,14 +41,36 @@ export interface FileSystem {
   read(path: string): string;
 }
 
-interface NamedCluster { name?: string; cluster?: Record<string, unknown> }
-interface NamedUser { name?: string; user?: Record<string, unknown> }
-interface NamedContext { name?: string; context?: { cluster?: string; user?: string } }
-interface KubeconfigFile { "current-context"?: string; clusters?: NamedCluster[]; users?: NamedUser[]; contexts?: NamedContext[] }
+interface NamedCluster {
+  name?: string;
+  cluster?: Record<string, unknown>;
+}
+interface NamedUser {
+  name?: string;
+  user?: Record<string, unknown>;
+}
+interface NamedContext {
+  name?: string;
+  context?: { cluster?: string; user?: string };
+}
+interface KubeconfigFile {
+  "current-context"?: string;
+  clusters?: NamedCluster[];
+  users?: NamedUser[];
+  contexts?: NamedContext[];
+}
 
 /** Keys of a kubeconfig user that the lean transport can serve; any other set key means "let client-node do it". */
 const USER_KEYS = new Set(["token", "tokenFile", "client-certificate", "client-certificate-data", "client-key", "client-key-data", "username", "password"]);
-const CLUSTER_KEYS = new Set(["server", "certificate-authority", "certificate-authority-data", "insecure-skip-tls-verify", "tls-server-name", "disable-compression", "extensions"]);
+const CLUSTER_KEYS = new Set([
+  "server",
+  "certificate-authority",
+  "certificate-authority-data",
+  "insecure-skip-tls-verify",
+  "tls-server-name",
+  "disable-compression",
+  "extensions",
+]);
 
 /** The access of one kubeconfig file's current context. `dir` anchors relative file paths (kubectl's rule). */
 export function accessFromKubeconfig(text: string, path: string): AccessResolution {
@@ -64,7 +86,10 @@ export function accessFromKubeconfig(text: string, path: string): AccessResoluti
   const cluster = doc.clusters?.find((c) => c.name === context.cluster)?.cluster;
   const user = doc.users?.find((u) => u.name === context.user)?.user ?? {};
   if (!cluster || typeof cluster.server !== "string") return { kind: "fallback", reason: `kubeconfig ${path}: context ${contextName} has no cluster server` };
-  const odd = [...Object.keys(cluster).filter((k) => !CLUSTER_KEYS.has(k) && cluster[k] != null), ...Object.keys(user).filter((k) => !USER_KEYS.has(k) && user[k] != null)];
+  const odd = [
+    ...Object.keys(cluster).filter((k) => !CLUSTER_KEYS.has(k) && cluster[k] != null),
+    ...Object.keys(user).filter((k) => !USER_KEYS.has(k) && user[k] != null),
+  ];
   if (odd.length > 0) return { kind: "fallback", reason: `kubeconfig ${path}: ${odd.join(", ")} need client-node` };
   const dir = dirname(path);
   const file = (v: unknown): Secret | undefined => (typeof v === "string" && v ? { file: isAbsolute(v) ? v : join(dir, v) } : undefined);

@@ -40,19 +40,23 @@ export class KubeApi {
   }
 
   async #call<T>(verb: string, resource: string, fn: () => Promise<T>): Promise<T> {
-    return traced(`k8s ${verb} ${resource}`, async (span) => {
-      try {
-        const result = await fn();
-        this.#observe(verb, resource, 200);
-        span.setAttribute("k8s.status_code", 200);
-        return result;
-      } catch (err) {
-        const code = statusCode(err);
-        this.#observe(verb, resource, code);
-        if (typeof code === "number") span.setAttribute("k8s.status_code", code);
-        throw err;
-      }
-    }, { "k8s.verb": verb, "k8s.resource": resource });
+    return traced(
+      `k8s ${verb} ${resource}`,
+      async (span) => {
+        try {
+          const result = await fn();
+          this.#observe(verb, resource, 200);
+          span.setAttribute("k8s.status_code", 200);
+          return result;
+        } catch (err) {
+          const code = statusCode(err);
+          this.#observe(verb, resource, code);
+          if (typeof code === "number") span.setAttribute("k8s.status_code", code);
+          throw err;
+        }
+      },
+      { "k8s.verb": verb, "k8s.resource": resource },
+    );
   }
 
   #json<T>(verb: string, resource: string, method: string, path: string, opts?: RequestOptions): Promise<T> {
@@ -118,7 +122,9 @@ export class KubeApi {
    */
   readPodLogTail(namespace: string, name: string, opts: { container?: string; tailLines: number; limitBytes: number }): Promise<string> {
     return this.#call("get", "pods/log", () =>
-      this.#client.requestText("GET", `${one(core(namespace, "pods"), name)}/log`, { query: { tailLines: opts.tailLines, limitBytes: opts.limitBytes, container: opts.container } }),
+      this.#client.requestText("GET", `${one(core(namespace, "pods"), name)}/log`, {
+        query: { tailLines: opts.tailLines, limitBytes: opts.limitBytes, container: opts.container },
+      }),
     );
   }
 

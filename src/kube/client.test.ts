@@ -14,7 +14,13 @@ import { ApiError, KubeClient } from "./client.ts";
 import { errorMessage } from "./errors.ts";
 import { DirectTransport, TOKEN_REREAD_MS } from "./transport.ts";
 
-interface Seen { method: string; url: string; headers: IncomingMessage["headers"]; body: string; socket: number }
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage["headers"];
+  body: string;
+  socket: number;
+}
 
 describe("KubeClient (against a local HTTP server)", () => {
   let server: Server;
@@ -36,7 +42,13 @@ describe("KubeClient (against a local HTTP server)", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  after(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
 
   const json = (res: ServerResponse, code: number, obj: unknown) => {
     res.writeHead(code, { "content-type": "application/json" });
@@ -68,17 +80,23 @@ describe("KubeClient (against a local HTTP server)", () => {
   });
 
   it("answers errors as ApiError: code (statusCode) and the Status body (errorMessage)", async () => {
-    handler = (_req, res) => json(res, 409, { kind: "Status", code: 409, reason: "AlreadyExists", message: "jobs.batch \"a\" already exists" });
+    handler = (_req, res) => json(res, 409, { kind: "Status", code: 409, reason: "AlreadyExists", message: 'jobs.batch "a" already exists' });
     const c = client();
     const err = await c.request("POST", "/apis/batch/v1/namespaces/n/jobs", { body: {} }).catch((e: unknown) => e);
     assert.ok(err instanceof ApiError);
     assert.equal(statusCode(err), 409);
-    assert.equal(errorMessage(err), "jobs.batch \"a\" already exists");
-    handler = (_req, res) => { res.writeHead(500); res.end("boom"); };
+    assert.equal(errorMessage(err), 'jobs.batch "a" already exists');
+    handler = (_req, res) => {
+      res.writeHead(500);
+      res.end("boom");
+    };
     const plain = await c.get("/x").catch((e: unknown) => e);
     assert.equal(statusCode(plain), 500);
     assert.equal((plain as ApiError).body, "boom");
-    handler = (_req, res) => { res.writeHead(200, { "content-type": "text/plain" }); res.end("line 1\nline 2\n"); };
+    handler = (_req, res) => {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("line 1\nline 2\n");
+    };
     assert.equal(await c.requestText("GET", "/api/v1/namespaces/n/pods/p/log", { query: { tailLines: 2 } }), "line 1\nline 2\n");
     c.close();
   });
@@ -97,16 +115,25 @@ describe("KubeClient (against a local HTTP server)", () => {
     await c.get("/a");
     now += 1;
     await c.get("/a");
-    assert.deepEqual(seen.map((s) => s.headers.authorization), ["Bearer first", "Bearer first", "Bearer second"]);
+    assert.deepEqual(
+      seen.map((s) => s.headers.authorization),
+      ["Bearer first", "Bearer first", "Bearer second"],
+    );
     c.close();
   });
 
   it("watch: events split across chunks, a clean end, a refused watch, and the inactivity timeout", async () => {
     const c = client();
-    const run = (path: string) => new Promise<{ events: string[]; err: unknown }>((resolve) => {
-      const events: string[] = [];
-      void c.watch(path, { resourceVersion: "5", allowWatchBookmarks: true }, (type, obj) => events.push(`${type}:${obj?.metadata?.name ?? obj?.metadata?.resourceVersion}`), (err) => resolve({ events, err }));
-    });
+    const run = (path: string) =>
+      new Promise<{ events: string[]; err: unknown }>((resolve) => {
+        const events: string[] = [];
+        void c.watch(
+          path,
+          { resourceVersion: "5", allowWatchBookmarks: true },
+          (type, obj) => events.push(`${type}:${obj?.metadata?.name ?? obj?.metadata?.resourceVersion}`),
+          (err) => resolve({ events, err }),
+        );
+      });
     handler = (req, res) => {
       if (req.url!.startsWith("/gone")) return json(res, 410, { kind: "Status", code: 410 });
       res.writeHead(200, { "content-type": "application/json" });
@@ -134,12 +161,28 @@ describe("KubeClient (against a local HTTP server)", () => {
     const dir = mkdtempSync(join(tmpdir(), "kube-exec-"));
     const credential = JSON.stringify({ apiVersion: "client.authentication.k8s.io/v1beta1", kind: "ExecCredential", status: { token: "from-exec" } });
     const cfg = join(dir, "config");
-    writeFileSync(cfg, JSON.stringify({
-      apiVersion: "v1", kind: "Config", "current-context": "x",
-      clusters: [{ name: "c", cluster: { server: base, "insecure-skip-tls-verify": true } }],
-      contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
-      users: [{ name: "u", user: { exec: { apiVersion: "client.authentication.k8s.io/v1beta1", command: process.execPath, args: ["-e", `process.stdout.write(${JSON.stringify(credential)})`] } } }],
-    }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        "current-context": "x",
+        clusters: [{ name: "c", cluster: { server: base, "insecure-skip-tls-verify": true } }],
+        contexts: [{ name: "x", context: { cluster: "c", user: "u" } }],
+        users: [
+          {
+            name: "u",
+            user: {
+              exec: {
+                apiVersion: "client.authentication.k8s.io/v1beta1",
+                command: process.execPath,
+                args: ["-e", `process.stdout.write(${JSON.stringify(credential)})`],
+              },
+            },
+          },
+        ],
+      }),
+    );
     const c = await KubeClient.fromEnvironment({ KUBECONFIG: cfg });
     assert.match(c.description, /client-node/);
     handler = (_req, res) => json(res, 200, { ok: true });

@@ -159,7 +159,13 @@ export class KubeClient {
     controller.signal.addEventListener("abort", () => finish(null), { once: true });
     arm();
     try {
-      const res = await this.#transport.send({ method: "GET", path: withQuery(path, { ...query, watch: true }), headers: { accept: "application/json" }, signal: controller.signal, timeoutMs: 0 });
+      const res = await this.#transport.send({
+        method: "GET",
+        path: withQuery(path, { ...query, watch: true }),
+        headers: { accept: "application/json" },
+        signal: controller.signal,
+        timeoutMs: 0,
+      });
       if (res.status !== 200) {
         const text = await readAll(res.body).catch(() => "");
         throw Object.assign(new Error(`watch ${path}: HTTP ${res.status}: ${text.slice(0, 200)}`), { statusCode: res.status });

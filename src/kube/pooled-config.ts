@@ -51,6 +51,18 @@ export class PooledKubeConfig extends KubeConfig {
     const cluster = this.getCurrentCluster();
     const user = this.getCurrentUser();
     // Everything that shapes the TLS connection; bearer tokens travel in headers and may change freely.
-    return JSON.stringify([cluster?.name, cluster?.server, cluster?.caFile, cluster?.caData, cluster?.skipTLSVerify, cluster?.tlsServerName, cluster?.proxyUrl, user?.name, user?.certFile, user?.certData, user?.keyFile]);
+    return JSON.stringify([
+      cluster?.name,
+      cluster?.server,
+      cluster?.caFile,
+      cluster?.caData,
+      cluster?.skipTLSVerify,
+      cluster?.tlsServerName,
+      cluster?.proxyUrl,
+      user?.name,
+      user?.certFile,
+      user?.certData,
+      user?.keyFile,
+    ]);
   }
 }

@@ -101,9 +101,10 @@ export class DirectTransport implements Transport {
       return pool;
     }
     const common = { keepAlive: true, keepAliveMsecs: 30_000, scheduling: "lifo" as const };
-    const agent = this.#url.protocol === "http:"
-      ? new HttpAgent(common)
-      : new HttpsAgent({ ...common, ...tls, rejectUnauthorized: !a.insecureSkipTLSVerify, ...(a.tlsServerName ? { servername: a.tlsServerName } : {}) });
+    const agent =
+      this.#url.protocol === "http:"
+        ? new HttpAgent(common)
+        : new HttpsAgent({ ...common, ...tls, rejectUnauthorized: !a.insecureSkipTLSVerify, ...(a.tlsServerName ? { servername: a.tlsServerName } : {}) });
     this.#pool = { agent, material, checkedAt: now };
     // Rotated certificates: requests already on the old pool (watches last up to 10 minutes) finish there.
     if (pool) setTimeout(() => pool.agent.destroy(), 11 * 60_000).unref();
@@ -135,10 +136,22 @@ export class DirectTransport implements Transport {
     const send = this.#url.protocol === "http:" ? httpRequest : httpsRequest;
     return new Promise((resolve, reject) => {
       const r = send(
-        { protocol: this.#url.protocol, hostname: this.#url.hostname.replace(/^\[|\]$/g, ""), port: this.#url.port, path: this.#url.pathname.replace(/\/$/, "") + req.path, method: req.method, headers, agent, ...(req.signal ? { signal: req.signal } : {}) },
+        {
+          protocol: this.#url.protocol,
+          hostname: this.#url.hostname.replace(/^\[|\]$/g, ""),
+          port: this.#url.port,
+          path: this.#url.pathname.replace(/\/$/, "") + req.path,
+          method: req.method,
+          headers,
+          agent,
+          ...(req.signal ? { signal: req.signal } : {}),
+        },
         (res: IncomingMessage) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res }),
       );
-      if (req.timeoutMs > 0) r.setTimeout(req.timeoutMs, () => r.destroy(Object.assign(new Error(`${req.method} ${req.path}: no answer in ${req.timeoutMs} ms`), { name: "TimeoutError" })));
+      if (req.timeoutMs > 0)
+        r.setTimeout(req.timeoutMs, () =>
+          r.destroy(Object.assign(new Error(`${req.method} ${req.path}: no answer in ${req.timeoutMs} ms`), { name: "TimeoutError" })),
+        );
       r.on("error", (err: NodeJS.ErrnoException) => {
         // A pooled connection the server closed while idle: the request never reached it, so one retry is safe (Node's documented pattern).
         if (mayRetry && r.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE")) resolve(this.#send(req, false));

@@ -54,25 +54,59 @@ export class OperatorMetrics {
     const m = this.#meter;
     this.#reconcileTotal = m.createCounter("controller_runtime_reconcile", { description: "Total number of reconciliations per controller" });
     this.#reconcileErrors = m.createCounter("controller_runtime_reconcile_errors", { description: "Total number of reconciliation errors per controller" });
-    this.#reconcileTime = m.createHistogram("controller_runtime_reconcile_time_seconds", { description: "Length of time per reconciliation per controller", advice: { explicitBucketBoundaries: LATENCY_BUCKETS } });
+    this.#reconcileTime = m.createHistogram("controller_runtime_reconcile_time_seconds", {
+      description: "Length of time per reconciliation per controller",
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    });
     this.#apiRequests = m.createCounter("finetune_api_requests", { description: "API requests made by the operator, by verb, resource and status code" });
     this.#queueAdds = m.createCounter("workqueue_adds", { description: "Total number of adds handled by workqueue" });
     this.#queueRetries = m.createCounter("workqueue_retries", { description: "Total number of retries handled by workqueue" });
-    this.#queueLatency = m.createHistogram("workqueue_queue_duration_seconds", { description: "How long in seconds an item stays in workqueue before being requested", advice: { explicitBucketBoundaries: LATENCY_BUCKETS } });
-    this.#queueWork = m.createHistogram("workqueue_work_duration_seconds", { description: "How long in seconds processing an item from workqueue takes", advice: { explicitBucketBoundaries: LATENCY_BUCKETS } });
-    this.#stageDuration = m.createHistogram("finetune_stage_duration_seconds", { description: "Time from a stage's start to its completion", advice: { explicitBucketBoundaries: [10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400] } });
-    this.#progressReports = m.createCounter("finetune_progress_reports", { description: "Progress reports received from trainers, by result (accepted, unauthorized, forbidden, rate_limited, ...)" });
-    this.#progressWrites = m.createCounter("finetune_progress_status_writes", { description: "Status writes made for progress reports, by result (ok, error)" });
-    this.#renewLateness = m.createHistogram("finetune_lease_renew_lateness_seconds", { description: "How late each Lease renewal started against its schedule (event-loop lag of a saturated leader)", advice: { explicitBucketBoundaries: LATENCY_BUCKETS } });
-    this.#renewDuration = m.createHistogram("finetune_lease_renew_duration_seconds", { description: "Duration of each Lease renewal attempt, by result (ok, error)", advice: { explicitBucketBoundaries: LATENCY_BUCKETS } });
-    m.createObservableGauge("finetune_reconcile_shedding", { description: "1 while reconciles are paused because the Lease renewal is late" }).addCallback((r) => r.observe(source.isShedding?.() ? 1 : 0));
-    m.createObservableGauge("workqueue_depth", { description: "Current depth of workqueue" }).addCallback((r) => r.observe(this.#queueDepth, { name: this.#controller }));
-    m.createObservableGauge("leader_election_master_status", { description: "Whether this replica is the leader (1) or not (0)" }).addCallback((r) => r.observe(source.isLeader() ? 1 : 0, { name: "finetune-operator" }));
+    this.#queueLatency = m.createHistogram("workqueue_queue_duration_seconds", {
+      description: "How long in seconds an item stays in workqueue before being requested",
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    });
+    this.#queueWork = m.createHistogram("workqueue_work_duration_seconds", {
+      description: "How long in seconds processing an item from workqueue takes",
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    });
+    this.#stageDuration = m.createHistogram("finetune_stage_duration_seconds", {
+      description: "Time from a stage's start to its completion",
+      advice: { explicitBucketBoundaries: [10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 86400] },
+    });
+    this.#progressReports = m.createCounter("finetune_progress_reports", {
+      description: "Progress reports received from trainers, by result (accepted, unauthorized, forbidden, rate_limited, ...)",
+    });
+    this.#progressWrites = m.createCounter("finetune_progress_status_writes", {
+      description: "Status writes made for progress reports, by result (ok, error)",
+    });
+    this.#renewLateness = m.createHistogram("finetune_lease_renew_lateness_seconds", {
+      description: "How late each Lease renewal started against its schedule (event-loop lag of a saturated leader)",
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    });
+    this.#renewDuration = m.createHistogram("finetune_lease_renew_duration_seconds", {
+      description: "Duration of each Lease renewal attempt, by result (ok, error)",
+      advice: { explicitBucketBoundaries: LATENCY_BUCKETS },
+    });
+    m.createObservableGauge("finetune_reconcile_shedding", { description: "1 while reconciles are paused because the Lease renewal is late" }).addCallback(
+      (r) => r.observe(source.isShedding?.() ? 1 : 0),
+    );
+    m.createObservableGauge("workqueue_depth", { description: "Current depth of workqueue" }).addCallback((r) =>
+      r.observe(this.#queueDepth, { name: this.#controller }),
+    );
+    m.createObservableGauge("leader_election_master_status", { description: "Whether this replica is the leader (1) or not (0)" }).addCallback((r) =>
+      r.observe(source.isLeader() ? 1 : 0, { name: "finetune-operator" }),
+    );
     const limit = opts.perJobSeriesLimit ?? 100;
     m.createObservableGauge("finetune_jobs", { description: "FineTuneJobs by phase" }).addCallback((r) => observePhases(r, source));
-    m.createObservableGauge("finetune_job_restarts", { description: "Counted training restarts, summed over FineTuneJobs by namespace" }).addCallback((r) => observeRestarts(r, source));
-    m.createObservableGauge("finetune_job_progress_step", { description: `Training step per running FineTuneJob (at most ${limit} series)` }).addCallback((r) => observePerJob(r, source, limit, (j) => j.status?.progress?.step));
-    m.createObservableGauge("finetune_job_progress_loss", { description: `Latest training loss per running FineTuneJob (at most ${limit} series)` }).addCallback((r) => observePerJob(r, source, limit, (j) => j.status?.progress?.loss));
+    m.createObservableGauge("finetune_job_restarts", { description: "Counted training restarts, summed over FineTuneJobs by namespace" }).addCallback((r) =>
+      observeRestarts(r, source),
+    );
+    m.createObservableGauge("finetune_job_progress_step", { description: `Training step per running FineTuneJob (at most ${limit} series)` }).addCallback((r) =>
+      observePerJob(r, source, limit, (j) => j.status?.progress?.step),
+    );
+    m.createObservableGauge("finetune_job_progress_loss", {
+      description: `Latest training loss per running FineTuneJob (at most ${limit} series)`,
+    }).addCallback((r) => observePerJob(r, source, limit, (j) => j.status?.progress?.loss));
   }
 
   reconciled(outcome: "success" | "error" | "requeue_after", seconds: number): void {

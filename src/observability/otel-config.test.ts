@@ -30,10 +30,13 @@ describe("resolveOtlpConfig", () => {
   });
 
   it("--otlp-endpoint wins over OTEL_EXPORTER_OTLP_ENDPOINT; per-signal endpoints are used as given", () => {
-    const c = resolveOtlpConfig({ ...flags, otlpEndpoint: "http://flag:4318" }, {
-      OTEL_EXPORTER_OTLP_ENDPOINT: "http://env:4318",
-      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "http://metrics:9000/custom",
-    })!;
+    const c = resolveOtlpConfig(
+      { ...flags, otlpEndpoint: "http://flag:4318" },
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://env:4318",
+        OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "http://metrics:9000/custom",
+      },
+    )!;
     assert.equal(c.traces?.url, "http://flag:4318/v1/traces");
     assert.equal(c.metrics?.url, "http://metrics:9000/custom");
   });
@@ -59,7 +62,12 @@ describe("resolveOtlpConfig", () => {
   });
 
   it("service name, pod name and namespace become resource attributes", () => {
-    const c = resolveOtlpConfig(flags, { OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_SERVICE_NAME: "ft-op", POD_NAME: "op-0", POD_NAMESPACE: "finetune-system" })!;
+    const c = resolveOtlpConfig(flags, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318",
+      OTEL_SERVICE_NAME: "ft-op",
+      POD_NAME: "op-0",
+      POD_NAMESPACE: "finetune-system",
+    })!;
     assert.equal(c.serviceName, "ft-op");
     assert.deepEqual(c.resourceAttributes, { "k8s.pod.name": "op-0", "k8s.namespace.name": "finetune-system" });
   });

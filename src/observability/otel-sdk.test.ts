@@ -29,14 +29,22 @@ describe("OTLP telemetry (SDK)", () => {
   it("nested traced() calls parent across awaits; metrics export shares the Prometheus MeterProvider", async () => {
     const collector = await startOtlpCollector();
     try {
-      const config = resolveOtlpConfig({ otlpExportMetrics: true, traceSampleRatio: 1 }, { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, POD_NAME: "op-1" }, { serviceVersion: "9.9.9" })!;
+      const config = resolveOtlpConfig(
+        { otlpExportMetrics: true, traceSampleRatio: 1 },
+        { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, POD_NAME: "op-1" },
+        { serviceVersion: "9.9.9" },
+      )!;
       const telemetry = startOtlpTelemetry(config, logger);
       const m = new OperatorMetrics(source, { readers: telemetry.metricReaders, resource: telemetry.resource });
-      await traced("reconcile FineTuneJob", async () => {
-        await sleep(5);
-        await traced("k8s create jobs", async () => sleep(5), { "k8s.verb": "create" });
-        await Promise.all([traced("k8s get configmaps", async () => sleep(1)), traced("k8s update finetunejobs/status", async () => sleep(2))]);
-      }, { "finetune.job": "ns/a" });
+      await traced(
+        "reconcile FineTuneJob",
+        async () => {
+          await sleep(5);
+          await traced("k8s create jobs", async () => sleep(5), { "k8s.verb": "create" });
+          await Promise.all([traced("k8s get configmaps", async () => sleep(1)), traced("k8s update finetunejobs/status", async () => sleep(2))]);
+        },
+        { "finetune.job": "ns/a" },
+      );
       await assert.rejects(traced("k8s delete jobs", async () => Promise.reject(new Error("boom"))));
       m.reconciled("success", 0.01);
       assert.match(await m.scrape(), /controller_runtime_reconcile_total\{/, "/metrics still served");
@@ -58,7 +66,10 @@ describe("OTLP telemetry (SDK)", () => {
       }
       const failed = collector.spans.find((s) => s.name === "k8s delete jobs")!;
       assert.equal(failed.status?.code, 2, "error status");
-      assert.ok(failed.events.some((e) => e.name === "exception"), "exception recorded");
+      assert.ok(
+        failed.events.some((e) => e.name === "exception"),
+        "exception recorded",
+      );
       assert.ok(collector.metricNames.has("controller_runtime_reconcile"), `metrics: ${[...collector.metricNames]}`);
       assert.equal(collector.metricResources[0]?.["service.name"], "finetune-operator");
     } finally {
@@ -69,18 +80,21 @@ describe("OTLP telemetry (SDK)", () => {
   it("a black-hole collector: spans are dropped beyond the queue, shutdown returns", async () => {
     const hole = await startBlackHole();
     try {
-      const config = resolveOtlpConfig({ otlpExportMetrics: true, traceSampleRatio: 1 }, {
-        OTEL_EXPORTER_OTLP_ENDPOINT: hole.url,
-        OTEL_BSP_SCHEDULE_DELAY: "50",
-        OTEL_BSP_MAX_QUEUE_SIZE: "64",
-        OTEL_METRIC_EXPORT_INTERVAL: "100",
-      })!;
+      const config = resolveOtlpConfig(
+        { otlpExportMetrics: true, traceSampleRatio: 1 },
+        {
+          OTEL_EXPORTER_OTLP_ENDPOINT: hole.url,
+          OTEL_BSP_SCHEDULE_DELAY: "50",
+          OTEL_BSP_MAX_QUEUE_SIZE: "64",
+          OTEL_METRIC_EXPORT_INTERVAL: "100",
+        },
+      )!;
       const telemetry = startOtlpTelemetry(config, logger);
       const m = new OperatorMetrics(source, { readers: telemetry.metricReaders, resource: telemetry.resource });
       const started = Date.now();
       for (let i = 0; i < 2_000; i++) await traced("reconcile FineTuneJob", async () => traced("k8s get configmaps", async () => undefined));
       const spanTime = Date.now() - started;
-      for (const t0 = Date.now(); hole.connections() === 0 && Date.now() - t0 < 120_000; ) await sleep(10);
+      for (const t0 = Date.now(); hole.connections() === 0 && Date.now() - t0 < 120_000;) await sleep(10);
       assert.ok(hole.connections() > 0, "the exporter did connect");
       const stopStart = Date.now();
       await Promise.all([telemetry.shutdown(), m.shutdown().catch(() => {})].map((p) => Promise.race([p, sleep(config.shutdownTimeoutMillis)])));

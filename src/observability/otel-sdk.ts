@@ -69,7 +69,10 @@ export function startOtlpTelemetry(config: OtlpConfig, logger: Logger): OtlpTele
     );
   }
 
-  logger.info({ traces: config.traces?.url, metrics: config.metrics?.url, sampleRatio: config.traces?.sampleRatio, service: config.serviceName }, "OTLP export enabled");
+  logger.info(
+    { traces: config.traces?.url, metrics: config.metrics?.url, sampleRatio: config.traces?.sampleRatio, service: config.serviceName },
+    "OTLP export enabled",
+  );
   for (const w of config.warnings) logger.warn(w);
 
   return {
@@ -89,17 +92,19 @@ export function startOtlpTelemetry(config: OtlpConfig, logger: Logger): OtlpTele
 function throttledDiagLogger(log: Logger, intervalMs = 30_000): DiagLogger {
   let last = 0;
   let suppressed = 0;
-  const emit = (level: "warn" | "error") => (message: string, ...args: unknown[]) => {
-    const now = Date.now();
-    if (now - last < intervalMs) {
-      suppressed++;
-      return;
-    }
-    last = now;
-    const detail = args.map((a) => (a instanceof Error ? a.message : typeof a === "string" ? a : safeJson(a))).join(" ");
-    log[level]({ ...(suppressed ? { suppressed } : {}), ...(detail ? { detail } : {}) }, readable(message));
-    suppressed = 0;
-  };
+  const emit =
+    (level: "warn" | "error") =>
+    (message: string, ...args: unknown[]) => {
+      const now = Date.now();
+      if (now - last < intervalMs) {
+        suppressed++;
+        return;
+      }
+      last = now;
+      const detail = args.map((a) => (a instanceof Error ? a.message : typeof a === "string" ? a : safeJson(a))).join(" ");
+      log[level]({ ...(suppressed ? { suppressed } : {}), ...(detail ? { detail } : {}) }, readable(message));
+      suppressed = 0;
+    };
   const noop = () => {};
   return { error: emit("error"), warn: emit("warn"), info: noop, debug: noop, verbose: noop };
 }

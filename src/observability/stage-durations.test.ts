@@ -4,7 +4,13 @@ import type { FineTuneJobObject } from "../api/schema.ts";
 import { finishedStages } from "./stage-durations.ts";
 
 type Status = NonNullable<FineTuneJobObject["status"]>;
-const stage = (phase: "Running" | "Succeeded", start?: string, end?: string) => ({ phase, attempt: 0, retries: 0, ...(start ? { startTime: start } : {}), ...(end ? { completionTime: end } : {}) });
+const stage = (phase: "Running" | "Succeeded", start?: string, end?: string) => ({
+  phase,
+  attempt: 0,
+  retries: 0,
+  ...(start ? { startTime: start } : {}),
+  ...(end ? { completionTime: end } : {}),
+});
 
 describe("finishedStages", () => {
   test("a stage that became Succeeded in this write yields its duration", () => {
@@ -22,8 +28,14 @@ describe("finishedStages", () => {
 
   test("several stages in one write (operator was down meanwhile) each count once", () => {
     const after = {
-      stages: { preprocess: stage("Succeeded", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"), train: stage("Succeeded", "2026-01-01T00:01:00Z", "2026-01-01T00:03:00Z") },
+      stages: {
+        preprocess: stage("Succeeded", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"),
+        train: stage("Succeeded", "2026-01-01T00:01:00Z", "2026-01-01T00:03:00Z"),
+      },
     } as Status;
-    assert.deepEqual(finishedStages(undefined, after), [{ stage: "preprocess", seconds: 60 }, { stage: "train", seconds: 120 }]);
+    assert.deepEqual(finishedStages(undefined, after), [
+      { stage: "preprocess", seconds: 60 },
+      { stage: "train", seconds: 120 },
+    ]);
   });
 });

@@ -58,7 +58,8 @@ export class ProgressAuthenticator {
     if (!st?.authenticated) return { ok: false, status: 401, reason: `token rejected${st?.error ? `: ${st.error}` : ""}` };
     if (!st.audiences?.includes(audience)) return { ok: false, status: 401, reason: "token audience does not name this FineTuneJob" };
     const username = st.user?.username ?? "";
-    if (!username.startsWith(`system:serviceaccount:${namespace}:`)) return { ok: false, status: 403, reason: "token is not a service account of the job's namespace" };
+    if (!username.startsWith(`system:serviceaccount:${namespace}:`))
+      return { ok: false, status: 403, reason: "token is not a service account of the job's namespace" };
     const podName = st.user?.extra?.[POD_NAME_CLAIM]?.[0];
     const podUid = st.user?.extra?.[POD_UID_CLAIM]?.[0];
     if (!podName) return { ok: false, status: 403, reason: "token is not bound to a pod" };

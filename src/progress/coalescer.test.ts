@@ -8,7 +8,10 @@ describe("ProgressCoalescer", () => {
     c.put("a", 1);
     c.put("a", 2);
     c.put("b", 7);
-    assert.deepEqual(c.take(0).sort(), [["a", 2], ["b", 7]]);
+    assert.deepEqual(c.take(0).sort(), [
+      ["a", 2],
+      ["b", 7],
+    ]);
     assert.equal(c.pending, 0);
     assert.deepEqual(c.take(1), [], "nothing left to write");
   });
@@ -20,9 +23,19 @@ describe("ProgressCoalescer", () => {
     assert.equal(first.length, 2);
     for (const k of ["a", "b", "c", "d"]) c.put(k, 2);
     const second = c.take(200);
-    assert.deepEqual(second.map(([k]) => k).sort(), ["a", "b", "c", "d"].filter((k) => !first.includes(k)).sort(), "never-written jobs go before recently written ones");
-    assert.ok(second.every(([, v]) => v === 2), "the waiting jobs carry their newest report");
-    const third = c.take(300).map(([k]) => k).sort();
+    assert.deepEqual(
+      second.map(([k]) => k).sort(),
+      ["a", "b", "c", "d"].filter((k) => !first.includes(k)).sort(),
+      "never-written jobs go before recently written ones",
+    );
+    assert.ok(
+      second.every(([, v]) => v === 2),
+      "the waiting jobs carry their newest report",
+    );
+    const third = c
+      .take(300)
+      .map(([k]) => k)
+      .sort();
     assert.deepEqual(third, [...first].sort(), "then the ones written longest ago");
   });
 
@@ -58,7 +71,13 @@ describe("ProgressCoalescer", () => {
     c.prune(1000, 500);
     c.put("x", 2);
     // Without the prune, a (written at 0) would go before x (written at 5); x was forgotten, so it counts as never written.
-    assert.deepEqual(c.take(1001).map(([k]) => k), ["x"]);
-    assert.deepEqual(c.take(1002).map(([k]) => k), ["a"]);
+    assert.deepEqual(
+      c.take(1001).map(([k]) => k),
+      ["x"],
+    );
+    assert.deepEqual(
+      c.take(1002).map(([k]) => k),
+      ["a"],
+    );
   });
 });

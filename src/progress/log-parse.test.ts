@@ -49,7 +49,10 @@ describe("parseLogTail on real axolotl 0.18.0 output", () => {
     // Training completed, so every save it announced finished.
     const saved = [...new Set([...REAL.matchAll(/Saving model checkpoint to \S+\/checkpoint-(\d+)/g)].map((m) => Number(m[1])))];
     assert.ok(saved.length > 3);
-    assert.deepEqual(p.checkpoints.map((c) => c.step), saved);
+    assert.deepEqual(
+      p.checkpoints.map((c) => c.step),
+      saved,
+    );
   });
 
   it("keeps the training total while eval bars are drawn, even with the announcement scrolled away", () => {
@@ -92,7 +95,9 @@ describe("parseLogTail", () => {
     const p = parseLogTail(upToSave);
     assert.equal(p.step, 100);
     assert.deepEqual(p.checkpoints, []);
-    const done = parseLogTail(`${upToSave}[2025-01-01 11:30:00,000] [INFO] [axolotl.train:250] [RANK:0] Training completed! Saving trained model to /finetune/output/model.\n`);
+    const done = parseLogTail(
+      `${upToSave}[2025-01-01 11:30:00,000] [INFO] [axolotl.train:250] [RANK:0] Training completed! Saving trained model to /finetune/output/model.\n`,
+    );
     assert.deepEqual(done.checkpoints, [{ step: 100, path: "/finetune/output/model/checkpoint-100" }]);
     assert.equal(done.completed, true);
   });
@@ -101,7 +106,8 @@ describe("parseLogTail", () => {
     const noMax = TAIL.split("\n").slice(1).join("\n");
     assert.equal(parseLogTail(noMax).step, 110);
     // Only an eval bar and a single training redraw in view: the known total picks the right one.
-    const evalHeavy = "\r 40%|████      | 10/25 [00:02<00:03,  4.90it/s]\r 80%|████████  | 20/25 [00:04<00:01,  4.90it/s]\n 5%|▌         | 40/873 [03:00<1:02:00,  4.5s/it]\n";
+    const evalHeavy =
+      "\r 40%|████      | 10/25 [00:02<00:03,  4.90it/s]\r 80%|████████  | 20/25 [00:04<00:01,  4.90it/s]\n 5%|▌         | 40/873 [03:00<1:02:00,  4.5s/it]\n";
     assert.deepEqual([parseLogTail(evalHeavy, { totalSteps: 873 }).step, parseLogTail(evalHeavy, { totalSteps: 873 }).totalSteps], [40, 873]);
     assert.equal(parseLogTail(evalHeavy).totalSteps, 25, "without any hint the most-drawn bar wins");
   });
@@ -146,7 +152,9 @@ describe("parseLogTail", () => {
   it("computes ETA from the rate when tqdm has no remaining time yet, and keeps steps monotonic", () => {
     const p = parseLogTail(" 5%|▌         | 50/100 [00:50<?,  2.00it/s]\n", { totalSteps: 100 });
     assert.equal(p.etaSeconds, 25);
-    const q = parseLogTail(" 50%|█████     | 50/100 [00:50<00:50,  1.00it/s]\r 10%|█         | 10/100 [00:10<01:30,  1.00it/s]\n{'loss': 1.0, 'step': 60, 'epoch': 0.6}\n");
+    const q = parseLogTail(
+      " 50%|█████     | 50/100 [00:50<00:50,  1.00it/s]\r 10%|█         | 10/100 [00:10<01:30,  1.00it/s]\n{'loss': 1.0, 'step': 60, 'epoch': 0.6}\n",
+    );
     assert.equal(q.step, 60);
   });
 
@@ -178,7 +186,11 @@ print(json.dumps(t.snapshot()[0]))
     let python: string | undefined;
     let failure: unknown;
     try {
-      python = execFileSync("python3", ["-c", PY, fileURLToPath(new URL("../trainer/launcher/", import.meta.url)), fileURLToPath(new URL(file, import.meta.url))], { encoding: "utf8" });
+      python = execFileSync(
+        "python3",
+        ["-c", PY, fileURLToPath(new URL("../trainer/launcher/", import.meta.url)), fileURLToPath(new URL(file, import.meta.url))],
+        { encoding: "utf8" },
+      );
     } catch (err) {
       failure = err;
     }
@@ -189,12 +201,23 @@ print(json.dumps(t.snapshot()[0]))
       const py = JSON.parse(python!) as Record<string, unknown>;
       const ts = parseLogTail(text);
       assert.equal(typeof ts.loss, "number", "a loss was read");
-      for (const [k, v] of Object.entries({ step: ts.step, totalSteps: ts.totalSteps, loss: ts.loss, evalLoss: ts.evalLoss, learningRate: ts.learningRate, gradNorm: ts.gradNorm, epoch: ts.epoch })) {
+      for (const [k, v] of Object.entries({
+        step: ts.step,
+        totalSteps: ts.totalSteps,
+        loss: ts.loss,
+        evalLoss: ts.evalLoss,
+        learningRate: ts.learningRate,
+        gradNorm: ts.gradNorm,
+        epoch: ts.epoch,
+      })) {
         assert.equal(v, py[k], k);
       }
       if (!ts.completed) assert.equal(ts.etaSeconds, py.etaSeconds, "etaSeconds");
       // The launcher lists the save at once (and checks the files before reporting it complete); the tail shows training went past it.
-      assert.deepEqual((py.checkpoints as { step: number; path: string }[]).map((c) => ({ step: c.step, path: c.path })), ts.checkpoints);
+      assert.deepEqual(
+        (py.checkpoints as { step: number; path: string }[]).map((c) => ({ step: c.step, path: c.path })),
+        ts.checkpoints,
+      );
     });
   }
 });
@@ -212,7 +235,15 @@ describe("helpers", () => {
   });
 
   it("parseMetricsDict reads Python reprs and refuses anything else", () => {
-    assert.deepEqual(parseMetricsDict("{'loss': 1.5, \"x\": -2e-3, 'ok': True, 'n': None, 't': (1, 2), 'l': [], 'd': {},}"), { loss: 1.5, x: -0.002, ok: true, n: null, t: [1, 2], l: [], d: {} });
+    assert.deepEqual(parseMetricsDict("{'loss': 1.5, \"x\": -2e-3, 'ok': True, 'n': None, 't': (1, 2), 'l': [], 'd': {},}"), {
+      loss: 1.5,
+      x: -0.002,
+      ok: true,
+      n: null,
+      t: [1, 2],
+      l: [],
+      d: {},
+    });
     assert.deepEqual(parseMetricsDict("prefix {'loss': -inf} suffix"), { loss: Number.NEGATIVE_INFINITY });
     assert.equal(parseMetricsDict("{'loss': os.system('x')}"), undefined);
     assert.equal(parseMetricsDict("{1: 2}"), undefined);
@@ -246,7 +277,11 @@ describe("helpers", () => {
     const p = parseLogTail(REAL);
     assert.ok(p.losses.length >= 10, String(p.losses.length));
     const steps = p.losses.map((l) => l.step);
-    assert.deepEqual(steps, [...steps].sort((a, b) => a - b), "non-decreasing");
+    assert.deepEqual(
+      steps,
+      [...steps].sort((a, b) => a - b),
+      "non-decreasing",
+    );
     assert.ok(new Set(steps).size >= 0.8 * steps.length, `${new Set(steps).size} distinct of ${steps.length}`);
     assert.ok(p.losses.every((l) => Number.isFinite(l.loss)));
   });

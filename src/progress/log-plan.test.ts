@@ -15,7 +15,11 @@ const STALE = 180_000;
 function job(status: FineTuneJobStatus | undefined, name = "j"): FineTuneJobObject {
   return { metadata: { name, namespace: "ml" }, spec: { config: {} } as never, ...(status ? { status } : {}) };
 }
-const training = (extra: Partial<FineTuneJobStatus> = {}): FineTuneJobStatus => ({ phase: "Training", stages: { train: { phase: "Running", attempt: 1, retries: 0 } }, ...extra });
+const training = (extra: Partial<FineTuneJobStatus> = {}): FineTuneJobStatus => ({
+  phase: "Training",
+  stages: { train: { phase: "Running", attempt: 1, retries: 0 } },
+  ...extra,
+});
 
 function pod(name: string, o: { index?: string; attempt?: string; stage?: string; phase?: string; node?: string | null; deleting?: boolean } = {}): V1Pod {
   return {
@@ -40,7 +44,8 @@ describe("needsLogProgress", () => {
     assert.equal(needsLogProgress(job(training({ progress: { step: 5, source: "push", updatedAt: ago(10) } })), NOW, STALE), false, "fresh push wins");
     assert.equal(needsLogProgress(job(training({ progress: { step: 5, source: "push", updatedAt: ago(181) } })), NOW, STALE), true, "stale push");
     assert.equal(needsLogProgress(job(training({ progress: { step: 5, source: "push" } })), NOW, STALE), true, "push without a time");
-    for (const phase of ["Pending", "Preprocessing", "Merging", "Succeeded", "Failed", "Suspended"] as const) assert.equal(needsLogProgress(job({ phase }), NOW, STALE), false, phase);
+    for (const phase of ["Pending", "Preprocessing", "Merging", "Succeeded", "Failed", "Suspended"] as const)
+      assert.equal(needsLogProgress(job({ phase }), NOW, STALE), false, phase);
     assert.equal(needsLogProgress(job(undefined), NOW, STALE), false);
     const deleting = job(training());
     deleting.metadata.deletionTimestamp = new Date(NOW).toISOString();
@@ -51,7 +56,12 @@ describe("needsLogProgress", () => {
 describe("rankZeroPod", () => {
   it("is completion index 0 of the current attempt, running on a node", () => {
     const j = job(training());
-    const pods = [pod("j-train-1-1", { index: "1" }), pod("j-train-0-0", { attempt: "0", phase: "Failed" }), pod("j-preprocess-0-0", { stage: "preprocess" }), pod("j-train-1-0")];
+    const pods = [
+      pod("j-train-1-1", { index: "1" }),
+      pod("j-train-0-0", { attempt: "0", phase: "Failed" }),
+      pod("j-preprocess-0-0", { stage: "preprocess" }),
+      pod("j-train-1-0"),
+    ];
     assert.equal(rankZeroPod(j, pods)?.metadata?.name, "j-train-1-0");
     assert.equal(rankZeroPod(j, [pod("p", { phase: "Pending" })]), undefined);
     assert.equal(rankZeroPod(j, [pod("p", { node: null })]), undefined);
@@ -66,21 +76,47 @@ describe("logProgressPatch", () => {
   const ck = (step: number) => ({ step, path: `/finetune/output/model/checkpoint-${step}` });
 
   it("writes progress in the push path's shape, source logs, with summary and percent", () => {
-    const patch = logProgressPatch(training(), parsed({ step: 120, totalSteps: 873, loss: 1.2345, epoch: 0.13, etaSeconds: 4200, checkpoints: [ck(100)] }), now, { allowStepBack: true });
+    const patch = logProgressPatch(
+      training(),
+      parsed({ step: 120, totalSteps: 873, loss: 1.2345, epoch: 0.13, etaSeconds: 4200, checkpoints: [ck(100)] }),
+      now,
+      { allowStepBack: true },
+    );
     assert.deepEqual(patch, {
-      progress: { updatedAt: now.toISOString(), source: "logs", step: 120, totalSteps: 873, loss: 1.2345, epoch: 0.13, etaSeconds: 4200, percent: 13.7, summary: "120/873 (13%)" },
+      progress: {
+        updatedAt: now.toISOString(),
+        source: "logs",
+        step: 120,
+        totalSteps: 873,
+        loss: 1.2345,
+        epoch: 0.13,
+        etaSeconds: 4200,
+        percent: 13.7,
+        summary: "120/873 (13%)",
+      },
       checkpoints: [ck(100)],
       latestCheckpoint: ck(100),
     });
   });
 
   it("costs no write when the log did not move", () => {
-    const status = training({ progress: { step: 120, totalSteps: 873, loss: 1.2, source: "logs", updatedAt: ago(60) }, checkpoints: [ck(100)], latestCheckpoint: ck(100) });
-    assert.equal(logProgressPatch(status, parsed({ step: 120, totalSteps: 873, loss: 1.2, epoch: 0.2, checkpoints: [ck(100)] }), now, { allowStepBack: false }), undefined);
+    const status = training({
+      progress: { step: 120, totalSteps: 873, loss: 1.2, source: "logs", updatedAt: ago(60) },
+      checkpoints: [ck(100)],
+      latestCheckpoint: ck(100),
+    });
+    assert.equal(
+      logProgressPatch(status, parsed({ step: 120, totalSteps: 873, loss: 1.2, epoch: 0.2, checkpoints: [ck(100)] }), now, { allowStepBack: false }),
+      undefined,
+    );
     assert.equal(logProgressPatch(status, parsed({}), now, { allowStepBack: false }), undefined, "an empty tail adds nothing");
     // What the API server returns has its keys sorted: still the same checkpoints.
     const readBack = { ...status, checkpoints: [{ path: ck(100).path, step: 100 }] };
-    assert.equal(logProgressPatch(readBack, parsed({ step: 120, checkpoints: [ck(100)] }), now, { allowStepBack: false }), undefined, "checkpoints compare by value");
+    assert.equal(
+      logProgressPatch(readBack, parsed({ step: 120, checkpoints: [ck(100)] }), now, { allowStepBack: false }),
+      undefined,
+      "checkpoints compare by value",
+    );
     assert.equal(logProgressPatch(status, parsed({ step: 120 }), now, { allowStepBack: false }), undefined, "fields the tail lacks keep their value");
     assert.ok(logProgressPatch(status, parsed({ step: 121 }), now, { allowStepBack: false }), "a step");
     assert.ok(logProgressPatch(status, parsed({ step: 120, loss: 1.1 }), now, { allowStepBack: false }), "a loss");
@@ -88,7 +124,16 @@ describe("logProgressPatch", () => {
     const withCk = logProgressPatch(status, parsed({ step: 120, checkpoints: [ck(110)] }), now, { allowStepBack: false });
     assert.deepEqual(withCk?.checkpoints, [ck(100), ck(110)], "a new checkpoint joins those already known");
     assert.deepEqual(withCk?.latestCheckpoint, ck(110));
-    assert.equal(logProgressPatch(training({ progress: { step: 120, totalSteps: 873, source: "push", updatedAt: ago(999) } }), parsed({ step: 120, totalSteps: 873 }), now, { allowStepBack: true }), undefined, "a stale push that the log agrees with is left alone");
+    assert.equal(
+      logProgressPatch(
+        training({ progress: { step: 120, totalSteps: 873, source: "push", updatedAt: ago(999) } }),
+        parsed({ step: 120, totalSteps: 873 }),
+        now,
+        { allowStepBack: true },
+      ),
+      undefined,
+      "a stale push that the log agrees with is left alone",
+    );
   });
 
   it("never moves the step back for the same pod, but does for a restarted attempt", () => {
@@ -112,7 +157,8 @@ describe("logProgressPatch", () => {
 });
 
 describe("LogProgressPoller", () => {
-  const TAIL = "Maximum number of steps set at 873\n 12%|█▏        | 102/873 [09:08<1:10:11,  5.46s/it]\n{'loss': 1.2345, 'learning_rate': 2e-05, 'epoch': 0.12}\n";
+  const TAIL =
+    "Maximum number of steps set at 873\n 12%|█▏        | 102/873 [09:08<1:10:11,  5.46s/it]\n{'loss': 1.2345, 'learning_rate': 2e-05, 'epoch': 0.12}\n";
 
   function setup(jobs: FineTuneJobObject[], logs: Record<string, string | Error>) {
     const calls: string[] = [];
@@ -168,9 +214,16 @@ describe("LogProgressPoller", () => {
   });
 
   it("survives failing reads and empty logs", async () => {
-    const { poller, patches } = setup([job(training(), "a"), job(training(), "b"), job(training(), "c")], { "a-train-1-0": new Error("kubelet unreachable"), "b-train-1-0": "", "c-train-1-0": TAIL });
+    const { poller, patches } = setup([job(training(), "a"), job(training(), "b"), job(training(), "c")], {
+      "a-train-1-0": new Error("kubelet unreachable"),
+      "b-train-1-0": "",
+      "c-train-1-0": TAIL,
+    });
     await poller.poll();
-    assert.deepEqual(patches.map((p) => p[0]), ["ml/c"]);
+    assert.deepEqual(
+      patches.map((p) => p[0]),
+      ["ml/c"],
+    );
     assert.equal(poller.stats.errors, 1);
   });
 

@@ -65,7 +65,12 @@ export interface PatchOptions {
  * the push path (server.ts flush): progress (merged key by key), checkpoints,
  * latestCheckpoint. Fields the tail does not show keep their last value.
  */
-export function logProgressPatch(status: FineTuneJobStatus | undefined, parsed: LogProgress, now: Date, opts: PatchOptions): Record<string, unknown> | undefined {
+export function logProgressPatch(
+  status: FineTuneJobStatus | undefined,
+  parsed: LogProgress,
+  now: Date,
+  opts: PatchOptions,
+): Record<string, unknown> | undefined {
   const current: Progress = status?.progress ?? {};
   if (!opts.allowStepBack && parsed.step !== undefined && current.step !== undefined && parsed.step < current.step) return undefined;
   const checkpoints = mergeCheckpoints(status?.checkpoints ?? [], parsed.checkpoints);

@@ -25,7 +25,10 @@ const ReportSchema = z.object({
   lossNonFiniteStep: z.number().int().nonnegative().nullish(),
   /** The trainer's last report (training ended); it may bypass the per-job rate limit once. */
   final: z.boolean().nullish(),
-  checkpoints: z.array(z.object({ step: z.number().int().nonnegative(), path: z.string().max(1024), complete: z.boolean().optional() })).max(1000).nullish(),
+  checkpoints: z
+    .array(z.object({ step: z.number().int().nonnegative(), path: z.string().max(1024), complete: z.boolean().optional() }))
+    .max(1000)
+    .nullish(),
 });
 
 export interface ParsedReport {
@@ -44,7 +47,13 @@ export function parseReport(body: string, now: Date): ParsedReport | { error: st
     return { error: "body is not JSON" };
   }
   const parsed = ReportSchema.safeParse(json);
-  if (!parsed.success) return { error: `invalid report: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).slice(0, 3).join("; ")}` };
+  if (!parsed.success)
+    return {
+      error: `invalid report: ${parsed.error.issues
+        .map((i) => `${i.path.join(".")}: ${i.message}`)
+        .slice(0, 3)
+        .join("; ")}`,
+    };
   const r = parsed.data;
   const progress: Progress = { updatedAt: now.toISOString(), source: "push" };
   const set = <K extends keyof Progress>(key: K, value: Progress[K] | null | undefined) => {

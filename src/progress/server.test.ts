@@ -13,7 +13,8 @@ const writes: Array<{ key: string; status: Record<string, unknown> }> = [];
 const results: ReportResult[] = [];
 let server: ProgressServer;
 
-const job = (name: string) => ({ apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob", metadata: { name, namespace: "ns" }, spec: {} }) as unknown as FineTuneJobObject;
+const job = (name: string) =>
+  ({ apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob", metadata: { name, namespace: "ns" }, spec: {} }) as unknown as FineTuneJobObject;
 
 before(async () => {
   server = new ProgressServer({
@@ -23,7 +24,9 @@ before(async () => {
         return {};
       },
     },
-    auth: { authenticate: async (token: string): Promise<AuthResult> => (token === "good" ? { ok: true } : { ok: false, status: 401, reason: "token rejected" }) },
+    auth: {
+      authenticate: async (token: string): Promise<AuthResult> => (token === "good" ? { ok: true } : { ok: false, status: 401, reason: "token rejected" }),
+    },
     getJob: (_ns, name) => (name.startsWith("job-") ? job(name) : undefined),
     logger: pino({ level: "silent" }),
     host: "127.0.0.1",
@@ -89,7 +92,13 @@ describe("ProgressServer", () => {
     await server.flush();
     const mine = writes.splice(0);
     assert.equal(mine.length, 1);
-    assert.deepEqual(mine[0]!.status.lossHistory, { points: [{ step: 10, loss: 6.7 }, { step: 12, loss: 6.1 }], nonFiniteStep: 11 });
+    assert.deepEqual(mine[0]!.status.lossHistory, {
+      points: [
+        { step: 10, loss: 6.7 },
+        { step: 12, loss: 6.1 },
+      ],
+      nonFiniteStep: 11,
+    });
     assert.equal((mine[0]!.status.progress as { step: number }).step, 12);
   });
 });

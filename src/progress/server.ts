@@ -187,7 +187,14 @@ export class ProgressServer {
   }
 }
 
-const RESULTS: Record<number, ReportResult> = { 401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "too_large", 429: "rate_limited", 400: "invalid" };
+const RESULTS: Record<number, ReportResult> = {
+  401: "unauthorized",
+  403: "forbidden",
+  404: "not_found",
+  413: "too_large",
+  429: "rate_limited",
+  400: "invalid",
+};
 
 function reply(res: ServerResponse, status: number, message: string): void {
   if (res.headersSent) return;

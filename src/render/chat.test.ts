@@ -7,7 +7,17 @@ import { validateSpec } from "../validation/job.ts";
 import { CHAT_PORT, chatConfig, renderChatConfigMap, renderChatPod } from "./chat.ts";
 import type { RenderInput } from "./children.ts";
 
-const CONFIG = { base_model: "meta-llama/Llama-3.1-8B", adapter: "qlora", load_in_4bit: true, lora_r: 16, micro_batch_size: 1, gradient_accumulation_steps: 4, learning_rate: 0.0002, datasets: [{ path: "data.jsonl", type: "alpaca" }], output_dir: "/finetune/output/model" };
+const CONFIG = {
+  base_model: "meta-llama/Llama-3.1-8B",
+  adapter: "qlora",
+  load_in_4bit: true,
+  lora_r: 16,
+  micro_batch_size: 1,
+  gradient_accumulation_steps: 4,
+  learning_rate: 0.0002,
+  datasets: [{ path: "data.jsonl", type: "alpaca" }],
+  output_dir: "/finetune/output/model",
+};
 const { spec } = validateSpec({ config: CONFIG, storage: { cache: { existingClaim: "hf-cache" } } });
 const input: RenderInput = { job: { name: "llama", namespace: "ml", uid: "u-1" }, spec: spec!, axolotlConfig: CONFIG, settings: { launcherSource: {} } };
 
@@ -28,7 +38,10 @@ describe("chat pod", () => {
     assert.equal(labels[LABEL_COMPONENT], "chat");
     assert.equal(labels[LABEL_STAGE], undefined, "the planner counts stage pods by this label");
     assert.equal(labels[LABEL_ATTEMPT], undefined);
-    assert.deepEqual(pod.metadata!.ownerReferences?.map((o) => [o.kind, o.name, o.controller]), [["FineTuneJob", "llama", undefined]]);
+    assert.deepEqual(
+      pod.metadata!.ownerReferences?.map((o) => [o.kind, o.name, o.controller]),
+      [["FineTuneJob", "llama", undefined]],
+    );
   });
 
   it("keeps Gradio private (no public share link, loopback only) and points --merged at the merged model", () => {

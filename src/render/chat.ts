@@ -51,8 +51,12 @@ export function renderChatPod(input: RenderInput, opts: ChatOptions): V1Pod {
   container.env = (container.env ?? []).filter((e) => !e.name.startsWith("FINETUNE_"));
   container.ports = [{ name: "gradio", containerPort: CHAT_PORT }];
   // No launcher (nothing to resume or report) and the chat config instead of the job's.
-  container.volumeMounts = (container.volumeMounts ?? []).filter((m) => m.mountPath !== MOUNT_LAUNCHER).map((m) => (m.mountPath === MOUNT_CONFIG ? { ...m, mountPath: CHAT_CONFIG_DIR } : m));
-  spec.volumes = (spec.volumes ?? []).filter((v) => v.name !== "finetune-launcher").map((v) => (v.name === "finetune-config" ? { name: v.name, configMap: { name: opts.name } } : v));
+  container.volumeMounts = (container.volumeMounts ?? [])
+    .filter((m) => m.mountPath !== MOUNT_LAUNCHER)
+    .map((m) => (m.mountPath === MOUNT_CONFIG ? { ...m, mountPath: CHAT_CONFIG_DIR } : m));
+  spec.volumes = (spec.volumes ?? [])
+    .filter((v) => v.name !== "finetune-launcher")
+    .map((v) => (v.name === "finetune-config" ? { name: v.name, configMap: { name: opts.name } } : v));
   spec.restartPolicy = "Never";
   // No stage or attempt label: the planner counts a stage's pods by them, and this pod is no stage's.
   const labels = { ...(template.metadata?.labels ?? {}), ...chatLabels(input) };

@@ -20,8 +20,17 @@ import type { FineTuneJobSpecInput } from "../api/schema.ts";
 import { validateSpec } from "../validation/job.ts";
 import { renderAxolotlConfig, trainsMergeableAdapter } from "./axolotl-config.ts";
 import {
-  outputPaths, renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderSmokeTestJob, renderTrainJob,
-  type OperatorSettings, type RenderInput,
+  outputPaths,
+  renderConfigMap,
+  renderLauncherConfigMap,
+  renderMergeJob,
+  renderOutputClaim,
+  renderPreprocessJob,
+  renderService,
+  renderSmokeTestJob,
+  renderTrainJob,
+  type OperatorSettings,
+  type RenderInput,
 } from "./children.ts";
 import { desiredObjects, enabledStages, renderAll as renderDesired } from "./desired.ts";
 import { OUTPUT_DIR, PREPARED_DIR, type LauncherSource } from "./names.ts";
@@ -136,7 +145,11 @@ const SCENARIOS: Scenario[] = [
 function inputOf(s: Scenario): RenderInput {
   const { spec, issues } = validateSpec(s.spec);
   assert.ok(spec, `scenario ${s.name} has an invalid spec: ${JSON.stringify(issues)}`);
-  assert.deepEqual(issues.filter((i) => i.severity === "error"), [], `scenario ${s.name}`);
+  assert.deepEqual(
+    issues.filter((i) => i.severity === "error"),
+    [],
+    `scenario ${s.name}`,
+  );
   return { job: s.job, spec, axolotlConfig: spec.config!, settings: { ...SETTINGS, ...s.settings } };
 }
 
@@ -148,7 +161,9 @@ function renderAll(input: RenderInput): { kind: string; metadata: { name: string
 }
 
 function goldenText(input: RenderInput): string {
-  return renderAll(input).map((o) => stringify(o, { lineWidth: 0 })).join("---\n");
+  return renderAll(input)
+    .map((o) => stringify(o, { lineWidth: 0 }))
+    .join("---\n");
 }
 
 const byName = (s: string) => SCENARIOS.find((x) => x.name === s)!;
@@ -195,9 +210,11 @@ describe("labels and ownership", () => {
           if (policy === "Retain") assert.equal(obj.metadata.ownerReferences, undefined, `${where}: a Retain claim must survive the FineTuneJob`);
           else assert.equal(obj.metadata.ownerReferences?.length, 1, `${where}: a Delete claim is garbage-collected with the FineTuneJob`);
         } else {
-          assert.deepEqual(obj.metadata.ownerReferences, [
-            { apiVersion: API_VERSION, kind: KIND, name: scenario.job.name, uid: scenario.job.uid, controller: true, blockOwnerDeletion: true },
-          ], where);
+          assert.deepEqual(
+            obj.metadata.ownerReferences,
+            [{ apiVersion: API_VERSION, kind: KIND, name: scenario.job.name, uid: scenario.job.uid, controller: true, blockOwnerDeletion: true }],
+            where,
+          );
         }
         if (obj.kind === "Job") {
           const job = obj as unknown as V1Job;
@@ -379,8 +396,18 @@ describe("preprocess and merge Jobs", () => {
     const job = renderTrainJob(input, 0);
     assert.ok(job.spec!.template.spec!.volumes!.some((v) => v.persistentVolumeClaim?.claimName === "shared-models"));
     assert.ok(container(job).volumeMounts!.some((m) => m.name === "finetune-output" && m.subPath === "qwen-qlora"));
-    assert.deepEqual(outputPaths(input), { claimName: "shared-models", outputDir: OUTPUT_DIR, adapterPath: "qwen-qlora/model", mergedModelPath: "qwen-qlora/model/merged" });
-    assert.deepEqual(outputPaths(inputOf(byName("single-gpu-lora"))), { claimName: "llama-lora-output", outputDir: OUTPUT_DIR, adapterPath: "model", mergedModelPath: "model/merged" });
+    assert.deepEqual(outputPaths(input), {
+      claimName: "shared-models",
+      outputDir: OUTPUT_DIR,
+      adapterPath: "qwen-qlora/model",
+      mergedModelPath: "qwen-qlora/model/merged",
+    });
+    assert.deepEqual(outputPaths(inputOf(byName("single-gpu-lora"))), {
+      claimName: "llama-lora-output",
+      outputDir: OUTPUT_DIR,
+      adapterPath: "model",
+      mergedModelPath: "model/merged",
+    });
   });
 
   it("progressUrl mounts a projected token with the job's audience", () => {
@@ -440,7 +467,9 @@ describe("rendered Axolotl config", () => {
 
   it("the real launcher ships whole: every module of src/trainer/launcher/ and nothing else, well under the 1 MiB limit", () => {
     const source = launcherSource();
-    const modules = readdirSync(new URL("../trainer/launcher/", import.meta.url)).filter((f) => f.endsWith(".py")).sort();
+    const modules = readdirSync(new URL("../trainer/launcher/", import.meta.url))
+      .filter((f) => f.endsWith(".py"))
+      .sort();
     assert.ok(modules.length > 1 && modules.includes("launcher.py"), "the entry and its modules");
     const cm = renderLauncherConfigMap("team-a", { launcherSource: source });
     assert.deepEqual(Object.keys(cm.data!).sort(), modules);
@@ -481,7 +510,11 @@ describe("rendered Axolotl config", () => {
     assert.equal(envVar(pre, "FINETUNE_PREFETCH_MODEL")?.value, "meta-llama/Llama-3.1-70B");
     assert.equal(envVar(pre, "FINETUNE_PREFETCH_REVISION"), undefined);
     assert.equal(envVar(renderTrainJob(multi, 0), "FINETUNE_PREFETCH_MODEL"), undefined, "only preprocess downloads");
-    assert.equal(envVar(renderPreprocessJob(inputOf(byName("single-gpu-lora")), 0), "FINETUNE_PREFETCH_MODEL"), undefined, "no cache claim: nothing shared to fill");
+    assert.equal(
+      envVar(renderPreprocessJob(inputOf(byName("single-gpu-lora")), 0), "FINETUNE_PREFETCH_MODEL"),
+      undefined,
+      "no cache claim: nothing shared to fill",
+    );
     const s = byName("multinode-full");
     const pinned = inputOf({ ...s, spec: { ...s.spec, config: { ...(s.spec.config as object), revision_of_model: "abc123" } } });
     assert.equal(envVar(renderPreprocessJob(pinned, 0), "FINETUNE_PREFETCH_REVISION")?.value, "abc123");

@@ -3,15 +3,42 @@
  * it needs. No I/O here; the controller decides when to create them and the
  * CLI prints them (`kubectl finetune render`). Golden tests pin the output.
  */
-import type { V1ConfigMap, V1Container, V1EnvVar, V1Job, V1PersistentVolumeClaim, V1PodSpec, V1PodTemplateSpec, V1Service, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import type {
+  V1ConfigMap,
+  V1Container,
+  V1EnvVar,
+  V1Job,
+  V1PersistentVolumeClaim,
+  V1PodSpec,
+  V1PodTemplateSpec,
+  V1Service,
+  V1Volume,
+  V1VolumeMount,
+} from "@kubernetes/client-node";
 import { stringifyAxolotlYaml } from "../axolotl/yaml.ts";
 import { KUEUE_QUEUE_LABEL, LABEL_COMPONENT, LABEL_MANAGED_BY, MANAGED_BY, type Stage } from "../api/group.ts";
 import { defaultAccessModes, type FineTuneJobSpec } from "../api/schema.ts";
 import { dynamicCheckpointEnabled, dynamicCheckpointTrigger, hubModelOf, renderAxolotlConfig } from "./axolotl-config.ts";
 import { childLabels, ownerReference, type JobRef } from "./labels.ts";
 import {
-  CONFIG_FILE, LAUNCHER_FILE, MASTER_PORT, MOUNT_CACHE, MOUNT_CONFIG, MOUNT_LAUNCHER, MOUNT_OUTPUT, OUTPUT_DIR, PROGRESS_TOKEN_PATH, SMOKE_ANSWERS_FILE, TRAINER_CONTAINER,
-  configMapName, launcherConfigMapName, outputClaimName, progressAudience, serviceName, stageJobName, type LauncherSource,
+  CONFIG_FILE,
+  LAUNCHER_FILE,
+  MASTER_PORT,
+  MOUNT_CACHE,
+  MOUNT_CONFIG,
+  MOUNT_LAUNCHER,
+  MOUNT_OUTPUT,
+  OUTPUT_DIR,
+  PROGRESS_TOKEN_PATH,
+  SMOKE_ANSWERS_FILE,
+  TRAINER_CONTAINER,
+  configMapName,
+  launcherConfigMapName,
+  outputClaimName,
+  progressAudience,
+  serviceName,
+  stageJobName,
+  type LauncherSource,
 } from "./names.ts";
 
 /** Settings of the operator installation (flags / Helm values), not of one job. */
@@ -185,7 +212,10 @@ function env(input: RenderInput, stage: Stage, attempt: number): V1EnvVar[] {
       { name: "TORCH_NCCL_ASYNC_ERROR_HANDLING", value: "1" },
     );
     if (input.settings.progressUrl) {
-      vars.push({ name: "FINETUNE_PROGRESS_URL", value: `${input.settings.progressUrl.replace(/\/+$/, "")}/v1/progress/${input.job.namespace}/${input.job.name}` }, { name: "FINETUNE_PROGRESS_TOKEN_FILE", value: PROGRESS_TOKEN_PATH });
+      vars.push(
+        { name: "FINETUNE_PROGRESS_URL", value: `${input.settings.progressUrl.replace(/\/+$/, "")}/v1/progress/${input.job.namespace}/${input.job.name}` },
+        { name: "FINETUNE_PROGRESS_TOKEN_FILE", value: PROGRESS_TOKEN_PATH },
+      );
       if (input.settings.progressCaBundle) vars.push({ name: "FINETUNE_PROGRESS_CA_FILE", value: `${MOUNT_CONFIG}/${PROGRESS_CA_KEY}` });
     }
   } else {
@@ -196,7 +226,8 @@ function env(input: RenderInput, stage: Stage, attempt: number): V1EnvVar[] {
     vars.push({ name: "HF_HOME", value: `${MOUNT_CACHE}/huggingface` });
     // Preprocess fills the shared cache once, so training nodes load the model from it instead of each downloading it.
     const hub = stage === "preprocess" ? hubModelOf(input.axolotlConfig) : undefined;
-    if (hub) vars.push({ name: "FINETUNE_PREFETCH_MODEL", value: hub.repo }, ...(hub.revision ? [{ name: "FINETUNE_PREFETCH_REVISION", value: hub.revision }] : []));
+    if (hub)
+      vars.push({ name: "FINETUNE_PREFETCH_MODEL", value: hub.repo }, ...(hub.revision ? [{ name: "FINETUNE_PREFETCH_REVISION", value: hub.revision }] : []));
   }
   const token = spec.secrets?.huggingFaceToken;
   if (token) vars.push({ name: "HF_TOKEN", valueFrom: { secretKeyRef: { name: token.name, key: token.key } } });

@@ -9,8 +9,16 @@ import { STAGES, type Stage } from "../api/group.ts";
 import type { FineTuneJobSpec } from "../api/schema.ts";
 import { trainsMergeableAdapter } from "./axolotl-config.ts";
 import {
-  renderConfigMap, renderLauncherConfigMap, renderMergeJob, renderOutputClaim, renderPreprocessJob, renderService, renderSmokeTestJob, renderTrainJob,
-  type Rendered, type RenderInput,
+  renderConfigMap,
+  renderLauncherConfigMap,
+  renderMergeJob,
+  renderOutputClaim,
+  renderPreprocessJob,
+  renderService,
+  renderSmokeTestJob,
+  renderTrainJob,
+  type Rendered,
+  type RenderInput,
 } from "./children.ts";
 
 /** An object the operator creates: every builder sets apiVersion and kind. */

@@ -31,7 +31,9 @@ let lastLauncher: { source: LauncherSource; name: string } | undefined;
 export function launcherConfigMapName(source: LauncherSource): string {
   if (lastLauncher?.source !== source) {
     // JSON of the sorted [name, content] pairs: unambiguous, and independent of the order the files were read in.
-    const files = Object.keys(source).sort().map((name) => [name, source[name]]);
+    const files = Object.keys(source)
+      .sort()
+      .map((name) => [name, source[name]]);
     lastLauncher = { source, name: `finetune-launcher-${createHash("sha256").update(JSON.stringify(files)).digest("hex").slice(0, 10)}` };
   }
   return lastLauncher.name;

@@ -23,14 +23,14 @@
  * `metadata.managedFields` is dropped by default to save memory (`keepManagedFields` to keep it);
  * `transform` can drop more (see README.md here for measured cache sizes).
  */
-import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
-import type { ApiClient } from './api-client.ts';
-import type { Logger } from 'pino';
-import { ExponentialBackoff, sleep, type BackoffOptions } from './backoff.ts';
-import { statusCode } from './errors.ts';
-import { deepFreeze, objectKey, Relist, Store, type CacheEvent, type IndexFunc } from './store.ts';
+import type { KubernetesListObject, KubernetesObject } from "@kubernetes/client-node";
+import type { ApiClient } from "./api-client.ts";
+import type { Logger } from "pino";
+import { ExponentialBackoff, sleep, type BackoffOptions } from "./backoff.ts";
+import { statusCode } from "./errors.ts";
+import { deepFreeze, objectKey, Relist, Store, type CacheEvent, type IndexFunc } from "./store.ts";
 
-export { objectKey, splitKey, type IndexFunc, type CacheEvent } from './store.ts';
+export { objectKey, splitKey, type IndexFunc, type CacheEvent } from "./store.ts";
 
 export interface ListPage {
   limit?: number;
@@ -105,12 +105,12 @@ export function stripManagedFields<T extends KubernetesObject>(obj: T): T {
  * place. Missing intermediate fields are ignored.
  */
 export function omitPaths<T extends object>(...paths: string[]): (obj: T) => T {
-  const split = paths.map((p) => p.split('.'));
+  const split = paths.map((p) => p.split("."));
   return (obj) => {
     for (const parts of split) {
       let cur: unknown = obj;
-      for (let i = 0; i < parts.length - 1 && cur && typeof cur === 'object'; i++) cur = (cur as Record<string, unknown>)[parts[i]!];
-      if (cur && typeof cur === 'object') delete (cur as Record<string, unknown>)[parts[parts.length - 1]!];
+      for (let i = 0; i < parts.length - 1 && cur && typeof cur === "object"; i++) cur = (cur as Record<string, unknown>)[parts[i]!];
+      if (cur && typeof cur === "object") delete (cur as Record<string, unknown>)[parts[parts.length - 1]!];
     }
     return obj;
   };
@@ -122,7 +122,7 @@ export function composeTransforms<T>(...fns: ((obj: T) => T)[]): (obj: T) => T {
 }
 
 function isTimeout(err: unknown): boolean {
-  return !!err && typeof err === 'object' && (err as { name?: unknown }).name === 'TimeoutError';
+  return !!err && typeof err === "object" && (err as { name?: unknown }).name === "TimeoutError";
 }
 
 /** A {@link ListFn} doing raw paginated GETs of `path`. */
@@ -139,7 +139,7 @@ export function rawListFn<T extends KubernetesObject>(
 }
 
 class ForcedRestart extends Error {
-  override name = 'ForcedRestart';
+  override name = "ForcedRestart";
 }
 
 export class ResilientInformer<T extends KubernetesObject> {
@@ -161,7 +161,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   readonly #onDelete: DeleteHandler<T>[] = [];
   readonly #onError: ErrorHandler[] = [];
 
-  #resourceVersion = '';
+  #resourceVersion = "";
   #synced = false;
   #running = false;
   #stop: AbortController | undefined;
@@ -187,26 +187,26 @@ export class ResilientInformer<T extends KubernetesObject> {
     const user = opts.transform;
     const strip = !opts.keepManagedFields;
     this.#transform = strip && user ? (o) => user(stripManagedFields(o)) : strip ? stripManagedFields : (user ?? ((o) => o));
-    this.#freeze = opts.freeze ?? process.env.NODE_ENV !== 'production';
+    this.#freeze = opts.freeze ?? process.env.NODE_ENV !== "production";
   }
 
-  on(event: 'add', fn: AddHandler<T>): void;
-  on(event: 'update', fn: UpdateHandler<T>): void;
-  on(event: 'delete', fn: DeleteHandler<T>): void;
+  on(event: "add", fn: AddHandler<T>): void;
+  on(event: "update", fn: UpdateHandler<T>): void;
+  on(event: "delete", fn: DeleteHandler<T>): void;
   /** Errors are reported here (and logged); the informer restarts by itself regardless. */
-  on(event: 'error', fn: ErrorHandler): void;
-  on(event: 'add' | 'update' | 'delete' | 'error', fn: (...args: any[]) => void): void {
+  on(event: "error", fn: ErrorHandler): void;
+  on(event: "add" | "update" | "delete" | "error", fn: (...args: any[]) => void): void {
     switch (event) {
-      case 'add':
+      case "add":
         this.#onAdd.push(fn);
         break;
-      case 'update':
+      case "update":
         this.#onUpdate.push(fn);
         break;
-      case 'delete':
+      case "delete":
         this.#onDelete.push(fn);
         break;
-      case 'error':
+      case "error":
         this.#onError.push(fn);
         break;
     }
@@ -242,7 +242,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.#running = false;
     this.#pendingRestart = undefined;
     this.#stop?.abort();
-    this.#abortWatch?.(new ForcedRestart('informer stopped'));
+    this.#abortWatch?.(new ForcedRestart("informer stopped"));
     this.#releaseSyncWaiters();
     await this.#loop;
   }
@@ -266,7 +266,7 @@ export class ResilientInformer<T extends KubernetesObject> {
    * Drop the current watch as if it had failed: the informer backs off, relists and
    * reconciles. For tests, and for callers that suspect the cache is stale.
    */
-  forceRestart(reason = 'forced restart'): void {
+  forceRestart(reason = "forced restart"): void {
     const err = new ForcedRestart(reason);
     if (this.#abortWatch) this.#abortWatch(err);
     else if (this.#running) this.#pendingRestart = err; // consumed by the next watch attempt
@@ -320,18 +320,18 @@ export class ResilientInformer<T extends KubernetesObject> {
   #emitOne(ev: CacheEvent<T>): void {
     try {
       switch (ev.type) {
-        case 'add':
+        case "add":
           for (const fn of this.#onAdd) fn(ev.obj);
           break;
-        case 'update':
+        case "update":
           for (const fn of this.#onUpdate) fn(ev.obj, ev.old);
           break;
-        case 'delete':
+        case "delete":
           for (const fn of this.#onDelete) fn(ev.obj, { finalStateUnknown: ev.finalStateUnknown });
           break;
       }
     } catch (err) {
-      this.#logger?.error({ err, event: ev.type, key: objectKey(ev.obj) }, 'informer event handler threw');
+      this.#logger?.error({ err, event: ev.type, key: objectKey(ev.obj) }, "informer event handler threw");
     }
   }
 
@@ -351,17 +351,17 @@ export class ResilientInformer<T extends KubernetesObject> {
         if (!this.#resourceVersion) await this.#relist(signal);
         if (signal.aborted) break;
         const outcome = await this.#watchOnce(signal);
-        if (outcome === 'quick-close') await sleep(this.#backoff.next(), signal);
+        if (outcome === "quick-close") await sleep(this.#backoff.next(), signal);
       } catch (err) {
         if (signal.aborted) break;
-        this.#resourceVersion = '';
+        this.#resourceVersion = "";
         if (statusCode(err) === 410) {
-          this.#logger?.info('resourceVersion too old (410 Gone); relisting');
+          this.#logger?.info("resourceVersion too old (410 Gone); relisting");
           continue;
         }
         this.#restarts++;
         const delay = this.#backoff.next();
-        this.#logger?.warn({ err, delayMs: Math.round(delay), restarts: this.#restarts }, 'list/watch failed; restarting after backoff');
+        this.#logger?.warn({ err, delayMs: Math.round(delay), restarts: this.#restarts }, "list/watch failed; restarting after backoff");
         this.#reportError(err);
         await sleep(delay, signal);
       }
@@ -371,21 +371,21 @@ export class ResilientInformer<T extends KubernetesObject> {
   async #relist(signal: AbortSignal): Promise<void> {
     const relist = new Relist(this.#store);
     let cont: string | undefined;
-    let rv = '';
+    let rv = "";
     let pages = 0;
     do {
       const list = await this.#listFn({ limit: this.#pageSize, continue: cont, signal });
       if (signal.aborted) return;
       pages++;
-      const kind = list.kind?.endsWith('List') ? list.kind.slice(0, -4) : undefined;
+      const kind = list.kind?.endsWith("List") ? list.kind.slice(0, -4) : undefined;
       const items = (list.items ?? []).map((o) => this.#prepare(o, kind, list.apiVersion));
       this.#emit(relist.page(items));
       cont = list.metadata?._continue || (list.metadata as { continue?: string } | undefined)?.continue || undefined;
-      rv = list.metadata?.resourceVersion ?? '';
+      rv = list.metadata?.resourceVersion ?? "";
     } while (cont);
     this.#emit(relist.finish());
     this.#resourceVersion = rv;
-    this.#logger?.debug({ objects: this.#store.size, pages, resourceVersion: rv }, 'listed');
+    this.#logger?.debug({ objects: this.#store.size, pages, resourceVersion: rv }, "listed");
     if (!this.#synced) {
       this.#synced = true;
       this.#releaseSyncWaiters();
@@ -397,7 +397,7 @@ export class ResilientInformer<T extends KubernetesObject> {
    * 'quick-close' on a clean end with no events within a second (resume after backoff),
    * throws on errors (caller relists).
    */
-  #watchOnce(signal: AbortSignal): Promise<'closed' | 'quick-close'> {
+  #watchOnce(signal: AbortSignal): Promise<"closed" | "quick-close"> {
     if (this.#pendingRestart) {
       const err = this.#pendingRestart;
       this.#pendingRestart = undefined;
@@ -413,17 +413,17 @@ export class ResilientInformer<T extends KubernetesObject> {
         if (settled) return;
         settled = true;
         this.#abortWatch = undefined;
-        signal.removeEventListener('abort', onStop);
+        signal.removeEventListener("abort", onStop);
         controller?.abort();
         const e = failure ?? err;
-        if (signal.aborted) return resolve('closed');
+        if (signal.aborted) return resolve("closed");
         if (e && !isTimeout(e)) return reject(e);
-        if (events === 0 && Date.now() - startedAt < 1000) return resolve('quick-close');
+        if (events === 0 && Date.now() - startedAt < 1000) return resolve("quick-close");
         if (events > 0 || isTimeout(e)) this.#backoff.reset();
-        resolve('closed');
+        resolve("closed");
       };
       const onStop = () => finish(null);
-      signal.addEventListener('abort', onStop, { once: true });
+      signal.addEventListener("abort", onStop, { once: true });
       this.#abortWatch = (reason) => {
         failure = reason;
         finish(reason);
@@ -433,21 +433,21 @@ export class ResilientInformer<T extends KubernetesObject> {
         if (settled) return;
         events++;
         switch (phase) {
-          case 'ADDED':
-          case 'MODIFIED': {
+          case "ADDED":
+          case "MODIFIED": {
             const ev = this.#store.upsert(this.#prepare(obj as T));
             if (ev) this.#emitOne(ev);
             break;
           }
-          case 'DELETED': {
-            const old = this.#store.remove(obj?.metadata?.namespace, obj?.metadata?.name ?? '');
-            if (old) this.#emitOne({ type: 'delete', obj: this.#prepare(obj as T), finalStateUnknown: false });
+          case "DELETED": {
+            const old = this.#store.remove(obj?.metadata?.namespace, obj?.metadata?.name ?? "");
+            if (old) this.#emitOne({ type: "delete", obj: this.#prepare(obj as T), finalStateUnknown: false });
             break;
           }
-          case 'BOOKMARK':
+          case "BOOKMARK":
             break;
-          case 'ERROR': {
-            const code = typeof obj?.code === 'number' ? obj.code : undefined;
+          case "ERROR": {
+            const code = typeof obj?.code === "number" ? obj.code : undefined;
             const err = Object.assign(new Error(`watch ERROR event: ${obj?.message ?? JSON.stringify(obj)}`), { statusCode: code });
             failure = err;
             finish(err);
@@ -473,7 +473,7 @@ export class ResilientInformer<T extends KubernetesObject> {
           controller = c;
           if (settled) c.abort();
         },
-        (err) => finish(err ?? new Error('watch failed')),
+        (err) => finish(err ?? new Error("watch failed")),
       );
     });
   }

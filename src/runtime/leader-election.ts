@@ -22,13 +22,13 @@
  *
  * Requires leaseDuration > renewDeadline > retryPeriod * 1.2 (the retry jitter).
  */
-import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
-import type { V1Lease } from '@kubernetes/client-node';
-import type { ApiClient } from './api-client.ts';
-import type { Logger } from 'pino';
-import { realClock, sleep, type Clock } from './backoff.ts';
-import { statusCode } from './errors.ts';
+import { hostname } from "node:os";
+import { randomUUID } from "node:crypto";
+import type { V1Lease } from "@kubernetes/client-node";
+import type { ApiClient } from "./api-client.ts";
+import type { Logger } from "pino";
+import { realClock, sleep, type Clock } from "./backoff.ts";
+import { statusCode } from "./errors.ts";
 
 /** The Lease spec fields the election uses; times are epoch milliseconds. */
 export interface LeaderElectionRecord {
@@ -62,7 +62,7 @@ export interface LeaseLock {
 
 function toMillis(t: unknown): number | undefined {
   if (t instanceof Date) return t.getTime();
-  if (typeof t === 'string' && t) {
+  if (typeof t === "string" && t) {
     const ms = Date.parse(t);
     return Number.isNaN(ms) ? undefined : ms;
   }
@@ -73,7 +73,7 @@ function toMillis(t: unknown): number | undefined {
 export function leaseToRecord(lease: V1Lease): LeaderElectionRecord {
   const s = lease.spec ?? {};
   return {
-    holderIdentity: s.holderIdentity ?? '',
+    holderIdentity: s.holderIdentity ?? "",
     leaseDurationSeconds: s.leaseDurationSeconds ?? 0,
     acquireTime: toMillis(s.acquireTime),
     renewTime: toMillis(s.renewTime),
@@ -86,11 +86,11 @@ export function leaseToRecord(lease: V1Lease): LeaderElectionRecord {
  * (`2025-01-02T03:04:05.678000Z`); a plain `toISOString()` has three and is refused.
  */
 export function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/Z$/, '000Z');
+  return new Date(ms).toISOString().replace(/Z$/, "000Z");
 }
 
 /** Pure: record -> Lease spec (raw JSON, times as MicroTime strings). */
-export function recordToLeaseSpec(r: LeaderElectionRecord): NonNullable<V1Lease['spec']> {
+export function recordToLeaseSpec(r: LeaderElectionRecord): NonNullable<V1Lease["spec"]> {
   const spec = {
     holderIdentity: r.holderIdentity || undefined,
     leaseDurationSeconds: r.leaseDurationSeconds,
@@ -99,7 +99,7 @@ export function recordToLeaseSpec(r: LeaderElectionRecord): NonNullable<V1Lease[
     leaseTransitions: r.leaseTransitions,
   };
   // V1Lease types the times as Date subclasses; on the wire (what is sent here) they are strings.
-  return spec as unknown as NonNullable<V1Lease['spec']>;
+  return spec as unknown as NonNullable<V1Lease["spec"]>;
 }
 
 /** {@link LeaseLock} on a coordination.k8s.io/v1 Lease through the REST client. */
@@ -124,8 +124,8 @@ export class LeaseApiLock implements LeaseLock {
 
   #lease(record: LeaderElectionRecord, resourceVersion?: string): V1Lease {
     return {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
       metadata: { name: this.#name, namespace: this.#namespace, ...(resourceVersion ? { resourceVersion } : {}) },
       spec: recordToLeaseSpec(record),
     };
@@ -134,7 +134,7 @@ export class LeaseApiLock implements LeaseLock {
   async get(signal?: AbortSignal): Promise<VersionedRecord | null> {
     try {
       const lease = await this.#client.get<V1Lease>(`${this.#collection()}/${encodeURIComponent(this.#name)}`, signal ? { signal } : {});
-      return { record: leaseToRecord(lease), resourceVersion: lease.metadata?.resourceVersion ?? '' };
+      return { record: leaseToRecord(lease), resourceVersion: lease.metadata?.resourceVersion ?? "" };
     } catch (err) {
       if (statusCode(err) === 404) return null;
       throw err;
@@ -142,20 +142,20 @@ export class LeaseApiLock implements LeaseLock {
   }
 
   async create(record: LeaderElectionRecord, signal?: AbortSignal): Promise<string> {
-    const lease = await this.#client.request<V1Lease>('POST', this.#collection(), { body: this.#lease(record), ...(signal ? { signal } : {}) });
-    return lease.metadata?.resourceVersion ?? '';
+    const lease = await this.#client.request<V1Lease>("POST", this.#collection(), { body: this.#lease(record), ...(signal ? { signal } : {}) });
+    return lease.metadata?.resourceVersion ?? "";
   }
 
   async update(record: LeaderElectionRecord, resourceVersion: string, signal?: AbortSignal): Promise<string> {
-    const lease = await this.#client.request<V1Lease>('PUT', `${this.#collection()}/${encodeURIComponent(this.#name)}`, {
+    const lease = await this.#client.request<V1Lease>("PUT", `${this.#collection()}/${encodeURIComponent(this.#name)}`, {
       body: this.#lease(record, resourceVersion),
       ...(signal ? { signal } : {}),
     });
-    return lease.metadata?.resourceVersion ?? '';
+    return lease.metadata?.resourceVersion ?? "";
   }
 }
 
-export type StoppedReason = 'lost' | 'released' | 'stopped';
+export type StoppedReason = "lost" | "released" | "stopped";
 
 export interface RenewalReport {
   ok: boolean;
@@ -210,10 +210,10 @@ export function defaultIdentity(): string {
 
 const JITTER_FACTOR = 1.2;
 
-type Attempt = 'ok' | 'held' | 'conflict';
+type Attempt = "ok" | "held" | "conflict";
 
 class Timeout extends Error {
-  override name = 'TimeoutError';
+  override name = "TimeoutError";
 }
 
 export class LeaderElector {
@@ -246,16 +246,16 @@ export class LeaderElector {
     this.#leaseMs = (opts.leaseDurationSeconds ?? 15) * 1000;
     this.#renewDeadlineMs = (opts.renewDeadlineSeconds ?? 10) * 1000;
     this.#retryMs = (opts.retryPeriodSeconds ?? 2) * 1000;
-    if (!opts.identity) throw new Error('leader election: identity is required');
+    if (!opts.identity) throw new Error("leader election: identity is required");
     if (!Number.isInteger(this.#leaseMs / 1000) || this.#leaseMs < 1000) {
-      throw new Error('leader election: leaseDurationSeconds must be a whole number >= 1 (it is written to the Lease)');
+      throw new Error("leader election: leaseDurationSeconds must be a whole number >= 1 (it is written to the Lease)");
     }
-    if (!(this.#retryMs > 0)) throw new Error('leader election: retryPeriod must be > 0');
-    if (!(this.#leaseMs > this.#renewDeadlineMs)) throw new Error('leader election: leaseDuration must be greater than renewDeadline');
-    if (!(this.#renewDeadlineMs > JITTER_FACTOR * this.#retryMs)) throw new Error('leader election: renewDeadline must be greater than retryPeriod*1.2');
+    if (!(this.#retryMs > 0)) throw new Error("leader election: retryPeriod must be > 0");
+    if (!(this.#leaseMs > this.#renewDeadlineMs)) throw new Error("leader election: leaseDuration must be greater than renewDeadline");
+    if (!(this.#renewDeadlineMs > JITTER_FACTOR * this.#retryMs)) throw new Error("leader election: renewDeadline must be greater than retryPeriod*1.2");
     if (opts.lock) this.#lock = opts.lock;
     else if (opts.client) this.#lock = new LeaseApiLock(opts.client, opts.namespace, opts.name);
-    else throw new Error('leader election: client or lock is required');
+    else throw new Error("leader election: client or lock is required");
     this.#logger = opts.logger?.child({ lease: this.#lock.describe(), identity: opts.identity });
     this.#clock = opts.clock ?? realClock;
     this.#random = opts.random ?? Math.random;
@@ -276,7 +276,7 @@ export class LeaderElector {
    * done: leadership lost, or `stop()` called. Calling start() again returns the same promise.
    */
   start(): Promise<void> {
-    if (this.#ended) throw new Error('leader election: an elector cannot be restarted; create a new one');
+    if (this.#ended) throw new Error("leader election: an elector cannot be restarted; create a new one");
     this.#running ??= this.#run();
     return this.#running;
   }
@@ -293,7 +293,7 @@ export class LeaderElector {
     if (!this.#leading) return;
     let released = false;
     if (release) released = await this.release();
-    this.#endLeading(released ? 'released' : 'stopped');
+    this.#endLeading(released ? "released" : "stopped");
   }
 
   /**
@@ -308,16 +308,16 @@ export class LeaderElector {
       await this.#withTimeout(
         (signal) =>
           this.#lock.update(
-            { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: cur.record.leaseTransitions },
+            { holderIdentity: "", leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions: cur.record.leaseTransitions },
             cur.resourceVersion,
             signal,
           ),
         this.#renewDeadlineMs,
       );
-      this.#logger?.info('released leader lease');
+      this.#logger?.info("released leader lease");
       return true;
     } catch (err) {
-      this.#logger?.warn({ err }, 'failed to release leader lease');
+      this.#logger?.warn({ err }, "failed to release leader lease");
       return false;
     }
   }
@@ -330,7 +330,7 @@ export class LeaderElector {
       const started = this.#clock.now();
       const res = await this.#attempt(this.#renewDeadlineMs);
       if (stop.aborted) return;
-      if (res === 'ok') {
+      if (res === "ok") {
         acquiredAt = started;
         break;
       }
@@ -340,13 +340,11 @@ export class LeaderElector {
 
     this.#leading = true;
     this.#leaderAbort = new AbortController();
-    this.#logger?.info('became leader');
+    this.#logger?.info("became leader");
     try {
-      void Promise.resolve(this.#opts.onStartedLeading(this.#leaderAbort.signal)).catch((err) =>
-        this.#logger?.error({ err }, 'onStartedLeading failed'),
-      );
+      void Promise.resolve(this.#opts.onStartedLeading(this.#leaderAbort.signal)).catch((err) => this.#logger?.error({ err }, "onStartedLeading failed"));
     } catch (err) {
-      this.#logger?.error({ err }, 'onStartedLeading failed');
+      this.#logger?.error({ err }, "onStartedLeading failed");
     }
 
     // Renew.
@@ -360,48 +358,48 @@ export class LeaderElector {
       // Shed before the request too: the renew should not have to compete with reconciles for the event loop.
       if (latenessMs > this.#retryMs || started - lastRenew > this.#renewDeadlineMs / 2) this.#setPressure(true);
       const remaining = this.#renewDeadlineMs - (started - lastRenew);
-      let res: Attempt | 'error' = 'error';
+      let res: Attempt | "error" = "error";
       if (remaining > 0) res = await this.#attempt(remaining);
       if (stop.aborted) return;
       const ended = this.#clock.now();
-      if (res === 'ok') lastRenew = started;
-      this.#report({ ok: res === 'ok', latenessMs, durationMs: ended - started, sinceRenewMs: ended - lastRenew });
-      if (res === 'ok') {
+      if (res === "ok") lastRenew = started;
+      this.#report({ ok: res === "ok", latenessMs, durationMs: ended - started, sinceRenewMs: ended - lastRenew });
+      if (res === "ok") {
         if (latenessMs <= this.#retryMs) this.#setPressure(false);
         continue;
       }
       if (ended - lastRenew > this.#renewDeadlineMs / 2) this.#setPressure(true);
-      if (res === 'held') {
-        this.#logger?.warn({ holder: this.#observed?.holderIdentity }, 'lease taken by another holder; stopping leading');
+      if (res === "held") {
+        this.#logger?.warn({ holder: this.#observed?.holderIdentity }, "lease taken by another holder; stopping leading");
         break;
       }
       if (this.#clock.now() - lastRenew >= this.#renewDeadlineMs) {
-        this.#logger?.error({ renewDeadlineMs: this.#renewDeadlineMs }, 'failed to renew lease within the renew deadline; stopping leading');
+        this.#logger?.error({ renewDeadlineMs: this.#renewDeadlineMs }, "failed to renew lease within the renew deadline; stopping leading");
         break;
       }
     }
     if (stop.aborted) return;
     this.#ended = true;
-    this.#endLeading('lost');
+    this.#endLeading("lost");
   }
 
   #report(r: RenewalReport): void {
     try {
       this.#opts.onRenewal?.(r);
     } catch (err) {
-      this.#logger?.error({ err }, 'onRenewal failed');
+      this.#logger?.error({ err }, "onRenewal failed");
     }
   }
 
   #setPressure(on: boolean): void {
     if (this.#pressure === on) return;
     this.#pressure = on;
-    if (on) this.#logger?.warn('lease renewal is late; shedding work until it renews on time');
-    else this.#logger?.info('lease renewal on time again');
+    if (on) this.#logger?.warn("lease renewal is late; shedding work until it renews on time");
+    else this.#logger?.info("lease renewal on time again");
     try {
       this.#opts.onPressure?.(on);
     } catch (err) {
-      this.#logger?.error({ err }, 'onPressure failed');
+      this.#logger?.error({ err }, "onPressure failed");
     }
   }
 
@@ -415,39 +413,41 @@ export class LeaderElector {
     if (!this.#leading) return;
     this.#leading = false;
     this.#leaderAbort?.abort();
-    this.#logger?.info({ reason }, 'stopped leading');
+    this.#logger?.info({ reason }, "stopped leading");
     try {
       this.#opts.onStoppedLeading(reason);
     } catch (err) {
-      this.#logger?.error({ err }, 'onStoppedLeading failed');
+      this.#logger?.error({ err }, "onStoppedLeading failed");
     }
   }
 
   /** One tryAcquireOrRenew bounded by `timeoutMs`; errors are logged and count as 'error'. */
-  async #attempt(timeoutMs: number): Promise<Attempt | 'error'> {
+  async #attempt(timeoutMs: number): Promise<Attempt | "error"> {
     try {
       return await this.#withTimeout((signal) => this.#tryAcquireOrRenew(signal), timeoutMs);
     } catch (err) {
-      if (!this.#stop.signal.aborted) this.#logger?.warn({ err }, 'error acquiring/renewing lease');
-      return 'error';
+      if (!this.#stop.signal.aborted) this.#logger?.warn({ err }, "error acquiring/renewing lease");
+      return "error";
     }
   }
 
   /** Run `fn` with a signal that aborts on timeout or stop; reject on timeout even if `fn` ignores the signal. */
   #withTimeout<R>(fn: (signal: AbortSignal) => Promise<R>, timeoutMs: number): Promise<R> {
     const ac = new AbortController();
-    const onStop = () => ac.abort(new Timeout('stopped'));
-    this.#stop.signal.addEventListener('abort', onStop, { once: true });
+    const onStop = () => ac.abort(new Timeout("stopped"));
+    this.#stop.signal.addEventListener("abort", onStop, { once: true });
     return new Promise<R>((resolve, reject) => {
       const timer = this.#clock.setTimeout(() => {
         const e = new Timeout(`lease request timed out after ${Math.round(timeoutMs)} ms`);
         ac.abort(e);
         reject(e);
       }, timeoutMs);
-      fn(ac.signal).then(resolve, reject).finally(() => {
-        timer.cancel();
-        this.#stop.signal.removeEventListener('abort', onStop);
-      });
+      fn(ac.signal)
+        .then(resolve, reject)
+        .finally(() => {
+          timer.cancel();
+          this.#stop.signal.removeEventListener("abort", onStop);
+        });
     });
   }
 
@@ -459,11 +459,11 @@ export class LeaderElector {
       const holder = v.record.holderIdentity;
       if (holder && holder !== this.#lastNotifiedLeader) {
         this.#lastNotifiedLeader = holder;
-        this.#logger?.info({ leader: holder }, 'new leader observed');
+        this.#logger?.info({ leader: holder }, "new leader observed");
         try {
           this.#opts.onNewLeader?.(holder);
         } catch (err) {
-          this.#logger?.error({ err }, 'onNewLeader failed');
+          this.#logger?.error({ err }, "onNewLeader failed");
         }
       }
     }
@@ -483,16 +483,16 @@ export class LeaderElector {
       try {
         const rv = await this.#lock.create(rec, signal);
         this.#observe({ record: rec, resourceVersion: rv }, this.#clock.now());
-        return 'ok';
+        return "ok";
       } catch (err) {
-        if (statusCode(err) === 409) return 'conflict';
+        if (statusCode(err) === 409) return "conflict";
         throw err;
       }
     }
     this.#observe(cur, now);
     const old = cur.record;
-    const heldByOther = old.holderIdentity !== '' && old.holderIdentity !== this.identity;
-    if (heldByOther && this.#observedTime + old.leaseDurationSeconds * 1000 > now) return 'held';
+    const heldByOther = old.holderIdentity !== "" && old.holderIdentity !== this.identity;
+    if (heldByOther && this.#observedTime + old.leaseDurationSeconds * 1000 > now) return "held";
     const ours = old.holderIdentity === this.identity;
     const rec: LeaderElectionRecord = {
       holderIdentity: this.identity,
@@ -504,9 +504,9 @@ export class LeaderElector {
     try {
       const rv = await this.#lock.update(rec, cur.resourceVersion, signal);
       this.#observe({ record: rec, resourceVersion: rv }, this.#clock.now());
-      return 'ok';
+      return "ok";
     } catch (err) {
-      if (statusCode(err) === 409) return 'conflict';
+      if (statusCode(err) === 409) return "conflict";
       throw err;
     }
   }

@@ -19,7 +19,15 @@ describe("LruCache", () => {
     c.getOrCompute("a", () => "a2"); // a is now the most recent
     c.getOrCompute("c", () => "c1"); // evicts b
     assert.equal(c.size, 2);
-    assert.equal(c.getOrCompute("a", () => "a3"), "a1", "a survived");
-    assert.equal(c.getOrCompute("b", () => "b2"), "b2", "b was evicted and recomputed");
+    assert.equal(
+      c.getOrCompute("a", () => "a3"),
+      "a1",
+      "a survived",
+    );
+    assert.equal(
+      c.getOrCompute("b", () => "b2"),
+      "b2",
+      "b was evicted and recomputed",
+    );
   });
 });

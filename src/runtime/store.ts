@@ -7,12 +7,12 @@
  * No I/O here. Objects stored are the ones passed in (no copies); callers must treat them as
  * read-only.
  */
-import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubernetesObject } from "@kubernetes/client-node";
 
 /** `namespace/name`, or `name` for cluster-scoped objects (client-go's MetaNamespaceKeyFunc). */
 export function objectKey(obj: KubernetesObject): string {
   const ns = obj.metadata?.namespace;
-  const name = obj.metadata?.name ?? '';
+  const name = obj.metadata?.name ?? "";
   return ns ? `${ns}/${name}` : name;
 }
 
@@ -22,21 +22,21 @@ export function keyOf(namespace: string | undefined, name: string): string {
 
 /** Inverse of {@link objectKey}. */
 export function splitKey(key: string): { namespace: string; name: string } {
-  const i = key.indexOf('/');
-  return i < 0 ? { namespace: '', name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
+  const i = key.indexOf("/");
+  return i < 0 ? { namespace: "", name: key } : { namespace: key.slice(0, i), name: key.slice(i + 1) };
 }
 
 export type IndexFunc<T> = (obj: T) => readonly string[];
 
 export type CacheEvent<T> =
-  | { type: 'add'; obj: T }
-  | { type: 'update'; obj: T; old: T }
+  | { type: "add"; obj: T }
+  | { type: "update"; obj: T; old: T }
   /** `finalStateUnknown`: the delete was inferred from a relist, `obj` is the last state seen. */
-  | { type: 'delete'; obj: T; finalStateUnknown: boolean };
+  | { type: "delete"; obj: T; finalStateUnknown: boolean };
 
 function sameVersion(a: KubernetesObject, b: KubernetesObject): boolean {
   const ra = a.metadata?.resourceVersion;
-  return ra !== undefined && ra !== '' && ra === b.metadata?.resourceVersion;
+  return ra !== undefined && ra !== "" && ra === b.metadata?.resourceVersion;
 }
 
 interface Index<T> {
@@ -65,7 +65,7 @@ export class Store<T extends KubernetesObject> {
   }
 
   get(namespace: string | undefined, name: string): T | undefined {
-    return this.#byNs.get(namespace ?? '')?.get(name);
+    return this.#byNs.get(namespace ?? "")?.get(name);
   }
 
   getByKey(key: string): T | undefined {
@@ -104,8 +104,8 @@ export class Store<T extends KubernetesObject> {
    * resourceVersion changed, `undefined` when the same version is already stored.
    */
   upsert(obj: T): CacheEvent<T> | undefined {
-    const ns = obj.metadata?.namespace ?? '';
-    const name = obj.metadata?.name ?? '';
+    const ns = obj.metadata?.namespace ?? "";
+    const name = obj.metadata?.name ?? "";
     let m = this.#byNs.get(ns);
     if (!m) {
       m = new Map();
@@ -117,14 +117,14 @@ export class Store<T extends KubernetesObject> {
     if (old) for (const idx of this.#indexes.values()) this.#indexRemove(idx, old, key);
     m.set(name, obj);
     for (const idx of this.#indexes.values()) this.#indexAdd(idx, obj, key);
-    if (old) return { type: 'update', obj, old };
+    if (old) return { type: "update", obj, old };
     this.#size++;
-    return { type: 'add', obj };
+    return { type: "add", obj };
   }
 
   /** Remove; returns the stored object, if any. */
   remove(namespace: string | undefined, name: string): T | undefined {
-    const ns = namespace ?? '';
+    const ns = namespace ?? "";
     const m = this.#byNs.get(ns);
     const old = m?.get(name);
     if (!m || !old) return undefined;
@@ -195,7 +195,7 @@ export class Relist<T extends KubernetesObject> {
     for (const k of gone) {
       const { namespace, name } = splitKey(k);
       const old = this.#store.remove(namespace, name);
-      if (old) events.push({ type: 'delete', obj: old, finalStateUnknown: true });
+      if (old) events.push({ type: "delete", obj: old, finalStateUnknown: true });
     }
     return events;
   }
@@ -209,7 +209,7 @@ export function reconcileList<T extends KubernetesObject>(store: Store<T>, items
 
 /** Recursively `Object.freeze` a plain JSON object graph. Returns it. */
 export function deepFreeze<T>(obj: T): T {
-  if (obj === null || typeof obj !== 'object' || Object.isFrozen(obj)) return obj;
+  if (obj === null || typeof obj !== "object" || Object.isFrozen(obj)) return obj;
   Object.freeze(obj);
   for (const v of Object.values(obj as object)) deepFreeze(v);
   return obj;

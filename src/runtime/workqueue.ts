@@ -16,8 +16,8 @@
  * which re-adds every key returned by `keysFn` each period (timer unref'd, stopped by shutdown).
  * Because adds deduplicate, a resync never stacks work for keys already queued.
  */
-import type { Logger } from 'pino';
-import { backoffDelay, realClock, type BackoffOptions, type Clock, type TimerHandle } from './backoff.ts';
+import type { Logger } from "pino";
+import { backoffDelay, realClock, type BackoffOptions, type Clock, type TimerHandle } from "./backoff.ts";
 
 /**
  * Metric hooks, named after what controller-runtime exports (label `name` = queue name):
@@ -150,7 +150,7 @@ export class WorkQueue {
   readonly #resyncTimers = new Set<TimerHandle>();
 
   constructor(opts: WorkQueueOptions = {}) {
-    this.name = opts.name ?? 'default';
+    this.name = opts.name ?? "default";
     this.#rateLimit = opts.rateLimit ?? DEFAULT_RATE_LIMIT;
     this.#metrics = opts.metrics ?? noopQueueMetrics;
     this.#logger = opts.logger;
@@ -253,7 +253,7 @@ export class WorkQueue {
       try {
         this.resync(keysFn());
       } catch (err) {
-        this.#logger?.error({ err, queue: this.name }, 'resync keys function failed');
+        this.#logger?.error({ err, queue: this.name }, "resync keys function failed");
       }
       handle = this.#clock.setTimeout(tick, intervalMs);
       this.#resyncTimers.add(handle);
@@ -299,7 +299,7 @@ export class WorkQueue {
       const timer = realClock.setTimeout(() => {
         if (settled) return;
         settled = true;
-        this.#logger?.warn({ queue: this.name, inFlight: [...this.#processing.keys()] }, 'workqueue drain timed out');
+        this.#logger?.warn({ queue: this.name, inFlight: [...this.#processing.keys()] }, "workqueue drain timed out");
         resolve(false);
       }, drainTimeoutMs);
       this.#idleWaiters.push(() => {
@@ -382,7 +382,7 @@ export class WorkQueue {
       result = await handler(key);
     } catch (err) {
       failed = true;
-      this.#logger?.error({ err, key, queue: this.name, retries: this.numRequeues(key) }, 'reconcile failed; requeueing with backoff');
+      this.#logger?.error({ err, key, queue: this.name, retries: this.numRequeues(key) }, "reconcile failed; requeueing with backoff");
     }
     const started = this.#processing.get(key) ?? this.#clock.now();
     this.#metrics.workDuration((this.#clock.now() - started) / 1000);

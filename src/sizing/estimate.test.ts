@@ -10,7 +10,13 @@ import { GiB, adapterParams, estimate, paramsFromName, shapeForParams, shapeFrom
 
 const LLAMA_31_8B_CONFIG = {
   // meta-llama/Llama-3.1-8B config.json (the keys that matter here)
-  hidden_size: 4096, intermediate_size: 14336, num_attention_heads: 32, num_hidden_layers: 32, num_key_value_heads: 8, vocab_size: 128256, tie_word_embeddings: false,
+  hidden_size: 4096,
+  intermediate_size: 14336,
+  num_attention_heads: 32,
+  num_hidden_layers: 32,
+  num_key_value_heads: 8,
+  vocab_size: 128256,
+  tie_word_embeddings: false,
 };
 const one = (gpuMemoryBytes: number) => ({ nodes: 1, gpusPerNode: 1, gpuMemoryBytes });
 
@@ -21,13 +27,24 @@ describe("sizing", () => {
   });
 
   it("seed fact: QLoRA on Llama 3.1 8B, micro_batch_size 2, sequence_len 4096 fits one 24 GB GPU", () => {
-    const cfg = { adapter: "qlora", load_in_4bit: true, micro_batch_size: 2, sequence_len: 4096, gradient_checkpointing: true, lora_r: 16, lora_target_linear: true, bf16: true };
+    const cfg = {
+      adapter: "qlora",
+      load_in_4bit: true,
+      micro_batch_size: 2,
+      sequence_len: 4096,
+      gradient_checkpointing: true,
+      lora_r: 16,
+      lora_target_linear: true,
+      bf16: true,
+    };
     const r = estimate(sizingFromConfig(cfg, shapeFromHfConfig(LLAMA_31_8B_CONFIG)!, one(24e9)));
     assert.equal(r.fits, true, `${r.perGpuBytes / GiB} GiB`);
   });
 
   it("seed fact: a full bf16 fine-tune of an 8B model with AdamW does not fit one 80 GB GPU; the optimizer states are the biggest term", () => {
-    const r = estimate(sizingFromConfig({ micro_batch_size: 1, sequence_len: 2048, gradient_checkpointing: true, bf16: true }, shapeForParams(8e9), one(80 * GiB)));
+    const r = estimate(
+      sizingFromConfig({ micro_batch_size: 1, sequence_len: 2048, gradient_checkpointing: true, bf16: true }, shapeForParams(8e9), one(80 * GiB)),
+    );
     assert.equal(r.fits, false);
     assert.equal(r.biggest.name, "optimizer states");
     // The ZeRO paper's 16 bytes/param for mixed-precision Adam: 128 GB of model states alone.
@@ -35,7 +52,16 @@ describe("sizing", () => {
   });
 
   it("QLoRA paper (Dettmers et al. 2023): a 65B model fine-tunes on a single 48 GB GPU (r=64 on every linear layer)", () => {
-    const cfg = { adapter: "qlora", load_in_4bit: true, micro_batch_size: 1, sequence_len: 512, gradient_checkpointing: true, lora_r: 64, lora_target_linear: true, bf16: true };
+    const cfg = {
+      adapter: "qlora",
+      load_in_4bit: true,
+      micro_batch_size: 1,
+      sequence_len: 512,
+      gradient_checkpointing: true,
+      lora_r: 64,
+      lora_target_linear: true,
+      bf16: true,
+    };
     const r = estimate(sizingFromConfig(cfg, shapeForParams(65.2e9), one(48 * GiB)));
     assert.equal(r.fits, true, `${r.perGpuBytes / GiB} GiB`);
     assert.equal(r.biggest.name, "weights (4-bit base)");
@@ -43,7 +69,15 @@ describe("sizing", () => {
 
   it("LoRA paper (Hu et al. 2021): GPT-3 175B with LoRA needs about 350 GB (within 10%)", () => {
     const gpt3: ModelShape = { params: 175e9, hidden: 12288, layers: 96, intermediate: 4 * 12288, vocab: 50257, heads: 96, kvHeads: 96, tiedEmbeddings: true };
-    const cfg = { adapter: "lora", micro_batch_size: 1, sequence_len: 2048, gradient_checkpointing: true, lora_r: 4, lora_target_modules: ["q_proj", "v_proj"], fp16: true };
+    const cfg = {
+      adapter: "lora",
+      micro_batch_size: 1,
+      sequence_len: 2048,
+      gradient_checkpointing: true,
+      lora_r: 4,
+      lora_target_modules: ["q_proj", "v_proj"],
+      fp16: true,
+    };
     const r = estimate(sizingFromConfig(cfg, gpt3, one(80 * GiB)));
     assert.ok(Math.abs(r.perGpuBytes / 350e9 - 1) < 0.1, `${r.perGpuBytes / 1e9} GB`);
     // The paper's "18M" trainable parameters for r=4 on Wq and Wv of GPT-3 175B (Table 5), within 5%; and the 4.7M of

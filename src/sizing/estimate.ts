@@ -173,12 +173,22 @@ export function estimate(input: SizingInput): SizingResult {
 }
 
 /** Sizing inputs from an Axolotl config (the keys that change memory). */
-export function sizingFromConfig(config: Record<string, unknown>, model: ModelShape, opts: { nodes: number; gpusPerNode: number; gpuMemoryBytes: number; hostMemoryBytes?: number }): SizingInput {
+export function sizingFromConfig(
+  config: Record<string, unknown>,
+  model: ModelShape,
+  opts: { nodes: number; gpusPerNode: number; gpuMemoryBytes: number; hostMemoryBytes?: number },
+): SizingInput {
   const adapter = String(config.adapter ?? "");
   const method: Method = adapter === "qlora" || (adapter === "lora" && config.load_in_4bit === true) ? "qlora" : adapter === "lora" ? "lora" : "full";
   const optimizer = String(config.optimizer ?? "adamw_torch");
   const ds = typeof config.deepspeed === "string" ? config.deepspeed : "";
-  const zero = /zero[_-]?3|stage[_-]?3/i.test(ds) ? "full" : /zero[_-]?2|stage[_-]?2/i.test(ds) ? "gradients" : /zero[_-]?1|stage[_-]?1/i.test(ds) ? "optimizer" : undefined;
+  const zero = /zero[_-]?3|stage[_-]?3/i.test(ds)
+    ? "full"
+    : /zero[_-]?2|stage[_-]?2/i.test(ds)
+      ? "gradients"
+      : /zero[_-]?1|stage[_-]?1/i.test(ds)
+        ? "optimizer"
+        : undefined;
   const fsdp = config.fsdp !== undefined || config.fsdp_config !== undefined;
   const targets = config.lora_target_linear === true ? "all" : Array.isArray(config.lora_target_modules) ? (config.lora_target_modules as string[]) : "all";
   return {

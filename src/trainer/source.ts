@@ -10,7 +10,9 @@ const MODULE_FILE = /^[A-Za-z0-9_]+\.py$/;
  * src/trainer/launcher/ (dist/trainer/launcher/ in the image), by file name.
  */
 export function launcherSource(): LauncherSource {
-  const names = readdirSync(LAUNCHER_DIR).filter((name) => MODULE_FILE.test(name)).sort();
+  const names = readdirSync(LAUNCHER_DIR)
+    .filter((name) => MODULE_FILE.test(name))
+    .sort();
   if (!names.includes(LAUNCHER_ENTRY)) throw new Error(`${LAUNCHER_ENTRY} is missing from ${LAUNCHER_DIR.pathname}`);
   return Object.fromEntries(names.map((name) => [name, readFileSync(new URL(name, LAUNCHER_DIR), "utf8")]));
 }

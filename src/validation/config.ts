@@ -43,7 +43,10 @@ export async function resolveAxolotlConfig(src: ConfigSources): Promise<ConfigRe
   if (rendered?.data?.["config.yaml"] && (!needsValidation || src.started)) {
     const text = rendered.data["config.yaml"];
     // Parsing the YAML was ~10% of the operator's CPU in a 100-job burst; a job's reconciles cluster in time.
-    axolotlConfig = renderedConfigs.getOrCompute(`${ns}/${rendered.metadata?.name}@${rendered.metadata?.resourceVersion}`, () => parseAxolotlYaml(text) as Record<string, unknown>);
+    axolotlConfig = renderedConfigs.getOrCompute(
+      `${ns}/${rendered.metadata?.name}@${rendered.metadata?.resourceVersion}`,
+      () => parseAxolotlYaml(text) as Record<string, unknown>,
+    );
   } else if (spec?.config) {
     axolotlConfig = spec.config;
   } else if (spec?.configFrom) {
@@ -52,7 +55,8 @@ export async function resolveAxolotlConfig(src: ConfigSources): Promise<ConfigRe
     try {
       const cm = await src.getConfigMap(ns, ref.name);
       const text = cm.data?.[ref.key];
-      if (text === undefined) issues.push({ severity: "error", path: "spec.configFrom.configMapKeyRef.key", message: `ConfigMap ${ref.name} has no key ${ref.key}` });
+      if (text === undefined)
+        issues.push({ severity: "error", path: "spec.configFrom.configMapKeyRef.key", message: `ConfigMap ${ref.name} has no key ${ref.key}` });
       else {
         try {
           axolotlConfig = parseAxolotlYaml(text) as Record<string, unknown>;

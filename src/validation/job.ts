@@ -34,14 +34,16 @@ function formatPath(prefix: string, path: readonly PropertyKey[]): string {
 }
 
 function zodIssues(prefix: string, error: z.ZodError): ValidationIssue[] {
-  return error.issues.map((issue) => {
-    // .strict() reports unknown keys on the parent; name each key instead, since that is what the user mistyped.
-    if (issue.code === "unrecognized_keys") {
-      const keys = (issue as { keys: string[] }).keys;
-      return keys.map((key) => ({ severity: "error" as const, path: formatPath(prefix, [...issue.path, key]), message: `unknown field` }));
-    }
-    return [{ severity: "error" as const, path: formatPath(prefix, issue.path), message: issue.message }];
-  }).flat();
+  return error.issues
+    .map((issue) => {
+      // .strict() reports unknown keys on the parent; name each key instead, since that is what the user mistyped.
+      if (issue.code === "unrecognized_keys") {
+        const keys = (issue as { keys: string[] }).keys;
+        return keys.map((key) => ({ severity: "error" as const, path: formatPath(prefix, [...issue.path, key]), message: `unknown field` }));
+      }
+      return [{ severity: "error" as const, path: formatPath(prefix, issue.path), message: issue.message }];
+    })
+    .flat();
 }
 
 /** Parses and defaults the spec; reports schema violations with their paths. */
@@ -57,11 +59,19 @@ export function validateSpec(rawSpec: unknown): JobValidation {
     // Every rank writes checkpoint shards into output_dir and reads the prepared dataset: one shared filesystem is required (Axolotl #884).
     const modes = spec.storage.output.existingClaim ? undefined : defaultAccessModes(spec);
     if (modes && !modes.includes("ReadWriteMany")) {
-      issues.push({ severity: "error", path: "spec.storage.output.accessModes", message: `nodes is ${spec.nodes}: the output claim must be ReadWriteMany so every node can write checkpoints and read the prepared dataset` });
+      issues.push({
+        severity: "error",
+        path: "spec.storage.output.accessModes",
+        message: `nodes is ${spec.nodes}: the output claim must be ReadWriteMany so every node can write checkpoints and read the prepared dataset`,
+      });
     }
   }
   if (spec.storage.output.existingClaim && spec.storage.output.deletionPolicy === "Delete") {
-    issues.push({ severity: "error", path: "spec.storage.output.deletionPolicy", message: "Delete applies only to claims the operator creates; an existingClaim is never deleted" });
+    issues.push({
+      severity: "error",
+      path: "spec.storage.output.deletionPolicy",
+      message: "Delete applies only to claims the operator creates; an existingClaim is never deleted",
+    });
   }
   return { spec, issues };
 }
@@ -83,7 +93,13 @@ export function validateConfigForSpec(config: unknown, spec: FineTuneJobSpec | u
 /** The name check the CRD's CEL rule makes at admission, for manifests the API server has not seen (the CLI) and older CRDs. */
 function validateName(name: unknown): ValidationIssue[] {
   if (typeof name !== "string" || name.length <= MAX_JOB_NAME_LENGTH) return [];
-  return [{ severity: "error", path: "metadata.name", message: `must be at most ${MAX_JOB_NAME_LENGTH} characters (pod host names derived from it are limited to 63)` }];
+  return [
+    {
+      severity: "error",
+      path: "metadata.name",
+      message: `must be at most ${MAX_JOB_NAME_LENGTH} characters (pod host names derived from it are limited to 63)`,
+    },
+  ];
 }
 
 /** The name and the spec of a FineTuneJob; the Axolotl config is checked where it is resolved (validateConfigForSpec). */

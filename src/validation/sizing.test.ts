@@ -3,10 +3,33 @@ import assert from "node:assert/strict";
 
 import { validateFineTuneJob } from "./job.ts";
 
-const QLORA_8B = { base_model: "meta-llama/Llama-3.1-8B", adapter: "qlora", load_in_4bit: true, lora_r: 16, lora_target_linear: true, micro_batch_size: 2, gradient_accumulation_steps: 4, sequence_len: 4096, gradient_checkpointing: true, bf16: true, learning_rate: 0.0002, datasets: [{ path: "data.jsonl", type: "alpaca" }] };
-const FULL_8B = { ...QLORA_8B, adapter: undefined, load_in_4bit: undefined, lora_r: undefined, lora_target_linear: undefined, micro_batch_size: 1, sequence_len: 2048 };
+const QLORA_8B = {
+  base_model: "meta-llama/Llama-3.1-8B",
+  adapter: "qlora",
+  load_in_4bit: true,
+  lora_r: 16,
+  lora_target_linear: true,
+  micro_batch_size: 2,
+  gradient_accumulation_steps: 4,
+  sequence_len: 4096,
+  gradient_checkpointing: true,
+  bf16: true,
+  learning_rate: 0.0002,
+  datasets: [{ path: "data.jsonl", type: "alpaca" }],
+};
+const FULL_8B = {
+  ...QLORA_8B,
+  adapter: undefined,
+  load_in_4bit: undefined,
+  lora_r: undefined,
+  lora_target_linear: undefined,
+  micro_batch_size: 1,
+  sequence_len: 2048,
+};
 const warnings = (spec: Record<string, unknown>) =>
-  validateFineTuneJob({ apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob", metadata: { name: "j" }, spec }).issues.filter((i) => i.path === "spec.gpuMemory" || i.path === "spec.resources.memory");
+  validateFineTuneJob({ apiVersion: "finetune.dev/v1alpha1", kind: "FineTuneJob", metadata: { name: "j" }, spec }).issues.filter(
+    (i) => i.path === "spec.gpuMemory" || i.path === "spec.resources.memory",
+  );
 
 describe("sizing warnings", () => {
   it("nothing without a GPU size or host memory to compare with", () => {

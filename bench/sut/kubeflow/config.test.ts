@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
-import { jobsetConfig, selectInstallObjects, selectRuntime, trainerConfig, trainJobManifest, trainJobTerminal, webhookToLocal, withoutConversionWebhook } from "./config.ts";
+import {
+  jobsetConfig,
+  selectInstallObjects,
+  selectRuntime,
+  trainerConfig,
+  trainJobManifest,
+  trainJobTerminal,
+  webhookToLocal,
+  withoutConversionWebhook,
+} from "./config.ts";
 import type { Obj } from "./kustomize.ts";
 
 const o = (kind: string, name: string, extra: Record<string, unknown> = {}): Obj => ({ kind, metadata: { name }, ...extra });
@@ -9,11 +18,36 @@ const ports = { health: 20001, metrics: 20002, webhook: 20003 };
 
 describe("what the benchmark installs", () => {
   it("keeps the release's namespace, CRDs, RBAC and webhooks, CRDs first; drops what the local processes replace", () => {
-    const trainer = [o("Namespace", "kubeflow-system"), o("Deployment", "mgr"), o("Service", "svc"), o("ClusterRole", "tr"), o("CustomResourceDefinition", "trainjobs"), o("ServiceAccount", "tr-sa"), o("ValidatingWebhookConfiguration", "v")];
-    const jobset = [o("Namespace", "jobset-system"), o("ServiceAccount", "js-sa"), o("CustomResourceDefinition", "jobsets"), o("Secret", "cert"), o("RoleBinding", "js-rb"), o("MutatingWebhookConfiguration", "m")];
+    const trainer = [
+      o("Namespace", "kubeflow-system"),
+      o("Deployment", "mgr"),
+      o("Service", "svc"),
+      o("ClusterRole", "tr"),
+      o("CustomResourceDefinition", "trainjobs"),
+      o("ServiceAccount", "tr-sa"),
+      o("ValidatingWebhookConfiguration", "v"),
+    ];
+    const jobset = [
+      o("Namespace", "jobset-system"),
+      o("ServiceAccount", "js-sa"),
+      o("CustomResourceDefinition", "jobsets"),
+      o("Secret", "cert"),
+      o("RoleBinding", "js-rb"),
+      o("MutatingWebhookConfiguration", "m"),
+    ];
     assert.deepEqual(
       selectInstallObjects(trainer, jobset).map((x) => `${x.kind}/${x.metadata!.name}`),
-      ["Namespace/kubeflow-system", "CustomResourceDefinition/trainjobs", "CustomResourceDefinition/jobsets", "ClusterRole/tr", "ServiceAccount/tr-sa", "ValidatingWebhookConfiguration/v", "ServiceAccount/js-sa", "RoleBinding/js-rb", "MutatingWebhookConfiguration/m"],
+      [
+        "Namespace/kubeflow-system",
+        "CustomResourceDefinition/trainjobs",
+        "CustomResourceDefinition/jobsets",
+        "ClusterRole/tr",
+        "ServiceAccount/tr-sa",
+        "ValidatingWebhookConfiguration/v",
+        "ServiceAccount/js-sa",
+        "RoleBinding/js-rb",
+        "MutatingWebhookConfiguration/m",
+      ],
     );
   });
 
@@ -31,16 +65,21 @@ describe("what the benchmark installs", () => {
       ],
     });
     const out = webhookToLocal(wh, 9443, "Q0E=");
-    assert.deepEqual(out.webhooks.map((w: { clientConfig: unknown }) => w.clientConfig), [
-      { url: "https://127.0.0.1:9443/mutate-jobset", caBundle: "Q0E=" },
-      { url: "https://127.0.0.1:9443/mutate--v1-pod", caBundle: "Q0E=" },
-    ]);
+    assert.deepEqual(
+      out.webhooks.map((w: { clientConfig: unknown }) => w.clientConfig),
+      [
+        { url: "https://127.0.0.1:9443/mutate-jobset", caBundle: "Q0E=" },
+        { url: "https://127.0.0.1:9443/mutate--v1-pod", caBundle: "Q0E=" },
+      ],
+    );
     assert.deepEqual(out.webhooks[0].objectSelector, { matchLabels: { x: "y" } });
     assert.ok(wh.webhooks[0].clientConfig.service, "input untouched");
   });
 
   it("JobSet's CRD without its conversion webhook", () => {
-    const crd = o("CustomResourceDefinition", "jobsets.jobset.x-k8s.io", { spec: { group: "jobset.x-k8s.io", conversion: { strategy: "Webhook", webhook: {} } } });
+    const crd = o("CustomResourceDefinition", "jobsets.jobset.x-k8s.io", {
+      spec: { group: "jobset.x-k8s.io", conversion: { strategy: "Webhook", webhook: {} } },
+    });
     crd.metadata!.annotations = { "cert-manager.io/inject-ca-from": "x/y", keep: "1" };
     const out = withoutConversionWebhook(crd);
     assert.deepEqual(out.spec, { group: "jobset.x-k8s.io", conversion: { strategy: "None" } });
@@ -79,7 +118,12 @@ describe("process configuration", () => {
 
 describe("TrainJob", () => {
   it("on torch-distributed, with the pod fate and toleration patched into the node replicatedJob's pods", () => {
-    const tj = trainJobManifest("job-1", "ns", { nodes: 2, gpusPerNode: 8, podAnnotations: { fate: "succeed" }, tolerations: [{ key: "k", operator: "Exists" }] });
+    const tj = trainJobManifest("job-1", "ns", {
+      nodes: 2,
+      gpusPerNode: 8,
+      podAnnotations: { fate: "succeed" },
+      tolerations: [{ key: "k", operator: "Exists" }],
+    });
     assert.deepEqual(tj.metadata, { name: "job-1", namespace: "ns" });
     assert.deepEqual(tj.spec.runtimeRef, { name: "torch-distributed" });
     assert.deepEqual(tj.spec.trainer, { numNodes: 2, resourcesPerNode: { limits: { "nvidia.com/gpu": "8" } } });

@@ -22,7 +22,17 @@ export const RESTART_ATTEMPT_LABEL = "jobset.sigs.k8s.io/restart-attempt";
 export const REPLICATED_JOB_LABEL = "jobset.sigs.k8s.io/replicatedjob-name";
 
 /** Kinds the benchmark installs from the release trees; the rest (Deployment, Service, Secret, ConfigMap) the local processes replace. */
-const INSTALLED_KINDS = new Set(["Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]);
+const INSTALLED_KINDS = new Set([
+  "Namespace",
+  "CustomResourceDefinition",
+  "ServiceAccount",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "Role",
+  "RoleBinding",
+  "MutatingWebhookConfiguration",
+  "ValidatingWebhookConfiguration",
+]);
 
 export interface Ports {
   health: number;
@@ -38,7 +48,10 @@ export function selectInstallObjects(trainer: readonly Obj[], jobset: readonly O
   const keep = (o: Obj) => INSTALLED_KINDS.has(o.kind ?? "");
   const all = [...trainer.filter(keep), ...jobset.filter((o) => keep(o) && o.kind !== "Namespace")];
   const order = (o: Obj) => ["Namespace", "CustomResourceDefinition"].indexOf(o.kind ?? "") >>> 0;
-  return all.map((o, i) => ({ o, i })).sort((a, b) => order(a.o) - order(b.o) || a.i - b.i).map(({ o }) => o);
+  return all
+    .map((o, i) => ({ o, i }))
+    .sort((a, b) => order(a.o) - order(b.o) || a.i - b.i)
+    .map(({ o }) => o);
 }
 
 /** The ClusterTrainingRuntime the TrainJobs refer to. */
@@ -88,7 +101,14 @@ export function trainerConfig(o: TrainerConfigOptions): string {
     health: { healthProbeBindAddress: `127.0.0.1:${o.ports.health}`, readinessEndpointName: "readyz", livenessEndpointName: "healthz" },
     metrics: { bindAddress: `127.0.0.1:${o.ports.metrics}`, secureServing: true },
     webhook: { port: o.ports.webhook, host: "127.0.0.1" },
-    leaderElection: { leaderElect: true, resourceName: "trainer.kubeflow.org", resourceNamespace: o.leaseNamespace, leaseDuration: "15s", renewDeadline: "10s", retryPeriod: "2s" },
+    leaderElection: {
+      leaderElect: true,
+      resourceName: "trainer.kubeflow.org",
+      resourceNamespace: o.leaseNamespace,
+      leaseDuration: "15s",
+      renewDeadline: "10s",
+      retryPeriod: "2s",
+    },
     controller: {
       groupKindConcurrency: {
         "TrainJob.trainer.kubeflow.org": o.trainJobConcurrency ?? 5,
@@ -149,7 +169,10 @@ export function trainJobManifest(name: string, namespace: string, shape: TrainJo
             template: {
               spec: {
                 replicatedJobs: [
-                  { name: TRAINER_REPLICATED_JOB, template: { spec: { template: { metadata: { annotations: shape.podAnnotations }, spec: { tolerations: shape.tolerations } } } } },
+                  {
+                    name: TRAINER_REPLICATED_JOB,
+                    template: { spec: { template: { metadata: { annotations: shape.podAnnotations }, spec: { tolerations: shape.tolerations } } } },
+                  },
                 ],
               },
             },

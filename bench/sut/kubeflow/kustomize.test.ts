@@ -12,7 +12,10 @@ function tree(): string {
     mkdirSync(join(root, path, ".."), { recursive: true });
     writeFileSync(join(root, path), text);
   };
-  w("overlay/kustomization.yaml", "namespace: outer-system\nresources:\n  - ns.yaml\n  - ../base\n  - https://example.invalid/remote.yaml\nlabels:\n  - pairs:\n      team: ml\n    includeSelectors: false\nconfigMapGenerator:\n  - name: cfg\n");
+  w(
+    "overlay/kustomization.yaml",
+    "namespace: outer-system\nresources:\n  - ns.yaml\n  - ../base\n  - https://example.invalid/remote.yaml\nlabels:\n  - pairs:\n      team: ml\n    includeSelectors: false\nconfigMapGenerator:\n  - name: cfg\n",
+  );
   w("overlay/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: outer-system\n");
   w("base/kustomization.yaml", "namespace: inner-system\nnamePrefix: js-\nresources:\n  - rbac.yaml\n  - webhook\npatches:\n  - path: deploy_patch.yaml\n");
   w("base/deploy_patch.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: manager\n");
@@ -25,8 +28,14 @@ function tree(): string {
       "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: things.example.com\nspec: {}",
     ].join("\n---\n") + "\n",
   );
-  w("base/webhook/kustomization.yaml", "resources:\n  - manifests.yaml\npatches:\n  - path: patch.yaml\n    target:\n      kind: MutatingWebhookConfiguration\n      name: mutating-webhook-configuration\n");
-  w("base/webhook/manifests.yaml", "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata:\n  name: mutating-webhook-configuration\nwebhooks:\n  - name: a\n    clientConfig:\n      service:\n        name: webhook-service\n        path: /mutate\n");
+  w(
+    "base/webhook/kustomization.yaml",
+    "resources:\n  - manifests.yaml\npatches:\n  - path: patch.yaml\n    target:\n      kind: MutatingWebhookConfiguration\n      name: mutating-webhook-configuration\n",
+  );
+  w(
+    "base/webhook/manifests.yaml",
+    "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata:\n  name: mutating-webhook-configuration\nwebhooks:\n  - name: a\n    clientConfig:\n      service:\n        name: webhook-service\n        path: /mutate\n",
+  );
   w("base/webhook/patch.yaml", "- op: add\n  path: /webhooks/0/objectSelector\n  value:\n    matchLabels:\n      managed: 'yes'\n");
   return root;
 }
@@ -38,7 +47,10 @@ describe("kustomize subset", () => {
   it("reads nested resources depth first, inner transforms before outer ones", () => {
     const { objects } = kustomize(join(root, "overlay"));
     const byKind = Object.fromEntries(objects.map((o) => [o.kind!, o]));
-    assert.deepEqual(objects.map((o) => o.kind), ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "MutatingWebhookConfiguration"]);
+    assert.deepEqual(
+      objects.map((o) => o.kind),
+      ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "MutatingWebhookConfiguration"],
+    );
     // namePrefix from the inner tree; not on CRDs or Namespaces.
     assert.equal(byKind.ServiceAccount!.metadata!.name, "js-controller-manager");
     assert.equal(byKind.CustomResourceDefinition!.metadata!.name, "things.example.com");
@@ -90,7 +102,12 @@ describe("JSON 6902 patches and transforms", () => {
     const [sa, rb] = transform(
       [
         { kind: "ServiceAccount", metadata: { name: "sa", namespace: "jobset-system" } },
-        { kind: "RoleBinding", metadata: { name: "rb", namespace: "jobset-system" }, roleRef: { kind: "Role", name: "r" }, subjects: [{ kind: "ServiceAccount", name: "sa", namespace: "jobset-system" }] },
+        {
+          kind: "RoleBinding",
+          metadata: { name: "rb", namespace: "jobset-system" },
+          roleRef: { kind: "Role", name: "r" },
+          subjects: [{ kind: "ServiceAccount", name: "sa", namespace: "jobset-system" }],
+        },
       ],
       { namespace: "kubeflow-system" },
     );

@@ -16,7 +16,12 @@ import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-export type Obj = { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; [k: string]: any }; [k: string]: any };
+export type Obj = {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; [k: string]: any };
+  [k: string]: any;
+};
 
 export interface Kustomized {
   objects: Obj[];
@@ -25,7 +30,17 @@ export interface Kustomized {
 }
 
 /** Kinds that are cluster-scoped in the trees we read: `namespace` does not apply to them. */
-const CLUSTER_SCOPED = new Set(["Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "ClusterTrainingRuntime", "PriorityClass", "StorageClass"]);
+const CLUSTER_SCOPED = new Set([
+  "Namespace",
+  "CustomResourceDefinition",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "MutatingWebhookConfiguration",
+  "ValidatingWebhookConfiguration",
+  "ClusterTrainingRuntime",
+  "PriorityClass",
+  "StorageClass",
+]);
 /** kustomize does not prefix these names (their names are fixed by their content or are global). */
 const NO_PREFIX = new Set(["CustomResourceDefinition", "Namespace"]);
 const BINDINGS = new Set(["RoleBinding", "ClusterRoleBinding"]);
@@ -73,7 +88,7 @@ export function kustomize(dir: string): Kustomized {
   for (const g of ["configMapGenerator", "secretGenerator"]) if (k[g]) skipped.push(`${g} (${dir})`);
   for (const p of (k.patches ?? k.patchesStrategicMerge ?? []) as Array<Record<string, any> | string>) {
     const patchPath = typeof p === "string" ? p : p.path;
-    const body = typeof p === "string" ? undefined : p.patch ?? (patchPath ? readFileSync(join(dir, patchPath), "utf8") : undefined);
+    const body = typeof p === "string" ? undefined : (p.patch ?? (patchPath ? readFileSync(join(dir, patchPath), "utf8") : undefined));
     if (body === undefined) continue;
     const parsed = parse(body) as unknown;
     if (Array.isArray(parsed) && typeof p !== "string" && p.target) {
@@ -134,7 +149,10 @@ function matchesTarget(o: Obj, target: Record<string, string>): boolean {
 export function applyJsonPatch(o: Obj, ops: readonly JsonPatchOp[]): Obj {
   const out = structuredClone(o);
   for (const op of ops) {
-    const keys = op.path.split("/").slice(1).map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
+    const keys = op.path
+      .split("/")
+      .slice(1)
+      .map((s) => s.replace(/~1/g, "/").replace(/~0/g, "~"));
     const last = keys.pop();
     if (last === undefined) throw new Error(`bad patch path ${op.path}`);
     let parent: any = out;
@@ -152,4 +170,3 @@ export function applyJsonPatch(o: Obj, ops: readonly JsonPatchOp[]): Obj {
   }
   return out;
 }
-

@@ -53,7 +53,16 @@ function retryLimit(p: Planner, stage: Stage, spec: FineTuneJobSpec): number {
 }
 
 /** The attempt failed or was disrupted: record it, then fail the stage (and the job) or start the next attempt. */
-export function attemptEnded(p: Planner, desired: DesiredObjects, spec: FineTuneJobSpec, stage: Stage, ss: StageStatus, failure: AttemptFailure, current: V1Job, pods: readonly V1Pod[]): void {
+export function attemptEnded(
+  p: Planner,
+  desired: DesiredObjects,
+  spec: FineTuneJobSpec,
+  stage: Stage,
+  ss: StageStatus,
+  failure: AttemptFailure,
+  current: V1Job,
+  pods: readonly V1Pod[],
+): void {
   const st = p.status;
   const record = p.findRecord(stage, ss.attempt) ?? p.addRecord({ stage, attempt: ss.attempt, result: "Running" });
   const counted = failure.kind === "Failed";

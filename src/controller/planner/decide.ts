@@ -39,7 +39,13 @@ export function decide(obs: Observed): Decision {
   if (statusChanged && before.phase !== p.status.phase && p.status.phase && p.status.phase in PHASE_EVENT_REASON) {
     p.event(p.status.phase === "Failed" ? "Warning" : "Normal", PHASE_EVENT_REASON[p.status.phase]!, p.status.message ?? `phase ${p.status.phase}`);
   }
-  return { status: p.status, statusChanged, actions: p.actions, events: p.events, ...(p.requeueAfterMs !== undefined ? { requeueAfterMs: p.requeueAfterMs } : {}) };
+  return {
+    status: p.status,
+    statusChanged,
+    actions: p.actions,
+    events: p.events,
+    ...(p.requeueAfterMs !== undefined ? { requeueAfterMs: p.requeueAfterMs } : {}),
+  };
 }
 
 /** Phase, message and the train counters, written once from what the policies concluded; no conclusion keeps the recorded ones. */
@@ -67,7 +73,12 @@ function run(p: Planner): void {
   const spec = p.obs.validation.spec!;
   const config = p.obs.axolotlConfig ?? {};
   // A started run renders every attempt with what it started with; a changed image or shape is reported (driftCheck), not applied.
-  const input: RenderInput = { job: jobRef(p.obs.ftj), spec: st.startedWith ? { ...spec, ...st.startedWith } : spec, axolotlConfig: config, settings: p.obs.settings };
+  const input: RenderInput = {
+    job: jobRef(p.obs.ftj),
+    spec: st.startedWith ? { ...spec, ...st.startedWith } : spec,
+    axolotlConfig: config,
+    settings: p.obs.settings,
+  };
 
   driftCheck(p, spec);
   if (spec.suspend) {

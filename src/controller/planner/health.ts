@@ -69,7 +69,11 @@ export function smokeTestPassed(p: Planner, input: RenderInput, pods: readonly V
   if (st.smokeTest) return st.smokeTest.result !== "Failed";
   const summaries = pods.map((pod) => parseTerminationMessage(pod.status?.containerStatuses?.[0]?.state?.terminated?.message).summary);
   const verdict = assessSmokeTest(summaries.find((s) => s?.smoke)?.smoke, input.spec.smokeTest.action);
-  st.smokeTest = { ...verdict.status, answersFile: smokeAnswersPath(input), ...(verdict.status.answers.length > 0 ? { answersConfigMap: smokeAnswersConfigMapName(input.job.name) } : {}) };
+  st.smokeTest = {
+    ...verdict.status,
+    answersFile: smokeAnswersPath(input),
+    ...(verdict.status.answers.length > 0 ? { answersConfigMap: smokeAnswersConfigMapName(input.job.name) } : {}),
+  };
   if (verdict.status.result === "Passed") return true;
   const message = `${verdict.status.message}${verdict.status.hint ? `. Hint: ${verdict.status.hint}` : ""}`;
   p.condition({ type: "SmokeTested", status: "False", reason: verdict.reason, message });
@@ -77,7 +81,15 @@ export function smokeTestPassed(p: Planner, input: RenderInput, pods: readonly V
   if (verdict.status.result !== "Failed") return true;
   const ss = p.stage("smoke");
   ss.phase = "Failed";
-  st.lastFailure = { stage: "smoke", attempt: ss.attempt, reason: verdict.reason, message: verdict.status.message, ...(verdict.status.hint ? { hint: verdict.status.hint } : {}), time: p.now, permanent: true };
+  st.lastFailure = {
+    stage: "smoke",
+    attempt: ss.attempt,
+    reason: verdict.reason,
+    message: verdict.status.message,
+    ...(verdict.status.hint ? { hint: verdict.status.hint } : {}),
+    time: p.now,
+    permanent: true,
+  };
   failJob(p, verdict.reason, `smoke test failed (spec.smokeTest.action is Fail), nothing merged: ${message}`);
   return false;
 }

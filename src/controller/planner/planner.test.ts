@@ -118,7 +118,11 @@ class JobBuilder {
     return this;
   }
   complete(): this {
-    this.obj.status = { succeeded: this.obj.spec!.parallelism ?? 1, active: 0, conditions: [{ type: "Complete", status: "True", reason: "CompletionsReached", message: "" }] };
+    this.obj.status = {
+      succeeded: this.obj.spec!.parallelism ?? 1,
+      active: 0,
+      conditions: [{ type: "Complete", status: "True", reason: "CompletionsReached", message: "" }],
+    };
     return this;
   }
   failed(reason = "BackoffLimitExceeded", message = "Job has reached the specified backoff limit"): this {
@@ -153,7 +157,10 @@ class PodBuilder {
         creationTimestamp: at(-600),
       },
       spec: { nodeName: `gpu-${index}`, containers: [{ name: "trainer", image: "axolotlai/axolotl:0.18.0" }] },
-      status: { phase: "Running", containerStatuses: [{ name: "trainer", image: "axolotlai/axolotl:0.18.0", imageID: "", ready: true, restartCount: 0, state: { running: {} } }] },
+      status: {
+        phase: "Running",
+        containerStatuses: [{ name: "trainer", image: "axolotlai/axolotl:0.18.0", imageID: "", ready: true, restartCount: 0, state: { running: {} } }],
+      },
     };
   }
   private terminated(exitCode: number, message?: string, reason = exitCode === 0 ? "Completed" : "Error", finishedAt = at(-5)) {
@@ -216,7 +223,9 @@ function observe(f: FtjBuilder | FineTuneJobObject, opts: ObserveOptions = {}): 
       configMap: base,
       launcher: base,
       service: base,
-      ...(base && ownsClaim ? { claim: { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: `${obj.metadata.name}-output`, namespace: NS } } } : {}),
+      ...(base && ownsClaim
+        ? { claim: { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: `${obj.metadata.name}-output`, namespace: NS } } }
+        : {}),
       jobs: (opts.jobs ?? []).map(built),
       pods: (opts.pods ?? []).map(built),
     },
@@ -235,7 +244,10 @@ function step(f: FtjBuilder, opts: ObserveOptions = {}): { d: Decision; next: Ft
 }
 
 const cond = (st: FineTuneJobStatus, type: string): Condition | undefined => st.conditions?.find((c) => c.type === type);
-const created = (d: Decision) => d.actions.filter((a) => a.kind === "create").map((a) => `${(a as Extract<Action, { kind: "create" }>).object.kind}/${(a as Extract<Action, { kind: "create" }>).object.metadata?.name}`);
+const created = (d: Decision) =>
+  d.actions
+    .filter((a) => a.kind === "create")
+    .map((a) => `${(a as Extract<Action, { kind: "create" }>).object.kind}/${(a as Extract<Action, { kind: "create" }>).object.metadata?.name}`);
 const deleted = (d: Decision) => d.actions.filter((a): a is Extract<Action, { kind: "delete" }> => a.kind === "delete").map((a) => a.name);
 const eventReasons = (d: Decision) => d.events.map((e) => `${e.type}/${e.reason}`);
 const record = (st: FineTuneJobStatus, stage: Stage, attempt: number) => st.attempts?.find((a) => a.stage === stage && a.attempt === attempt);
@@ -274,7 +286,7 @@ const smokeSummary = (answers: Array<{ prompt: string; answer: string; stopped: 
   JSON.stringify({ stage: "smoke", exitCode: 0, reason: "Completed", tail: [], smoke: { answers, file: "/finetune/output/smoke-test/answers.json" } });
 const ranks = (stage: Stage, attempt: number, n: number) => Array.from({ length: n }, (_, i) => pod(stage, attempt, i));
 
-const TRACEBACK = "Traceback (most recent call last):\n  File \"train.py\", line 1\nRuntimeError: something broke\n";
+const TRACEBACK = 'Traceback (most recent call last):\n  File "train.py", line 1\nRuntimeError: something broke\n';
 const launcherJson = (tail: string[], extra: Record<string, unknown> = {}) =>
   JSON.stringify({ stage: "train", exitCode: 1, reason: "Failed", resumeFrom: null, resumeStep: null, tail, ...extra });
 
@@ -303,7 +315,10 @@ describe("decide: validation", () => {
       assert.equal(cond(d.status, "Failed")?.status, "True");
       assert.equal(cond(d.status, "Failed")?.reason, "InvalidSpec");
       assert.ok(d.status.message?.startsWith("invalid spec: "));
-      assert.ok(d.events.some((e) => e.type === "Warning" && e.reason === "InvalidSpec" && e.message.includes(c.path)), JSON.stringify(d.events));
+      assert.ok(
+        d.events.some((e) => e.type === "Warning" && e.reason === "InvalidSpec" && e.message.includes(c.path)),
+        JSON.stringify(d.events),
+      );
       assert.equal(d.status.startTime, undefined);
       assert.equal(d.status.specHash, undefined);
     });
@@ -326,7 +341,10 @@ describe("decide: validation", () => {
     assert.equal(cond(d.status, "Validated")?.status, "True");
     assert.equal(cond(d.status, "Validated")?.observedGeneration, 2);
     assert.equal(cond(d.status, "Failed")?.status, "False");
-    assert.deepEqual(created(d).toSorted(), ["ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Job/demo-preprocess-0", "PersistentVolumeClaim/demo-output", "Service/demo-ranks"].toSorted());
+    assert.deepEqual(
+      created(d).toSorted(),
+      ["ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Job/demo-preprocess-0", "PersistentVolumeClaim/demo-output", "Service/demo-ranks"].toSorted(),
+    );
     // ...and is Preprocessing once the cache shows what it created.
     const { d: d2 } = step(next, { jobs: [job("preprocess", 0).active()] });
     assert.deepEqual(created(d2), []);
@@ -366,7 +384,13 @@ describe("decide: stages", () => {
   it("first pass creates the claim, the config, the Service and then the first stage's Job, and stays Pending", () => {
     const { d } = step(ftj(), { base: false });
     // In this order: actions stop at the first error, so the Job never exists without what its pods mount.
-    assert.deepEqual(created(d), ["PersistentVolumeClaim/demo-output", "ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Service/demo-ranks", "Job/demo-preprocess-0"]);
+    assert.deepEqual(created(d), [
+      "PersistentVolumeClaim/demo-output",
+      "ConfigMap/demo-config",
+      `ConfigMap/${LAUNCHER}`,
+      "Service/demo-ranks",
+      "Job/demo-preprocess-0",
+    ]);
     assert.equal(d.status.phase, "Pending", "until the cache shows the base objects");
     assert.equal(d.status.stages?.preprocess?.jobName, "demo-preprocess-0", "the Job is recorded in status before it is created");
     assert.equal(cond(d.status, "Validated")?.status, "True");
@@ -377,9 +401,16 @@ describe("decide: stages", () => {
   it("creates exactly what `kubectl finetune render` prints (one desiredObjects list), stage by stage", () => {
     const f = ftj().spec({ preprocess: { enabled: false } });
     const spec = validateSpec(f.obj.spec).spec!;
-    const desired = desiredObjects({ job: { name: NAME, namespace: NS, uid: `uid-${NAME}` }, spec, axolotlConfig: spec.config!, settings: SETTINGS }, enabledStages(spec, spec.config!));
+    const desired = desiredObjects(
+      { job: { name: NAME, namespace: NS, uid: `uid-${NAME}` }, spec, axolotlConfig: spec.config!, settings: SETTINGS },
+      enabledStages(spec, spec.config!),
+    );
     const printed = renderAll(desired, 0);
-    assert.deepEqual(printed.map((o) => o.kind), ["PersistentVolumeClaim", "ConfigMap", "ConfigMap", "Service", "Job", "Job", "Job"], "claim, config, launcher, Service, train, smoke, merge");
+    assert.deepEqual(
+      printed.map((o) => o.kind),
+      ["PersistentVolumeClaim", "ConfigMap", "ConfigMap", "Service", "Job", "Job", "Job"],
+      "claim, config, launcher, Service, train, smoke, merge",
+    );
     const createdObjects = (d: Decision) => d.actions.flatMap((a) => (a.kind === "create" ? [a.object] : []));
     const first = step(f, { base: false });
     assert.deepEqual(createdObjects(first.d), printed.slice(0, 5), "base objects, then the train Job");
@@ -403,11 +434,19 @@ describe("decide: stages", () => {
     const { d } = step(pending());
     assert.deepEqual(created(d), ["Job/demo-preprocess-0"]);
     assert.equal(d.status.phase, "Preprocessing");
-    assert.deepEqual({ ...d.status.stages?.preprocess }, { phase: "Pending", attempt: 0, retries: 0, jobName: "demo-preprocess-0", startTime: NOW.toISOString() });
+    assert.deepEqual(
+      { ...d.status.stages?.preprocess },
+      { phase: "Pending", attempt: 0, retries: 0, jobName: "demo-preprocess-0", startTime: NOW.toISOString() },
+    );
     assert.equal(d.status.startTime, NOW.toISOString());
     assert.equal(d.status.specHash, specHash(validateSpec(ftj().obj.spec).spec!));
     assert.deepEqual(record(d.status, "preprocess", 0), { stage: "preprocess", attempt: 0, startTime: NOW.toISOString(), result: "Running" });
-    assert.deepEqual(d.status.outputs, { claimName: "demo-output", outputDir: "/finetune/output/model", adapterPath: "model", mergedModelPath: "model/merged" });
+    assert.deepEqual(d.status.outputs, {
+      claimName: "demo-output",
+      outputDir: "/finetune/output/model",
+      adapterPath: "model",
+      mergedModelPath: "model/merged",
+    });
     assert.deepEqual(eventReasons(d), [], "nor is Preprocessing");
   });
 
@@ -449,11 +488,19 @@ describe("decide: stages", () => {
     assert.equal(cond(d.status, "Trained")?.status, "True");
     assert.deepEqual(eventReasons(d), [], "nor a new phase on the way (SmokeTesting)");
     const smoke = createdJob(d, "demo-smoke-0")!;
-    assert.deepEqual(smoke.spec?.template.spec?.containers[0]?.command?.slice(3), ["axolotl", "inference", "/etc/finetune/config.yaml", "--lora-model-dir=/finetune/output/model"]);
+    assert.deepEqual(smoke.spec?.template.spec?.containers[0]?.command?.slice(3), [
+      "axolotl",
+      "inference",
+      "/etc/finetune/config.yaml",
+      "--lora-model-dir=/finetune/output/model",
+    ]);
   });
 
   it("smoke test Complete with good answers -> status.smokeTest (truncated), SmokeTested=True, the merge Job (Merging)", () => {
-    const { d } = step(smokeTesting(), { jobs: [...TRAINED, job("smoke", 0).complete()], pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "Say hi", answer: `Hi! ${"x".repeat(500)}`, stopped: true }]))] });
+    const { d } = step(smokeTesting(), {
+      jobs: [...TRAINED, job("smoke", 0).complete()],
+      pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "Say hi", answer: `Hi! ${"x".repeat(500)}`, stopped: true }]))],
+    });
     assert.deepEqual(created(d), ["Job/demo-merge-0"]);
     assert.equal(d.status.phase, "Merging");
     assert.equal(cond(d.status, "SmokeTested")?.status, "True");
@@ -461,12 +508,25 @@ describe("decide: stages", () => {
     assert.equal(d.status.smokeTest?.answersFile, "smoke-test/answers.json");
     assert.equal(d.status.smokeTest?.answers[0]?.prompt, "Say hi");
     assert.equal(d.status.smokeTest?.answers[0]?.answer.length, 200);
-    const noisy = step(smokeTesting(), { jobs: [...TRAINED, job("smoke", 0).complete()], pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "p", answer: "a\u0000b\u001bc\nd", stopped: true }]))] }).d;
+    const noisy = step(smokeTesting(), {
+      jobs: [...TRAINED, job("smoke", 0).complete()],
+      pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "p", answer: "a\u0000b\u001bc\nd", stopped: true }]))],
+    }).d;
     assert.equal(noisy.status.smokeTest?.answers[0]?.answer, "a\ufffdb\ufffdc\nd", "control characters replaced");
   });
 
   it("every generation without EOS under Warn: SmokeTested=False with the eos_token hint and an Event, merged anyway", () => {
-    const { d } = step(smokeTesting(), { jobs: [...TRAINED, job("smoke", 0).complete()], pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "a", answer: "on and on", stopped: false }, { prompt: "b", answer: "and on", stopped: false }]))] });
+    const { d } = step(smokeTesting(), {
+      jobs: [...TRAINED, job("smoke", 0).complete()],
+      pods: [
+        pod("smoke", 0).succeeded(
+          smokeSummary([
+            { prompt: "a", answer: "on and on", stopped: false },
+            { prompt: "b", answer: "and on", stopped: false },
+          ]),
+        ),
+      ],
+    });
     assert.deepEqual(created(d), ["Job/demo-merge-0"]);
     assert.deepEqual([cond(d.status, "SmokeTested")?.status, cond(d.status, "SmokeTested")?.reason], ["False", "SmokeTestNoEOS"]);
     assert.equal(d.status.smokeTest?.result, "Warning");
@@ -476,7 +536,10 @@ describe("decide: stages", () => {
 
   it("an empty answer under Fail: Failed before the merge, nothing merged", () => {
     const f = smokeTesting(ftj().spec({ smokeTest: { action: "Fail" } }));
-    const { d, next } = step(f, { jobs: [...TRAINED, job("smoke", 0).complete()], pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "a", answer: "  ", stopped: true }]))] });
+    const { d, next } = step(f, {
+      jobs: [...TRAINED, job("smoke", 0).complete()],
+      pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "a", answer: "  ", stopped: true }]))],
+    });
     assert.deepEqual(created(d), []);
     assert.equal(d.status.phase, "Failed");
     assert.equal(cond(d.status, "Failed")?.reason, "SmokeTestEmptyAnswer");
@@ -493,7 +556,10 @@ describe("decide: stages", () => {
   });
 
   it("merge Complete -> Succeeded with outputs.mergedModelPath and completionTime", () => {
-    const merging = step(smokeTesting(), { jobs: [...TRAINED, job("smoke", 0).complete()], pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "a", answer: "b", stopped: true }]))] }).next;
+    const merging = step(smokeTesting(), {
+      jobs: [...TRAINED, job("smoke", 0).complete()],
+      pods: [pod("smoke", 0).succeeded(smokeSummary([{ prompt: "a", answer: "b", stopped: true }]))],
+    }).next;
     const { d } = step(merging, { jobs: [...TRAINED, job("smoke", 0).complete(), job("merge", 0).complete()], now: at(60) });
     assert.equal(d.status.phase, "Succeeded");
     assert.equal(d.status.completionTime, at(60).toISOString());
@@ -546,7 +612,9 @@ describe("decide: stages", () => {
 
   it("the resume point from a finished rank's termination message is recorded on the attempt", () => {
     const running = trainRunning();
-    const done = pod("train", 0).succeeded(JSON.stringify({ stage: "train", exitCode: 0, reason: "Completed", resumeFrom: "/finetune/output/model/checkpoint-200", tail: [] }));
+    const done = pod("train", 0).succeeded(
+      JSON.stringify({ stage: "train", exitCode: 0, reason: "Completed", resumeFrom: "/finetune/output/model/checkpoint-200", tail: [] }),
+    );
     const { d } = step(running, { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()], pods: [done] });
     assert.equal(record(d.status, "train", 0)?.resumedFrom, "/finetune/output/model/checkpoint-200");
     assert.equal(record(d.status, "train", 0)?.result, "Succeeded");
@@ -618,7 +686,11 @@ describe("decide: failures and restarts", () => {
 
   it("a Job with FailureTarget (pods still terminating) ends the attempt but waits for the ranks to stop", () => {
     const failing = job("train", 0, 2);
-    failing.obj.status = { active: 1, failed: 1, conditions: [{ type: "FailureTarget", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }] };
+    failing.obj.status = {
+      active: 1,
+      failed: 1,
+      conditions: [{ type: "FailureTarget", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }],
+    };
     const { d, next } = step(trainRunning(ftj().nodes(2), 2), { jobs: jobsWith(failing), pods: [pod("train", 0, 0).failed(1, TRACEBACK), pod("train", 0, 1)] });
     assert.equal(d.status.restarts, 1);
     assert.deepEqual(deleted(d), ["demo-train-0"]);
@@ -656,12 +728,14 @@ describe("decide: failures and restarts", () => {
   const disruptions: { name: string; jobs: () => JobBuilder[]; pods: () => PodBuilder[] }[] = [
     {
       name: "a pod with the DisruptionTarget condition",
-      jobs: () => jobsWith(job("train", 0, 2).failed("PodFailurePolicy", "Pod ml/demo-train-0-1 has condition DisruptionTarget matching FailJob rule at index 0")),
+      jobs: () =>
+        jobsWith(job("train", 0, 2).failed("PodFailurePolicy", "Pod ml/demo-train-0-1 has condition DisruptionTarget matching FailJob rule at index 0")),
       pods: () => [pod("train", 0, 0).failed(1, "NCCL watchdog"), pod("train", 0, 1).disrupted()],
     },
     {
       name: "a Job failed by the PodFailurePolicy DisruptionTarget rule (pods gone)",
-      jobs: () => jobsWith(job("train", 0, 2).failed("PodFailurePolicy", "Pod ml/demo-train-0-1 has condition DisruptionTarget matching FailJob rule at index 0")),
+      jobs: () =>
+        jobsWith(job("train", 0, 2).failed("PodFailurePolicy", "Pod ml/demo-train-0-1 has condition DisruptionTarget matching FailJob rule at index 0")),
       pods: () => [],
     },
     {
@@ -736,7 +810,16 @@ describe("decide: failures and restarts", () => {
   const permanent: { name: string; spec?: Partial<FineTuneJobSpecInput>; pod: () => PodBuilder; reason: string; hint: RegExp }[] = [
     {
       name: "config rejected (in the launcher JSON tail)",
-      pod: () => pod("train", 0).failed(1, launcherJson(["Loading config", "pydantic_core._pydantic_core.ValidationError: 1 validation error for AxolotlInputConfig", "micro_batch_size", "  Input should be greater than 0"])),
+      pod: () =>
+        pod("train", 0).failed(
+          1,
+          launcherJson([
+            "Loading config",
+            "pydantic_core._pydantic_core.ValidationError: 1 validation error for AxolotlInputConfig",
+            "micro_batch_size",
+            "  Input should be greater than 0",
+          ]),
+        ),
       reason: "ConfigRejected",
       hint: /Axolotl rejected the config/,
     },
@@ -815,7 +898,10 @@ describe("decide: suspend, TTL and spec drift", () => {
   });
 
   it("unsuspend starts the next attempt (not counted, no backoff)", () => {
-    const suspended = step(trainRunning().spec({ suspend: true }), { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: [pod("train", 0)] }).next;
+    const suspended = step(trainRunning().spec({ suspend: true }), {
+      jobs: [job("preprocess", 0).complete(), job("train", 0).active()],
+      pods: [pod("train", 0)],
+    }).next;
     const { d } = step(suspended.spec({ suspend: false }), { jobs: [job("preprocess", 0).complete()], now: at(1) });
     assert.equal(cond(d.status, "Suspended")?.status, "False");
     assert.equal(cond(d.status, "Suspended")?.reason, "Resumed");
@@ -826,8 +912,14 @@ describe("decide: suspend, TTL and spec drift", () => {
   });
 
   it("unsuspend waits for the pods of the suspended attempt to stop", () => {
-    const suspended = step(trainRunning().spec({ suspend: true }), { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: [pod("train", 0)] }).next;
-    const { d } = step(suspended.spec({ suspend: false }), { jobs: [job("preprocess", 0).complete(), job("train", 0).active().deleting()], pods: [pod("train", 0)] });
+    const suspended = step(trainRunning().spec({ suspend: true }), {
+      jobs: [job("preprocess", 0).complete(), job("train", 0).active()],
+      pods: [pod("train", 0)],
+    }).next;
+    const { d } = step(suspended.spec({ suspend: false }), {
+      jobs: [job("preprocess", 0).complete(), job("train", 0).active().deleting()],
+      pods: [pod("train", 0)],
+    });
     assert.deepEqual(created(d), []);
     assert.match(d.status.message!, /waiting/);
   });
@@ -835,11 +927,17 @@ describe("decide: suspend, TTL and spec drift", () => {
   const finished: { name: string; make: () => FtjBuilder }[] = [
     {
       name: "Succeeded",
-      make: () => step(trainRunning(ftj().config(FULL).spec({ ttlSecondsAfterFinished: 60 })), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] }).next,
+      make: () =>
+        step(trainRunning(ftj().config(FULL).spec({ ttlSecondsAfterFinished: 60 })), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] })
+          .next,
     },
     {
       name: "Failed",
-      make: () => step(trainRunning(ftj().spec({ ttlSecondsAfterFinished: 60, maxRestarts: 0 })), { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).failed(1)] }).next,
+      make: () =>
+        step(trainRunning(ftj().spec({ ttlSecondsAfterFinished: 60, maxRestarts: 0 })), {
+          jobs: [job("preprocess", 0).complete(), job("train", 0).failed()],
+          pods: [pod("train", 0).failed(1)],
+        }).next,
     },
   ];
   for (const c of finished) {
@@ -852,7 +950,10 @@ describe("decide: suspend, TTL and spec drift", () => {
       assert.equal(early.requeueAfterMs, 15_000);
       assert.equal(early.statusChanged, false);
       const late = step(done, { now: at(60) }).d;
-      assert.deepEqual(late.actions.map((a) => a.kind), ["deleteFineTuneJob"]);
+      assert.deepEqual(
+        late.actions.map((a) => a.kind),
+        ["deleteFineTuneJob"],
+      );
       assert.equal(late.requeueAfterMs, undefined);
     });
   }
@@ -887,7 +988,11 @@ describe("decide: suspend, TTL and spec drift", () => {
     assert.equal(running.obj.status?.stages?.train?.phase, "Running");
     const { d } = step(running, { jobs: [job("preprocess", 0).complete(), job("train", 0)], pods: [pod("train", 0)] });
     assert.equal(d.status.stages?.train?.phase, "Running", "no active pod and no condition yet is not a return to Pending");
-    assert.equal(d.status.stages?.train?.active, running.obj.status?.stages?.train?.active, "the counts as they were: no write for the moment before the condition");
+    assert.equal(
+      d.status.stages?.train?.active,
+      running.obj.status?.stages?.train?.active,
+      "the counts as they were: no write for the moment before the condition",
+    );
     assert.equal(d.status.message, running.obj.status?.message);
     assert.equal(d.statusChanged, false);
   });
@@ -906,7 +1011,10 @@ describe("decide: suspend, TTL and spec drift", () => {
 
   it("an invalid edit of a running job is reported, and the run continues untouched", () => {
     const running = trainRunning();
-    const { d } = step(running.generation(2).config({ ...LORA, adapter: "qlora" }), { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: [pod("train", 0)] });
+    const { d } = step(running.generation(2).config({ ...LORA, adapter: "qlora" }), {
+      jobs: [job("preprocess", 0).complete(), job("train", 0).active()],
+      pods: [pod("train", 0)],
+    });
     assert.equal(d.status.phase, "Training");
     assert.equal(d.actions.length, 0, JSON.stringify(d.actions));
     assert.equal(cond(d.status, "Validated")?.status, "False");
@@ -931,21 +1039,57 @@ describe("decide: idempotence", () => {
     { name: "invalid spec", f: () => ftj().nodes(0), opts: { base: false } },
     { name: "preprocess running", f: () => preprocessing(), opts: { jobs: [job("preprocess", 0).active()], pods: [pod("preprocess", 0)] } },
     { name: "preprocess complete", f: () => preprocessing(), opts: { jobs: [job("preprocess", 0).complete()] } },
-    { name: "train running on 2 nodes", f: () => training(ftj().nodes(2)), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0, 2).active()], pods: ranks("train", 0, 2) } },
-    { name: "train queued by Kueue", f: () => training(ftj().spec({ scheduling: { queueName: "q" } })), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).suspended()] } },
-    { name: "train failed (backoff)", f: () => trainRunning(), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).failed(1, TRACEBACK)] } },
+    {
+      name: "train running on 2 nodes",
+      f: () => training(ftj().nodes(2)),
+      opts: { jobs: [job("preprocess", 0).complete(), job("train", 0, 2).active()], pods: ranks("train", 0, 2) },
+    },
+    {
+      name: "train queued by Kueue",
+      f: () => training(ftj().spec({ scheduling: { queueName: "q" } })),
+      opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).suspended()] },
+    },
+    {
+      name: "train failed (backoff)",
+      f: () => trainRunning(),
+      opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).failed(1, TRACEBACK)] },
+    },
     {
       name: "train failed, a rank still running",
       f: () => trainRunning(ftj().nodes(2), 2),
       opts: { jobs: [job("preprocess", 0).complete(), job("train", 0, 2).failed()], pods: [pod("train", 0, 0).failed(1), pod("train", 0, 1)] },
     },
-    { name: "train disrupted (restart at once)", f: () => trainRunning(), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).disrupted()] } },
-    { name: "retries exhausted", f: () => trainRunning(ftj().spec({ maxRestarts: 0 })), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).failed(1)] } },
-    { name: "image pull stuck", f: () => trainRunning(), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).active(1, 0)], pods: [pod("train", 0).waiting("ImagePullBackOff", "", 3600)] } },
+    {
+      name: "train disrupted (restart at once)",
+      f: () => trainRunning(),
+      opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).disrupted()] },
+    },
+    {
+      name: "retries exhausted",
+      f: () => trainRunning(ftj().spec({ maxRestarts: 0 })),
+      opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).failed(1)] },
+    },
+    {
+      name: "image pull stuck",
+      f: () => trainRunning(),
+      opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).active(1, 0)], pods: [pod("train", 0).waiting("ImagePullBackOff", "", 3600)] },
+    },
     { name: "train complete -> merge", f: () => trainRunning(), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] } },
-    { name: "merge complete -> Succeeded", f: () => trainRunning(), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).complete(), job("merge", 0).complete()] } },
-    { name: "suspend", f: () => trainRunning().spec({ suspend: true }), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: [pod("train", 0)] } },
-    { name: "spec drift", f: () => trainRunning().generation(2).spec({ image: "other:1" }), opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).active()] } },
+    {
+      name: "merge complete -> Succeeded",
+      f: () => trainRunning(),
+      opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).complete(), job("merge", 0).complete()] },
+    },
+    {
+      name: "suspend",
+      f: () => trainRunning().spec({ suspend: true }),
+      opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], pods: [pod("train", 0)] },
+    },
+    {
+      name: "spec drift",
+      f: () => trainRunning().generation(2).spec({ image: "other:1" }),
+      opts: { jobs: [job("preprocess", 0).complete(), job("train", 0).active()] },
+    },
   ];
 
   for (const c of scenarios) {
@@ -956,9 +1100,15 @@ describe("decide: idempotence", () => {
       assert.deepEqual(second.d.status, first.d.status);
       assert.deepEqual(second.d.events, [], "no repeated events");
       // The only actions allowed again are the same idempotent ones (deterministic names: AlreadyExists / NotFound).
-      const firstActions = new Set(first.d.actions.map((a) => JSON.stringify(a.kind === "create" ? ["create", a.object.kind, a.object.metadata?.name] : a.kind === "delete" ? ["delete", a.name] : [a.kind])));
+      const firstActions = new Set(
+        first.d.actions.map((a) =>
+          JSON.stringify(a.kind === "create" ? ["create", a.object.kind, a.object.metadata?.name] : a.kind === "delete" ? ["delete", a.name] : [a.kind]),
+        ),
+      );
       for (const a of second.d.actions) {
-        const key = JSON.stringify(a.kind === "create" ? ["create", a.object.kind, a.object.metadata?.name] : a.kind === "delete" ? ["delete", a.name] : [a.kind]);
+        const key = JSON.stringify(
+          a.kind === "create" ? ["create", a.object.kind, a.object.metadata?.name] : a.kind === "delete" ? ["delete", a.name] : [a.kind],
+        );
         assert.ok(firstActions.has(key), `new action on the second pass: ${key}`);
       }
       assert.equal(second.d.requeueAfterMs, first.d.requeueAfterMs);
@@ -1012,7 +1162,10 @@ describe("decide: conditions", () => {
     const { d } = step(trainRunning(), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] });
     const order = d.status.conditions!.map((c) => c.type);
     const declared = ["Validated", "Preprocessed", "Trained", "Merged", "Succeeded", "Failed", "Suspended", "SpecChangeRejected"];
-    assert.deepEqual(order, declared.filter((t) => order.includes(t)));
+    assert.deepEqual(
+      order,
+      declared.filter((t) => order.includes(t)),
+    );
   });
 
   it("every condition carries the generation it was computed for", () => {
@@ -1056,7 +1209,10 @@ describe("decide: missing references and unschedulable pods", () => {
   });
 
   it("a missing existingClaim waits with ClaimNotFound", () => {
-    const d = decide({ ...observe(ftj(), { base: false }), missing: [{ kind: "PersistentVolumeClaim", name: "data", path: "spec.storage.output.existingClaim" }] });
+    const d = decide({
+      ...observe(ftj(), { base: false }),
+      missing: [{ kind: "PersistentVolumeClaim", name: "data", path: "spec.storage.output.existingClaim" }],
+    });
     assert.equal(cond(d.status, "ReferencesResolved")?.reason, "ClaimNotFound");
     assert.equal(d.status.phase, "Pending");
   });
@@ -1065,7 +1221,15 @@ describe("decide: missing references and unschedulable pods", () => {
     const t = step(training(ftj().spec({ preprocess: { enabled: false } } as never))).next;
     const stuck = pod("train", 0).build();
     stuck.spec!.nodeName = undefined as never;
-    const unschedulableSince = (ms: number) => [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message: "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.", lastTransitionTime: new Date(NOW.getTime() - ms) }];
+    const unschedulableSince = (ms: number) => [
+      {
+        type: "PodScheduled",
+        status: "False",
+        reason: "Unschedulable",
+        message: "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.",
+        lastTransitionTime: new Date(NOW.getTime() - ms),
+      },
+    ];
     // Within the grace period (a claim still binding, an autoscaler at work): nothing yet, a look when it ends.
     stuck.status = { phase: "Pending", conditions: unschedulableSince(UNSCHEDULABLE_GRACE_MS - 5_000) };
     const early = decide(observe(t, { jobs: [job("train", 0).active(1, 0)], pods: [stuck] }));

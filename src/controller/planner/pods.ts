@@ -27,7 +27,12 @@ export const UNSCHEDULABLE_GRACE_MS = 30_000;
 
 /** A stage Job that has existed for POD_CREATE_CHECK_MS without any pod, not suspended and not finished. */
 export function podCreateSuspect(job: V1Job, pods: readonly V1Pod[], nowMs: number): boolean {
-  if (job.spec?.suspend || job.metadata?.deletionTimestamp || job.status?.conditions?.some((c) => c.status === "True" && ["Complete", "Failed"].includes(c.type))) return false;
+  if (
+    job.spec?.suspend ||
+    job.metadata?.deletionTimestamp ||
+    job.status?.conditions?.some((c) => c.status === "True" && ["Complete", "Failed"].includes(c.type))
+  )
+    return false;
   const name = job.metadata?.name;
   if (pods.some((pod) => pod.metadata?.labels?.["batch.kubernetes.io/job-name"] === name || pod.metadata?.labels?.["job-name"] === name)) return false;
   return nowMs - new Date(job.metadata?.creationTimestamp ?? nowMs).getTime() >= POD_CREATE_CHECK_MS;

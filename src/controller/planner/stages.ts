@@ -45,11 +45,21 @@ export function markSkippedStages(p: Planner, spec: FineTuneJobSpec, config: Rec
   }
   if (!stageEnabled("smoke", spec, config) && !getCondition(st.conditions, "SmokeTested")) {
     const off = spec.smokeTest.enabled === false;
-    p.condition({ type: "SmokeTested", status: "False", reason: off ? Reason.Disabled : Reason.NotApplicable, message: off ? "spec.smokeTest.enabled is false" : "no LoRA/QLoRA adapter is trained, nothing to smoke-test" });
+    p.condition({
+      type: "SmokeTested",
+      status: "False",
+      reason: off ? Reason.Disabled : Reason.NotApplicable,
+      message: off ? "spec.smokeTest.enabled is false" : "no LoRA/QLoRA adapter is trained, nothing to smoke-test",
+    });
   }
   if (!stageEnabled("merge", spec, config) && !getCondition(st.conditions, "Merged")) {
     const off = spec.merge.enabled === false;
-    p.condition({ type: "Merged", status: "False", reason: off ? Reason.Disabled : Reason.NotApplicable, message: off ? "spec.merge.enabled is false" : "no LoRA/QLoRA adapter is trained, nothing to merge" });
+    p.condition({
+      type: "Merged",
+      status: "False",
+      reason: off ? Reason.Disabled : Reason.NotApplicable,
+      message: off ? "spec.merge.enabled is false" : "no LoRA/QLoRA adapter is trained, nothing to merge",
+    });
   }
 }
 
@@ -81,7 +91,8 @@ export function runStage(p: Planner, input: RenderInput, desired: DesiredObjects
   }
   // A Job whose pods have all exited but that has no Complete/Failed condition yet is finishing: its counts drop to
   // 0 for the moment before the condition. Mirroring that would be one status write per stage about nothing.
-  const finishing = ss.phase === "Running" && (current.status?.active ?? 0) === 0 && !jobCondition(current, "Complete") && !jobCondition(current, "Failed", "FailureTarget");
+  const finishing =
+    ss.phase === "Running" && (current.status?.active ?? 0) === 0 && !jobCondition(current, "Complete") && !jobCondition(current, "Failed", "FailureTarget");
   if (!finishing) copyCounts(ss, current);
   if (jobCondition(current, "Complete")) {
     stageSucceeded(p, stage, ss, current);
@@ -120,7 +131,12 @@ export function runStage(p: Planner, input: RenderInput, desired: DesiredObjects
   reportScheduling(p, stage, ss, pods);
   reportPodCreation(p, stage, ss, current, pods);
   reportPodReferences(p, missing);
-  p.condition({ type: STAGE_CONDITION[stage], status: "False", reason: ss.phase === "Running" ? Reason.Running : Reason.Pending, message: `${stage} attempt ${ss.attempt}: ${ss.phase.toLowerCase()}` });
+  p.condition({
+    type: STAGE_CONDITION[stage],
+    status: "False",
+    reason: ss.phase === "Running" ? Reason.Running : Reason.Pending,
+    message: `${stage} attempt ${ss.attempt}: ${ss.phase.toLowerCase()}`,
+  });
 }
 
 /**
@@ -146,7 +162,9 @@ export function succeed(p: Planner, stages: readonly Stage[]): void {
   const st = p.status;
   st.completionTime ??= p.now;
   const merged = stages.includes("merge");
-  const message = merged ? `merged model at ${st.outputs?.mergedModelPath} on claim ${st.outputs?.claimName}` : `adapter/model at ${st.outputs?.adapterPath} on claim ${st.outputs?.claimName}`;
+  const message = merged
+    ? `merged model at ${st.outputs?.mergedModelPath} on claim ${st.outputs?.claimName}`
+    : `adapter/model at ${st.outputs?.adapterPath} on claim ${st.outputs?.claimName}`;
   if (!merged && st.outputs) delete st.outputs.mergedModelPath;
   p.conclude("Succeeded", message);
   p.condition({ type: "Succeeded", status: "True", reason: Reason.Succeeded, message });

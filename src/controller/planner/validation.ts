@@ -52,7 +52,11 @@ export function validate(p: Planner): boolean {
   const errors = issues.filter((i) => i.severity === "error");
   st.observedGeneration = p.generation;
   if (errors.length > 0) {
-    const message = errors.slice(0, 5).map((i) => `${i.path}: ${i.message}`).join("; ") + (errors.length > 5 ? ` (and ${errors.length - 5} more)` : "");
+    const message =
+      errors
+        .slice(0, 5)
+        .map((i) => `${i.path}: ${i.message}`)
+        .join("; ") + (errors.length > 5 ? ` (and ${errors.length - 5} more)` : "");
     const already = validated?.status === "False" && validated.observedGeneration === p.generation && validated.message === message;
     p.condition({ type: "Validated", status: "False", reason: Reason.InvalidSpec, message });
     if (st.specHash) {
@@ -67,7 +71,12 @@ export function validate(p: Planner): boolean {
   }
   if (validated?.status !== "True" || validated.observedGeneration !== p.generation) {
     const warnings = issues.filter((i) => i.severity === "warning");
-    const message = warnings.length ? `valid with ${warnings.length} warning(s): ${warnings.slice(0, 5).map((i) => `${i.path}: ${i.message}`).join("; ")}` : "spec and Axolotl config are valid";
+    const message = warnings.length
+      ? `valid with ${warnings.length} warning(s): ${warnings
+          .slice(0, 5)
+          .map((i) => `${i.path}: ${i.message}`)
+          .join("; ")}`
+      : "spec and Axolotl config are valid";
     p.condition({ type: "Validated", status: "True", reason: Reason.Valid, message });
     if (warnings.length) p.event("Warning", Reason.ConfigWarnings, message);
     if (getCondition(st.conditions, "Failed")?.reason === Reason.InvalidSpec) {
@@ -83,8 +92,18 @@ export function driftCheck(p: Planner, spec: FineTuneJobSpec): void {
   const hash = specHash(spec);
   if (!st.specHash) return;
   if (st.specHash !== hash) {
-    if (!isTrue(st.conditions, "SpecChangeRejected")) p.event("Warning", Reason.SpecChangeRejected, "config, image, nodes or GPUs changed after the job started; the run continues with the settings it started with. Delete and re-create the FineTuneJob to apply them.");
-    p.condition({ type: "SpecChangeRejected", status: "True", reason: Reason.SpecChangeRejected, message: "config, image, nodes or gpusPerNode changed after start and are not applied to this run" });
+    if (!isTrue(st.conditions, "SpecChangeRejected"))
+      p.event(
+        "Warning",
+        Reason.SpecChangeRejected,
+        "config, image, nodes or GPUs changed after the job started; the run continues with the settings it started with. Delete and re-create the FineTuneJob to apply them.",
+      );
+    p.condition({
+      type: "SpecChangeRejected",
+      status: "True",
+      reason: Reason.SpecChangeRejected,
+      message: "config, image, nodes or gpusPerNode changed after start and are not applied to this run",
+    });
   } else if (getCondition(st.conditions, "SpecChangeRejected")) {
     p.condition({ type: "SpecChangeRejected", status: "False", reason: Reason.Valid, message: "spec matches the running job" });
   }
