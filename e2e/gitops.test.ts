@@ -14,11 +14,11 @@ import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
 import { FATE_ANNOTATION, waitFor, type KubeClients } from "./lib/index.ts";
-import { createFtj, deleteFtj, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
+import { createFtj, deleteFtj, ftjManifest, getFtj, listPods, setPodState } from "./lib/ftj.ts";
 import { ensureCrd, startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
 import { LORA_CONFIG } from "./lib/ftj.ts";
 import { stringify } from "yaml";
-import { PatchStrategy, setHeaderOptions, type V1ContainerState, type V1Pod } from "@kubernetes/client-node";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 
 const BIN = fileURLToPath(new URL("../bin/kubectl-finetune", import.meta.url));
 
@@ -46,27 +46,6 @@ const ran = (name: string) =>
     note(j.status?.message);
     return ["Training", "Merging", "Succeeded"].includes(j.status?.phase ?? "") ? j : undefined;
   });
-
-async function setContainerState(pod: V1Pod, phase: string, state: V1ContainerState): Promise<void> {
-  const body = {
-    status: {
-      phase,
-      containerStatuses: (pod.spec?.containers ?? []).map((c) => ({
-        name: c.name,
-        image: c.image,
-        imageID: "",
-        ready: false,
-        restartCount: 0,
-        started: Boolean(state.running),
-        state,
-      })),
-    },
-  };
-  await k.core.patchNamespacedPodStatus(
-    { namespace: ns, name: pod.metadata!.name!, body },
-    setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
-  );
-}
 
 describe("GitOps order and stuck pods", () => {
   test("applied before its configFrom ConfigMap: waits (ConfigNotFound, an Event), then runs once the ConfigMap exists", async () => {
@@ -215,7 +194,7 @@ describe("GitOps order and stuck pods", () => {
       (await listPods(k, ns, `${LABEL_JOB_NAME}=needs-token,${LABEL_STAGE}=train`)).find((p) => p.status?.podIP),
     );
     // What a kubelet reports for a container whose Secret does not exist (kwok starts every container).
-    await setContainerState(pod, "Pending", { waiting: { reason: "CreateContainerConfigError", message: 'secret "hf-token" not found' } });
+    await setPodState(k, pod, "Pending", { waiting: { reason: "CreateContainerConfigError", message: 'secret "hf-token" not found' } });
     const waiting = await waitFor("ReferencesResolved=False", async () => {
       const c = await condition("needs-token", "ReferencesResolved");
       return c?.status === "False" ? c : undefined;
@@ -226,7 +205,7 @@ describe("GitOps order and stuck pods", () => {
     await waitFor("a SecretNotFound Event", async () => (await eventReasons("needs-token")).includes("SecretNotFound"));
 
     await k.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: "hf-token" }, stringData: { token: "t" } } });
-    await setContainerState(pod, "Running", { running: { startedAt: new Date() } });
+    await setPodState(k, pod, "Running", { running: { startedAt: new Date() } });
     const found = await waitFor("ReferencesResolved=True", async () => {
       const c = await condition("needs-token", "ReferencesResolved");
       return c?.status === "True" ? c : undefined;

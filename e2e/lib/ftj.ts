@@ -1,5 +1,5 @@
 /** FineTuneJob helpers for e2e tests: manifests, CRUD through CustomObjectsApi (plain JSON, nothing dropped), pod fates. */
-import { PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
+import { PatchStrategy, setHeaderOptions, type V1ContainerState, type V1Pod, type V1PodCondition } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../../src/api/group.ts";
 import type { FineTuneJobObject, FineTuneJobSpecInput } from "../../src/api/schema.ts";
 import { kwokToleration } from "../cluster/manifests.ts";
@@ -64,35 +64,50 @@ export async function listPods(k: KubeClients, namespace: string, selector: stri
   return (await k.core.listNamespacedPod({ namespace, labelSelector: selector })).items;
 }
 
-/** Ends a (fate=run) pod as if its container exited, through the status subresource. */
-export async function finishPod(k: KubeClients, pod: V1Pod, exitCode: number, message?: string): Promise<void> {
-  const now = new Date().toISOString();
+/**
+ * Writes what a kubelet would report for a pod: its phase and every container in `state`, through the status
+ * subresource (kwok does not run containers, so tests write their exits and waits themselves).
+ */
+export async function setPodState(
+  k: KubeClients,
+  pod: V1Pod,
+  phase: string,
+  state: V1ContainerState,
+  extra: { conditions?: V1PodCondition[] } = {},
+): Promise<void> {
   const body = {
     status: {
-      phase: exitCode === 0 ? "Succeeded" : "Failed",
-      conditions: [{ type: "Ready", status: "False", lastTransitionTime: now }],
+      phase,
+      ...extra,
       containerStatuses: (pod.spec?.containers ?? []).map((c) => ({
         name: c.name,
         image: c.image,
         imageID: "",
         ready: false,
         restartCount: 0,
-        started: false,
-        state: {
-          terminated: {
-            exitCode,
-            reason: exitCode === 0 ? "Completed" : exitCode === 137 ? "OOMKilled" : "Error",
-            startedAt: now,
-            finishedAt: now,
-            ...(message ? { message } : {}),
-          },
-        },
+        started: Boolean(state.running),
+        state,
       })),
     },
   };
   await k.core.patchNamespacedPodStatus(
     { namespace: pod.metadata!.namespace!, name: pod.metadata!.name!, body },
     setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+  );
+}
+
+/** Ends a (fate=run) pod as if its container exited, through the status subresource. */
+export async function finishPod(k: KubeClients, pod: V1Pod, exitCode: number, message?: string): Promise<void> {
+  const now = new Date();
+  const reason = exitCode === 0 ? "Completed" : exitCode === 137 ? "OOMKilled" : "Error";
+  await setPodState(
+    k,
+    pod,
+    exitCode === 0 ? "Succeeded" : "Failed",
+    { terminated: { exitCode, reason, startedAt: now, finishedAt: now, ...(message ? { message } : {}) } },
+    {
+      conditions: [{ type: "Ready", status: "False", lastTransitionTime: now }],
+    },
   );
 }
 
