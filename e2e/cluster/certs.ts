@@ -85,34 +85,20 @@ function subjectOf(spec: ClientCertSpec): string {
   return spec.groups.map((g) => `/O=${g}`).join("") + `/CN=${spec.user}`;
 }
 
+/** ca.key and a self-signed ca.crt (ten years) under `dir`: the root every other certificate here is signed by. */
+async function selfSignedCa(dir: string, commonName: string): Promise<void> {
+  await ecKey(dir, "ca");
+  const ext = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"];
+  await openssl(["req", "-x509", "-new", "-key", "ca.key", "-subj", `/CN=${commonName}`, "-days", "3650", "-sha256", ...ext, "-out", "ca.crt"], dir);
+}
+
 /**
  * A CA and one serving certificate signed by it (ca.crt, serving.crt, serving.key under `dir`), for a local
  * webhook server that the API server calls by URL (the benchmark's Kubeflow processes).
  */
 export async function generateServingPki(dir: string, sans: string[]): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await ecKey(dir, "ca");
-  await openssl(
-    [
-      "req",
-      "-x509",
-      "-new",
-      "-key",
-      "ca.key",
-      "-subj",
-      "/CN=finetune-bench-webhook-ca",
-      "-days",
-      "3650",
-      "-sha256",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-      "-out",
-      "ca.crt",
-    ],
-    dir,
-  );
+  await selfSignedCa(dir, "finetune-bench-webhook-ca");
   await signedCert(
     dir,
     "serving",
@@ -124,28 +110,7 @@ export async function generateServingPki(dir: string, sans: string[]): Promise<v
 /** Generates everything under `dir` (which must be empty or absent). */
 export async function generatePki(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  await ecKey(dir, "ca");
-  await openssl(
-    [
-      "req",
-      "-x509",
-      "-new",
-      "-key",
-      "ca.key",
-      "-subj",
-      "/CN=finetune-test-ca",
-      "-days",
-      "3650",
-      "-sha256",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-      "-out",
-      "ca.crt",
-    ],
-    dir,
-  );
+  await selfSignedCa(dir, "finetune-test-ca");
   const serverExt = `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${apiserverSANs.join(",")}\n`;
   const clientExt = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n";
   // The CA serial file is shared, so sign sequentially; key generation is the slow part and runs in parallel.
