@@ -23,6 +23,9 @@ export const FIGURES: Figure[] = [
   { name: "RSS peak", unit: "MiB", digits: 1, value: (s) => s.process?.peakRssMiB },
   { name: "CPU", unit: "s", digits: 1, value: (s) => s.process?.cpuSeconds },
   { name: "wall", unit: "s", digits: 0, value: (s) => s.wallSeconds },
+  // Leader election under the burst (audit log): the longest wait between two renewals of a Lease, and processes that lost theirs.
+  { name: "longest gap between Lease renewals", unit: "s", digits: 2, value: (s) => (s.leadership?.gapMs ? s.leadership.gapMs.max / 1000 : undefined) },
+  { name: "leader losses (process exits)", unit: "", digits: 0, value: (s) => s.leadership?.exits },
 ];
 
 /** ours / theirs; undefined when either is missing or theirs is 0 (and ours is not). 0/0 is 1: equal. */

@@ -61,7 +61,7 @@ describe("report", () => {
   it("checks every target, met or missed, and says what was extrapolated", () => {
     const checks = checkTargets(results([burst(1, 90, 5), burst(100, 110, 300), burst(1000, 200, 900, 25), steady]));
     const by = Object.fromEntries(checks.map((c) => [c.target.split(" ")[0] + " " + c.target.split(" ")[1], c]));
-    assert.equal(checks.length, 6);
+    assert.equal(checks.length, 7);
     assert.equal(by["reaction p99"]!.met, false);
     assert.equal(by["reaction p99"]!.figure, "300 ms");
     assert.equal(by["≤ 20"]!.met, false);
@@ -71,6 +71,19 @@ describe("report", () => {
     assert.equal(rss.how, "extrapolated");
     assert.equal(rss.met, false); // 100 MiB + 0.1 MiB/job × 5000 = 600 MiB
     assert.match(rss.figure, /600\.0 MiB/);
+    assert.equal(by["zero leader"]!.met, undefined, "no burst carried an audit of its Leases");
+  });
+
+  it("leader losses: the largest burst with a Lease audit decides, and its Lease gaps are tabled", () => {
+    const leadership = (exits: number) => ({ leases: ["ns/l"], renewals: 50, failed: 1, gapMs: d(2000, 2400), exits });
+    const r = results([
+      { ...burst(100, 110, 300), leadership: leadership(0) },
+      { ...burst(1000, 200, 900), leadership: leadership(2) },
+    ]);
+    const loss = checkTargets(r).find((c) => c.target.startsWith("zero leader"))!;
+    assert.equal(loss.met, false);
+    assert.match(loss.figure, /^2 exits, 1 failed renewals, longest gap between renewals 2\.40 s at N=1000$/);
+    assert.match(renderMarkdown(r), /\| 100 \| 1 \| 50 \| 2\.00 \/ 2\.40 \/ 2\.40 \| 1 \| 0 \|/);
   });
 
   it("says not measured when a scenario did not run", () => {

@@ -93,6 +93,15 @@ export function checkTargets(r: BenchResults): TargetCheck[] {
     met: b.length === 0 && !st ? undefined : flat && (st?.atRest ? st.atRest.lists === 0 : true),
     how: "measured",
   });
+  const biggest = b.filter((s) => s.leadership).at(-1);
+  out.push({
+    target: "zero leader losses in the largest burst",
+    figure: biggest
+      ? `${biggest.leadership!.exits} exits, ${biggest.leadership!.failed} failed renewals, longest gap between renewals ${fmt((biggest.leadership!.gapMs?.max ?? Number.NaN) / 1000, 2)} s at N=${biggest.jobs}`
+      : "no burst with an audit of its Leases",
+    met: biggest ? biggest.leadership!.exits === 0 : undefined,
+    how: biggest ? "measured" : "not measured",
+  });
   const slope = rssSlope(r);
   if (slope) {
     const at5000 = slope.baseMiB + (slope.perJobKiB / 1024) * 5000;
@@ -159,6 +168,28 @@ export function renderMarkdown(r: BenchResults): string {
           ]),
         ),
     );
+    const withLeases = b.filter((s) => s.leadership);
+    if (withLeases.length > 0) {
+      parts.push(
+        "Leader election during each burst, as the API server audited it (bench/measure/leases.ts): time between successive successful renewals of each Lease the controller holds, " +
+          "renewals the API server refused or failed, and controller processes that exited on their own (a lost Lease ends the process):\n\n" +
+          table(
+            ["N", "Leases", "renewals", "gap p50 / p99 / max s", "failed renewals", "exits (leader losses)"],
+            withLeases.map((s) => {
+              const l = s.leadership!;
+              const g = l.gapMs;
+              return [
+                String(s.jobs),
+                String(l.leases.length),
+                String(l.renewals),
+                g ? `${fmt(g.p50 / 1000, 2)} / ${fmt(g.p99 / 1000, 2)} / ${fmt(g.max / 1000, 2)}` : "–",
+                String(l.failed),
+                String(l.exits),
+              ];
+            }),
+          ),
+      );
+    }
     const withBreakdown = b.filter((s) => s.latencyMs.breakdown && Object.keys(s.latencyMs.breakdown).length > 0);
     if (withBreakdown.length > 0) {
       parts.push(

@@ -14,6 +14,8 @@ export interface AuditRequest {
   /** resource, or resource/subresource (e.g. "pods/status"); "(non-resource)" for /healthz and the like. */
   resource: string;
   namespace?: string;
+  /** objectRef.name, when the request names one object (a Lease renewal does). */
+  name?: string;
   code?: number;
   /** requestReceivedTimestamp, ms since the epoch. */
   receivedMs: number;
@@ -39,6 +41,7 @@ export function parseAuditLine(line: string): AuditRequest | undefined {
     verb: e.verb ?? "",
     resource,
     ...(ref.namespace ? { namespace: ref.namespace } : {}),
+    ...(ref.name ? { name: ref.name } : {}),
     ...(typeof e.responseStatus?.code === "number" ? { code: e.responseStatus.code } : {}),
     receivedMs: Date.parse(e.requestReceivedTimestamp),
   };

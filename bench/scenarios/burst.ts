@@ -77,7 +77,7 @@ export async function burst(ctx: BenchContext, n: number): Promise<ScenarioResul
     // Settle: children's last status updates land, then memory with everything cached.
     await sleep(5_000);
     const endMs = Date.now();
-    const audit = await auditWindow(ctx, c.operatorStartMs, endMs);
+    const { audit, leadership } = await auditWindow(ctx, c.operatorStartMs, endMs);
     const proc = c.sampler.window(c.operatorStartMs, endMs);
     const succeededAt = [...c.rec.finished.values()].filter((f) => f.phase === "Succeeded").map((f) => f.atMs);
     const out = outcome(c.rec, n);
@@ -111,6 +111,7 @@ export async function burst(ctx: BenchContext, n: number): Promise<ScenarioResul
             },
           }
         : {}),
+      leadership,
       notes: [...c.notes, ...(out.failed > 0 ? [`${out.failed} jobs Failed`] : []), ...ctx.sut.takeIncidents()],
     };
   } finally {

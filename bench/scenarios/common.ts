@@ -2,10 +2,11 @@
 import { randomBytes } from "node:crypto";
 import { countRequests, readAuditLog, type AuditCounts } from "../measure/audit.ts";
 import { steps, STEPS, type Step } from "../measure/breakdown.ts";
+import { leaseRenewals } from "../measure/leases.ts";
 import { gangTime, LifecycleRecorder, ownerKey } from "../measure/lifecycle.ts";
 import { ProcSampler } from "../measure/proc.ts";
 import { distribution, type Distribution } from "../measure/stats.ts";
-import type { BenchContext, JobShape } from "./types.ts";
+import type { BenchContext, JobShape, Leadership } from "./types.ts";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const MiB = 1024 * 1024;
@@ -58,10 +59,14 @@ export async function waitProgress(ctx: BenchContext, what: string, timeoutMs: n
   }
 }
 
-/** Audit counts of the controller's user in [fromMs, toMs], once the API server has written them. */
-export async function auditWindow(ctx: BenchContext, fromMs: number, toMs: number): Promise<AuditCounts> {
+/** Audit counts and Lease renewals of the controller's users in [fromMs, toMs], once the API server has written them. */
+export async function auditWindow(ctx: BenchContext, fromMs: number, toMs: number): Promise<{ audit: AuditCounts; leadership: Leadership }> {
   await sleep(1500);
-  return countRequests(await readAuditLog(ctx.auditLog, ctx.sut.userNames), { user: ctx.sut.userNames, fromMs, toMs });
+  const requests = await readAuditLog(ctx.auditLog, ctx.sut.userNames);
+  return {
+    audit: countRequests(requests, { user: ctx.sut.userNames, fromMs, toMs }),
+    leadership: { ...leaseRenewals(requests, ctx.sut.userNames, fromMs, toMs), exits: ctx.sut.unexpectedExits() },
+  };
 }
 
 /** Latencies from the create answer to attempt-0 milestones, per job that reached them. */

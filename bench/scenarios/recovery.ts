@@ -60,7 +60,7 @@ export async function recovery(ctx: BenchContext, n: number, restartBackoffSecon
       if (first !== undefined) created.push(first - at);
       if (all !== undefined) running.push(all - at);
     }
-    const audit = await auditWindow(ctx, fromMs, toMs);
+    const { audit, leadership } = await auditWindow(ctx, fromMs, toMs);
     const proc = sampler.window(fromMs, toMs);
     const createdD = distribution(created);
     const runningD = distribution(running);
@@ -92,6 +92,7 @@ export async function recovery(ctx: BenchContext, n: number, restartBackoffSecon
             },
           }
         : {}),
+      leadership,
       notes: [...notes, ...(rec.watchErrors > 0 ? [`harness watches reconnected ${rec.watchErrors} times`] : []), ...ctx.sut.takeIncidents()],
     };
   } finally {

@@ -20,7 +20,7 @@ export async function steady(ctx: BenchContext, n: number, seconds: number): Pro
     ctx.log(`steady: ${n} jobs finished; at rest for ${seconds} s (resync every ${resyncSeconds} s)`);
     await sleep(seconds * 1000);
     const toMs = Date.now();
-    const audit = await auditWindow(ctx, fromMs, toMs);
+    const { audit, leadership } = await auditWindow(ctx, fromMs, toMs);
     const proc = c.sampler.window(fromMs, toMs);
     const minutes = (toMs - fromMs) / 60_000;
     const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
@@ -54,6 +54,7 @@ export async function steady(ctx: BenchContext, n: number, seconds: number): Pro
             },
           }
         : {}),
+      leadership,
       notes: [...c.notes, ...ctx.sut.takeIncidents()],
     };
   } finally {

@@ -2,6 +2,7 @@
 import type { KubeClients } from "../../e2e/lib/index.ts";
 import type { AuditCounts } from "../measure/audit.ts";
 import type { Step } from "../measure/breakdown.ts";
+import type { LeaseRenewals } from "../measure/leases.ts";
 import type { Distribution } from "../measure/stats.ts";
 import type { JobShape, SystemUnderTest } from "../sut/types.ts";
 
@@ -66,7 +67,14 @@ export interface ScenarioResult {
     watches: number;
   };
   process?: ProcessFigures;
+  /** Lease renewals in the audit window (bench/measure/leases.ts) and the controller's own exits. */
+  leadership?: Leadership;
   notes: string[];
+}
+
+export interface Leadership extends LeaseRenewals {
+  /** Processes of the controller that exited on their own (each one lost, or gave up, its Lease). */
+  exits: number;
 }
 
 export interface BenchResults {

@@ -44,6 +44,7 @@ export class FinetuneOperator implements SystemUnderTest {
   #stopping = false;
   #startOpts: SutStartOptions | undefined;
   readonly #incidents: string[] = [];
+  #exits = 0;
   readonly #lifecycle: Lifecycle;
   #admin: KubeClients | undefined;
 
@@ -91,6 +92,7 @@ export class FinetuneOperator implements SystemUnderTest {
   async start(opts: SutStartOptions): Promise<void> {
     if (!this.#kubeconfig) throw new Error("install() first");
     this.#stopping = false;
+    this.#exits = 0;
     this.#startOpts = opts;
     const env = this.#env();
     if (this.#lifecycle === "train-only") await this.#sharedClaim(opts.namespace);
@@ -142,6 +144,7 @@ export class FinetuneOperator implements SystemUnderTest {
     op.proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     op.proc.once("exit", (code, signal) => {
       if (this.#stopping || this.#op !== op) return;
+      this.#exits++;
       const last = op.logs.slice(-6).map((l) => `${String(l.level ?? "")} ${String(l.msg ?? "")}${l.err ? ` ${JSON.stringify(l.err).slice(0, 200)}` : ""}`);
       this.#incident(
         `${new Date().toISOString()} operator exited (code ${code}, signal ${signal}); restarted. Last log lines: ${last.join(" | ")}${stderr ? ` | stderr: ${stderr.slice(-300)}` : ""}`,
@@ -170,6 +173,10 @@ export class FinetuneOperator implements SystemUnderTest {
 
   takeIncidents(): string[] {
     return this.#incidents.splice(0);
+  }
+
+  unexpectedExits(): number {
+    return this.#exits;
   }
 
   async stop(): Promise<void> {

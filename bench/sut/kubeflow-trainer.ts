@@ -124,6 +124,7 @@ export class KubeflowTrainer implements SystemUnderTest {
     },
   ];
   readonly #incidents: string[] = [];
+  #exits = 0;
   #stopping = false;
   #admin: KubeClients | undefined;
   readonly #log: (m: string) => void;
@@ -194,6 +195,7 @@ export class KubeflowTrainer implements SystemUnderTest {
 
   async start(_opts: SutStartOptions): Promise<void> {
     this.#stopping = false;
+    this.#exits = 0;
     await Promise.all(this.#components.map((c) => this.#launch(c)));
     this.settings = { leaderElect: true, trainerQps: 50, trainerBurst: 100, trainJobConcurrency: 5, jobsetQps: 500, jobsetBurst: 500, watchNamespace: "(all)" };
   }
@@ -220,6 +222,7 @@ export class KubeflowTrainer implements SystemUnderTest {
     proc.stderr!.on("data", onOutput);
     proc.once("exit", (code, signal) => {
       if (this.#stopping || c.proc !== proc) return;
+      this.#exits++;
       this.#incident(`${new Date().toISOString()} ${c.name} exited (code ${code}, signal ${signal}); restarted. Last output: ${c.tail.slice(-600)}`);
       setTimeout(() => {
         if (!this.#stopping) this.#launch(c, 300_000).catch((e: unknown) => this.#incident(`restart of ${c.name} failed: ${String(e)}`));
@@ -247,6 +250,10 @@ export class KubeflowTrainer implements SystemUnderTest {
 
   takeIncidents(): string[] {
     return this.#incidents.splice(0);
+  }
+
+  unexpectedExits(): number {
+    return this.#exits;
   }
 
   async stop(): Promise<void> {

@@ -52,6 +52,11 @@ export interface SystemUnderTest {
   pids(): number[];
   /** Unexpected events since the last call (the controller exited and was restarted...), for the report's notes. */
   takeIncidents(): string[];
+  /**
+   * Times one of the controller's processes exited on its own since the last start(). Both
+   * controllers exit when they lose their Lease, so under load this is the leader-loss count.
+   */
+  unexpectedExits(): number;
 
   /** The user job as plain JSON (sent through the custom objects API, nothing dropped). */
   jobManifest(name: string, namespace: string, shape: JobShape): object;
