@@ -11,7 +11,7 @@ import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import { LABEL_JOB_NAME, LABEL_STAGE } from "../src/api/group.ts";
 import { fakeNode } from "./cluster/manifests.ts";
 import { FATE_ANNOTATION, waitFor, type KubeClients } from "./lib/index.ts";
-import { createFtj, ftjManifest, getFtj, listPods } from "./lib/ftj.ts";
+import { createFtj, ftjManifest, getFtj, listPods, podPipeline } from "./lib/ftj.ts";
 import { metricValue, progressToken, startOperator, suiteNamespace, type OperatorProcess, type SuiteNamespace } from "./lib/operator.ts";
 
 const JOBS = 100;
@@ -79,7 +79,8 @@ describe("progress at scale", () => {
       `${JOBS} rank-0 pods Running`,
       async (note) => {
         const running = (await listPods(k, ns, `${LABEL_STAGE}=train`)).filter((p) => p.status?.phase === "Running");
-        note(`${running.length} running`);
+        // Where the others stand (a timeout then names the stalled step: claims, scheduler, node or kwok).
+        note(running.length >= JOBS ? `${running.length} running` : await podPipeline(k, ns, `${LABEL_STAGE}=train`, [NODE]));
         return running.length >= JOBS ? running : undefined;
       },
       { timeoutMs: 240_000, intervalMs: 2000 },

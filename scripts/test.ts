@@ -13,6 +13,8 @@
  */
 import { spawn } from "node:child_process";
 import { ensureCluster } from "../e2e/cluster/cluster.ts";
+import { logDigest } from "../e2e/cluster/digest.ts";
+import { layout } from "../e2e/cluster/paths.ts";
 import { ensureAxolotlEnv } from "../e2e/axolotl/env.ts";
 
 interface Tally {
@@ -28,7 +30,8 @@ const files = args.filter((a) => !a.startsWith("--"));
 const total: Tally = { passed: 0, failed: 0 };
 let stepsFailed = 0;
 
-function run(title: string, cmd: string, cmdArgs: string[], parse: (out: string) => Tally | undefined, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+/** Runs one step; resolves true when it passed. */
+function run(title: string, cmd: string, cmdArgs: string[], parse: (out: string) => Tally | undefined, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   process.stdout.write(`\n=== ${title}\n`);
   return new Promise((resolve) => {
     const child = spawn(cmd, cmdArgs, { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -52,7 +55,7 @@ function run(title: string, cmd: string, cmdArgs: string[], parse: (out: string)
         // A step that failed without failing a test (a crash, a type error) still counts as one failure.
         if (!tally || tally.failed === 0) total.failed += 1;
       }
-      resolve();
+      resolve(code === 0 && (tally?.failed ?? 0) === 0);
     });
   });
 }
@@ -73,17 +76,23 @@ const pyUnittest = (out: string): Tally | undefined => {
   return { passed: Number(ran[1]) - failed, failed };
 };
 
+/** After a failed e2e step: what the control plane's components complained of (CI keeps only this output). */
+function printClusterDigest(): void {
+  process.stdout.write(`\n=== control-plane warnings and errors during the run (${layout().logs})\n${logDigest(layout().logs) || "none"}\n`);
+}
+
 const node = process.execPath;
 const nodeTest = ["--test", "--test-reporter=spec", "--test-reporter-destination=stdout"];
 
 if (files.length > 0) {
   if (files.some((f) => f.startsWith("e2e/") && !f.startsWith("e2e/axolotl/"))) await ensureCluster();
-  await run(`tests: ${files.join(" ")}`, node, [...nodeTest, "--test-concurrency=1", ...files], nodeTap);
+  const ok = await run(`tests: ${files.join(" ")}`, node, [...nodeTest, "--test-concurrency=1", ...files], nodeTap);
+  if (!ok && files.some((f) => f.startsWith("e2e/") && !f.startsWith("e2e/axolotl/"))) printClusterDigest();
 } else {
   if (!e2eOnly && !axolotlOnly) {
     await run("type-check (tsc --noEmit)", node, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], () => undefined);
     await run("formatting (prettier --check, .prettierrc.json)", node, ["node_modules/prettier/bin/prettier.cjs", "--check", "**/*.ts"], () => undefined);
-    await run("unit tests", node, [...nodeTest, "src/**/*.test.ts", "bench/**/*.test.ts"], nodeTap);
+    await run("unit tests", node, [...nodeTest, "src/**/*.test.ts", "bench/**/*.test.ts", "e2e/cluster/*.test.ts"], nodeTap);
     await run("launcher tests (Python, stdlib only)", "python3", ["-m", "unittest", "discover", "-s", "src/trainer/tests"], pyUnittest);
   }
   if (!unitOnly && !axolotlOnly) {
@@ -91,12 +100,13 @@ if (files.length > 0) {
     const { kubeconfigPath } = await ensureCluster();
     process.stdout.write(`cluster ready (KUBECONFIG=${kubeconfigPath})\n`);
     // One file at a time: each suite runs its own operator process, and this machine has two cores.
-    await run(
+    const ok = await run(
       "e2e tests (real kube-apiserver, etcd, scheduler, controller-manager, kwok)",
       node,
       [...nodeTest, "--test-concurrency=1", "e2e/*.test.ts"],
       nodeTap,
     );
+    if (!ok) printClusterDigest();
   }
   if (!unitOnly && !e2eOnly) {
     process.stdout.write("\n=== real Axolotl environment\n");

@@ -130,3 +130,31 @@ export async function disruptPod(k: KubeClients, pod: V1Pod, reason = "Preemptio
     setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
   );
 }
+
+/**
+ * Where a namespace's pods stand on their way to Running, for a wait's progress note (so a timeout says which
+ * step stalled): pods by step, claims not yet bound, the first scheduler message, and the named nodes' readiness.
+ */
+export async function podPipeline(k: KubeClients, namespace: string, selector: string, nodes: readonly string[] = []): Promise<string> {
+  const pods = await listPods(k, namespace, selector);
+  const scheduled = pods.filter((p) => p.spec?.nodeName);
+  const running = pods.filter((p) => p.status?.phase === "Running");
+  const waiting = pods.find((p) => !p.spec?.nodeName && p.status?.conditions?.some((c) => c.type === "PodScheduled" && c.status === "False"));
+  const claims = (await k.core.listNamespacedPersistentVolumeClaim({ namespace })).items;
+  const unbound = claims.filter((c) => c.status?.phase !== "Bound").length;
+  const nodeStates = await Promise.all(
+    nodes.map(async (name) => {
+      const node = await k.core.readNode({ name }).catch(() => undefined);
+      const ready = node?.status?.conditions?.find((c) => c.type === "Ready")?.status ?? "gone";
+      const taints = (node?.spec?.taints ?? []).map((t) => t.key).join(",");
+      return `${name} Ready=${ready}${taints ? ` taints=${taints}` : ""}`;
+    }),
+  );
+  const why = waiting?.status?.conditions?.find((c) => c.type === "PodScheduled")?.message;
+  return (
+    `${pods.length} pods: ${pods.length - scheduled.length} unscheduled, ${scheduled.length - running.length} scheduled not Running, ${running.length} Running; ` +
+    `claims ${claims.length - unbound}/${claims.length} bound` +
+    (why ? `; scheduler: ${why}` : "") +
+    (nodeStates.length > 0 ? `; ${nodeStates.join("; ")}` : "")
+  );
+}
