@@ -610,6 +610,27 @@ describe("decide: stages", () => {
     assert.equal(cond(d.status, "Trained")?.reason, "Pending");
   });
 
+  it("a running Job suspended by Kueue (preempted workload) shows no pods, not its last counts", () => {
+    const f = trainRunning(ftj().spec({ scheduling: { queueName: "gpus" } }));
+    assert.equal(f.obj.status?.stages?.train?.active, 1);
+    const preempted = job("train", 0).suspended();
+    preempted.obj.status = { active: 0, ready: 0 };
+    const { d } = step(f, { jobs: [job("preprocess", 0).complete(), preempted] });
+    assert.equal(d.status.stages?.train?.phase, "Pending");
+    assert.equal(d.status.stages?.train?.active, 0);
+    assert.equal(d.status.stages?.train?.ready, 0);
+    assert.match(d.status.message!, /queued/);
+  });
+
+  it("a Job between its pods' exit and its Complete condition keeps its counts (no write about nothing)", () => {
+    const f = trainRunning();
+    const exited = job("train", 0);
+    exited.obj.status = { active: 0, ready: 0 };
+    const { d } = step(f, { jobs: [job("preprocess", 0).complete(), exited] });
+    assert.equal(d.status.stages?.train?.phase, "Running");
+    assert.equal(d.status.stages?.train?.active, 1);
+  });
+
   it("the resume point from a finished rank's termination message is recorded on the attempt", () => {
     const running = trainRunning();
     const done = pod("train", 0).succeeded(

@@ -90,9 +90,14 @@ export function runStage(p: Planner, input: RenderInput, desired: DesiredObjects
     return;
   }
   // A Job whose pods have all exited but that has no Complete/Failed condition yet is finishing: its counts drop to
-  // 0 for the moment before the condition. Mirroring that would be one status write per stage about nothing.
+  // 0 for the moment before the condition. Mirroring that would be one status write per stage about nothing. A Job
+  // suspended while running (Kueue preempting its workload) is not finishing: its pods are gone, and status says so.
   const finishing =
-    ss.phase === "Running" && (current.status?.active ?? 0) === 0 && !jobCondition(current, "Complete") && !jobCondition(current, "Failed", "FailureTarget");
+    ss.phase === "Running" &&
+    !current.spec?.suspend &&
+    (current.status?.active ?? 0) === 0 &&
+    !jobCondition(current, "Complete") &&
+    !jobCondition(current, "Failed", "FailureTarget");
   if (!finishing) copyCounts(ss, current);
   if (jobCondition(current, "Complete")) {
     stageSucceeded(p, stage, ss, current);
