@@ -43,22 +43,24 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PROVISIONED_BY = "pv.kubernetes.io/provisioned-by";
 const SELECTED_NODE = "volume.kubernetes.io/selected-node";
 
-async function storageClassOf(pvc: Obj): Promise<Obj | undefined> {
+/** StorageClasses by name, kept by a watch: one GET per claim event was the provisioner's whole cost under a burst. */
+const storageClasses = new Map<string, Obj>();
+
+function storageClassOf(pvc: Obj): Obj | undefined {
   const name: string | undefined = pvc["spec"]?.storageClassName;
   if (!name) return undefined; // "" means no dynamic provisioning; absent means no default class existed at creation
-  try {
-    return await api.get<Obj>(`/apis/storage.k8s.io/v1/storageclasses/${encodeURIComponent(name)}`);
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 404) return undefined;
-    throw err;
-  }
+  return storageClasses.get(name);
 }
+
+/** Claims (by uid) whose PV this process created: the claim's later events (annotations, binding) need nothing more. */
+const provisioned = new Set<string>();
 
 async function provision(pvc: Obj): Promise<void> {
   const spec = pvc["spec"] ?? {};
   if (pvc.metadata.deletionTimestamp || spec.volumeName || (pvc["status"]?.phase ?? "Pending") !== "Pending") return;
+  if (provisioned.has(pvc.metadata.uid ?? "")) return;
   if (spec.dataSource || spec.dataSourceRef) log("ignoring dataSource (not supported)", `${pvc.metadata.namespace}/${pvc.metadata.name}`);
-  const sc = await storageClassOf(pvc);
+  const sc = storageClassOf(pvc);
   if (!sc || sc["provisioner"] !== PROVISIONER_NAME) return;
   const selectedNode = pvc.metadata.annotations?.[SELECTED_NODE];
   if (sc["volumeBindingMode"] === "WaitForFirstConsumer" && !selectedNode) return;
@@ -100,6 +102,7 @@ async function provision(pvc: Obj): Promise<void> {
   };
   try {
     await api.request("POST", "/api/v1/persistentvolumes", pv);
+    provisioned.add(pvc.metadata.uid ?? "");
     log("provisioned", {
       pv: name,
       claim: `${pvc.metadata.namespace}/${pvc.metadata.name}`,
@@ -107,7 +110,10 @@ async function provision(pvc: Obj): Promise<void> {
       capacity: pv.spec.capacity.storage,
     });
   } catch (err) {
-    if (err instanceof ApiError && err.status === 409) return;
+    if (err instanceof ApiError && err.status === 409) {
+      provisioned.add(pvc.metadata.uid ?? "");
+      return;
+    }
     throw err;
   }
 }
@@ -125,9 +131,47 @@ async function reclaim(pv: Obj): Promise<void> {
   }
 }
 
+/**
+ * Runs at most `limit` handlers at once, one at a time per object: events of one claim stay in order while a burst
+ * of claims is provisioned in parallel (the watch is never blocked behind the API calls of a handler).
+ */
+function perObjectQueue(limit: number) {
+  const chains = new Map<string, Promise<void>>();
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  const slot = async () => {
+    if (running >= limit) await new Promise<void>((r) => waiting.push(r));
+    running++;
+  };
+  const release = () => {
+    running--;
+    waiting.shift()?.();
+  };
+  return (key: string, work: () => Promise<void>): Promise<void> => {
+    const next = (chains.get(key) ?? Promise.resolve()).then(async () => {
+      await slot();
+      try {
+        await work();
+      } finally {
+        release();
+      }
+    });
+    chains.set(key, next);
+    void next.then(() => {
+      if (chains.get(key) === next) chains.delete(key);
+    });
+    return next;
+  };
+}
+
 /** List-then-watch loop that survives watch expiry and apiserver restarts. Resolves once the first list was handled. */
-function informer(path: string, handle: (obj: Obj) => Promise<void>): Promise<void> {
+function informer(
+  path: string,
+  handle: (obj: Obj) => Promise<void>,
+  opts: { concurrency: number; onDelete?: (obj: Obj) => void } = { concurrency: 16 },
+): Promise<void> {
   const { promise: listed, resolve: firstList } = Promise.withResolvers<void>();
+  const enqueue = perObjectQueue(opts.concurrency);
   const safe = async (obj: Obj) => {
     try {
       await handle(obj);
@@ -137,16 +181,18 @@ function informer(path: string, handle: (obj: Obj) => Promise<void>): Promise<vo
       setTimeout(() => void handle(obj).catch((e) => log("retry failed", e)), 1000);
     }
   };
+  const dispatch = (obj: Obj) => enqueue(obj.metadata.uid ?? `${obj.metadata.namespace ?? ""}/${obj.metadata.name}`, () => safe(obj));
   void (async () => {
     for (;;) {
       try {
         const list = await api.get<{ items: Obj[]; metadata: { resourceVersion: string } }>(path);
-        for (const item of list.items) await safe(item);
+        await Promise.all(list.items.map(dispatch));
         firstList();
         let rv = list.metadata.resourceVersion;
         for (;;) {
-          rv = await api.watch<Obj>(path, rv, async (ev) => {
-            if (ev.type === "ADDED" || ev.type === "MODIFIED") await safe(ev.object);
+          rv = await api.watch<Obj>(path, rv, (ev) => {
+            if (ev.type === "ADDED" || ev.type === "MODIFIED") void dispatch(ev.object);
+            else if (ev.type === "DELETED") opts.onDelete?.(ev.object);
           });
         }
       } catch (err) {
@@ -160,6 +206,13 @@ function informer(path: string, handle: (obj: Obj) => Promise<void>): Promise<vo
   return listed;
 }
 
+/** StorageClasses into the map above. */
+const keepStorageClass = async (sc: Obj) => void storageClasses.set(sc.metadata.name, sc);
+
+await informer("/apis/storage.k8s.io/v1/storageclasses", keepStorageClass, {
+  concurrency: 1,
+  onDelete: (sc) => storageClasses.delete(sc.metadata.name),
+});
 await Promise.all([informer("/api/v1/persistentvolumeclaims", provision), informer("/api/v1/persistentvolumes", reclaim)]);
 await mkdir(l.pids, { recursive: true });
 await writeFile(join(l.pids, "provisioner.ready"), `${process.pid}\n`);
