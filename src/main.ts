@@ -4,6 +4,8 @@
  * the Lease holder reconciles.
  */
 import { readFileSync } from "node:fs";
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { Controller } from "./controller/controller.ts";
 import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/planner/index.ts";
@@ -18,7 +20,8 @@ import { LogProgressPoller } from "./progress/log-poller.ts";
 import { ProgressServer } from "./progress/server.ts";
 import { parseOperatorOptions, type OperatorOptions } from "./options.ts";
 import { startHttpServer } from "./runtime/http-server.ts";
-import { LeaderElector, defaultIdentity } from "./runtime/leader-election.ts";
+import { ElectorThread } from "./runtime/elector-thread.ts";
+import { defaultIdentity } from "./runtime/leader-election.ts";
 import { launcherSource } from "./trainer/source.ts";
 
 export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => Promise<void> }> {
@@ -114,7 +117,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
   await ctrl.startCaches();
   logger.info("caches synced");
 
-  let elector: LeaderElector | undefined;
+  let elector: ElectorThread | undefined;
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -131,34 +134,44 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     if (otlp && telemetry) await Promise.all([telemetry.shutdown(), withTimeout(metrics.shutdown(), otlp.shutdownTimeoutMillis)]);
   };
   if (opts.leaderElect) {
-    elector = new LeaderElector({
-      // Its own connections: a renewal never queues behind reconcile requests on a busy pool.
-      client: kube.withOwnConnections(),
-      namespace: opts.leaseNamespace,
-      name: opts.leaseName,
-      identity,
-      logger,
-      leaseDurationSeconds: opts.leaseDurationSeconds,
-      renewDeadlineSeconds: opts.renewDeadlineSeconds,
-      retryPeriodSeconds: opts.retryPeriodSeconds,
-      onStartedLeading: () => {
-        leading = true;
-        logger.info("became leader; reconciling");
-        ctrl.startWorkers();
-        logPoller.start();
+    // On a thread of its own: a main event loop seconds behind under load must not cost the Lease (see elector-thread.ts).
+    const workerFile = new URL(`./lease-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+    elector = new ElectorThread(
+      workerFile,
+      {
+        namespace: opts.leaseNamespace,
+        name: opts.leaseName,
+        identity,
+        leaseDurationSeconds: opts.leaseDurationSeconds,
+        renewDeadlineSeconds: opts.renewDeadlineSeconds,
+        retryPeriodSeconds: opts.retryPeriodSeconds,
+        // A successor may take over leaseDuration - renewDeadline after we give up at the earliest; stop well before.
+        hardStopMs: ((opts.leaseDurationSeconds - opts.renewDeadlineSeconds) * 1000) / 2,
+        logLevel: opts.logLevel,
+        ...(kube.access ? { access: kube.access } : {}),
       },
-      onRenewal: (r) => metrics.leaseRenewal(r),
-      // A late renewal sheds reconciles (in-flight ones finish) rather than lose the Lease to our own load.
-      onPressure: (late) => (late ? ctrl.queue.pause() : ctrl.queue.resume()),
-      onStoppedLeading: (reason) => {
-        leading = false;
-        void logPoller.stop();
-        logger.warn({ reason }, "leadership ended");
-        // Never keep reconciling without the lease: exit and let the Deployment restart us as a candidate.
-        if (!stopping) void stop().then(() => process.exit(reason === "lost" ? 1 : 0));
+      {
+        onStartedLeading: () => {
+          leading = true;
+          logger.info("became leader; reconciling");
+          ctrl.startWorkers();
+          logPoller.start();
+        },
+        onRenewal: (r) => metrics.leaseRenewal(r),
+        // A late renewal (the API server is slow) sheds reconciles (in-flight ones finish) rather than add to its load.
+        onPressure: (late) => (late ? ctrl.queue.pause() : ctrl.queue.resume()),
+        onStoppedLeading: (reason) => {
+          leading = false;
+          // Stop acting before this returns: the worker is told we stopped as soon as it does.
+          ctrl.queue.pause();
+          void logPoller.stop();
+          logger.warn({ reason }, "leadership ended");
+          // Never keep reconciling without the lease: exit and let the Deployment restart us as a candidate.
+          if (!stopping) void stop().then(() => process.exit(reason === "lost" ? 1 : 0));
+        },
+        onError: (err) => logger.error({ err }, "leader election thread failed"),
       },
-    });
-    void elector.start();
+    );
   } else {
     leading = true;
     ctrl.startWorkers();

@@ -16,6 +16,7 @@ import { applyObjects, FATE_ANNOTATION, RUN_SECONDS_ANNOTATION, STORAGE_CLASS, w
 import { ftjManifest } from "../../e2e/lib/ftj.ts";
 import { applyCrdObject, deploymentEnv, writeServiceAccountKubeconfig } from "../../e2e/lib/install.ts";
 import { startOperator, type OperatorProcess } from "../../e2e/lib/operator.ts";
+import { buildOperator } from "./build-operator.ts";
 import type { JobShape, Owner, SutStartOptions, SystemUnderTest } from "./types.ts";
 
 const MANIFESTS = fileURLToPath(new URL("../../manifests/finetune-operator.yaml", import.meta.url));
@@ -45,6 +46,8 @@ export class FinetuneOperator implements SystemUnderTest {
   #startOpts: SutStartOptions | undefined;
   readonly #incidents: string[] = [];
   #exits = 0;
+  /** dist/main.js, built by install(). */
+  #entry: string | undefined;
   readonly #lifecycle: Lifecycle;
   #admin: KubeClients | undefined;
 
@@ -80,6 +83,7 @@ export class FinetuneOperator implements SystemUnderTest {
     );
     const rest = this.#objects.filter((o) => !["CustomResourceDefinition", "Deployment", "PodDisruptionBudget"].includes(o.kind!));
     await applyObjects(rest, { clients: admin, namespace: this.namespace });
+    this.#entry = buildOperator((m) => process.stderr.write(`[bench] ${this.name}: ${m}\n`));
     this.#kubeconfig = join(stateDir(), "bench-operator.kubeconfig");
     await writeServiceAccountKubeconfig(admin, this.#kubeconfig, this.namespace, this.serviceAccount, 24 * 3600);
   }
@@ -99,6 +103,7 @@ export class FinetuneOperator implements SystemUnderTest {
     await this.#launch();
     this.settings = {
       lifecycle: this.#lifecycle,
+      program: "dist/main.js (compiled, as in the image)",
       leaderElect: true,
       concurrency: Number(env.FINETUNE_CONCURRENCY ?? 8),
       resyncSeconds: opts.resyncSeconds ?? Number(env.FINETUNE_RESYNC_SECONDS ?? 600),
@@ -138,7 +143,7 @@ export class FinetuneOperator implements SystemUnderTest {
       `--image-pull-grace-seconds=${env.FINETUNE_IMAGE_PULL_GRACE_SECONDS ?? 300}`,
       ...(opts.resyncSeconds !== undefined ? [`--resync-seconds=${opts.resyncSeconds}`] : []),
     ];
-    const op = await startOperator({ kubeconfig: this.#kubeconfig!, leaderElect: true, namespace: opts.namespace, env, extraArgs });
+    const op = await startOperator({ kubeconfig: this.#kubeconfig!, leaderElect: true, namespace: opts.namespace, env, extraArgs, entry: this.#entry! });
     this.#op = op;
     let stderr = "";
     op.proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));

@@ -55,13 +55,15 @@ export interface StartOptions {
   kubeconfig?: string;
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** The program: src/main.ts (default), or a compiled dist/main.js (the benchmark measures what the image runs). */
+  entry?: string;
 }
 
 export async function startOperator(opts: StartOptions = {}): Promise<OperatorProcess> {
   const k = await kubeClients();
   const args = [
     "--no-warnings",
-    `${ROOT}src/main.ts`,
+    opts.entry ?? `${ROOT}src/main.ts`,
     "--port=0",
     "--bind-address=127.0.0.1",
     "--restart-backoff-seconds=1",

@@ -324,7 +324,6 @@ describe("kubectl-finetune", { concurrency: 4 }, () => {
         "from-manifest-output",
         "from-manifest-config",
         launcherConfigMapName(launcherSource()),
-        "from-manifest-ranks",
         "from-manifest-train-0",
         "from-manifest-smoke-0",
         "from-manifest-merge-0",

@@ -9,7 +9,7 @@
  */
 import { homedir } from "node:os";
 import { existsSync, readFileSync } from "node:fs";
-import { resolveAccess, type FileSystem } from "./access.ts";
+import type { ClusterAccess, FileSystem } from "./access.ts";
 import { clientNodeTransport, DirectTransport, type Transport } from "./transport.ts";
 
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -62,6 +62,7 @@ function timeoutError(ms: number): Error {
 export class KubeClient {
   readonly #transport: Transport;
   readonly #watchInactivityMs: number;
+  #access: ClusterAccess | undefined;
 
   constructor(transport: Transport, opts: { watchInactivityMs?: number } = {}) {
     this.#transport = transport;
@@ -73,9 +74,26 @@ export class KubeClient {
    * account through the direct transport; client-node's KubeConfig for what only it understands.
    */
   static async fromEnvironment(env: NodeJS.ProcessEnv = process.env): Promise<KubeClient> {
+    // Loaded here, not at the top: a client built from given access (the leader-election thread) needs no kubeconfig parser.
+    const { resolveAccess } = await import("./access.ts");
     const fs: FileSystem = { exists: existsSync, read: (p) => readFileSync(p, "utf8") };
     const resolved = resolveAccess(env, fs, env.HOME ?? homedir());
-    return new KubeClient(resolved.kind === "direct" ? new DirectTransport(resolved.access) : await clientNodeTransport(resolved.reason, env));
+    if (resolved.kind === "fallback") return new KubeClient(await clientNodeTransport(resolved.reason, env));
+    const client = new KubeClient(new DirectTransport(resolved.access));
+    client.#access = resolved.access;
+    return client;
+  }
+
+  /** A client on already resolved credentials (plain data, so they can be handed to another thread). */
+  static fromAccess(access: ClusterAccess): KubeClient {
+    const client = new KubeClient(new DirectTransport(access));
+    client.#access = access;
+    return client;
+  }
+
+  /** The credentials this client was built from, when the direct transport serves them (not client-node's). */
+  get access(): ClusterAccess | undefined {
+    return this.#access;
   }
 
   /** For logs: server, credential source, and which transport. */

@@ -271,6 +271,18 @@ describe("training Job", () => {
     assert.deepEqual(job.spec!.podFailurePolicy!.rules[0], { action: "FailJob", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] });
   });
 
+  it("one node: no rank Service and no subdomain; torchrun's rendezvous stays on loopback", () => {
+    const one = inputOf(byName("single-gpu-lora"));
+    assert.equal(renderService(one), undefined);
+    const train = renderTrainJob(one, 0);
+    assert.equal(train.spec!.template.spec!.subdomain, undefined);
+    assert.deepEqual(
+      container(train).command!.filter((a) => a.startsWith("--master_addr=")),
+      ["--master_addr=127.0.0.1"],
+    );
+    assert.equal(renderService(input)?.spec?.clusterIP, "None", "two nodes: the headless Service");
+  });
+
   it("every rank gets the same master_addr: pod index 0 of this attempt via the headless Service", () => {
     const cmd = container(job).command!;
     const masters = cmd.filter((a) => a.startsWith("--master_addr="));

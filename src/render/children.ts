@@ -141,8 +141,15 @@ export function renderOutputClaim(input: RenderInput): Rendered<V1PersistentVolu
   };
 }
 
-/** Headless Service giving every training pod a stable DNS name, so rank 0 is reachable as `<job>-0.<service>`. */
-export function renderService(input: RenderInput): Rendered<V1Service> {
+/** Only a gang of several nodes meets over the network; one node's torchrun rendezvous stays on loopback. */
+export const needsRankService = (input: RenderInput): boolean => input.spec.nodes > 1;
+
+/**
+ * Headless Service giving every training pod a stable DNS name, so rank 0 is reachable as `<job>-0.<service>`.
+ * None for a single node: nothing resolves it, and it would be one more object and write per job.
+ */
+export function renderService(input: RenderInput): Rendered<V1Service> | undefined {
+  if (!needsRankService(input)) return undefined;
   return {
     apiVersion: "v1",
     kind: "Service",
@@ -329,7 +336,8 @@ export function renderPreprocessJob(input: RenderInput, attempt: number): Render
 export function renderTrainJob(input: RenderInput, attempt: number): Rendered<V1Job> {
   const spec = input.spec;
   const jobName = stageJobName(input.job.name, "train", attempt);
-  const master = `${jobName}-0.${serviceName(input.job.name)}.${input.job.namespace}.svc`;
+  const multiNode = needsRankService(input);
+  const master = multiNode ? `${jobName}-0.${serviceName(input.job.name)}.${input.job.namespace}.svc` : "127.0.0.1";
   // Static rendezvous: rank 0 is pinned to pod index 0, every node names the same
   // master, and no random --rdzv_id can split the gang (see axolotl.md).
   const torchrun = [`--nnodes=${spec.nodes}`, `--nproc_per_node=${spec.gpusPerNode}`, `--master_addr=${master}`, `--master_port=${MASTER_PORT}`];
@@ -345,7 +353,7 @@ export function renderTrainJob(input: RenderInput, attempt: number): Rendered<V1
       podFailurePolicy: { rules: [{ action: "FailJob", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] }] },
       podReplacementPolicy: "Failed",
     },
-    { subdomain: serviceName(input.job.name) },
+    multiNode ? { subdomain: serviceName(input.job.name) } : {},
   );
 }
 

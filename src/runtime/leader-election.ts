@@ -26,7 +26,6 @@ import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import type { V1Lease } from "@kubernetes/client-node";
 import type { ApiClient } from "./api-client.ts";
-import type { Logger } from "pino";
 import { realClock, sleep, type Clock } from "./backoff.ts";
 import { statusCode } from "./errors.ts";
 
@@ -157,6 +156,14 @@ export class LeaseApiLock implements LeaseLock {
 
 export type StoppedReason = "lost" | "released" | "stopped";
 
+/** The logging the election does (a pino Logger is one; the election thread brings a smaller one). */
+export interface ElectionLogger {
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+  child(bindings: Record<string, unknown>): ElectionLogger;
+}
+
 export interface RenewalReport {
   ok: boolean;
   /** Start of the attempt minus the time it was due (retryPeriod after the previous attempt ended). */
@@ -196,7 +203,7 @@ export interface LeaderElectorOptions {
    * Shed work while true (pause reconciles), so the Lease is not lost to our own load.
    */
   onPressure?: (underPressure: boolean) => void;
-  logger?: Logger;
+  logger?: ElectionLogger;
   /** Seams for tests. */
   clock?: Clock;
   lock?: LeaseLock;
@@ -223,7 +230,7 @@ export class LeaderElector {
   readonly #renewDeadlineMs: number;
   readonly #retryMs: number;
   readonly #opts: LeaderElectorOptions;
-  readonly #logger: Logger | undefined;
+  readonly #logger: ElectionLogger | undefined;
   readonly #clock: Clock;
   readonly #random: () => number;
 

@@ -343,7 +343,7 @@ describe("decide: validation", () => {
     assert.equal(cond(d.status, "Failed")?.status, "False");
     assert.deepEqual(
       created(d).toSorted(),
-      ["ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Job/demo-preprocess-0", "PersistentVolumeClaim/demo-output", "Service/demo-ranks"].toSorted(),
+      ["ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Job/demo-preprocess-0", "PersistentVolumeClaim/demo-output"].toSorted(),
     );
     // ...and is Preprocessing once the cache shows what it created.
     const { d: d2 } = step(next, { jobs: [job("preprocess", 0).active()] });
@@ -382,7 +382,7 @@ describe("decide: validation", () => {
 
 describe("decide: stages", () => {
   it("first pass creates the claim, the config, the Service and then the first stage's Job, and stays Pending", () => {
-    const { d } = step(ftj(), { base: false });
+    const { d } = step(ftj().nodes(2), { base: false });
     // In this order: actions stop at the first error, so the Job never exists without what its pods mount.
     assert.deepEqual(created(d), [
       "PersistentVolumeClaim/demo-output",
@@ -398,6 +398,11 @@ describe("decide: stages", () => {
     assert.equal(d.requeueAfterMs, undefined);
   });
 
+  it("a single node gets no rank Service: its rendezvous stays on loopback", () => {
+    const { d } = step(ftj(), { base: false });
+    assert.deepEqual(created(d), ["PersistentVolumeClaim/demo-output", "ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Job/demo-preprocess-0"]);
+  });
+
   it("creates exactly what `kubectl finetune render` prints (one desiredObjects list), stage by stage", () => {
     const f = ftj().spec({ preprocess: { enabled: false } });
     const spec = validateSpec(f.obj.spec).spec!;
@@ -408,26 +413,26 @@ describe("decide: stages", () => {
     const printed = renderAll(desired, 0);
     assert.deepEqual(
       printed.map((o) => o.kind),
-      ["PersistentVolumeClaim", "ConfigMap", "ConfigMap", "Service", "Job", "Job", "Job"],
-      "claim, config, launcher, Service, train, smoke, merge",
+      ["PersistentVolumeClaim", "ConfigMap", "ConfigMap", "Job", "Job", "Job"],
+      "claim, config, launcher, train, smoke, merge (one node: no rank Service)",
     );
     const createdObjects = (d: Decision) => d.actions.flatMap((a) => (a.kind === "create" ? [a.object] : []));
     const first = step(f, { base: false });
-    assert.deepEqual(createdObjects(first.d), printed.slice(0, 5), "base objects, then the train Job");
+    assert.deepEqual(createdObjects(first.d), printed.slice(0, 4), "base objects, then the train Job");
     const smoke = step(first.next, { jobs: [job("train", 0).complete()] });
-    assert.deepEqual(createdObjects(smoke.d), [printed[5]], "the smoke-test Job");
+    assert.deepEqual(createdObjects(smoke.d), [printed[4]], "the smoke-test Job");
   });
 
   it("only the missing base objects are created", () => {
     const obs = observe(ftj(), { base: false });
     obs.children.configMap = true;
     obs.children.launcher = true;
-    assert.deepEqual(created(decide(obs)), ["PersistentVolumeClaim/demo-output", "Service/demo-ranks", "Job/demo-preprocess-0"]);
+    assert.deepEqual(created(decide(obs)), ["PersistentVolumeClaim/demo-output", "Job/demo-preprocess-0"]);
   });
 
   it("with an existingClaim no claim is created", () => {
     const { d } = step(ftj().spec({ storage: { output: { existingClaim: "models" } } }), { base: false });
-    assert.deepEqual(created(d), ["ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Service/demo-ranks", "Job/demo-preprocess-0"]);
+    assert.deepEqual(created(d), ["ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Job/demo-preprocess-0"]);
   });
 
   it("next pass creates the preprocess Job (Preprocessing)", () => {
@@ -677,7 +682,8 @@ describe("decide: failures and restarts", () => {
   });
 
   it("pods gone and backoff elapsed -> attempt 1 is created", () => {
-    const failed = step(trainRunning(), { jobs: jobsWith(job("train", 0).failed()), pods: [pod("train", 0).failed(1, TRACEBACK)] }).next;
+    // Two nodes: the new attempt's ranks must meet at the new attempt's rank 0.
+    const failed = step(trainRunning(ftj().nodes(2)), { jobs: jobsWith(job("train", 0, 2).failed()), pods: [pod("train", 0).failed(1, TRACEBACK)] }).next;
     const { d } = step(failed, { jobs: jobsWith(), pods: [], now: at(11) });
     assert.deepEqual(created(d), ["Job/demo-train-1"]);
     assert.equal(d.status.attempt, 1);
