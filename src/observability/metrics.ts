@@ -7,6 +7,7 @@
  * Per-job series (step, loss) are capped by `perJobSeriesLimit`: a cluster with
  * thousands of jobs must not explode the scrape.
  */
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { metrics, type Attributes, type Meter, type ObservableResult } from "@opentelemetry/api";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import type { Resource } from "@opentelemetry/resources";
@@ -90,6 +91,18 @@ export class OperatorMetrics {
     m.createObservableGauge("finetune_reconcile_shedding", { description: "1 while reconciles are paused because the Lease renewal is late" }).addCallback(
       (r) => r.observe(source.isShedding?.() ? 1 : 0),
     );
+    // The main thread's event-loop delay: how far behind a saturated operator runs (the Lease is renewed on a thread
+    // of its own, so renewal lateness no longer shows it). Quantiles since the previous collection.
+    const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+    loopDelay.enable();
+    m.createObservableGauge("finetune_event_loop_delay_seconds", {
+      description: "Delay of the main event loop since the previous collection (quantile 0.5, 0.99, 1 = max)",
+    }).addCallback((r) => {
+      if (loopDelay.count === 0) return;
+      for (const q of [0.5, 0.99]) r.observe(loopDelay.percentile(q * 100) / 1e9, { quantile: String(q) });
+      r.observe(loopDelay.max / 1e9, { quantile: "1" });
+      loopDelay.reset();
+    });
     m.createObservableGauge("workqueue_depth", { description: "Current depth of workqueue" }).addCallback((r) =>
       r.observe(this.#queueDepth, { name: this.#controller }),
     );
