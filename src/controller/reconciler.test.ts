@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { pino } from "pino";
 import type { FineTuneJobObject, FineTuneJobSpecInput } from "../api/schema.ts";
 import { DEFAULT_PLANNER_SETTINGS, type Action } from "./planner/index.ts";
-import { countsOnlyHold, executionBatches, Reconciler, STATUS_COALESCE_MS } from "./reconciler.ts";
+import { CLAIM_SEEN_TTL_MS, countsOnlyHold, executionBatches, Reconciler, STATUS_COALESCE_MS } from "./reconciler.ts";
 
 const create = (kind: string, name: string): Action => ({ kind: "create", object: { apiVersion: "v1", kind, metadata: { name } } });
 const names = (batches: Action[][]) =>
@@ -121,6 +121,43 @@ describe("Reconciler: a Job it created that the cache does not show yet", () => 
     calls.length = 0;
     await reconciler.reconcile("ns/demo");
     assert.ok(!calls.some((c) => c.startsWith("create Job")), `no second create: ${calls.join(", ")}`);
+  });
+});
+
+describe("Reconciler: jobs that share one existing output claim", () => {
+  it("ask the API server once while it exists; a missing claim is asked again on every try", async () => {
+    const lists: string[] = [];
+    let exists = false;
+    let nowMs = 1_000_000;
+    const jobs = new Map<string, FineTuneJobObject>();
+    const job = (name: string) => {
+      const j = newJob({ storage: { output: { existingClaim: "team-claim" } } });
+      return { ...j, metadata: { ...j.metadata, name, uid: name } };
+    };
+    for (const n of ["a", "b", "c"]) jobs.set(`ns/${n}`, job(n));
+    const none = () => undefined;
+    const reconciler = new Reconciler({
+      api: {
+        createEvent: async () => {},
+        claimExists: async (_ns: string, name: string) => (lists.push(name), exists),
+        replaceStatus: async (o: FineTuneJobObject) => o,
+        create: async (o: unknown) => o,
+      } as never,
+      caches: { getFineTuneJob: (key: string) => jobs.get(key), jobsOf: () => [], podsOf: () => [], configMap: none, service: none, claim: none },
+      settings: { ...DEFAULT_PLANNER_SETTINGS, launcherSource: { "launcher.py": "# stub\n" } },
+      logger: pino({ level: "silent" }),
+      identity: "test",
+      now: () => new Date(nowMs),
+    });
+    await reconciler.reconcile("ns/a");
+    await reconciler.reconcile("ns/a");
+    assert.equal(lists.length, 2, "not there yet: asked on each try (GitOps may apply the claim any moment)");
+    exists = true;
+    for (const n of ["a", "b", "c"]) await reconciler.reconcile(`ns/${n}`);
+    assert.equal(lists.length, 3, "found once, then remembered for the other jobs");
+    nowMs += CLAIM_SEEN_TTL_MS;
+    await reconciler.reconcile("ns/b");
+    assert.equal(lists.length, 4, "asked again once the memory is a minute old");
   });
 });
 

@@ -53,6 +53,10 @@ export interface ReconcilerDeps {
 
 let reconcileCounter = 0;
 
+/** How long a found existing claim is taken as existing without asking the API server again. */
+export const CLAIM_SEEN_TTL_MS = 60_000;
+const CLAIMS_SEEN_MAX = 1024;
+
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
   readonly #expect: Expectations<V1Job>;
@@ -61,6 +65,8 @@ export class Reconciler {
   readonly #events: EventRecorder;
   /** When this replica last wrote each job's status (memory only: after a restart the first write is not held back). */
   readonly #lastStatusWrite = new Map<string, number>();
+  /** Existing output claims (`namespace/name`) seen lately, and when: jobs sharing one claim check it once a minute, not each. */
+  readonly #claimsSeen = new Map<string, number>();
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
@@ -111,6 +117,24 @@ export class Reconciler {
     return decision.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : {};
   }
 
+  /**
+   * Whether a claim the job names (storage.output.existingClaim) exists. Only a found claim is remembered, for
+   * CLAIM_SEEN_TTL_MS: a job applied before its claim (GitOps order) asks again on every try, while a thousand jobs
+   * writing into one team claim cost one LIST a minute. A claim deleted within that minute shows as the pod's
+   * scheduling failure instead.
+   */
+  async #claimExists(namespace: string, name: string, nowMs: number): Promise<boolean> {
+    const key = `${namespace}/${name}`;
+    const seen = this.#claimsSeen.get(key);
+    if (seen !== undefined && nowMs - seen < CLAIM_SEEN_TTL_MS) return true;
+    const exists = await this.#deps.api.claimExists(namespace, name);
+    if (exists) {
+      this.#claimsSeen.set(key, nowMs);
+      if (this.#claimsSeen.size > CLAIMS_SEEN_MAX) this.#claimsSeen.delete(this.#claimsSeen.keys().next().value!);
+    } else this.#claimsSeen.delete(key);
+    return exists;
+  }
+
   /** What the planner decides from: the job validated, its config resolved, its children as the caches show them. */
   async #observe(ftj: FineTuneJobObject): Promise<Observed> {
     const { caches, settings, api } = this.#deps;
@@ -136,7 +160,7 @@ export class Reconciler {
     issues.push(...resolved.issues);
     if (resolved.missingConfigMap) missing.push({ kind: "ConfigMap", ...resolved.missingConfigMap });
     const existingClaim = spec?.storage.output.existingClaim;
-    if (existingClaim && !ftj.status?.specHash && !(await api.claimExists(ns, existingClaim))) {
+    if (existingClaim && !ftj.status?.specHash && !(await this.#claimExists(ns, existingClaim, now.getTime()))) {
       missing.push({ kind: "PersistentVolumeClaim", name: existingClaim, path: "spec.storage.output.existingClaim" });
     }
 
