@@ -37,9 +37,9 @@ function host(lease: string, busySeconds: number) {
 const renewTime = async (lease: string) => String((await k.coordination.readNamespacedLease({ namespace: testNs.name, name: lease })).spec?.renewTime ?? "");
 
 describe("leader election on its own thread (real API server)", () => {
-  it("a main thread blocked for 4 lease durations keeps the Lease: the worker renews throughout", async () => {
-    const h = host("blocked", 16);
-    await waitFor("the host to lead", () => h.output().includes("STARTED"), { timeoutMs: 60_000 });
+  it("a main thread blocked for 6 lease durations keeps the Lease: the worker renews throughout", async () => {
+    const h = host("blocked", 24);
+    await waitFor("the host to lead", () => h.output().includes("STARTED"), { timeoutMs: 180_000 });
     // While the main thread spins, the Lease is renewed again and again (a renewal every 0.5 s; 3 s would lose it).
     const seen = new Set<string>();
     await waitFor(
@@ -49,7 +49,7 @@ describe("leader election on its own thread (real API server)", () => {
         note(`${seen.size} distinct renewTimes; host: ${h.output()}`);
         return seen.size >= 6 && !h.output().includes("BUSY-DONE") ? true : h.output().includes("BUSY-DONE") ? "busy ended first" : undefined;
       },
-      { timeoutMs: 60_000, intervalMs: 1000 },
+      { timeoutMs: 180_000, intervalMs: 1000 },
     ).then((r) => assert.equal(r, true, `the Lease was renewed during the block (${seen.size} renewTimes)`));
     const { code } = await h.exited;
     assert.match(h.output(), /BUSY-DONE\nLEADING=true\n/, h.output());
@@ -59,7 +59,7 @@ describe("leader election on its own thread (real API server)", () => {
 
   it("a Lease taken over while the main thread is blocked ends the process before the main thread can act again", async () => {
     const h = host("taken", 60);
-    await waitFor("the host to lead", () => h.output().includes("STARTED"), { timeoutMs: 60_000 });
+    await waitFor("the host to lead", () => h.output().includes("STARTED"), { timeoutMs: 180_000 });
     // Another holder writes itself into the Lease (as a successor would after an expiry).
     const kc = await KubeClient.fromEnvironment({ ...process.env, KUBECONFIG: k.kubeconfigPath ?? "" });
     await kc.request("PATCH", `/apis/coordination.k8s.io/v1/namespaces/${testNs.name}/leases/taken`, {
