@@ -169,7 +169,11 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
           // Never keep reconciling without the lease: exit and let the Deployment restart us as a candidate.
           if (!stopping) void stop().then(() => process.exit(reason === "lost" ? 1 : 0));
         },
-        onError: (err) => logger.error({ err }, "leader election thread failed"),
+        // Without its election thread this replica could never lead again: exit, so the restart (and the crash) shows.
+        onError: (err) => {
+          logger.error({ err }, "leader election thread failed");
+          if (!stopping) void stop().then(() => process.exit(1));
+        },
       },
     );
   } else {
