@@ -72,11 +72,7 @@ describe("KubeClient (against a local HTTP server)", () => {
     assert.equal(seen[0]!.headers.authorization, "Bearer t0");
     for (let i = 0; i < 5; i++) await c.get("/api/v1/namespaces/n/configmaps/x");
     assert.equal(sockets - before, 1, "six sequential requests on one keep-alive connection");
-    const own = c.withOwnConnections();
-    await own.get("/api/v1/namespaces/n/leases/l");
-    assert.equal(sockets - before, 2, "withOwnConnections opens its own");
     c.close();
-    own.close();
   });
 
   it("answers errors as ApiError: code (statusCode) and the Status body (errorMessage)", async () => {

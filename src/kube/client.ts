@@ -101,11 +101,6 @@ export class KubeClient {
     return this.#transport.description;
   }
 
-  /** The same credentials on connections of their own (leader election must not wait behind reconcile traffic). */
-  withOwnConnections(): KubeClient {
-    return new KubeClient(this.#transport.separatePool(), { watchInactivityMs: this.#watchInactivityMs });
-  }
-
   close(): void {
     this.#transport.close();
   }

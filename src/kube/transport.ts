@@ -37,8 +37,6 @@ export interface HttpResponse {
 
 export interface Transport {
   send(req: HttpRequest): Promise<HttpResponse>;
-  /** A transport with the same credentials and its own connections (the Lease's, so it never queues behind reconciles). */
-  separatePool(): Transport;
   /** Where requests go and how they authenticate, for logs. */
   readonly description: string;
   close(): void;
@@ -74,10 +72,6 @@ export class DirectTransport implements Transport {
     this.#now = opts.now ?? Date.now;
     const auth = access.token ? "bearer token" : access.clientCert ? "client certificate" : access.basic ? "basic auth" : "anonymous";
     this.description = `${access.server} from ${access.source}, ${auth}`;
-  }
-
-  separatePool(): Transport {
-    return new DirectTransport(this.#access, { now: this.#now });
   }
 
   close(): void {
@@ -184,7 +178,6 @@ export async function clientNodeTransport(reason: string, env: NodeJS.ProcessEnv
   const server = (kc.getCurrentCluster()?.server ?? "").replace(/\/+$/, "");
   const make = (): Transport => ({
     description: `${server} through client-node (${reason})`,
-    separatePool: make,
     close: () => {},
     async send(req) {
       const ctx = new cn.RequestContext(server + req.path, req.method as never);
