@@ -14,7 +14,7 @@ import type { FineTuneJobObject } from "../../src/api/schema.ts";
 import { stateDir } from "../../e2e/cluster/cluster.ts";
 import { applyObjects, FATE_ANNOTATION, RUN_SECONDS_ANNOTATION, STORAGE_CLASS, waitFor, type KubeClients } from "../../e2e/lib/index.ts";
 import { ftjManifest } from "../../e2e/lib/ftj.ts";
-import { applyCrdObject, deploymentEnv, writeServiceAccountKubeconfig } from "../../e2e/lib/install.ts";
+import { applyCrdObject, deploymentEnv, deploymentNodeFlags, writeServiceAccountKubeconfig } from "../../e2e/lib/install.ts";
 import { startOperator, type OperatorProcess } from "../../e2e/lib/operator.ts";
 import { buildOperator } from "./build-operator.ts";
 import type { JobShape, Owner, SutStartOptions, SystemUnderTest } from "./types.ts";
@@ -103,7 +103,7 @@ export class FinetuneOperator implements SystemUnderTest {
     await this.#launch();
     this.settings = {
       lifecycle: this.#lifecycle,
-      program: "dist/main.js (compiled, as in the image)",
+      program: `node ${[...deploymentNodeFlags(this.#deployment), "dist/main.js"].join(" ")} (compiled, as in the image)`,
       leaderElect: true,
       concurrency: Number(env.FINETUNE_CONCURRENCY ?? 8),
       resyncSeconds: opts.resyncSeconds ?? Number(env.FINETUNE_RESYNC_SECONDS ?? 600),
@@ -143,7 +143,15 @@ export class FinetuneOperator implements SystemUnderTest {
       `--image-pull-grace-seconds=${env.FINETUNE_IMAGE_PULL_GRACE_SECONDS ?? 300}`,
       ...(opts.resyncSeconds !== undefined ? [`--resync-seconds=${opts.resyncSeconds}`] : []),
     ];
-    const op = await startOperator({ kubeconfig: this.#kubeconfig!, leaderElect: true, namespace: opts.namespace, env, extraArgs, entry: this.#entry! });
+    const op = await startOperator({
+      kubeconfig: this.#kubeconfig!,
+      leaderElect: true,
+      namespace: opts.namespace,
+      env,
+      extraArgs,
+      entry: this.#entry!,
+      nodeFlags: deploymentNodeFlags(this.#deployment),
+    });
     this.#op = op;
     let stderr = "";
     op.proc.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));

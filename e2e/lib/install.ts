@@ -64,6 +64,16 @@ export async function writeServiceAccountKubeconfig(
   return { token, user };
 }
 
+/**
+ * node's flags in the Deployment's container args (the image's entrypoint is node): everything before the program,
+ * which must be dist/main.js.
+ */
+export function deploymentNodeFlags(deployment: V1Deployment): string[] {
+  const args = deployment.spec?.template.spec?.containers[0]?.args ?? [];
+  if (args.at(-1) !== "dist/main.js") throw new Error(`the Deployment's args must end with the program dist/main.js, got ${JSON.stringify(args)}`);
+  return args.slice(0, -1);
+}
+
 /** The environment the Deployment's container would get, with the downward API resolved for a pod of that name. */
 export function deploymentEnv(deployment: V1Deployment, pod: { name: string; namespace: string }): Record<string, string> {
   const env: Record<string, string> = {};

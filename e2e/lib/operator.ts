@@ -57,11 +57,14 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** The program: src/main.ts (default), or a compiled dist/main.js (the benchmark measures what the image runs). */
   entry?: string;
+  /** node's own flags before the program (the Deployment's args, such as --lite-mode). */
+  nodeFlags?: string[];
 }
 
 export async function startOperator(opts: StartOptions = {}): Promise<OperatorProcess> {
   const k = await kubeClients();
   const args = [
+    ...(opts.nodeFlags ?? []),
     "--no-warnings",
     opts.entry ?? `${ROOT}src/main.ts`,
     "--port=0",
