@@ -8,7 +8,7 @@ import type { KubernetesObject, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service
 import { classifyFailure, isDisrupted, stuckPods } from "./failures.ts";
 import { firstUnschedulable } from "./scheduling.ts";
 import { rankZeroPod } from "../progress/log-plan.ts";
-import { trimClaim, trimConfigMap, trimFineTuneJob, trimJob, trimPod, trimService } from "./cache-shape.ts";
+import { changedForController, trimClaim, trimConfigMap, trimFineTuneJob, trimJob, trimPod, trimService } from "./cache-shape.ts";
 import type { FineTuneJobObject } from "../api/schema.ts";
 
 const COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index";
@@ -131,7 +131,7 @@ describe("cache trims", () => {
     });
   }
 
-  it("jobs keep counts and conditions; ConfigMaps keep config.yaml; Services and claims keep identity (and the claim's phase)", () => {
+  it("jobs keep counts and conditions; ConfigMaps keep config.yaml; Services and claims keep identity", () => {
     const j = trimJob(structuredClone(job));
     assert.deepEqual(j.spec, { parallelism: 2, completions: 2, suspend: false });
     assert.deepEqual(j.status, job.status);
@@ -144,11 +144,34 @@ describe("cache trims", () => {
     };
     assert.deepEqual(trimService(structuredClone(svc)), { metadata: svc.metadata });
     const pvc: V1PersistentVolumeClaim = {
-      metadata: { name: "c" },
-      spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Ti" } } },
+      metadata: { name: "c", labels: { "finetune.dev/job-name": "j" }, annotations: { "pv.kubernetes.io/bind-completed": "yes" } },
+      spec: { accessModes: ["ReadWriteMany"], resources: { requests: { storage: "1Ti" } }, volumeName: "pv-1" },
       status: { phase: "Bound", capacity: { storage: "1Ti" } },
     };
-    assert.deepEqual(trimClaim(structuredClone(pvc)), { metadata: { name: "c" }, status: { phase: "Bound" } });
+    assert.deepEqual(trimClaim(structuredClone(pvc)), { metadata: { name: "c", labels: { "finetune.dev/job-name": "j" } } });
+  });
+
+  it("an update is a reason to reconcile only when the trimmed object changed beyond its resourceVersion", () => {
+    // The PV binder's three writes to a new claim (annotations, then spec.volumeName, then status) change nothing kept.
+    const created: V1PersistentVolumeClaim = {
+      metadata: { name: "c", resourceVersion: "1" },
+      spec: { accessModes: ["ReadWriteOnce"] },
+      status: { phase: "Pending" },
+    };
+    const bound: V1PersistentVolumeClaim = {
+      metadata: { name: "c", resourceVersion: "4", annotations: { "pv.kubernetes.io/bind-completed": "yes" } },
+      spec: { accessModes: ["ReadWriteOnce"], volumeName: "pv-1" },
+      status: { phase: "Bound" },
+    };
+    assert.equal(changedForController(trimClaim(structuredClone(bound)), trimClaim(structuredClone(created))), false);
+    assert.equal(changedForController(bound, created), true, "untrimmed, the same update is a change");
+    // A deletion in progress is a change.
+    const deleting = { metadata: { ...created.metadata, resourceVersion: "5", deletionTimestamp: new Date(0) } };
+    assert.equal(changedForController(trimClaim(structuredClone(deleting)), trimClaim(structuredClone(created))), true);
+    // A pod's phase is a change; the same object again (a relist) is not.
+    const pod: V1Pod = { metadata: { name: "p", resourceVersion: "7" }, status: { phase: "Pending" } };
+    assert.equal(changedForController({ ...pod, metadata: { ...pod.metadata, resourceVersion: "8" }, status: { phase: "Running" } } as V1Pod, pod), true);
+    assert.equal(changedForController(structuredClone(pod), pod), false);
   });
 
   it("FineTuneJobs lose kubectl's last-applied copy and nothing else", () => {

@@ -8,6 +8,7 @@
  * classifier, the scheduling hints, the smoke-answers reader, the progress log poller and the
  * progress authenticator; widen a trim before reading a new field.
  */
+import { isDeepStrictEqual } from "node:util";
 import type { KubernetesObject, V1ConfigMap, V1ContainerStatus, V1Job, V1PersistentVolumeClaim, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { FineTuneJobObject } from "../api/schema.ts";
 
@@ -71,9 +72,23 @@ export function trimService(svc: V1Service): V1Service {
   return svc;
 }
 
-/** Claims: existence and phase (whether it is bound); never its spec. */
+/**
+ * Claims: existence only. The planner never waits for a claim to bind (a WaitForFirstConsumer class binds only once a
+ * pod uses it), so the binder's annotations, spec.volumeName and status, three updates per new claim, go.
+ */
 export function trimClaim(pvc: V1PersistentVolumeClaim): V1PersistentVolumeClaim {
   delete pvc.spec;
-  if (pvc.status) pvc.status = { phase: pvc.status.phase } as V1PersistentVolumeClaim["status"];
+  delete pvc.status;
+  delete pvc.metadata?.annotations;
   return pvc;
+}
+
+/**
+ * Whether an update changed what the controller reads of a trimmed child: one that differs only in resourceVersion
+ * (a claim being bound, a Service's endpoints-related writes, a Job field the trim drops) needs no reconcile.
+ */
+export function changedForController(now: KubernetesObject, before: KubernetesObject): boolean {
+  if (now.metadata?.resourceVersion === before.metadata?.resourceVersion) return false;
+  const withoutVersion = (o: KubernetesObject) => ({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return !isDeepStrictEqual(withoutVersion(now), withoutVersion(before));
 }

@@ -13,7 +13,7 @@ import type { KubeClient } from "../kube/client.ts";
 import { Expectations } from "../runtime/expectations.ts";
 import { ResilientInformer } from "../runtime/informer.ts";
 import { WorkQueue, type QueueMetrics } from "../runtime/workqueue.ts";
-import { trimClaim, trimConfigMap, trimFineTuneJob, trimJob, trimPod, trimService } from "./cache-shape.ts";
+import { changedForController, trimClaim, trimConfigMap, trimFineTuneJob, trimJob, trimPod, trimService } from "./cache-shape.ts";
 import { Reconciler, type Caches } from "./reconciler.ts";
 import type { PlannerSettings } from "./planner/index.ts";
 
@@ -101,7 +101,10 @@ export class Controller {
     };
     for (const inf of [this.jobs, this.pods, this.configMaps, this.services, this.claims] as ResilientInformer<KubernetesObject>[]) {
       inf.on("add", enqueueOwner);
-      inf.on("update", enqueueOwner);
+      // Caches hold trimmed objects: an update the trim makes invisible (a claim being bound) is no reason to reconcile.
+      inf.on("update", (obj, old) => {
+        if (changedForController(obj, old)) enqueueOwner(obj);
+      });
       inf.on("delete", enqueueOwner);
     }
 
