@@ -11,6 +11,7 @@ import { parseTerminationMessage, type AttemptFailure } from "../failures.ts";
 import { Reason, STAGE_FAILED_REASON, type FailureReason } from "../reasons.ts";
 import { STAGE_CONDITION, STAGE_PHASE, attemptOf, isFinishedJob, isTerminal, jobCondition, type Planner } from "./context.ts";
 import { failJob } from "./outcome.ts";
+import { createStageJob } from "./stage-job.ts";
 
 /** How an attempt ended, as its record keeps it. */
 export interface AttemptEnd {
@@ -120,12 +121,8 @@ export function startNextAttempt(p: Planner, desired: DesiredObjects, stage: Sta
     }
   }
   ss.attempt += 1;
-  ss.phase = "Pending";
   ss.jobName = stageJobName(p.obs.ftj.metadata.name ?? "", stage, ss.attempt);
-  delete ss.active;
-  delete ss.ready;
   p.addRecord({ stage, attempt: ss.attempt, startTime: p.now, result: "Running" });
-  p.conclude(phase, `${stage} attempt ${ss.attempt}: Job ${ss.jobName}`);
   p.event("Normal", Reason.Restarting, `starting ${stage} attempt ${ss.attempt}${stage === "train" ? "; it resumes from the newest complete checkpoint" : ""}`);
-  p.create(desired.stageJob(stage, ss.attempt));
+  createStageJob(p, stage, ss, desired.stageJob(stage, ss.attempt));
 }

@@ -15,7 +15,7 @@ import { launcherConfigMapName } from "../../render/names.ts";
 import { desiredObjects, enabledStages, renderAll } from "../../render/desired.ts";
 import { specHash } from "../spec-hash.ts";
 import { DEFAULT_PLANNER_SETTINGS, decide, type Action, type Decision, type Observed, type PlannerSettings } from "./index.ts";
-import { UNSCHEDULABLE_GRACE_MS } from "./pods.ts";
+import { UNBOUND_CLAIM_GRACE_MS, UNSCHEDULABLE_GRACE_MS } from "./pods.ts";
 
 // ---------------------------------------------------------------------------
 // Fixtures and builders
@@ -436,13 +436,18 @@ describe("decide: stages", () => {
   });
 
   it("next pass creates the preprocess Job (Preprocessing)", () => {
-    const { d } = step(pending());
+    const { d, next } = step(pending());
     assert.deepEqual(created(d), ["Job/demo-preprocess-0"]);
     assert.equal(d.status.phase, "Preprocessing");
     assert.deepEqual(
       { ...d.status.stages?.preprocess },
-      { phase: "Pending", attempt: 0, retries: 0, jobName: "demo-preprocess-0", startTime: NOW.toISOString() },
+      { phase: "Pending", attempt: 0, retries: 0, jobName: "demo-preprocess-0", startTime: NOW.toISOString(), active: 0, ready: 0 },
     );
+    // Said as the next pass will say it once the cache shows the Job without pods, so that pass writes nothing.
+    assert.equal(d.status.message, "preprocess attempt 0: 0/1 pod(s) ready (Job demo-preprocess-0)");
+    assert.equal(cond(d.status, "Preprocessed")?.reason, "Pending");
+    const seen = step(next, { jobs: [job("preprocess", 0)] });
+    assert.equal(seen.d.statusChanged, false, "the Job seen without pods changes nothing");
     assert.equal(d.status.startTime, NOW.toISOString());
     assert.equal(d.status.specHash, specHash(validateSpec(ftj().obj.spec).spec!));
     assert.deepEqual(record(d.status, "preprocess", 0), { stage: "preprocess", attempt: 0, startTime: NOW.toISOString(), result: "Running" });
@@ -1168,12 +1173,12 @@ describe("decide: conditions", () => {
     const trained0 = cond(pendingPass.d.status, "Trained")!;
     assert.equal(trained0.status, "False");
     assert.equal(trained0.reason, "Pending");
-    assert.equal(trained0.lastTransitionTime, at(10).toISOString());
+    assert.equal(trained0.lastTransitionTime, NOW.toISOString(), "False since the pass that created the train Job");
 
     const runningPass = step(pendingPass.next, { jobs: [job("preprocess", 0).complete(), job("train", 0).active()], now: at(20) });
     const trained1 = cond(runningPass.d.status, "Trained")!;
     assert.equal(trained1.reason, "Running");
-    assert.equal(trained1.lastTransitionTime, at(10).toISOString(), "reason changed, status did not");
+    assert.equal(trained1.lastTransitionTime, NOW.toISOString(), "reason changed, status did not");
     assert.equal(runningPass.d.statusChanged, true);
 
     const donePass = step(runningPass.next, { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()], now: at(30) });
@@ -1188,7 +1193,7 @@ describe("decide: conditions", () => {
   it("conditions keep a stable order", () => {
     const { d } = step(trainRunning(), { jobs: [job("preprocess", 0).complete(), job("train", 0).complete()] });
     const order = d.status.conditions!.map((c) => c.type);
-    const declared = ["Validated", "Preprocessed", "Trained", "Merged", "Succeeded", "Failed", "Suspended", "SpecChangeRejected"];
+    const declared = ["Validated", "Preprocessed", "Trained", "SmokeTested", "Merged", "Succeeded", "Failed", "Suspended", "SpecChangeRejected"];
     assert.deepEqual(
       order,
       declared.filter((t) => order.includes(t)),
@@ -1280,6 +1285,35 @@ describe("decide: missing references and unschedulable pods", () => {
     t3.status(d.status);
     const scheduled = decide(observe(t3, { jobs: [job("train", 0).active()], pods: [pod("train", 0)] }));
     assert.equal(cond(scheduled.status, "PodsScheduled")?.status, "True");
+  });
+});
+
+describe("decide: pods waiting for their claim to bind", () => {
+  it("are reported only after UNBOUND_CLAIM_GRACE_MS (a burst of new claims queues at the PV binder), then like any unschedulable pod", () => {
+    const t = step(training(ftj().spec({ preprocess: { enabled: false } } as never))).next;
+    const waiting = pod("train", 0).build();
+    waiting.spec!.nodeName = undefined as never;
+    const unboundSince = (ms: number) => [
+      {
+        type: "PodScheduled",
+        status: "False",
+        reason: "Unschedulable",
+        message:
+          "0/14 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/14 nodes are available: 14 Preemption is not helpful for scheduling.",
+        lastTransitionTime: new Date(NOW.getTime() - ms),
+      },
+    ];
+    // Past the general grace, still within the claim's: nothing to report, a look when the claim's grace ends.
+    waiting.status = { phase: "Pending", conditions: unboundSince(UNSCHEDULABLE_GRACE_MS + 60_000) };
+    const early = decide(observe(t, { jobs: [job("train", 0).active(1, 0)], pods: [waiting] }));
+    assert.equal(cond(early.status, "PodsScheduled"), undefined);
+    assert.deepEqual(eventReasons(early), []);
+    assert.equal(early.requeueAfterMs, UNBOUND_CLAIM_GRACE_MS - UNSCHEDULABLE_GRACE_MS - 60_000);
+    waiting.status = { phase: "Pending", conditions: unboundSince(UNBOUND_CLAIM_GRACE_MS) };
+    const late = decide(observe(t, { jobs: [job("train", 0).active(1, 0)], pods: [waiting] }));
+    assert.equal(cond(late.status, "PodsScheduled")?.status, "False");
+    assert.match(late.status.message ?? "", /cannot be scheduled: .*unbound immediate PersistentVolumeClaims/);
+    assert.ok(eventReasons(late).includes("Warning/Unschedulable"));
   });
 });
 

@@ -16,6 +16,7 @@ import { attemptEnded, closeAttempt, noteResumePoint, startNextAttempt } from ".
 import { STAGE_CONDITION, STAGE_PHASE, attemptOf, jobCondition, type Planner } from "./context.ts";
 import { smokeTestPassed } from "./health.ts";
 import { reportPodCreation, reportPodReferences, reportScheduling } from "./pods.ts";
+import { createStageJob, podsReadyMessage, stageCondition } from "./stage-job.ts";
 
 /**
  * Creates the missing base objects; true when all of them are observed. Never waits for the claim to bind
@@ -85,8 +86,7 @@ export function runStage(p: Planner, input: RenderInput, desired: DesiredObjects
     st.startTime ??= p.now;
     st.specHash ??= specHash(input.spec);
     st.startedWith ??= { image: input.spec.image, nodes: input.spec.nodes, gpusPerNode: input.spec.gpusPerNode };
-    p.conclude(STAGE_PHASE[stage], `${stage} attempt ${ss.attempt}: Job ${ss.jobName}`);
-    p.create(desired.stageJob(stage, ss.attempt));
+    createStageJob(p, stage, ss, desired.stageJob(stage, ss.attempt));
     return;
   }
   // A Job whose pods have all exited but that has no Complete/Failed condition yet is finishing: its counts drop to
@@ -128,20 +128,13 @@ export function runStage(p: Planner, input: RenderInput, desired: DesiredObjects
   ss.phase = current.spec?.suspend ? "Pending" : started ? "Running" : "Pending";
   p.conclude(
     STAGE_PHASE[stage],
-    current.spec?.suspend
-      ? `${stage} Job ${current.metadata?.name} is queued (suspended until admitted, e.g. by Kueue)`
-      : `${stage} attempt ${ss.attempt}: ${ss.ready ?? 0}/${current.spec?.parallelism ?? 1} pod(s) ready (Job ${current.metadata?.name})`,
+    current.spec?.suspend ? `${stage} Job ${current.metadata?.name} is queued (suspended until admitted, e.g. by Kueue)` : podsReadyMessage(stage, ss, current),
   );
   if (record) noteResumePoint(record, pods);
   reportScheduling(p, stage, ss, pods);
   reportPodCreation(p, stage, ss, current, pods);
   reportPodReferences(p, missing);
-  p.condition({
-    type: STAGE_CONDITION[stage],
-    status: "False",
-    reason: ss.phase === "Running" ? Reason.Running : Reason.Pending,
-    message: `${stage} attempt ${ss.attempt}: ${ss.phase.toLowerCase()}`,
-  });
+  stageCondition(p, stage, ss);
 }
 
 /**
