@@ -79,7 +79,6 @@ export class Controller {
     const expectations = new Expectations<V1Job>();
     const keyOf = (obj: KubernetesObject) => `${obj.metadata?.namespace}/${obj.metadata?.name}`;
     this.ftjs.on("add", (obj) => expectations.statusObserved(keyOf(obj), obj.metadata?.resourceVersion));
-    this.ftjs.on("update", (obj) => expectations.statusObserved(keyOf(obj), obj.metadata?.resourceVersion));
     this.ftjs.on("delete", (obj) => expectations.forget(keyOf(obj)));
     this.jobs.on("add", (job) => {
       for (const owner of ownerKey(job)) expectations.creationObserved(owner, job.metadata?.name);
@@ -89,7 +88,9 @@ export class Controller {
     const enqueueSelf = (obj: KubernetesObject) => this.queue.add(`${obj.metadata?.namespace}/${obj.metadata?.name}`);
     this.ftjs.on("add", enqueueSelf);
     this.ftjs.on("update", (obj, old) => {
-      if (obj.metadata?.resourceVersion !== old.metadata?.resourceVersion) enqueueSelf(obj);
+      // The echo of the reconciler's own status write has nothing new to decide from (Expectations.statusObserved).
+      const echo = expectations.statusObserved(keyOf(obj), obj.metadata?.resourceVersion);
+      if (obj.metadata?.resourceVersion !== old.metadata?.resourceVersion && !echo) enqueueSelf(obj);
     });
     this.ftjs.on("delete", enqueueSelf);
     const enqueueOwner = (obj: KubernetesObject) => {

@@ -42,7 +42,7 @@ describe("Expectations: creations", () => {
 describe("Expectations: status writes", () => {
   it("waits while the cache shows the version the write replaced", () => {
     const { expect } = clocked();
-    expect.expectStatusWrite("ns/a", "7");
+    expect.expectStatusWrite("ns/a", "7", "8");
     assert.equal(expect.awaitingStatusWrite("ns/a", "7"), true);
     assert.equal(expect.awaitingStatusWrite("ns/b", "7"), false, "per owner");
     assert.equal(expect.awaitingStatusWrite("ns/a", "8"), false, "the cache moved on");
@@ -51,19 +51,34 @@ describe("Expectations: status writes", () => {
 
   it("is cleared by an update event with a newer version, not by one with the old version", () => {
     const { expect } = clocked();
-    expect.expectStatusWrite("ns/a", "7");
+    expect.expectStatusWrite("ns/a", "7", "8");
     expect.statusObserved("ns/a", "7");
     assert.equal(expect.awaitingStatusWrite("ns/a", "7"), true);
     expect.statusObserved("ns/a", "8");
     assert.equal(expect.awaitingStatusWrite("ns/a", "7"), false);
   });
 
+  it("tells the echo of our own write (exactly the version it produced, nobody waiting on it) from any other update", () => {
+    const { expect } = clocked();
+    expect.expectStatusWrite("ns/a", "7", "8");
+    assert.equal(expect.statusObserved("ns/a", "7"), false, "the old version is no echo");
+    assert.equal(expect.statusObserved("ns/a", "8"), true, "the version the write produced: an echo");
+    assert.equal(expect.statusObserved("ns/a", "8"), false, "once");
+    // Someone else wrote after us: the cache jumps past our version, which is news.
+    expect.expectStatusWrite("ns/a", "8", "9");
+    assert.equal(expect.statusObserved("ns/a", "10"), false);
+    // A reconcile that was put off until the write shows must be enqueued by it: not an echo then.
+    expect.expectStatusWrite("ns/a", "10", "11");
+    assert.equal(expect.awaitingStatusWrite("ns/a", "10"), true);
+    assert.equal(expect.statusObserved("ns/a", "11"), false);
+  });
+
   it("expires after the timeout; forget drops everything of an owner", () => {
     const { expect, advance } = clocked();
-    expect.expectStatusWrite("ns/a", "7");
+    expect.expectStatusWrite("ns/a", "7", "8");
     advance(EXPECTATION_TIMEOUT_MS);
     assert.equal(expect.awaitingStatusWrite("ns/a", "7"), false);
-    expect.expectStatusWrite("ns/a", "9");
+    expect.expectStatusWrite("ns/a", "9", "10");
     expect.expectCreation("ns/a", obj("a-train-0"));
     expect.forget("ns/a");
     assert.equal(expect.awaitingStatusWrite("ns/a", "9"), false);

@@ -24,8 +24,11 @@ export class Expectations<T extends { metadata?: { name?: string } }> {
   readonly #now: () => number;
   /** Objects created per owner that the cache has not shown yet. */
   readonly #creations = new Map<string, Array<{ object: T; at: number }>>();
-  /** The resourceVersion a status write was based on, per owner, until the cache shows a newer one. */
-  readonly #statusWrites = new Map<string, { basedOn: string; at: number }>();
+  /**
+   * Per owner, until the cache shows a newer version: the resourceVersion a status write was based on, the one it
+   * produced, and whether a reconcile was put off until the cache shows it.
+   */
+  readonly #statusWrites = new Map<string, { basedOn: string; produced: string; waitedFor: boolean; at: number }>();
 
   constructor(opts: ExpectationsOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? EXPECTATION_TIMEOUT_MS;
@@ -60,20 +63,35 @@ export class Expectations<T extends { metadata?: { name?: string } }> {
    * Records a status write that replaced version `basedOn` with a new one. Only a write that produced a new
    * resourceVersion may be expected: a no-op update produces no event.
    */
-  expectStatusWrite(owner: string, basedOn: string): void {
-    this.#statusWrites.set(owner, { basedOn, at: this.#now() });
+  expectStatusWrite(owner: string, basedOn: string, produced: string): void {
+    this.#statusWrites.set(owner, { basedOn, produced, waitedFor: false, at: this.#now() });
   }
 
-  /** Informer event: the cache shows the owner at `resourceVersion`. */
-  statusObserved(owner: string, resourceVersion: string | undefined): void {
-    if (this.#statusWrites.get(owner)?.basedOn !== resourceVersion) this.#statusWrites.delete(owner);
+  /**
+   * Informer event: the cache shows the owner at `resourceVersion`. Answers whether that version is only the echo
+   * of our own status write: exactly the version the write produced (so nobody else changed the object since the
+   * version it was decided from), with no reconcile put off until it arrived. The planner's decision is a fixed
+   * point of its own output (planner tests, "decide() on its own output is a fixed point"), so deciding again from
+   * the echo finds nothing to do: it needs no reconcile.
+   */
+  statusObserved(owner: string, resourceVersion: string | undefined): boolean {
+    const write = this.#statusWrites.get(owner);
+    if (!write || write.basedOn === resourceVersion) return false;
+    this.#statusWrites.delete(owner);
+    return write.produced === resourceVersion && !write.waitedFor;
   }
 
-  /** True while the cache still shows the owner as it was before our status write (and the write is still expected). */
+  /**
+   * True while the cache still shows the owner as it was before our status write (and the write is still expected):
+   * the caller puts its reconcile off until the write's own event, which then must enqueue it.
+   */
   awaitingStatusWrite(owner: string, cachedResourceVersion: string | undefined): boolean {
     const write = this.#statusWrites.get(owner);
     if (!write) return false;
-    if (write.basedOn === cachedResourceVersion && this.#now() - write.at < this.timeoutMs) return true;
+    if (write.basedOn === cachedResourceVersion && this.#now() - write.at < this.timeoutMs) {
+      write.waitedFor = true;
+      return true;
+    }
     this.#statusWrites.delete(owner);
     return false;
   }
