@@ -99,6 +99,29 @@ describe("Reconciler: its own status write not yet in the cache", () => {
   });
 });
 
+describe("Reconciler: validated specs are kept per generation", () => {
+  it("a spec edit (a new generation) is validated again, not answered from the kept one", async () => {
+    const written: FineTuneJobObject[] = [];
+    let cached = newJob({ preprocess: { enabled: false } });
+    const reconciler = reconcilerOver(() => cached, {
+      replaceStatus: async (obj: FineTuneJobObject) => {
+        written.push(obj);
+        cached = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(written.length + 1) } };
+        return cached;
+      },
+      create: async (o: unknown) => o,
+    });
+    await reconciler.reconcile("ns/demo");
+    assert.equal(written.at(-1)?.status?.conditions?.find((c) => c.type === "Validated")?.status, "True");
+    // The API server moves the generation with the spec: nodes 0 is refused with the key named.
+    cached = { ...cached, metadata: { ...cached.metadata, generation: 2 }, spec: { ...cached.spec, nodes: 0 } };
+    await reconciler.reconcile("ns/demo");
+    const validated = written.at(-1)?.status?.conditions?.find((c) => c.type === "Validated");
+    assert.equal(validated?.status, "False");
+    assert.match(validated?.message ?? "", /spec\.nodes/);
+  });
+});
+
 describe("Reconciler: a Job it created that the cache does not show yet", () => {
   it("is not created again when the job's own update arrives first", async () => {
     const calls: string[] = [];
