@@ -1206,6 +1206,11 @@ describe("decide: conditions", () => {
   });
 });
 
+/** A pod's PodScheduled condition as the scheduler writes it, `ms` before NOW. */
+function unschedulable(message: string, ms: number) {
+  return [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message, lastTransitionTime: new Date(NOW.getTime() - ms) }];
+}
+
 describe("decide: missing references and unschedulable pods", () => {
   const missingConfig = [{ kind: "ConfigMap" as const, name: "nope", path: "spec.configFrom.configMapKeyRef.name" }];
 
@@ -1253,15 +1258,7 @@ describe("decide: missing references and unschedulable pods", () => {
     const t = step(training(ftj().spec({ preprocess: { enabled: false } } as never))).next;
     const stuck = pod("train", 0).build();
     stuck.spec!.nodeName = undefined as never;
-    const unschedulableSince = (ms: number) => [
-      {
-        type: "PodScheduled",
-        status: "False",
-        reason: "Unschedulable",
-        message: "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.",
-        lastTransitionTime: new Date(NOW.getTime() - ms),
-      },
-    ];
+    const unschedulableSince = (ms: number) => unschedulable("0/4 nodes are available: 4 Insufficient nvidia.com/gpu.", ms);
     // Within the grace period (a claim still binding, an autoscaler at work): nothing yet, a look when it ends.
     stuck.status = { phase: "Pending", conditions: unschedulableSince(UNSCHEDULABLE_GRACE_MS - 5_000) };
     const early = decide(observe(t, { jobs: [job("train", 0).active(1, 0)], pods: [stuck] }));
@@ -1293,16 +1290,11 @@ describe("decide: pods waiting for their claim to bind", () => {
     const t = step(training(ftj().spec({ preprocess: { enabled: false } } as never))).next;
     const waiting = pod("train", 0).build();
     waiting.spec!.nodeName = undefined as never;
-    const unboundSince = (ms: number) => [
-      {
-        type: "PodScheduled",
-        status: "False",
-        reason: "Unschedulable",
-        message:
-          "0/14 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/14 nodes are available: 14 Preemption is not helpful for scheduling.",
-        lastTransitionTime: new Date(NOW.getTime() - ms),
-      },
-    ];
+    const unboundSince = (ms: number) =>
+      unschedulable(
+        "0/14 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/14 nodes are available: 14 Preemption is not helpful for scheduling.",
+        ms,
+      );
     // Past the general grace, still within the claim's: nothing to report, a look when the claim's grace ends.
     waiting.status = { phase: "Pending", conditions: unboundSince(UNSCHEDULABLE_GRACE_MS + 60_000) };
     const early = decide(observe(t, { jobs: [job("train", 0).active(1, 0)], pods: [waiting] }));
