@@ -85,7 +85,7 @@ export function trimClaim(pvc: V1PersistentVolumeClaim): V1PersistentVolumeClaim
 
 /**
  * Whether an update changed what the controller reads of a trimmed child: one that differs only in resourceVersion
- * (a claim being bound, a Service's endpoints-related writes, a Job field the trim drops) needs no reconcile.
+ * (a claim being bound, a Job field the trim drops) needs no reconcile.
  */
 export function changedForController(now: KubernetesObject, before: KubernetesObject): boolean {
   if (now.metadata?.resourceVersion === before.metadata?.resourceVersion) return false;

@@ -618,6 +618,7 @@ describe("decide: stages", () => {
     assert.equal(d.status.stages?.train?.phase, "Pending");
     assert.match(d.status.message!, /queued/);
     assert.equal(cond(d.status, "Trained")?.reason, "Pending");
+    assert.equal(d.statusChanged, false, "the pass that created the Job (rendered suspended for Kueue) said so already");
   });
 
   it("a running Job suspended by Kueue (preempted workload) shows no pods, not its last counts", () => {

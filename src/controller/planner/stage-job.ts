@@ -6,8 +6,11 @@ import type { Rendered } from "../../render/children.ts";
 import { Reason } from "../reasons.ts";
 import { STAGE_CONDITION, STAGE_PHASE, type Planner } from "./context.ts";
 
-export function podsReadyMessage(stage: Stage, ss: StageStatus, job: V1Job): string {
-  return `${stage} attempt ${ss.attempt}: ${ss.ready ?? 0}/${job.spec?.parallelism ?? 1} pod(s) ready (Job ${job.metadata?.name})`;
+/** The stage's status message while its Job exists: queued (suspended, e.g. by Kueue), or how many pods are ready. */
+export function stageJobMessage(stage: Stage, ss: StageStatus, job: V1Job): string {
+  return job.spec?.suspend
+    ? `${stage} Job ${job.metadata?.name} is queued (suspended until admitted, e.g. by Kueue)`
+    : `${stage} attempt ${ss.attempt}: ${ss.ready ?? 0}/${job.spec?.parallelism ?? 1} pod(s) ready (Job ${job.metadata?.name})`;
 }
 
 export function stageCondition(p: Planner, stage: Stage, ss: StageStatus): void {
@@ -21,14 +24,14 @@ export function stageCondition(p: Planner, stage: Stage, ss: StageStatus): void 
 
 /**
  * Creates an attempt's Job and says in status what the next pass will say once the cache shows the Job without
- * pods (no pod ready, the stage pending): that pass then changes nothing, instead of costing one more status write
+ * pods (no pod ready or queued, the stage pending): that pass then changes nothing, instead of costing one more status write
  * per stage (the merge Job's pod is often created after the Job is first seen).
  */
 export function createStageJob(p: Planner, stage: Stage, ss: StageStatus, job: Rendered<V1Job>): void {
   ss.phase = "Pending";
   ss.active = 0;
   ss.ready = 0;
-  p.conclude(STAGE_PHASE[stage], job.spec?.suspend ? `${stage} attempt ${ss.attempt}: Job ${ss.jobName}` : podsReadyMessage(stage, ss, job));
-  if (!job.spec?.suspend) stageCondition(p, stage, ss);
+  p.conclude(STAGE_PHASE[stage], stageJobMessage(stage, ss, job));
+  stageCondition(p, stage, ss);
   p.create(job);
 }

@@ -16,7 +16,7 @@ import { attemptEnded, closeAttempt, noteResumePoint, startNextAttempt } from ".
 import { STAGE_CONDITION, STAGE_PHASE, attemptOf, jobCondition, type Planner } from "./context.ts";
 import { smokeTestPassed } from "./health.ts";
 import { reportPodCreation, reportPodReferences, reportScheduling } from "./pods.ts";
-import { createStageJob, podsReadyMessage, stageCondition } from "./stage-job.ts";
+import { createStageJob, stageCondition, stageJobMessage } from "./stage-job.ts";
 
 /**
  * Creates the missing base objects; true when all of them are observed. Never waits for the claim to bind
@@ -126,10 +126,7 @@ export function runStage(p: Planner, input: RenderInput, desired: DesiredObjects
   // the Job shows no active pod (and may not have counted the exit yet), which is not a return to Pending.
   const started = ss.phase === "Running" || (current.status?.active ?? 0) + (current.status?.succeeded ?? 0) + (current.status?.failed ?? 0) > 0;
   ss.phase = current.spec?.suspend ? "Pending" : started ? "Running" : "Pending";
-  p.conclude(
-    STAGE_PHASE[stage],
-    current.spec?.suspend ? `${stage} Job ${current.metadata?.name} is queued (suspended until admitted, e.g. by Kueue)` : podsReadyMessage(stage, ss, current),
-  );
+  p.conclude(STAGE_PHASE[stage], stageJobMessage(stage, ss, current));
   if (record) noteResumePoint(record, pods);
   reportScheduling(p, stage, ss, pods);
   reportPodCreation(p, stage, ss, current, pods);
