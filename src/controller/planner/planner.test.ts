@@ -1291,9 +1291,10 @@ describe("decide: pods waiting for their claim to bind", () => {
     const t = step(training(ftj().spec({ preprocess: { enabled: false } } as never))).next;
     const waiting = pod("train", 0).build();
     waiting.spec!.nodeName = undefined as never;
+    // Taken from the test cluster's kube-scheduler 1.33: a pod whose claim's Immediate class nothing provisions.
     const unboundSince = (ms: number) =>
       unschedulable(
-        "0/14 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/14 nodes are available: 14 Preemption is not helpful for scheduling.",
+        "0/4 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/4 nodes are available: 4 Preemption is not helpful for scheduling.",
         ms,
       );
     // Past the general grace, still within the claim's: nothing to report, a look when the claim's grace ends.
