@@ -28,6 +28,8 @@ export interface ControllerOptions {
   namespace?: string;
   concurrency?: number;
   resyncIntervalMs?: number;
+  /** How long a child's change waits for its siblings before the owner is reconciled (CHILD_EVENT_BATCH_MS). */
+  childEventBatchMs?: number;
   queueMetrics?: QueueMetrics;
   onDecision?: ConstructorParameters<typeof Reconciler>[0]["onDecision"];
   /** Called after every reconcile with its outcome and duration (metrics). */
@@ -37,6 +39,13 @@ export interface ControllerOptions {
 const OWNED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_JOB_NAME}`;
 const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
 const BY_JOB = "byJob";
+/**
+ * A child's change (a pod, a Job, a claim) reaches the owner's reconcile this much later, together with whatever else
+ * changed meanwhile. One transition moves several objects within about a second: a pod runs, then the Job
+ * controller, which batches pod changes for 1 s itself, counts it ready; a pod exits, then its Job finishes. Each
+ * reconciled alone cost a reconcile apiece and at times a status write for a state that lasted a second.
+ */
+export const CHILD_EVENT_BATCH_MS = 1000;
 
 function collection(group: string, version: string, resource: string, namespace?: string): string {
   const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
@@ -93,8 +102,9 @@ export class Controller {
       if (obj.metadata?.resourceVersion !== old.metadata?.resourceVersion && !echo) enqueueSelf(obj);
     });
     this.ftjs.on("delete", enqueueSelf);
+    const batchMs = opts.childEventBatchMs ?? CHILD_EVENT_BATCH_MS;
     const enqueueOwner = (obj: KubernetesObject) => {
-      for (const key of ownerKey(obj)) this.queue.add(key);
+      for (const key of ownerKey(obj)) this.queue.addAfter(key, batchMs);
       // The shared launcher ConfigMap belongs to no one job: when it appears or goes, every job of its namespace may care.
       if (obj.metadata?.labels?.[LABEL_COMPONENT] === "launcher") {
         for (const ftj of this.ftjs.list()) if (ftj.metadata?.namespace === obj.metadata.namespace) enqueueSelf(ftj);
