@@ -3,6 +3,18 @@ import type { FineTuneJobSpec } from "../api/schema.ts";
 
 /** Hash of the spec parts a started run is bound to; a change after start is reported as SpecChangeRejected. */
 export function specHash(spec: FineTuneJobSpec): string {
+  let hash = hashes.get(spec);
+  if (hash === undefined) hashes.set(spec, (hash = computeSpecHash(spec)));
+  return hash;
+}
+
+/**
+ * The reconciler validates a spec once per generation and hands every later pass the same frozen object, so the
+ * hash is kept per object; a new generation is a new object.
+ */
+const hashes = new WeakMap<FineTuneJobSpec, string>();
+
+function computeSpecHash(spec: FineTuneJobSpec): string {
   const bound = { config: spec.config ?? null, configFrom: spec.configFrom ?? null, image: spec.image, nodes: spec.nodes, gpusPerNode: spec.gpusPerNode };
   return createHash("sha256").update(canonical(bound)).digest("hex").slice(0, 16);
 }

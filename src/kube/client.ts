@@ -162,12 +162,15 @@ export class KubeClient {
       controller.abort();
       done(timedOut ? timeoutError(this.#watchInactivityMs) : err);
     };
+    // One timer per watch, pushed back on every chunk (refresh) rather than a new timer per chunk: a busy watch
+    // receives thousands of chunks a minute.
     const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        timedOut = true;
-        finish(null);
-      }, this.#watchInactivityMs).unref();
+      if (timer) timer.refresh();
+      else
+        timer = setTimeout(() => {
+          timedOut = true;
+          finish(null);
+        }, this.#watchInactivityMs).unref();
     };
     controller.signal.addEventListener("abort", () => finish(null), { once: true });
     arm();

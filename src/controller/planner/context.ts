@@ -13,6 +13,8 @@ import type { Action, Observed, PlannedEvent } from "./types.ts";
 
 export class Planner {
   readonly status: FineTuneJobStatus;
+  /** The recorded status as JSON, to tell whether the decided one differs (decide.ts). */
+  readonly recordedStatusJson: string;
   readonly actions: Action[] = [];
   readonly events: PlannedEvent[] = [];
   requeueAfterMs: number | undefined;
@@ -25,7 +27,9 @@ export class Planner {
 
   constructor(obs: Observed) {
     this.obs = obs;
-    this.status = structuredClone(obs.ftj.status ?? {}) as FineTuneJobStatus;
+    // Status came from JSON (the API server), so a JSON round trip copies it whole, and cheaper than structuredClone.
+    this.recordedStatusJson = JSON.stringify(obs.ftj.status ?? {});
+    this.status = JSON.parse(this.recordedStatusJson) as FineTuneJobStatus;
     this.now = obs.now.toISOString();
     this.nowMs = obs.now.getTime();
     this.generation = obs.ftj.metadata.generation;

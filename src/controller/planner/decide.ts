@@ -35,7 +35,7 @@ export function decide(obs: Observed): Decision {
   const before = obs.ftj.status ?? {};
   if (!obs.ftj.metadata.deletionTimestamp) run(p);
   writeOutcome(p);
-  const statusChanged = !isDeepStrictEqual(stripUndefined(before), stripUndefined(p.status));
+  const statusChanged = !sameAsJson(p.recordedStatusJson, p.status);
   if (statusChanged && before.phase !== p.status.phase && p.status.phase && p.status.phase in PHASE_EVENT_REASON) {
     p.event(p.status.phase === "Failed" ? "Warning" : "Normal", PHASE_EVENT_REASON[p.status.phase]!, p.status.message ?? `phase ${p.status.phase}`);
   }
@@ -109,7 +109,11 @@ function jobRef(ftj: FineTuneJobObject) {
   return { name: ftj.metadata.name ?? "", namespace: ftj.metadata.namespace ?? "", uid: ftj.metadata.uid ?? "" };
 }
 
-/** JSON round-trip semantics: undefined members are absent. */
-function stripUndefined<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value ?? {})) as T;
+/**
+ * Whether `value` is, as JSON (undefined members absent), what `json` says. Most passes change nothing, and the same
+ * text answers that at once; different text may still be the same object with its keys in another order.
+ */
+function sameAsJson(json: string, value: unknown): boolean {
+  const text = JSON.stringify(value ?? {});
+  return text === json || isDeepStrictEqual(JSON.parse(text), JSON.parse(json));
 }
