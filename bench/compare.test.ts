@@ -91,5 +91,8 @@ describe("comparison tables", () => {
     assert.match(md, /took 300 s/);
     assert.match(md, /\*\*N=100\*\*, 1 pair\n/);
     assert.match(md, /- kubeflow-trainer N=1 pair 9: jobset exited/);
+    const flagged = renderCompareMarkdown({ ...r, options: { ...r.options, nodeFlags: ["--no-opt", "--no-maglev"] } });
+    assert.match(flagged, /\*\*finetune-operator\*\* \(lifecycle train-only; node --no-opt --no-maglev\) against/);
+    assert.match(renderCompareMarkdown({ ...r, options: { ...r.options, nodeFlags: [] } }), /\(lifecycle train-only; node without flags\)/);
   });
 });

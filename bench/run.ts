@@ -16,6 +16,8 @@
  *                                                   (--update-readme: between <!-- bench-compare:<lifecycle>:start --> and :end)
  *   npm run bench -- --compare kubeflow --lifecycle train-only
  *                                                   ours without merge, in an existing claim: what a TrainJob does
+ *   npm run bench -- --node-flags "--lite-mode"     ours under other node flags than the Deployment's args (V8's
+ *                                                   compilers: the chart's heap.compilers); "" for none
  *
  * Kubeflow Trainer and JobSet are built from their Go modules on first use (cached by version
  * beside the control plane's binaries); the run prints how long that took.
@@ -40,8 +42,8 @@ import { KubeflowTrainer } from "./sut/kubeflow-trainer.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const RESULTS_DIR = join(ROOT, "bench", "results");
-const SUTS: Record<string, (lifecycle: Lifecycle) => SystemUnderTest> = {
-  "finetune-operator": (lifecycle) => new FinetuneOperator(lifecycle),
+const SUTS: Record<string, (lifecycle: Lifecycle, nodeFlags?: string[]) => SystemUnderTest> = {
+  "finetune-operator": (lifecycle, nodeFlags) => new FinetuneOperator(lifecycle, nodeFlags),
   kubeflow: () => new KubeflowTrainer(),
 };
 const SCENARIOS = ["burst", "steady", "recovery"] as const;
@@ -61,6 +63,7 @@ const { values } = parseArgs({
     compare: { type: "string" },
     pairs: { type: "string", default: "3" },
     lifecycle: { type: "string", default: "full" },
+    "node-flags": { type: "string" },
     "cluster-dir": { type: "string" },
     "keep-cluster": { type: "boolean", default: false },
     out: { type: "string" },
@@ -164,7 +167,8 @@ async function main(): Promise<void> {
   if (!LIFECYCLES.includes(lifecycle)) throw new Error(`--lifecycle must be one of ${LIFECYCLES.join(", ")}`);
   const makeSut = SUTS[values.sut!];
   if (!makeSut) throw new Error(`unknown --sut ${values.sut}; one of ${Object.keys(SUTS).join(", ")}`);
-  const sut = makeSut(lifecycle);
+  const nodeFlags = values["node-flags"]?.split(/\s+/).filter(Boolean);
+  const sut = makeSut(lifecycle, nodeFlags);
   const compare = values.compare;
   if (compare !== undefined && (!SUTS[compare] || compare === values.sut))
     throw new Error(
@@ -212,6 +216,7 @@ async function main(): Promise<void> {
       concurrency,
       auditUser: sut.userNames.join(", "),
       lifecycle,
+      ...(sut instanceof FinetuneOperator ? { nodeFlags: sut.nodeFlags } : {}),
       ...(other ? { compare: other.name, ours: sut.name, pairs, auditUsers } : {}),
     },
     sut: sut.name,

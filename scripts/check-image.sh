@@ -80,12 +80,12 @@ step "runtime: every module of dist/ imports with production dependencies only"
   console.log(`imported ${files.length} modules; launcher: ${Object.keys(src).length} Python modules, ${bytes} bytes`);
 ') || fail "a runtime module does not load"
 
-# Runs the operator from $app as the image does (cwd /app, `node --lite-mode dist/main.js`); waits for its "starting" log line.
+# Runs the operator from $app as the image does (cwd /app, `node --no-opt --no-maglev dist/main.js`); waits for its "starting" log line.
 start_operator() { # kubeconfig log extra-args...
   local kubeconfig=$1 log=$2; shift 2
   (cd "$app" && exec env -i PATH=/usr/bin:/bin HOME="$tmp" NODE_ENV=production KUBECONFIG="$kubeconfig" \
     POD_NAME=check-image POD_NAMESPACE=default FINETUNE_PORT=0 FINETUNE_BIND_ADDRESS=127.0.0.1 \
-    "$node_bin" --lite-mode dist/main.js "$@" >"$log" 2>&1) &
+    "$node_bin" --no-opt --no-maglev dist/main.js "$@" >"$log" 2>&1) &
   op_pid=$!
   for _ in $(seq 1 100); do
     port="$(grep -o '"port":[0-9]*,[^}]*"msg":"starting"' "$log" 2>/dev/null | head -1 | sed 's/"port":\([0-9]*\).*/\1/')" || true

@@ -51,8 +51,17 @@ export class FinetuneOperator implements SystemUnderTest {
   readonly #lifecycle: Lifecycle;
   #admin: KubeClients | undefined;
 
-  constructor(lifecycle: Lifecycle = "full") {
+  /** node's flags instead of the Deployment's args (--node-flags): to measure another heap.compilers setting. */
+  readonly #nodeFlags: string[] | undefined;
+
+  /** What node runs with: the Deployment's args before the program, unless --node-flags said otherwise. */
+  get nodeFlags(): string[] {
+    return this.#nodeFlags ?? deploymentNodeFlags(this.#deployment);
+  }
+
+  constructor(lifecycle: Lifecycle = "full", nodeFlags?: string[]) {
     this.#lifecycle = lifecycle;
+    this.#nodeFlags = nodeFlags;
     this.#objects = parseAllDocuments(readFileSync(MANIFESTS, "utf8"))
       .map((d) => d.toJS() as KubernetesObject | null)
       .filter((o): o is KubernetesObject => o !== null);
@@ -150,7 +159,7 @@ export class FinetuneOperator implements SystemUnderTest {
       env,
       extraArgs,
       entry: this.#entry!,
-      nodeFlags: deploymentNodeFlags(this.#deployment),
+      nodeFlags: this.nodeFlags,
     });
     this.#op = op;
     let stderr = "";

@@ -57,7 +57,7 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** The program: src/main.ts (default), or a compiled dist/main.js (the benchmark measures what the image runs). */
   entry?: string;
-  /** node's own flags before the program (the Deployment's args, such as --lite-mode). */
+  /** node's own flags before the program (the Deployment's args, such as --no-opt --no-maglev). */
   nodeFlags?: string[];
 }
 
