@@ -3,6 +3,7 @@ import type { FineTuneJobSpec } from "../api/schema.ts";
 
 /** Hash of the spec parts a started run is bound to; a change after start is reported as SpecChangeRejected. */
 export function specHash(spec: FineTuneJobSpec): string {
+  if (!Object.isFrozen(spec) || !Object.isFrozen(spec.config ?? {})) return computeSpecHash(spec);
   let hash = hashes.get(spec);
   if (hash === undefined) hashes.set(spec, (hash = computeSpecHash(spec)));
   return hash;
@@ -10,7 +11,8 @@ export function specHash(spec: FineTuneJobSpec): string {
 
 /**
  * The reconciler validates a spec once per generation and hands every later pass the same frozen object, so the
- * hash is kept per object; a new generation is a new object.
+ * hash of a frozen spec is kept per object (a new generation is a new object); one that can still change is hashed
+ * every time.
  */
 const hashes = new WeakMap<FineTuneJobSpec, string>();
 
