@@ -292,6 +292,15 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
     assert.ok(!noSecret.some((e) => e.name === "OTEL_EXPORTER_OTLP_HEADERS"));
   });
 
+  test("heap.compilers sets node's flags in the container's args, before the program", async () => {
+    const args = async (compilers?: string) =>
+      deployment(await template(compilers ? [`heap.compilers=${compilers}`] : [])).spec.template.spec.containers[0]!.args;
+    assert.deepEqual(await args(), ["--no-opt", "--no-maglev", "dist/main.js"], "baseline by default");
+    assert.deepEqual(await args("baseline"), ["--no-opt", "--no-maglev", "dist/main.js"]);
+    assert.deepEqual(await args("lite"), ["--lite-mode", "dist/main.js"]);
+    assert.deepEqual(await args("all"), ["dist/main.js"]);
+  });
+
   test("image digest wins over the tag", async () => {
     const digest = `sha256:${"a".repeat(64)}`;
     const d = deployment(await template([`image.digest=${digest}`, "image.tag=9.9.9"]));
@@ -314,6 +323,8 @@ describe("Helm chart and generated manifests", { timeout: 600_000 }, () => {
       [["otlp.endpoint=otel-collector:4317"], /endpoint/],
       [["otlp.traceSampleRatio=2"], /traceSampleRatio/],
       [["progress.logIntervalSeconds=-1"], /logIntervalSeconds/],
+      [["heap.compilers=turbo"], /compilers/],
+      [["heap.liteMode=true"], /additional properties 'liteMode'/],
     ];
     for (const [values, message] of bad) {
       await assert.rejects(template(values), message, `--set ${values.join(" ")} should be rejected`);
