@@ -16,8 +16,9 @@
  *                                                   (--update-readme: between <!-- bench-compare:<lifecycle>:start --> and :end)
  *   npm run bench -- --compare kubeflow --lifecycle train-only
  *                                                   ours without merge, in an existing claim: what a TrainJob does
- *   npm run bench -- --node-flags "--lite-mode"     ours under other node flags than the Deployment's args (V8's
- *                                                   compilers: the chart's heap.compilers); "" for none
+ *   npm run bench -- --node-flags="--lite-mode"     ours under other node flags than the Deployment's args (V8's
+ *                                                   compilers: the chart's heap.compilers); --node-flags= for none
+ *                                                   (the = is needed: the value starts with a dash)
  *
  * Kubeflow Trainer and JobSet are built from their Go modules on first use (cached by version
  * beside the control plane's binaries); the run prints how long that took.
