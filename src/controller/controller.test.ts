@@ -12,13 +12,28 @@ import { DEFAULT_PLANNER_SETTINGS } from "./planner/index.ts";
  */
 class FakeClient {
   readonly watches = new Map<string, WatchCallback>();
+  readonly #opened = new Map<string, () => void>();
+  readonly #opening = new Map<string, Promise<void>>();
+
+  /** Resolves once the informer of `resource` watches (it lists first). */
+  watching(resource: string): Promise<void> {
+    let opening = this.#opening.get(resource);
+    if (!opening) {
+      opening = new Promise((resolve) => this.#opened.set(resource, resolve));
+      this.#opening.set(resource, opening);
+    }
+    return opening;
+  }
 
   async get(): Promise<unknown> {
     return { apiVersion: "v1", kind: "List", metadata: { resourceVersion: "1" }, items: [] };
   }
 
   async watch(path: string, _query: unknown, callback: WatchCallback): Promise<AbortController> {
-    this.watches.set(path.split("/").pop()!, callback);
+    const resource = path.split("/").pop()!;
+    this.watches.set(resource, callback);
+    void this.watching(resource);
+    this.#opened.get(resource)!();
     return new AbortController();
   }
 
@@ -64,9 +79,7 @@ describe("Controller event routing", () => {
     queue.add = (key) => void calls.push(`add ${key}`);
     queue.addAfter = (key, ms) => void calls.push(`addAfter ${key} ${ms}`);
     await controller.startCaches();
-    for (const resource of ["finetunejobs", "jobs", "pods", "configmaps", "services", "persistentvolumeclaims"]) {
-      await waitUntil(() => client.watches.has(resource), `a watch of ${resource}`);
-    }
+    await Promise.all(["finetunejobs", "jobs", "pods", "configmaps", "services", "persistentvolumeclaims"].map((r) => client.watching(r)));
     return { client, calls };
   }
 
@@ -99,8 +112,3 @@ describe("Controller event routing", () => {
     assert.deepEqual(calls, ["addAfter ns/demo 0"]);
   });
 });
-
-async function waitUntil(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  assert.ok(cond(), what);
-}
