@@ -14,12 +14,13 @@ import type { FineTuneJobObject } from "../../src/api/schema.ts";
 import { stateDir } from "../../e2e/cluster/cluster.ts";
 import { applyObjects, FATE_ANNOTATION, RUN_SECONDS_ANNOTATION, STORAGE_CLASS, waitFor, type KubeClients } from "../../e2e/lib/index.ts";
 import { ftjManifest } from "../../e2e/lib/ftj.ts";
-import { applyCrdObject, deploymentEnv, deploymentNodeFlags, writeServiceAccountKubeconfig } from "../../e2e/lib/install.ts";
+import { applyCrdObject, deploymentEnv, deploymentNodeFlags, imageEnv, writeServiceAccountKubeconfig } from "../../e2e/lib/install.ts";
 import { startOperator, type OperatorProcess } from "../../e2e/lib/operator.ts";
 import { buildOperator } from "./build-operator.ts";
 import type { JobShape, Owner, SutStartOptions, SystemUnderTest } from "./types.ts";
 
 const MANIFESTS = fileURLToPath(new URL("../../manifests/finetune-operator.yaml", import.meta.url));
+const DOCKERFILE = fileURLToPath(new URL("../../Dockerfile", import.meta.url));
 const COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index";
 
 /**
@@ -97,9 +98,15 @@ export class FinetuneOperator implements SystemUnderTest {
     await writeServiceAccountKubeconfig(admin, this.#kubeconfig, this.namespace, this.serviceAccount, 24 * 3600);
   }
 
-  /** The Deployment container's environment, with the downward API resolved for a made-up pod name. */
+  /**
+   * The container's environment: the image's ENV (NODE_ENV=production), then the Deployment's on top as the kubelet
+   * does, with the downward API resolved for a made-up pod name.
+   */
   #env(): Record<string, string> {
-    return deploymentEnv(this.#deployment, { name: `${this.#deployment.metadata!.name}-bench-0`, namespace: this.namespace });
+    return {
+      ...imageEnv(readFileSync(DOCKERFILE, "utf8")),
+      ...deploymentEnv(this.#deployment, { name: `${this.#deployment.metadata!.name}-bench-0`, namespace: this.namespace }),
+    };
   }
 
   async start(opts: SutStartOptions): Promise<void> {
@@ -112,7 +119,9 @@ export class FinetuneOperator implements SystemUnderTest {
     await this.#launch();
     this.settings = {
       lifecycle: this.#lifecycle,
-      program: `node ${[...deploymentNodeFlags(this.#deployment), "dist/main.js"].join(" ")} (compiled, as in the image)`,
+      program: `${Object.entries(imageEnv(readFileSync(DOCKERFILE, "utf8")))
+        .map(([k, v]) => `${k}=${v} `)
+        .join("")}node ${[...this.nodeFlags, "dist/main.js"].join(" ")} (compiled, as in the image)`,
       leaderElect: true,
       concurrency: Number(env.FINETUNE_CONCURRENCY ?? 8),
       resyncSeconds: opts.resyncSeconds ?? Number(env.FINETUNE_RESYNC_SECONDS ?? 600),

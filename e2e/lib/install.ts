@@ -74,6 +74,23 @@ export function deploymentNodeFlags(deployment: V1Deployment): string[] {
   return args.slice(0, -1);
 }
 
+/**
+ * The runtime stage's `ENV` of a Dockerfile (after its last FROM), one `ENV KEY=value` per line as ours writes them:
+ * the environment the image gives the operator before the Deployment's own. NODE_ENV=production, for one, turns off
+ * the informers' deep freeze (a development guard against mutating the cache).
+ */
+export function imageEnv(dockerfile: string): Record<string, string> {
+  const lines = dockerfile.split("\n");
+  const runtime = lines.slice(lines.findLastIndex((l) => /^FROM\s/i.test(l)) + 1);
+  const env: Record<string, string> = {};
+  for (const line of runtime) {
+    const m = /^ENV\s+([A-Za-z_][A-Za-z0-9_]*)=(\S*)\s*$/i.exec(line);
+    if (m) env[m[1]!] = m[2]!;
+    else if (/^ENV\s/i.test(line)) throw new Error(`Dockerfile: write ENV as one KEY=value per line, got ${JSON.stringify(line)}`);
+  }
+  return env;
+}
+
 /** The environment the Deployment's container would get, with the downward API resolved for a pod of that name. */
 export function deploymentEnv(deployment: V1Deployment, pod: { name: string; namespace: string }): Record<string, string> {
   const env: Record<string, string> = {};
