@@ -94,5 +94,7 @@ describe("comparison tables", () => {
     const flagged = renderCompareMarkdown({ ...r, options: { ...r.options, nodeFlags: ["--no-opt", "--no-maglev"] } });
     assert.match(flagged, /\*\*finetune-operator\*\* \(lifecycle train-only; node --no-opt --no-maglev\) against/);
     assert.match(renderCompareMarkdown({ ...r, options: { ...r.options, nodeFlags: [] } }), /\(lifecycle train-only; node without flags\)/);
+    const withEnv = renderCompareMarkdown({ ...r, options: { ...r.options, nodeFlags: ["--no-opt"], env: { NODE_ENV: "production" } } });
+    assert.match(withEnv, /\(lifecycle train-only; NODE_ENV=production node --no-opt\) against/);
   });
 });

@@ -105,8 +105,9 @@ export function renderCompareMarkdown(r: BenchResults): string {
   const m = r.machine;
   const lifecycle = String(r.options["lifecycle"] ?? "full");
   const flags = r.options["nodeFlags"] as string[] | undefined;
+  const env = Object.entries((r.options["env"] as Record<string, string> | undefined) ?? {}).map(([k, v]) => `${k}=${v} `);
   const head =
-    `Run ${r.startedAt}: **${oursName}** (lifecycle ${lifecycle}${flags ? `; node ${flags.join(" ") || "without flags"}` : ""}) against **${theirsName}**, alternating pairs of the burst scenario ` +
+    `Run ${r.startedAt}: **${oursName}** (lifecycle ${lifecycle}${flags ? `; ${env.join("")}node ${flags.join(" ") || "without flags"}` : ""}) against **${theirsName}**, alternating pairs of the burst scenario ` +
     `(${r.options["concurrency"]} create calls in flight; 1 GPU each, pods succeed after 1 s); ${m.cpus} CPU cores (${m.cpuModel}), ` +
     `${r.cluster.nodes} kwok nodes × ${r.cluster.gpusPerNode} GPUs. ${m.note}` +
     (r.options["theirsBuildSeconds"] !== undefined

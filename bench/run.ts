@@ -217,7 +217,7 @@ async function main(): Promise<void> {
       concurrency,
       auditUser: sut.userNames.join(", "),
       lifecycle,
-      ...(sut instanceof FinetuneOperator ? { nodeFlags: sut.nodeFlags } : {}),
+      ...(sut instanceof FinetuneOperator ? { nodeFlags: sut.nodeFlags, env: sut.imageEnv } : {}),
       ...(other ? { compare: other.name, ours: sut.name, pairs, auditUsers } : {}),
     },
     sut: sut.name,

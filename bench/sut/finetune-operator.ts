@@ -60,6 +60,11 @@ export class FinetuneOperator implements SystemUnderTest {
     return this.#nodeFlags ?? deploymentNodeFlags(this.#deployment);
   }
 
+  /** The image's ENV (the Dockerfile's runtime stage), which the process gets under the Deployment's env. */
+  get imageEnv(): Record<string, string> {
+    return imageEnv(readFileSync(DOCKERFILE, "utf8"));
+  }
+
   constructor(lifecycle: Lifecycle = "full", nodeFlags?: string[]) {
     this.#lifecycle = lifecycle;
     this.#nodeFlags = nodeFlags;
@@ -104,7 +109,7 @@ export class FinetuneOperator implements SystemUnderTest {
    */
   #env(): Record<string, string> {
     return {
-      ...imageEnv(readFileSync(DOCKERFILE, "utf8")),
+      ...this.imageEnv,
       ...deploymentEnv(this.#deployment, { name: `${this.#deployment.metadata!.name}-bench-0`, namespace: this.namespace }),
     };
   }
@@ -119,7 +124,7 @@ export class FinetuneOperator implements SystemUnderTest {
     await this.#launch();
     this.settings = {
       lifecycle: this.#lifecycle,
-      program: `${Object.entries(imageEnv(readFileSync(DOCKERFILE, "utf8")))
+      program: `${Object.entries(this.imageEnv)
         .map(([k, v]) => `${k}=${v} `)
         .join("")}node ${[...this.nodeFlags, "dist/main.js"].join(" ")} (compiled, as in the image)`,
       leaderElect: true,
