@@ -135,6 +135,7 @@ export class Controller {
       identity: opts.identity,
       expectations,
       ...(opts.onDecision ? { onDecision: opts.onDecision } : {}),
+      requeue: (key) => this.queue.add(key),
     });
   }
 

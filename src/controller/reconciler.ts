@@ -22,8 +22,9 @@ import { trimJob } from "./cache-shape.ts";
 import { buildEvent } from "./events.ts";
 import { EventRecorder } from "./event-recorder.ts";
 import { Reason } from "./reasons.ts";
+import { PodCreateDiagnosis } from "./pod-create-diagnosis.ts";
 import { recordSmokeAnswers } from "./smoke-answers.ts";
-import { decide, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./planner/index.ts";
+import { decide, POD_CREATE_RECHECK_MS, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./planner/index.ts";
 
 /** Read-only views of the informer caches the reconciler needs. */
 export interface Caches {
@@ -51,6 +52,8 @@ export interface ReconcilerDeps {
   expectations?: Expectations<V1Job>;
   /** Called with every decision (metrics: phase transitions, stage durations). */
   onDecision?: (ftj: FineTuneJobObject, status: FineTuneJobObject["status"]) => void;
+  /** Reconcile a job again soon (the controller's queue): a background lookup found something its last pass did not see. */
+  requeue?: (key: string) => void;
 }
 
 let reconcileCounter = 0;
@@ -75,6 +78,8 @@ export class Reconciler {
   readonly #lastStatusWrite = new Map<string, number>();
   /** Existing output claims (`namespace/name`) seen lately, and when: jobs sharing one claim check it once a minute, not each. */
   readonly #claimsSeen = new Map<string, number>();
+  /** FailedCreate Events of podless Jobs, listed in the background, a few at a time. */
+  readonly #podCreates: PodCreateDiagnosis;
 
   constructor(deps: ReconcilerDeps) {
     this.#deps = deps;
@@ -83,6 +88,13 @@ export class Reconciler {
       { create: (e) => deps.api.createEvent(e), patch: (ns, name, body) => deps.api.patchEvent(ns, name, body) },
       deps.now ? { now: () => deps.now!().getTime() } : {},
     );
+    this.#podCreates = new PodCreateDiagnosis({
+      lookup: (ns, jobName) => deps.api.podCreateFailure(ns, jobName),
+      requeue: (key) => deps.requeue?.(key),
+      logger: deps.logger,
+      recheckMs: POD_CREATE_RECHECK_MS,
+      ...(deps.now ? { now: () => deps.now!().getTime() } : {}),
+    });
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
@@ -191,7 +203,7 @@ export class Reconciler {
         jobs: this.#observedJobs(`${ns}/${name}`, caches.jobsOf(ns, name)),
         pods: caches.podsOf(ns, name),
       },
-      ...(await this.#podCreateFailures(ns, caches.jobsOf(ns, name), caches.podsOf(ns, name), now)),
+      ...this.#podCreateFailures(`${ns}/${name}`, ns, caches.jobsOf(ns, name), caches.podsOf(ns, name), now),
       settings,
       now,
     };
@@ -218,22 +230,17 @@ export class Reconciler {
   }
 
   /**
-   * FailedCreate Events of Jobs that have had no pod for POD_CREATE_CHECK_MS: a refused pod create (Pod Security,
-   * quota, LimitRange, unknown PriorityClass) is visible nowhere else. Only such Jobs cost a LIST of Events.
+   * Refusals found in the FailedCreate Events of Jobs that have had no pod for POD_CREATE_CHECK_MS (a refused pod
+   * create is visible nowhere else). The LISTs run in the background (pod-create-diagnosis.ts): this pass uses what
+   * they found so far, and a new finding requeues the job.
    */
-  async #podCreateFailures(ns: string, jobs: readonly V1Job[], pods: readonly V1Pod[], now: Date): Promise<{ podCreateFailures?: Record<string, string> }> {
+  #podCreateFailures(key: string, ns: string, jobs: readonly V1Job[], pods: readonly V1Pod[], now: Date): { podCreateFailures?: Record<string, string> } {
     const out: Record<string, string> = {};
     for (const job of jobs) {
       const jobName = job.metadata?.name ?? "";
       if (!podCreateSuspect(job, pods, now.getTime())) continue;
-      try {
-        const message = await this.#deps.api.podCreateFailure(ns, jobName);
-        if (message) out[jobName] = message;
-      } catch (err) {
-        // A role from an older chart may lack `list events`: the job then only misses this diagnosis.
-        if (statusCode(err) !== 403) throw err;
-        this.#deps.logger.warn({ job: `${ns}/${jobName}` }, "cannot list Events (RBAC): refused pod creates are not reported");
-      }
+      const message = this.#podCreates.known(key, ns, jobName);
+      if (message) out[jobName] = message;
     }
     return Object.keys(out).length > 0 ? { podCreateFailures: out } : {};
   }

@@ -16,7 +16,7 @@ import { attemptOf, type Planner } from "./context.ts";
 export const POD_CREATE_CHECK_MS = 10_000;
 
 /** How often a Job that still has no pod is looked at again (each look lists the Job's Events). */
-const POD_CREATE_RECHECK_MS = 15_000;
+export const POD_CREATE_RECHECK_MS = 15_000;
 /**
  * How long a pod may be unschedulable before it is reported. A pod whose fresh output claim is still being bound is
  * unschedulable for seconds ("unbound immediate PersistentVolumeClaims"; the PV binder also syncs every 15 s), as is
