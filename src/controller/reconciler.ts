@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from "node:util";
 import { trace } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import type { FineTuneJobObject } from "../api/schema.ts";
-import { errorMessage, isAlreadyExists, isConflict, isNotFound, statusCode } from "../kube/errors.ts";
+import { errorMessage, isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
 import type { KubeApi } from "../kube/api.ts";
 import { traced } from "../observability/tracing.ts";
 import { Expectations } from "../runtime/expectations.ts";
