@@ -11,6 +11,7 @@ import { Controller } from "./controller/controller.ts";
 import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/planner/index.ts";
 import { KubeApi } from "./kube/api.ts";
 import { KubeClient } from "./kube/client.ts";
+import { BatchedLineWriter } from "./observability/log-destination.ts";
 import { OperatorMetrics } from "./observability/metrics.ts";
 import { resolveOtlpConfig, withTimeout } from "./observability/otel-config.ts";
 import type { OtlpTelemetry } from "./observability/otel-sdk.ts";
@@ -25,7 +26,17 @@ import { defaultIdentity } from "./runtime/leader-election.ts";
 import { launcherSource } from "./trainer/source.ts";
 
 export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => Promise<void> }> {
-  const logger = pino({ level: opts.logLevel, base: { component: "finetune-operator" } });
+  // Lines gathered for a moment and written together (log-destination.ts); whatever is buffered is written on exit.
+  const logLines = new BatchedLineWriter(pino.destination({ dest: 1, sync: false }));
+  const writeBufferedLines = () => {
+    try {
+      logLines.flushSync();
+    } catch {
+      // stdout already closed (pino ends its stream on beforeExit): nothing left to write to.
+    }
+  };
+  process.once("exit", writeBufferedLines);
+  const logger = pino({ level: opts.logLevel, base: { component: "finetune-operator" } }, logLines);
   // The lean REST client; client-node is loaded only for credentials it alone understands (exec plugins, proxies).
   const kube = await KubeClient.fromEnvironment();
   const identity = opts.identity ?? process.env.POD_NAME ?? defaultIdentity();
@@ -132,6 +143,8 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     await http.close();
     // Last: flush the spans and metrics of the final reconciles. Bounded, so a collector that is down cannot hold up the exit.
     if (otlp && telemetry) await Promise.all([telemetry.shutdown(), withTimeout(metrics.shutdown(), otlp.shutdownTimeoutMillis)]);
+    process.removeListener("exit", writeBufferedLines);
+    writeBufferedLines();
   };
   if (opts.leaderElect) {
     // On a thread of its own: a main event loop seconds behind under load must not cost the Lease (see elector-thread.ts).
