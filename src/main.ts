@@ -26,13 +26,14 @@ import { defaultIdentity } from "./runtime/leader-election.ts";
 import { launcherSource } from "./trainer/source.ts";
 
 export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => Promise<void> }> {
-  // Lines gathered for a moment and written together (log-destination.ts); whatever is buffered is written on exit.
-  const logLines = new BatchedLineWriter(pino.destination({ dest: 1, sync: false }));
+  // Lines gathered for a moment and written together, in one synchronous write (log-destination.ts); whatever is
+  // buffered is written on exit.
+  const logLines = new BatchedLineWriter(pino.destination({ dest: 1, sync: true }));
   const writeBufferedLines = () => {
     try {
       logLines.flushSync();
     } catch {
-      // stdout already closed (pino ends its stream on beforeExit): nothing left to write to.
+      // stdout is gone (EPIPE): nothing left to write to, and an exit must not fail on it.
     }
   };
   process.once("exit", writeBufferedLines);
@@ -143,7 +144,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     await http.close();
     // Last: flush the spans and metrics of the final reconciles. Bounded, so a collector that is down cannot hold up the exit.
     if (otlp && telemetry) await Promise.all([telemetry.shutdown(), withTimeout(metrics.shutdown(), otlp.shutdownTimeoutMillis)]);
-    process.removeListener("exit", writeBufferedLines);
+    // Out now rather than at exit; the exit hook stays for anything logged after this.
     writeBufferedLines();
   };
   if (opts.leaderElect) {

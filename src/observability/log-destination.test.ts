@@ -67,13 +67,30 @@ describe("BatchedLineWriter", () => {
     assert.equal(sink.syncs, 1);
   });
 
+  it("flush(cb), as pino's logger.flush(cb) calls it, hands the lines over and calls back once the sink has written them", () => {
+    const sink = recorder();
+    const pending: Array<(err?: Error | null) => void> = [];
+    const w = new BatchedLineWriter({ ...sink, flush: (cb) => pending.push(cb) }, { flushMs: 60_000 });
+    w.write("y\n");
+    let called = false;
+    w.flush(() => (called = true));
+    assert.deepEqual(sink.chunks, ["y\n"]);
+    assert.equal(called, false, "not before the sink has written");
+    pending.forEach((cb) => cb());
+    assert.equal(called, true);
+    // A sink without flush: the callback comes at once.
+    let direct = false;
+    new BatchedLineWriter(recorder()).flush(() => (direct = true));
+    assert.equal(direct, true);
+  });
+
   it("a buffered line reaches stdout when the process exits, and the window's timer does not hold the process up", () => {
-    // A real process: pino on the writer on SonicBoom (fd 1, asynchronous), the way main.ts wires it, with an exit
-    // hook. The process logs and returns at once; its 60 s window would otherwise hold the line back.
+    // A real process: pino on the writer on a synchronous SonicBoom on fd 1, the way main.ts wires it, with an exit
+    // hook. The process logs and returns at once; its 60 s window would otherwise hold the lines back.
     const program = `
       import { pino } from "pino";
       import { BatchedLineWriter } from ${JSON.stringify(new URL("./log-destination.ts", import.meta.url).href)};
-      const w = new BatchedLineWriter(pino.destination({ dest: 1, sync: false }), { flushMs: 60_000 });
+      const w = new BatchedLineWriter(pino.destination({ dest: 1, sync: true }), { flushMs: 60_000 });
       process.once("exit", () => w.flushSync());
       const log = pino({ base: null }, w);
       log.info("first");

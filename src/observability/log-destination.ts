@@ -1,16 +1,19 @@
 /**
  * Where the operator's log lines go: stdout, the lines of a short window in one write.
  *
- * pino's own stdout stream writes each line as it comes, one fs.write through libuv's thread pool apiece. In a
- * burst of 500 full-lifecycle jobs those writes (about 3000 lines) took 0.65 s of the operator's 17.5 s of CPU, in a
- * profile of the benchmark. Gathered for FLUSH_MS they are a few writes a second. A line waits at most FLUSH_MS
- * (klog, the Go controllers' logger, flushes every 5 s), and what is buffered is written synchronously when the
- * process exits, an uncaught error included; only a SIGKILL (the OOM killer) loses the last FLUSH_MS of lines.
+ * pino's default stdout stream writes each line as it comes, one asynchronous fs.write through libuv's thread pool
+ * apiece. In a burst of 500 full-lifecycle jobs those writes (about 3000 lines) took 0.65 s of the operator's 17.5 s
+ * of CPU, in a profile of the benchmark. Gathered for FLUSH_MS they are a few writes a second, each synchronous
+ * (main.ts gives a synchronous SonicBoom; klog, the Go controllers' logger, writes synchronously too, and flushes
+ * every 5 s). A line waits at most FLUSH_MS, and what is buffered is written when the process exits, an uncaught
+ * error included; only a SIGKILL (the OOM killer) loses the last FLUSH_MS of lines.
  */
 
 /** The stream the lines are handed to (pino's SonicBoom on fd 1; a test's recorder). */
 export interface LineSink {
   write(chunk: string): unknown;
+  /** Writes what the sink holds and calls back once it is written (SonicBoom's flush). */
+  flush?(cb: (err?: Error | null) => void): void;
   flushSync(): void;
 }
 
@@ -42,18 +45,25 @@ export class BatchedLineWriter {
     return true;
   }
 
-  /** Hands what is buffered to the sink in one write (asynchronous, in order). */
-  flush(): void {
+  /**
+   * Hands what is buffered to the sink in one write (asynchronous, in order). With a callback (pino's
+   * `logger.flush(cb)` passes one), calls back once the sink has written it.
+   */
+  flush(cb?: (err?: Error | null) => void): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#lines.length === 0) return;
-    const chunk = this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join("");
-    this.#lines = [];
-    this.#chars = 0;
-    this.#sink.write(chunk);
+    if (this.#lines.length > 0) {
+      const chunk = this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join("");
+      this.#lines = [];
+      this.#chars = 0;
+      this.#sink.write(chunk);
+    }
+    if (!cb) return;
+    if (this.#sink.flush) this.#sink.flush(cb);
+    else cb();
   }
 
-  /** Writes everything, the sink's own buffer too, before returning: for the exit path. pino calls it on pino.final. */
+  /** Writes everything, the sink's own buffer too, before returning: for the exit path. */
   flushSync(): void {
     this.flush();
     this.#sink.flushSync();
