@@ -18,8 +18,12 @@ export interface LineSink {
 }
 
 export const FLUSH_MS = 200;
-/** Above this many buffered characters the lines go out at once, whatever the window. */
-export const FLUSH_CHARS = 64 * 1024;
+/**
+ * Above this many buffered characters the lines go out at once, whatever the window. The election thread writes its
+ * lines to the same fd, and a pipe keeps a write whole only up to 4 KiB; pino's own stream wrote up to 16 KiB at
+ * once as well, so batches no larger than that leave the (rare) interleaving as likely as it was.
+ */
+export const FLUSH_CHARS = 16 * 1024;
 
 export class BatchedLineWriter {
   readonly #sink: LineSink;
@@ -46,7 +50,7 @@ export class BatchedLineWriter {
   }
 
   /**
-   * Hands what is buffered to the sink in one write (asynchronous, in order). With a callback (pino's
+   * Hands what is buffered to the sink in one write, lines in order. With a callback (pino's
    * `logger.flush(cb)` passes one), calls back once the sink has written it.
    */
   flush(cb?: (err?: Error | null) => void): void {
