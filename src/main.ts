@@ -11,7 +11,7 @@ import { Controller } from "./controller/controller.ts";
 import { DEFAULT_PLANNER_SETTINGS, type PlannerSettings } from "./controller/planner/index.ts";
 import { KubeApi } from "./kube/api.ts";
 import { KubeClient } from "./kube/client.ts";
-import { BatchedLineWriter } from "./observability/log-destination.ts";
+import { stdoutLineWriter } from "./observability/log-destination.ts";
 import { OperatorMetrics } from "./observability/metrics.ts";
 import { resolveOtlpConfig, withTimeout } from "./observability/otel-config.ts";
 import type { OtlpTelemetry } from "./observability/otel-sdk.ts";
@@ -26,17 +26,9 @@ import { defaultIdentity } from "./runtime/leader-election.ts";
 import { launcherSource } from "./trainer/source.ts";
 
 export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => Promise<void> }> {
-  // Lines gathered for a moment and written together, in one synchronous write (log-destination.ts); whatever is
-  // buffered is written on exit.
-  const logLines = new BatchedLineWriter(pino.destination({ dest: 1, sync: true }));
-  const writeBufferedLines = () => {
-    try {
-      logLines.flushSync();
-    } catch {
-      // stdout is gone (EPIPE): nothing left to write to, and an exit must not fail on it.
-    }
-  };
-  process.once("exit", writeBufferedLines);
+  // Lines gathered for a moment and written together, in one synchronous write; whatever is buffered is written on
+  // exit (log-destination.ts).
+  const logLines = stdoutLineWriter();
   const logger = pino({ level: opts.logLevel, base: { component: "finetune-operator" } }, logLines);
   // The lean REST client; client-node is loaded only for credentials it alone understands (exec plugins, proxies).
   const kube = await KubeClient.fromEnvironment();
@@ -144,8 +136,8 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     await http.close();
     // Last: flush the spans and metrics of the final reconciles. Bounded, so a collector that is down cannot hold up the exit.
     if (otlp && telemetry) await Promise.all([telemetry.shutdown(), withTimeout(metrics.shutdown(), otlp.shutdownTimeoutMillis)]);
-    // Out now rather than at exit; the exit hook stays for anything logged after this.
-    writeBufferedLines();
+    // Out now rather than at exit (the sink is synchronous); the exit hook stays for anything logged after this.
+    logLines.flush();
   };
   if (opts.leaderElect) {
     // On a thread of its own: a main event loop seconds behind under load must not cost the Lease (see elector-thread.ts).

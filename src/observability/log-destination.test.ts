@@ -85,14 +85,12 @@ describe("BatchedLineWriter", () => {
   });
 
   it("a buffered line reaches stdout when the process exits, and the window's timer does not hold the process up", () => {
-    // A real process: pino on the writer on a synchronous SonicBoom on fd 1, the way main.ts wires it, with an exit
-    // hook. The process logs and returns at once; its 60 s window would otherwise hold the lines back.
+    // A real process: pino on stdoutLineWriter, the stdout main.ts logs to. The process logs and returns at once;
+    // its 60 s window would otherwise hold the lines back.
     const program = `
       import { pino } from "pino";
-      import { BatchedLineWriter } from ${JSON.stringify(new URL("./log-destination.ts", import.meta.url).href)};
-      const w = new BatchedLineWriter(pino.destination({ dest: 1, sync: true }), { flushMs: 60_000 });
-      process.once("exit", () => w.flushSync());
-      const log = pino({ base: null }, w);
+      import { stdoutLineWriter } from ${JSON.stringify(new URL("./log-destination.ts", import.meta.url).href)};
+      const log = pino({ base: null }, stdoutLineWriter({ flushMs: 60_000 }));
       log.info("first");
       log.warn({ n: 2 }, "second");
     `;

@@ -9,6 +9,8 @@
  * error included; only a SIGKILL (the OOM killer) loses the last FLUSH_MS of lines.
  */
 
+import { pino } from "pino";
+
 /** The stream the lines are handed to (pino's SonicBoom on fd 1; a test's recorder). */
 export interface LineSink {
   write(chunk: string): unknown;
@@ -72,4 +74,21 @@ export class BatchedLineWriter {
     this.flush();
     this.#sink.flushSync();
   }
+}
+
+/**
+ * The operator's stdout for pino: batches on a synchronous SonicBoom on fd 1 (pino's asynchronous one would be ended
+ * by pino on beforeExit, and a process that ran out of work lost its buffered lines), and what is buffered written
+ * when the process exits.
+ */
+export function stdoutLineWriter(opts: { flushMs?: number } = {}): BatchedLineWriter {
+  const writer = new BatchedLineWriter(pino.destination({ dest: 1, sync: true }), opts);
+  process.once("exit", () => {
+    try {
+      writer.flushSync();
+    } catch {
+      // stdout is gone (EPIPE): nothing left to write to, and an exit must not fail on it.
+    }
+  });
+  return writer;
 }
