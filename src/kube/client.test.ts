@@ -4,7 +4,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -150,6 +150,33 @@ describe("KubeClient (against a local HTTP server)", () => {
     const idle = await run("/idle");
     assert.deepEqual(idle.events, ["ADDED:a", "BOOKMARK:9"]);
     assert.equal((idle.err as Error).name, "TimeoutError");
+    c.close();
+  });
+
+  it("watch with dropManagedFields: a real pod event arrives without managedFields, the rest as the server sent it", async () => {
+    const line = readFileSync(new URL("./testdata/watch-events-1.33.jsonl", import.meta.url), "utf8").split("\n")[0]!;
+    handler = (_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(`${line}\n`);
+    };
+    const c = client();
+    const watched = (dropManagedFields: boolean) =>
+      new Promise<any[]>((resolve) => {
+        const objects: any[] = [];
+        void c.watch(
+          "/api/v1/pods",
+          {},
+          (_type, obj) => objects.push(obj),
+          () => resolve(objects),
+          { dropManagedFields },
+        );
+      });
+    const [dropped] = await watched(true);
+    const [kept] = await watched(false);
+    assert.ok(kept.metadata.managedFields.length > 0);
+    assert.equal(dropped.metadata.managedFields, undefined);
+    delete kept.metadata.managedFields;
+    assert.deepEqual(dropped, kept);
     c.close();
   });
 

@@ -11,6 +11,7 @@ import { homedir } from "node:os";
 import { existsSync, readFileSync } from "node:fs";
 import type { ClusterAccess, FileSystem } from "./access.ts";
 import { clientNodeTransport, DirectTransport, type Transport } from "./transport.ts";
+import { parseWatchLine } from "./watch-text.ts";
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -40,6 +41,11 @@ export const REQUEST_TIMEOUT_MS = 60_000;
 export const WATCH_INACTIVITY_MS = 30_000;
 
 export type WatchCallback = (phase: string, obj: any, event?: any) => void;
+
+export interface WatchOptions {
+  /** Cut `metadata.managedFields` out of each event's text before parsing it (callers that drop it anyway). */
+  dropManagedFields?: boolean;
+}
 
 function withQuery(path: string, query: Query | undefined): string {
   if (!query) return path;
@@ -148,9 +154,11 @@ export class KubeClient {
    * Watch `path` (the informer's WatchLike): `callback(type, object, event)` per event, `done(err)` once at the
    * end: null for a clean end, a TimeoutError after 30 s without bytes (the informer resumes
    * from its resourceVersion, as it did with client-node's Watch), the error otherwise (with `statusCode`
-   * when the API server refused the watch). The returned controller ends the watch.
+   * when the API server refused the watch). The returned controller ends the watch. With `dropManagedFields`, each
+   * event's managedFields is cut out of its text before parsing (watch-text.ts).
    */
-  async watch(path: string, query: Query, callback: WatchCallback, done: (err: unknown) => void): Promise<AbortController> {
+  async watch(path: string, query: Query, callback: WatchCallback, done: (err: unknown) => void, opts: WatchOptions = {}): Promise<AbortController> {
+    const dropManagedFields = opts.dropManagedFields === true;
     const controller = new AbortController();
     let finished = false;
     let timedOut = false;
@@ -199,7 +207,7 @@ export class KubeClient {
           if (!line.trim()) continue;
           let event: { type?: string; object?: unknown };
           try {
-            event = JSON.parse(line) as typeof event;
+            event = parseWatchLine(line, dropManagedFields);
           } catch {
             continue; // a torn line is not an event; the informer relists on errors anyway
           }

@@ -17,6 +17,13 @@ export interface ApiClient {
   /**
    * Watch `path`: `callback(type, object)` per event and `done(err)` once at the end (null for a clean end, an error
    * named TimeoutError after a quiet period, an error with `statusCode` when the watch is refused).
+   * `dropManagedFields`: the objects may come without `metadata.managedFields` (the caller drops it anyway).
    */
-  watch(path: string, query: Query, callback: (phase: string, obj: any, event?: any) => void, done: (err: unknown) => void): Promise<AbortController>;
+  watch(
+    path: string,
+    query: Query,
+    callback: (phase: string, obj: any, event?: any) => void,
+    done: (err: unknown) => void,
+    opts?: { dropManagedFields?: boolean },
+  ): Promise<AbortController>;
 }

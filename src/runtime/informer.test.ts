@@ -15,8 +15,14 @@ class FakeApi implements WatchLike {
   rv = 100;
   listCalls: ListPage[] = [];
   listFailures = 0;
-  watches: { params: Record<string, unknown>; cb: (phase: string, obj: any) => void; done: (err: any) => void; ended: boolean; controller: AbortController }[] =
-    [];
+  watches: {
+    params: Record<string, unknown>;
+    cb: (phase: string, obj: any) => void;
+    done: (err: any) => void;
+    ended: boolean;
+    controller: AbortController;
+    opts?: { dropManagedFields?: boolean };
+  }[] = [];
   watchConnectError: unknown;
 
   put(name: string, extra: Partial<KubernetesObject["metadata"]> = {}): Obj {
@@ -52,9 +58,10 @@ class FakeApi implements WatchLike {
     params: Record<string, string | number | boolean | undefined>,
     cb: (phase: string, obj: any) => void,
     done: (err: any) => void,
+    opts?: { dropManagedFields?: boolean },
   ): Promise<AbortController> {
     const controller = new AbortController();
-    const w = { params, cb, done, ended: false, controller };
+    const w = { params, cb, done, ended: false, controller, opts };
     this.watches.push(w);
     controller.signal.addEventListener("abort", () => this.end(w, controller.signal.reason ?? null));
     if (this.watchConnectError) {
@@ -346,7 +353,7 @@ describe("transforms", () => {
     assert.deepEqual(t([]), ["x", "y"]);
   });
 
-  it("a user transform runs after managedFields stripping; keepManagedFields keeps them", async () => {
+  it("a user transform runs after managedFields stripping; keepManagedFields keeps them (and lets the client parse them)", async () => {
     for (const keep of [false, true]) {
       const api = new FakeApi();
       api.put("a", { managedFields: [{ manager: "m" }], annotations: { big: "x".repeat(100) } });
@@ -359,6 +366,7 @@ describe("transforms", () => {
       });
       await inf.start();
       await waitFor(() => api.watches.length === 1, "watch");
+      assert.deepEqual(api.watches[0]!.opts, { dropManagedFields: !keep });
       api.send("ADDED", api.put("b", { managedFields: [{ manager: "m" }], annotations: { big: "y" } }));
       for (const n of ["a", "b"]) {
         const o = inf.get("ns", n)!;

@@ -53,6 +53,7 @@ export interface WatchLike {
     queryParams: Record<string, string | number | boolean | undefined>,
     callback: (phase: string, apiObj: any, watchObj?: any) => void,
     done: (err: any) => void,
+    opts?: { dropManagedFields?: boolean },
   ): Promise<AbortController>;
 }
 
@@ -154,6 +155,7 @@ export class ResilientInformer<T extends KubernetesObject> {
   readonly #backoff: ExponentialBackoff;
   readonly #transform: (obj: T) => T;
   readonly #freeze: boolean;
+  readonly #dropManagedFields: boolean;
   readonly #store = new Store<T>();
 
   readonly #onAdd: AddHandler<T>[] = [];
@@ -186,6 +188,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.#backoff = new ExponentialBackoff(opts.backoff ?? DEFAULT_INFORMER_BACKOFF);
     const user = opts.transform;
     const strip = !opts.keepManagedFields;
+    this.#dropManagedFields = strip;
     this.#transform = strip && user ? (o) => user(stripManagedFields(o)) : strip ? stripManagedFields : (user ?? ((o) => o));
     this.#freeze = opts.freeze ?? process.env.NODE_ENV !== "production";
   }
@@ -468,7 +471,8 @@ export class ResilientInformer<T extends KubernetesObject> {
         labelSelector: this.#labelSelector,
         fieldSelector: this.#fieldSelector,
       };
-      this.#watch.watch(this.#path, params, onEvent, finish).then(
+      // The informer drops managedFields anyway; the client may then skip parsing it (most of a pod or Job event).
+      this.#watch.watch(this.#path, params, onEvent, finish, { dropManagedFields: this.#dropManagedFields }).then(
         (c) => {
           controller = c;
           if (settled) c.abort();
