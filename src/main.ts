@@ -13,7 +13,7 @@ import { KubeApi } from "./kube/api.ts";
 import { KubeClient } from "./kube/client.ts";
 import { stdoutLineWriter } from "./observability/log-destination.ts";
 import { OperatorMetrics } from "./observability/metrics.ts";
-import { resolveOtlpConfig, withTimeout } from "./observability/otel-config.ts";
+import { resolveOtlpConfig } from "./observability/otel-config.ts";
 import type { OtlpTelemetry } from "./observability/otel-sdk.ts";
 import { finishedStages } from "./observability/stage-durations.ts";
 import { ProgressAuthenticator } from "./progress/auth.ts";
@@ -44,7 +44,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
   }
   const metrics = new OperatorMetrics(
     { fineTuneJobs: () => controller?.ftjs.list() ?? [], isLeader: () => leading, isShedding: () => controller?.queue.isPaused() ?? false },
-    { perJobSeriesLimit: opts.perJobSeriesLimit, ...(telemetry ? { readers: telemetry.metricReaders, resource: telemetry.resource } : {}) },
+    { perJobSeriesLimit: opts.perJobSeriesLimit, ...(telemetry?.meter ? { otlpMeter: telemetry.meter } : {}) },
   );
   const api = new KubeApi(kube, (verb, resource, code) => metrics.apiCall(verb, resource, code));
   const settings: PlannerSettings = {
@@ -135,7 +135,7 @@ export async function runOperator(opts: OperatorOptions): Promise<{ stop: () => 
     await elector?.stop({ release: true });
     await http.close();
     // Last: flush the spans and metrics of the final reconciles. Bounded, so a collector that is down cannot hold up the exit.
-    if (otlp && telemetry) await Promise.all([telemetry.shutdown(), withTimeout(metrics.shutdown(), otlp.shutdownTimeoutMillis)]);
+    if (telemetry) await telemetry.shutdown();
     // Out now rather than at exit (the sink is synchronous); the exit hook stays for anything logged after this.
     logLines.flush();
   };

@@ -53,6 +53,18 @@ describe("the operator's module graph", () => {
     );
   });
 
+  it("does not load the OpenTelemetry SDK: /metrics is written by prometheus.ts, the SDK only comes with OTLP export", () => {
+    const urls = loadedModules(`${SRC}main.ts`);
+    assert.ok(
+      urls.some((u) => u.endsWith("/src/observability/prometheus.ts")),
+      "the hook saw the registry",
+    );
+    assert.deepEqual(
+      urls.filter((u) => /\/node_modules\/@opentelemetry\/(?!api\/)/.test(u)),
+      [],
+    );
+  });
+
   it("needs no WebAssembly, so it runs under V8's --lite-mode (the image's and the chart's flag): no fetch(), no WebAssembly", () => {
     // Lite mode implies --jitless, which removes WebAssembly, and Node's fetch() (undici) parses HTTP with it.
     // otel-sdk.ts is imported on demand, when OTLP export is configured.

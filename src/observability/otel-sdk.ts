@@ -8,28 +8,32 @@
  * buffered without limit) feeding an OTLP/HTTP JSON exporter; registered
  * globally together with an AsyncLocalStorage context manager, so spans
  * started inside `traced()` (src/observability/tracing.ts) parent across awaits.
- * Metrics: a PeriodicExportingMetricReader with an OTLP/HTTP JSON exporter,
- * which OperatorMetrics adds to the same MeterProvider as the Prometheus reader.
+ * Metrics: a MeterProvider with a PeriodicExportingMetricReader and an
+ * OTLP/HTTP JSON exporter; OperatorMetrics records into its Meter as well as
+ * into the Prometheus registry that serves /metrics.
  *
  * A collector that is down or never answers costs a bounded queue, bounded
  * in-flight requests (each with a timeout) and a throttled warning; shutdown
  * waits at most `shutdownTimeoutMillis`.
  */
-import { context, diag, DiagLogLevel, trace, type DiagLogger } from "@opentelemetry/api";
+import { context, diag, DiagLogLevel, trace, type DiagLogger, type Meter } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { defaultResource, resourceFromAttributes, type Resource } from "@opentelemetry/resources";
-import { PeriodicExportingMetricReader, type MetricReader } from "@opentelemetry/sdk-metrics";
+import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider } from "@opentelemetry/sdk-trace";
 import type { Logger } from "pino";
 import { withTimeout, type OtlpConfig } from "./otel-config.ts";
 
 export interface OtlpTelemetry {
   resource: Resource;
-  /** Readers to add to the operator's MeterProvider (empty when metrics are not exported over OTLP). */
-  metricReaders: MetricReader[];
-  /** Flushes and stops the tracer provider; resolves within the timeout even if the collector never answers. */
+  /** The Meter whose measurements are pushed over OTLP (undefined when metrics are not exported). */
+  meter?: Meter;
+  /**
+   * Flushes and stops the tracer and meter providers (the meter's last export included); resolves within the
+   * timeout even if the collector never answers.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -57,16 +61,19 @@ export function startOtlpTelemetry(config: OtlpConfig, logger: Logger): OtlpTele
     trace.setGlobalTracerProvider(provider);
   }
 
-  const metricReaders: MetricReader[] = [];
+  let meterProvider: MeterProvider | undefined;
   if (config.metrics) {
     const m = config.metrics;
-    metricReaders.push(
-      new PeriodicExportingMetricReader({
-        exporter: new OTLPMetricExporter({ url: m.url, headers: m.headers, timeoutMillis: m.timeoutMillis }),
-        exportIntervalMillis: m.exportIntervalMillis,
-        exportTimeoutMillis: m.exportTimeoutMillis,
-      }),
-    );
+    meterProvider = new MeterProvider({
+      resource,
+      readers: [
+        new PeriodicExportingMetricReader({
+          exporter: new OTLPMetricExporter({ url: m.url, headers: m.headers, timeoutMillis: m.timeoutMillis }),
+          exportIntervalMillis: m.exportIntervalMillis,
+          exportTimeoutMillis: m.exportTimeoutMillis,
+        }),
+      ],
+    });
   }
 
   logger.info(
@@ -77,10 +84,10 @@ export function startOtlpTelemetry(config: OtlpConfig, logger: Logger): OtlpTele
 
   return {
     resource,
-    metricReaders,
+    ...(meterProvider ? { meter: meterProvider.getMeter("finetune-operator") } : {}),
     async shutdown() {
-      if (!provider) return;
-      await withTimeout(provider.shutdown(), config.shutdownTimeoutMillis);
+      const stopping = [provider?.shutdown(), meterProvider?.shutdown()].filter((p) => p !== undefined);
+      await withTimeout(Promise.all(stopping), config.shutdownTimeoutMillis);
     },
   };
 }
