@@ -68,6 +68,18 @@ describe("managedFields cut out of watch event text", () => {
     }
   });
 
+  it("leaves a managedFields key in spec alone when metadata has none (a custom resource's free-form config)", () => {
+    const ftj = JSON.parse(lines.find((l) => (JSON.parse(l) as Event).object.kind === "FineTuneJob")!) as Event & {
+      object: { spec: { config: Record<string, unknown> } };
+    };
+    delete ftj.object.metadata.managedFields;
+    ftj.object.spec.config["managedFields"] = [{ manager: "someone", fieldsV1: { a: 1 } }];
+    ftj.object.spec.config["zz"] = [{ b: 2 }];
+    const line = JSON.stringify(ftj);
+    assert.equal(withoutManagedFields(line), line);
+    assert.deepEqual(parseWatchLine(line, true), ftj);
+  });
+
   it("throws for a line that is not JSON, cut or not", () => {
     assert.throws(() => parseWatchLine('{"type":"ADDED","object":{"metadata":{"name":"a","managedFields":[{"x":1}]}', true), SyntaxError);
     assert.throws(() => parseWatchLine("not json", true), SyntaxError);

@@ -8,6 +8,8 @@
  * How the cut is found, from how the API server writes JSON:
  * - metadata's keys come before spec and status, and managedFields is never its first key (typed kinds write
  *   ObjectMeta in struct order, name first and managedFields last; custom resources are written with sorted keys);
+ *   so a `"managedFields":[{` found after the first `"spec":` is not metadata's (an object written without
+ *   managedFields, whose spec holds such a key: a custom resource's free-form config could) and is left alone;
  * - managedFields is an array of objects whose values hold no arrays (manager, operation, apiVersion, time,
  *   fieldsType, subresource, and fieldsV1, a tree of objects), so the first `}]` that ends it is its end, and
  *   what follows is `}` (the end of metadata) or `,` (the next key, for custom resources);
@@ -23,6 +25,8 @@ const COMMA = 0x2c;
 export function withoutManagedFields(line: string): string {
   const start = line.indexOf(START);
   if (start < 0) return line;
+  const spec = line.indexOf('"spec":');
+  if (spec >= 0 && spec < start) return line;
   const end = line.indexOf("}]", start + START.length);
   if (end < 0) return line;
   const next = line.charCodeAt(end + 2);
