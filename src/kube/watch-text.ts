@@ -3,7 +3,7 @@
  *
  * Why: managedFields is 40-45 % of every pod and Job event the API server sends (the creator's entry mirrors the
  * whole spec), the informers drop it right after parsing, and parsing the watch streams was the operator's largest
- * CPU cost in a burst. Cutting the text is two `indexOf` scans, not a second parser.
+ * CPU cost in a burst. Cutting the text takes a few `indexOf` scans, not a second parser.
  *
  * How the cut is found, from how the API server writes JSON:
  * - metadata's keys come before spec and status, and managedFields is never its first key (typed kinds write
