@@ -302,6 +302,7 @@ describe("chaos", { timeout: 3_600_000 }, () => {
         `restarts ${restarts} (rank failures injected ${driver.injectedRankFailures.size}); wall ${wall.toFixed(0)}s; ` +
         `recorder reconnects ${recorder.ftjs.reconnects}/${recorder.jobs.reconnects}/${recorder.pods.reconnects}`,
     );
+    for (const d of recorder.details) log(`violation: ${d}`);
     assert.deepEqual(recorder.violations, [], "recorder invariants");
     assert.deepEqual(lost, [], "every job reached its expected terminal phase");
     assert.deepEqual(wrong, [], "restarts equal the injected rank failures");

@@ -32,6 +32,8 @@ export class Recorder {
   readonly jobs = new Collection<V1Job>();
   readonly pods = new Collection<V1Pod>();
   readonly violations: string[] = [];
+  /** For each violation that has them, the objects behind it as the recorder saw them. */
+  readonly details: string[] = [];
   /** Highest phase rank seen per FineTuneJob. */
   readonly #phaseRank = new Map<string, number>();
   /** Training Job name -> first uid seen. */
@@ -121,17 +123,22 @@ export class Recorder {
   }
 
   #checkPods(): void {
-    const attemptsAlive = new Map<string, Set<string>>();
+    const alive = new Map<string, V1Pod[]>();
     for (const p of this.pods.items.values()) {
       if (p.metadata?.labels?.[LABEL_STAGE] !== "train" || p.status?.phase === "Succeeded" || p.status?.phase === "Failed") continue;
       const owner = p.metadata?.labels?.[LABEL_JOB_NAME] ?? "";
-      const set = attemptsAlive.get(owner) ?? new Set<string>();
-      set.add(p.metadata?.labels?.[LABEL_ATTEMPT] ?? "?");
-      attemptsAlive.set(owner, set);
+      alive.set(owner, [...(alive.get(owner) ?? []), p]);
     }
-    for (const [owner, set] of attemptsAlive) {
-      const v = `${owner}: pods of attempts ${[...set].sort().join(" and ")} alive at once`;
-      if (set.size > 1 && !this.violations.includes(v)) this.violations.push(v);
+    for (const [owner, pods] of alive) {
+      const attempts = [...new Set(pods.map((p) => p.metadata?.labels?.[LABEL_ATTEMPT] ?? "?"))].sort();
+      const v = `${owner}: pods of attempts ${attempts.join(" and ")} alive at once`;
+      if (attempts.length < 2 || this.violations.includes(v)) continue;
+      this.violations.push(v);
+      // What each pod looked like then, and the Jobs seen, so that a rare failure can be explained from the log alone.
+      const jobs = [...this.jobs.items.values()].filter((j) => j.metadata?.labels?.[LABEL_JOB_NAME] === owner);
+      this.details.push(
+        `${v}: pods ${pods.map(describePod).join("; ")}; Jobs ${jobs.map((j) => `${j.metadata?.name} rv ${j.metadata?.resourceVersion}${j.metadata?.deletionTimestamp ? " deleting" : ""} conditions [${(j.status?.conditions ?? []).map((c) => c.type).join(",")}]`).join("; ")}`,
+      );
     }
   }
 
@@ -139,4 +146,9 @@ export class Recorder {
   trainAttempts(owner: string): string[] {
     return [...this.#trainJobUids.keys()].filter((n) => n.startsWith(`${owner}-train-`));
   }
+}
+
+function describePod(p: V1Pod): string {
+  const m = p.metadata;
+  return `${m?.name} rv ${m?.resourceVersion} phase ${p.status?.phase} created ${m?.creationTimestamp ? new Date(m.creationTimestamp).toISOString() : "?"}${m?.deletionTimestamp ? ` deleting since ${new Date(m.deletionTimestamp).toISOString()}` : ""}`;
 }

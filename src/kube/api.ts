@@ -70,9 +70,12 @@ export class KubeApi {
     return this.#json("create", kind.resource, "POST", kind.path(obj.metadata?.namespace ?? ""), { body: obj });
   }
 
-  /** Background propagation: the Job goes at once and garbage collection removes its pods (the planner waits for them). */
+  /**
+   * Foreground propagation: the API server keeps the Job (deletionTimestamp set) until garbage collection has removed
+   * its pods, so the Job's presence tells the planner that a rank of it may still run.
+   */
   deleteJob(namespace: string, name: string): Promise<unknown> {
-    return this.#json("delete", "jobs", "DELETE", one(batch(namespace, "jobs"), name), { query: { propagationPolicy: "Background" } });
+    return this.#json("delete", "jobs", "DELETE", one(batch(namespace, "jobs"), name), { query: { propagationPolicy: "Foreground" } });
   }
 
   getConfigMap(namespace: string, name: string): Promise<V1ConfigMap> {

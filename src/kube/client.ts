@@ -11,6 +11,7 @@ import { homedir } from "node:os";
 import { existsSync, readFileSync } from "node:fs";
 import type { ClusterAccess, FileSystem } from "./access.ts";
 import { clientNodeTransport, DirectTransport, type Transport } from "./transport.ts";
+import type { WatchOptions } from "../runtime/api-client.ts";
 import { parseWatchLine } from "./watch-text.ts";
 
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -41,11 +42,6 @@ export const REQUEST_TIMEOUT_MS = 60_000;
 export const WATCH_INACTIVITY_MS = 30_000;
 
 export type WatchCallback = (phase: string, obj: any, event?: any) => void;
-
-export interface WatchOptions {
-  /** Cut `metadata.managedFields` out of each event's text before parsing it (callers that drop it anyway). */
-  dropManagedFields?: boolean;
-}
 
 function withQuery(path: string, query: Query | undefined): string {
   if (!query) return path;

@@ -4,6 +4,12 @@
  */
 export type Query = Record<string, string | number | boolean | undefined>;
 
+/** How a watch may shape its events. */
+export interface WatchOptions {
+  /** Cut `metadata.managedFields` out of each event's text before parsing it (for callers that drop it anyway). */
+  dropManagedFields?: boolean;
+}
+
 export interface ApiRequestOptions {
   query?: Query;
   body?: unknown;
@@ -17,13 +23,12 @@ export interface ApiClient {
   /**
    * Watch `path`: `callback(type, object)` per event and `done(err)` once at the end (null for a clean end, an error
    * named TimeoutError after a quiet period, an error with `statusCode` when the watch is refused).
-   * `dropManagedFields`: the objects may come without `metadata.managedFields` (the caller drops it anyway).
    */
   watch(
     path: string,
     query: Query,
     callback: (phase: string, obj: any, event?: any) => void,
     done: (err: unknown) => void,
-    opts?: { dropManagedFields?: boolean },
+    opts?: WatchOptions,
   ): Promise<AbortController>;
 }

@@ -24,7 +24,7 @@
  * `transform` can drop more (see README.md here for measured cache sizes).
  */
 import type { KubernetesListObject, KubernetesObject } from "@kubernetes/client-node";
-import type { ApiClient } from "./api-client.ts";
+import type { ApiClient, WatchOptions } from "./api-client.ts";
 import type { Logger } from "pino";
 import { ExponentialBackoff, sleep, type BackoffOptions } from "./backoff.ts";
 import { statusCode } from "./errors.ts";
@@ -53,7 +53,7 @@ export interface WatchLike {
     queryParams: Record<string, string | number | boolean | undefined>,
     callback: (phase: string, apiObj: any, watchObj?: any) => void,
     done: (err: any) => void,
-    opts?: { dropManagedFields?: boolean },
+    opts?: WatchOptions,
   ): Promise<AbortController>;
 }
 

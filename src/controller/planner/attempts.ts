@@ -9,7 +9,7 @@ import type { DesiredObjects } from "../../render/desired.ts";
 import { stageJobName } from "../../render/names.ts";
 import { parseTerminationMessage, type AttemptFailure } from "../failures.ts";
 import { Reason, STAGE_FAILED_REASON, type FailureReason } from "../reasons.ts";
-import { STAGE_CONDITION, STAGE_PHASE, attemptOf, isFinishedJob, isTerminal, jobCondition, type Planner } from "./context.ts";
+import { STAGE_CONDITION, STAGE_PHASE, attemptOf, isTerminal, jobCondition, type Planner } from "./context.ts";
 import { failJob } from "./outcome.ts";
 import { createStageJob } from "./stage-job.ts";
 
@@ -100,14 +100,22 @@ export function attemptEnded(
   startNextAttempt(p, desired, stage, ss, record, current);
 }
 
-/** Tears the ended attempt down, waits for its pods to be gone and for the backoff, then starts the next one. */
+/**
+ * Tears the ended attempt down, waits until its Job and pods are gone and for the backoff, then starts the next one.
+ *
+ * The Job is deleted in the foreground, so the API server keeps it until the garbage collector has removed its pods:
+ * the Job still in the cache is the proof that a rank may still run. The pod cache alone is not: it is fed by its own
+ * watch, which can lag behind the Job watch (after a reconnect, by seconds), and a pod it has not seen yet looks
+ * like no pod at all.
+ */
 export function startNextAttempt(p: Planner, desired: DesiredObjects, stage: Stage, ss: StageStatus, record: AttemptRecord, current: V1Job | undefined): void {
   const phase = STAGE_PHASE[stage];
   if (current && !current.metadata?.deletionTimestamp) p.deleteJob(current, `attempt ${ss.attempt} ended (${record.result})`);
   // A rank still shutting down may be writing a checkpoint: never let two attempts share the output directory.
+  const jobs = p.jobsOf(stage).filter((job) => attemptOf(job) <= ss.attempt);
   const lingering = p.podsOf(stage).filter((pod) => attemptOf(pod) <= ss.attempt && !isTerminal(pod));
-  if (lingering.length > 0 || (current && !isFinishedJob(current) && current.metadata?.deletionTimestamp)) {
-    p.conclude(phase, `waiting for ${lingering.length} pod(s) of ${stage} attempt ${ss.attempt} to stop before the next attempt`);
+  if (jobs.length > 0 || lingering.length > 0) {
+    p.conclude(phase, `waiting for ${stage} attempt ${ss.attempt} to be torn down (${teardownLeft(jobs, lingering)}) before the next attempt`);
     ss.phase = "Pending";
     return;
   }
@@ -125,4 +133,12 @@ export function startNextAttempt(p: Planner, desired: DesiredObjects, stage: Sta
   p.addRecord({ stage, attempt: ss.attempt, startTime: p.now, result: "Running" });
   p.event("Normal", Reason.Restarting, `starting ${stage} attempt ${ss.attempt}${stage === "train" ? "; it resumes from the newest complete checkpoint" : ""}`);
   createStageJob(p, stage, ss, desired.stageJob(stage, ss.attempt));
+}
+
+/** What of an ended attempt is still there, in words: "Job being deleted, 1 pod running". */
+export function teardownLeft(jobs: readonly V1Job[], pods: readonly V1Pod[]): string {
+  const parts = [];
+  if (jobs.length > 0) parts.push(jobs.length === 1 ? "Job being deleted" : `${jobs.length} Jobs being deleted`);
+  if (pods.length > 0) parts.push(`${pods.length} pod${pods.length === 1 ? "" : "s"} running`);
+  return parts.join(", ");
 }

@@ -660,8 +660,8 @@ describe("decide: stages", () => {
 describe("decide: failures and restarts", () => {
   const jobsWith = (...train: JobBuilder[]) => [job("preprocess", 0).complete(), ...train];
 
-  it("a failed train Job (rank exit 1) ends the attempt: recorded, counted, Job deleted, lastFailure set, backoff requeued", () => {
-    const { d } = step(trainRunning(ftj().nodes(2), 2), {
+  it("a failed train Job (rank exit 1) ends the attempt: recorded, counted, Job deleted, lastFailure set, backoff requeued once it is gone", () => {
+    const { d, next } = step(trainRunning(ftj().nodes(2), 2), {
       jobs: jobsWith(job("train", 0, 2).failed()),
       pods: [pod("train", 0, 0).failed(1, TRACEBACK), pod("train", 0, 1).failed(1, "NCCL error: remote process exited")],
     });
@@ -675,7 +675,12 @@ describe("decide: failures and restarts", () => {
     assert.equal(st.attempt, 0, "the next attempt starts after the backoff");
     assert.deepEqual(deleted(d), ["demo-train-0"]);
     assert.deepEqual(created(d), []);
-    assert.equal(d.requeueAfterMs, SETTINGS.restartBackoffBaseMs);
+    assert.match(st.message!, /waiting for train attempt 0 to be torn down \(Job being deleted\)/);
+    assert.equal(d.requeueAfterMs, undefined, "the Job's deletion wakes the job up");
+    // The Job gone one second later: the rest of the backoff.
+    const gone = step(next, { jobs: jobsWith(), now: at(1) }).d;
+    assert.deepEqual(created(gone), []);
+    assert.equal(gone.requeueAfterMs, SETTINGS.restartBackoffBaseMs - 1000);
     assert.equal(st.phase, "Training");
     assert.equal(st.lastFailure?.stage, "train");
     assert.equal(st.lastFailure?.attempt, 0);
@@ -713,8 +718,24 @@ describe("decide: failures and restarts", () => {
     const { d } = step(failed, { jobs: jobsWith(job("train", 0, 2).failed().deleting()), pods: [pod("train", 0, 1)], now: at(60) });
     assert.deepEqual(created(d), []);
     assert.deepEqual(deleted(d), [], "the Job is already being deleted");
-    assert.match(d.status.message!, /waiting for 1 pod/);
+    assert.match(d.status.message!, /torn down \(Job being deleted, 1 pod running\)/);
     assert.equal(d.status.attempt, 0);
+    // A pod with no Job (deleted by an operator that did not wait for the pods) still holds the next attempt back.
+    const orphan = step(failed, { jobs: jobsWith(), pods: [pod("train", 0, 1)], now: at(60) }).d;
+    assert.deepEqual(created(orphan), []);
+    assert.match(orphan.status.message!, /torn down \(1 pod running\)/);
+  });
+
+  it("a failed Job whose pods the cache has not seen yet still holds the next attempt back until the Job is gone", () => {
+    // The pod watch lags behind the Job watch (e.g. right after a reconnect): the failed Job is seen, its pods are not.
+    const failing = job("train", 0, 2);
+    failing.obj.status = { active: 1, failed: 1, conditions: [{ type: "FailureTarget", status: "True", reason: "BackoffLimitExceeded" }] };
+    const { d, next } = step(trainRunning(ftj().nodes(2), 2), { jobs: jobsWith(failing), pods: [] });
+    assert.equal(record(d.status, "train", 0)?.result, "Failed");
+    assert.deepEqual(deleted(d), ["demo-train-0"]);
+    assert.deepEqual(created(d), [], "no attempt 1 while attempt 0's Job exists");
+    assert.equal(step(next, { jobs: jobsWith(job("train", 0, 2).deleting()), now: at(60) }).d.status.attempt, 0);
+    assert.deepEqual(created(step(next, { jobs: jobsWith(), now: at(60) }).d), ["Job/demo-train-1"]);
   });
 
   it("a Job with FailureTarget (pods still terminating) ends the attempt but waits for the ranks to stop", () => {
@@ -728,7 +749,7 @@ describe("decide: failures and restarts", () => {
     assert.equal(d.status.restarts, 1);
     assert.deepEqual(deleted(d), ["demo-train-0"]);
     assert.deepEqual(created(d), []);
-    assert.match(d.status.message!, /waiting for 1 pod/);
+    assert.match(d.status.message!, /torn down \(Job being deleted, 1 pod running\)/);
     // Even after the backoff, nothing starts while the Job is still being torn down.
     const later = step(next, { jobs: jobsWith(job("train", 0, 2).deleting()), now: at(60) }).d;
     assert.deepEqual(created(later), []);
@@ -750,9 +771,13 @@ describe("decide: failures and restarts", () => {
     let now = 0;
     for (let attempt = 0; attempt < 4; attempt++) {
       const ended = step(f, { jobs: jobsWith(job("train", attempt).failed()), pods: [pod("train", attempt).failed(1)], now: at(now), settings });
-      delays.push(ended.d.requeueAfterMs!);
-      now += 100;
-      f = step(ended.next, { jobs: jobsWith(), now: at(now), settings }).next;
+      // The Job is gone 0.1 s after the failure; the rest of the backoff is requeued from there.
+      now += 0.1;
+      const gone = step(ended.next, { jobs: jobsWith(), now: at(now), settings });
+      assert.equal(typeof gone.d.requeueAfterMs, "number", gone.d.status.message);
+      delays.push(gone.d.requeueAfterMs! + 100);
+      now += gone.d.requeueAfterMs! / 1000;
+      f = step(gone.next, { jobs: jobsWith(), now: at(now), settings }).next;
       assert.equal(f.obj.status?.attempt, attempt + 1);
     }
     assert.deepEqual(delays, [1000, 2000, 3000, 3000]);
@@ -783,7 +808,7 @@ describe("decide: failures and restarts", () => {
   ];
   for (const c of disruptions) {
     it(`disruption is not counted: ${c.name}`, () => {
-      const { d } = step(trainRunning(ftj().nodes(2), 2), { jobs: c.jobs(), pods: c.pods() });
+      const { d, next } = step(trainRunning(ftj().nodes(2), 2), { jobs: c.jobs(), pods: c.pods() });
       assert.equal(d.status.restarts, 0);
       assert.equal(d.status.stages?.train?.retries, 0);
       assert.equal(d.status.disruptions, 1);
@@ -792,10 +817,12 @@ describe("decide: failures and restarts", () => {
       assert.equal(rec.counted, false);
       assert.equal(d.status.lastFailure?.reason, "Disrupted");
       assert.ok(eventReasons(d).includes("Warning/Disrupted"));
-      // No backoff for a disruption: the gang restarts as soon as the old pods are gone.
+      // No backoff for a disruption: the gang restarts as soon as the old Job and its pods are gone.
       assert.deepEqual(deleted(d), ["demo-train-0"]);
-      assert.deepEqual(created(d), ["Job/demo-train-1"]);
-      assert.equal(d.status.attempt, 1);
+      assert.deepEqual(created(d), []);
+      const gone = step(next, { jobs: jobsWith() }).d;
+      assert.deepEqual(created(gone), ["Job/demo-train-1"]);
+      assert.equal(gone.status.attempt, 1);
     });
   }
 
@@ -903,6 +930,19 @@ describe("decide: failures and restarts", () => {
     const { d } = step(restarted, { jobs: jobsWith(job("train", 0).failed(), job("train", 1).active()), now: at(31) });
     assert.deepEqual(deleted(d), ["demo-train-0"]);
     assert.equal(d.status.stages?.train?.phase, "Running");
+  });
+
+  it("the current attempt's Job is not created while a leftover of an earlier attempt is still there", () => {
+    // Attempt 1 recorded (e.g. by a replica that died before its Job create went through) while attempt 0's Job is back
+    // in a stale cache or was never deleted: the new gang waits for the old one's Job and pods to be gone.
+    const failed = step(trainRunning(), { jobs: jobsWith(job("train", 0).failed()), pods: [pod("train", 0).failed(1)] }).next;
+    const restarted = step(failed, { jobs: jobsWith(), now: at(30) }).next;
+    assert.equal(restarted.obj.status?.stages?.train?.attempt, 1);
+    const { d } = step(restarted, { jobs: jobsWith(job("train", 0).active()), pods: [pod("train", 0)], now: at(31) });
+    assert.deepEqual(deleted(d), ["demo-train-0"]);
+    assert.deepEqual(created(d), []);
+    assert.match(d.status.message!, /waiting for earlier train attempts to be torn down \(Job being deleted, 1 pod running\) before attempt 1/);
+    assert.deepEqual(created(step(restarted, { jobs: jobsWith(), now: at(32) }).d), ["Job/demo-train-1"]);
   });
 });
 
@@ -1034,8 +1074,9 @@ describe("decide: suspend, TTL and spec drift", () => {
     const running = trainRunning();
     assert.deepEqual(running.obj.status?.startedWith, { image: "axolotlai/axolotl:0.18.0", nodes: 1, gpusPerNode: 1 });
     const changed = running.generation(2).spec({ image: "axolotlai/axolotl:0.19.0", gpusPerNode: 4 });
-    const { d } = step(changed, { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).disrupted()] });
-    assert.equal(cond(d.status, "SpecChangeRejected")?.status, "True");
+    const ended = step(changed, { jobs: [job("preprocess", 0).complete(), job("train", 0).failed()], pods: [pod("train", 0).disrupted()] });
+    assert.equal(cond(ended.d.status, "SpecChangeRejected")?.status, "True");
+    const { d } = step(ended.next, { jobs: [job("preprocess", 0).complete()] });
     const restarted = createdJob(d, "demo-train-1")!;
     assert.equal(restarted.spec?.template.spec?.containers[0]?.image, "axolotlai/axolotl:0.18.0");
     assert.equal(restarted.spec?.template.spec?.containers[0]?.resources?.limits?.["nvidia.com/gpu"], "1", "the gang keeps its GPU count");

@@ -12,8 +12,8 @@ import { getCondition } from "../conditions.ts";
 import { classifyFailure, stuckPods, type AttemptFailure, type MissingPodReference } from "../failures.ts";
 import { Reason } from "../reasons.ts";
 import { specHash } from "../spec-hash.ts";
-import { attemptEnded, closeAttempt, noteResumePoint, startNextAttempt } from "./attempts.ts";
-import { STAGE_CONDITION, STAGE_PHASE, attemptOf, jobCondition, type Planner } from "./context.ts";
+import { attemptEnded, closeAttempt, noteResumePoint, startNextAttempt, teardownLeft } from "./attempts.ts";
+import { STAGE_CONDITION, STAGE_PHASE, attemptOf, isTerminal, jobCondition, type Planner } from "./context.ts";
 import { smokeTestPassed } from "./health.ts";
 import { reportPodCreation, reportPodReferences, reportScheduling } from "./pods.ts";
 import { createStageJob, stageCondition, stageJobMessage } from "./stage-job.ts";
@@ -70,13 +70,24 @@ export function runStage(p: Planner, input: RenderInput, desired: DesiredObjects
   const name = input.job.name;
   const jobs = p.jobsOf(stage);
   const current = jobs.find((j) => j.metadata?.name === stageJobName(name, stage, ss.attempt));
-  // Leftovers of earlier attempts (e.g. the operator died mid-teardown) go first.
-  for (const old of jobs) {
-    if (attemptOf(old) < ss.attempt && !old.metadata?.deletionTimestamp) p.deleteJob(old, "superseded by a newer attempt");
+  // Leftovers of earlier attempts (e.g. the operator died mid-teardown) go first, and entirely: their Job is deleted in
+  // the foreground and stays until its pods are gone, so while it is cached a rank of theirs may still run.
+  const leftovers = jobs.filter((job) => attemptOf(job) < ss.attempt);
+  for (const old of leftovers) {
+    if (!old.metadata?.deletionTimestamp) p.deleteJob(old, "superseded by a newer attempt");
   }
   const record = p.findRecord(stage, ss.attempt);
   if (record?.endTime) {
     startNextAttempt(p, desired, stage, ss, record, current);
+    return;
+  }
+  if (!current && leftovers.length > 0) {
+    const lingering = p.podsOf(stage).filter((pod) => attemptOf(pod) < ss.attempt && !isTerminal(pod));
+    p.conclude(
+      STAGE_PHASE[stage],
+      `waiting for earlier ${stage} attempts to be torn down (${teardownLeft(leftovers, lingering)}) before attempt ${ss.attempt}`,
+    );
+    ss.phase = "Pending";
     return;
   }
   if (!current) {
