@@ -5,7 +5,8 @@
  * - a pod the scheduler cannot place shows the scheduler's reason in status, an Event and `kubectl finetune status`;
  * - an image reference that cannot parse and a name over 45 characters are refused at admission;
  * - pods the API server refuses (unknown PriorityClass, Pod Security, ResourceQuota, LimitRange) end in a condition
- *   and an Event that name the refusal, never a silent Pending.
+ *   and an Event that name the refusal, never a silent Pending; so does the operator's own create refused (a quota
+ *   on claims).
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -179,6 +180,27 @@ describe("GitOps order and stuck pods", () => {
     await refusedWith("too-much-memory", /maximum memory usage per Container is 16Gi, but limit is 64Gi/);
     assert.match((await getFtj(k, ns, "too-much-memory")).status?.message ?? "", /pods of Job \S+ are refused/);
     await k.core.deleteNamespacedLimitRange({ namespace: ns, name: "small-pods" });
+  });
+
+  test("its output claim refused by a ResourceQuota: ObjectsCreated=False naming the quota, an Event, then runs once the quota is gone", async () => {
+    await k.core.createNamespacedResourceQuota({ namespace: ns, body: { metadata: { name: "no-claims" }, spec: { hard: { persistentvolumeclaims: "0" } } } });
+    // Admission reads the quota's usage, which the quota controller fills in.
+    await waitFor("the quota's usage computed", async () => (await k.core.readNamespacedResourceQuota({ namespace: ns, name: "no-claims" })).status?.hard);
+    await createFtj(k, ftjManifest("claim-refused", ns, { preprocess: { enabled: false }, merge: { enabled: false } }));
+    const refused = await waitFor("ObjectsCreated=False", async (note) => {
+      const c = await condition("claim-refused", "ObjectsCreated");
+      note(c ?? (await getFtj(k, ns, "claim-refused")).status?.message);
+      return c?.status === "False" ? c : undefined;
+    });
+    assert.equal(refused.reason, "CreateRefused");
+    assert.match(refused.message, /refused to create PersistentVolumeClaim claim-refused-output: .*exceeded quota: no-claims/);
+    const j = await getFtj(k, ns, "claim-refused");
+    assert.equal(j.status?.phase, "Pending", "nothing of the run exists yet");
+    assert.equal(j.status?.message, refused.message);
+    await waitFor("a CreateRefused Event", async () => (await eventReasons("claim-refused")).includes("CreateRefused"));
+    await k.core.deleteNamespacedResourceQuota({ namespace: ns, name: "no-claims" });
+    const running = await ran("claim-refused");
+    assert.equal(running.status?.conditions?.find((c) => c.type === "ObjectsCreated")?.status, "True");
   });
 
   test("applied before its Secret: waits (SecretNotFound from the kubelet's report, an Event), then goes on once the Secret exists", async () => {

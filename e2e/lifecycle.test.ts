@@ -49,10 +49,10 @@ async function eventsOf(name: string) {
 }
 
 describe("lifecycle", () => {
-  test("single node: Pending -> Preprocessing -> Training -> Merging -> Succeeded, with outputs and events", async () => {
+  test("single node: Preprocessing -> Training -> Merging -> Succeeded, with outputs and events", async () => {
     await createFtj(k, ftjManifest("single", ns));
     const done = await succeeded("single");
-    assert.deepEqual(await phases.until("single", "Succeeded"), ["Pending", "Preprocessing", "Training", "Merging", "Succeeded"]);
+    assert.deepEqual(await phases.until("single", "Succeeded"), ["Preprocessing", "Training", "Merging", "Succeeded"]);
     assert.equal(done.status?.outputs?.claimName, "single-output");
     assert.equal(done.status?.outputs?.mergedModelPath, "model/merged");
     assert.equal(done.status?.restarts, 0);
@@ -97,7 +97,7 @@ describe("lifecycle", () => {
     );
     await finishPod(k, merge, 0);
     await succeeded("gang");
-    assert.deepEqual(await phases.until("gang", "Succeeded"), ["Pending", "Training", "Merging", "Succeeded"]);
+    assert.deepEqual(await phases.until("gang", "Succeeded"), ["Training", "Merging", "Succeeded"]);
   });
 
   test("invalid spec: InvalidSpec condition and an Event naming the key, no children; fixed spec runs", async () => {

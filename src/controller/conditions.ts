@@ -19,6 +19,7 @@ const CONDITION_TYPES = [
   "ReferencesResolved",
   "PodsScheduled",
   "PodsCreated",
+  "ObjectsCreated",
 ] as const;
 export type ConditionType = (typeof CONDITION_TYPES)[number];
 

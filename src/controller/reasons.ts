@@ -13,6 +13,7 @@ export const Reason = {
   ReferencesFound: "ReferencesFound",
   Unschedulable: "Unschedulable",
   FailedCreate: "FailedCreate",
+  CreateRefused: "CreateRefused",
   Scheduled: "Scheduled",
   Pending: "Pending",
   Running: "Running",

@@ -8,12 +8,13 @@ import { isDeepStrictEqual } from "node:util";
 import { trace } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import type { FineTuneJobObject } from "../api/schema.ts";
-import { errorMessage, isAlreadyExists, isConflict, isNotFound } from "../kube/errors.ts";
+import { errorMessage, isAlreadyExists, isConflict, isNotFound, isRefusal } from "../kube/errors.ts";
 import type { KubeApi } from "../kube/api.ts";
 import { traced } from "../observability/tracing.ts";
 import { Expectations } from "../runtime/expectations.ts";
 import { LruCache } from "../runtime/lru.ts";
 import { deepFreeze } from "../runtime/store.ts";
+import type { Creatable } from "../render/desired.ts";
 import { configMapName, launcherConfigMapName, outputClaimName, serviceName } from "../render/names.ts";
 import { resolveAxolotlConfig } from "../validation/config.ts";
 import { validateNameAndSpec, type JobValidation, type ValidationIssue } from "../validation/job.ts";
@@ -24,6 +25,7 @@ import { EventRecorder } from "./event-recorder.ts";
 import { Reason } from "./reasons.ts";
 import { PodCreateDiagnosis } from "./pod-create-diagnosis.ts";
 import { recordSmokeAnswers } from "./smoke-answers.ts";
+import { createKey } from "./planner/creates.ts";
 import { decide, POD_CREATE_RECHECK_MS, podCreateSuspect, type Action, type MissingReference, type Observed, type PlannerSettings } from "./planner/index.ts";
 
 /** Read-only views of the informer caches the reconciler needs. */
@@ -76,6 +78,11 @@ export class Reconciler {
   readonly #validatedSpecs = new LruCache<JobValidation>(512);
   /** When this replica last wrote each job's status (memory only: after a restart the first write is not held back). */
   readonly #lastStatusWrite = new Map<string, number>();
+  /**
+   * The API server's refusals of this replica's creates, by job key, then `Kind/name` (memory only: another replica
+   * finds a lasting refusal again on its first try). The planner reports those it still wants to create.
+   */
+  readonly #createRefusals = new Map<string, Map<string, string>>();
   /** Existing output claims (`namespace/name`) seen lately, and when: jobs sharing one claim check it once a minute, not each. */
   readonly #claimsSeen = new Map<string, number>();
   /** FailedCreate Events of podless Jobs, listed in the background, a few at a time. */
@@ -102,6 +109,7 @@ export class Reconciler {
     if (!ftj) {
       this.#expect.forget(key);
       this.#lastStatusWrite.delete(key);
+      this.#createRefusals.delete(key);
       return {}; // deleted: garbage collection removes its children
     }
     // Children created right after a status write send events that can arrive before the job's own update: deciding
@@ -134,8 +142,9 @@ export class Reconciler {
       if (written === "conflict") return { requeueAfterMs: 200 };
       this.#deps.onDecision?.(ftj, decision.status);
     }
-    for (const batch of executionBatches(decision.actions)) await Promise.all(batch.map((action) => this.#execute(ftj, action, log)));
+    // Events first: they tell what was decided, and an action the API server refuses (it throws) must not swallow them.
     for (const event of decision.events) this.#emit(ftj, event.type, event.reason, event.message, log);
+    for (const batch of executionBatches(decision.actions)) await Promise.all(batch.map((action) => this.#execute(ftj, action, log)));
     await this.#copySmokeAnswers(ftj, decision.status, log);
     if (decision.statusChanged || decision.actions.length) {
       log.info({ phase: decision.status.phase, actions: decision.actions.map(describe), requeueAfterMs: decision.requeueAfterMs }, "reconciled");
@@ -204,6 +213,7 @@ export class Reconciler {
         pods: caches.podsOf(ns, name),
       },
       ...this.#podCreateFailures(`${ns}/${name}`, ns, caches.jobsOf(ns, name), caches.podsOf(ns, name), now),
+      ...(this.#createRefusals.has(`${ns}/${name}`) ? { createRefusals: Object.fromEntries(this.#createRefusals.get(`${ns}/${name}`)!) } : {}),
       settings,
       now,
     };
@@ -270,12 +280,26 @@ export class Reconciler {
     return pending.length > 0 ? [...cached, ...pending] : cached;
   }
 
+  /** Remembers (message) or forgets (undefined) the API server's refusal of one create of this job. */
+  #noteCreate(ftj: FineTuneJobObject, object: Creatable, message: string | undefined): void {
+    const key = `${ftj.metadata.namespace}/${ftj.metadata.name}`;
+    const known = this.#createRefusals.get(key);
+    if (message === undefined) {
+      known?.delete(createKey(object));
+      if (known?.size === 0) this.#createRefusals.delete(key);
+      return;
+    }
+    if (known) known.set(createKey(object), message);
+    else this.#createRefusals.set(key, new Map([[createKey(object), message]]));
+  }
+
   async #execute(ftj: FineTuneJobObject, action: Action, log: Logger): Promise<void> {
     const { api } = this.#deps;
     switch (action.kind) {
       case "create":
         try {
           const created = await api.create(action.object);
+          this.#noteCreate(ftj, action.object, undefined);
           if (action.object.kind === "Job") {
             // What the API server answered, as the cache would keep it, with no status yet: the planner treats it as just created.
             const job = (created && typeof created === "object" ? created : action.object) as V1Job;
@@ -285,7 +309,9 @@ export class Reconciler {
             );
           }
         } catch (err) {
-          if (!isAlreadyExists(err)) throw err; // a lagging cache: it is there already
+          if (isAlreadyExists(err)) return; // a lagging cache: it is there already
+          if (isRefusal(err)) this.#noteCreate(ftj, action.object, errorMessage(err));
+          throw err;
         }
         return;
       case "delete":

@@ -7,6 +7,15 @@ export const isNotFound = (err: unknown) => statusCode(err) === 404;
 export const isConflict = (err: unknown) => statusCode(err) === 409;
 export const isAlreadyExists = isConflict;
 
+/**
+ * The API server said no to the request itself (a quota, an admission webhook, RBAC, an invalid object): a 4xx other
+ * than a conflict, a timeout or throttling. Sending it again unchanged fails again until someone changes the cluster.
+ */
+export function isRefusal(err: unknown): boolean {
+  const code = statusCode(err);
+  return code !== undefined && code >= 400 && code < 500 && code !== 408 && code !== 409 && code !== 429;
+}
+
 /** One line for logs and CLI output: the API server's message when there is one. */
 export function errorMessage(err: unknown): string {
   if (err && typeof err === "object") {

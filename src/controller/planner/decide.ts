@@ -22,6 +22,7 @@ import { desiredObjects, enabledStages } from "../../render/desired.ts";
 import { getCondition } from "../conditions.ts";
 import { PHASE_EVENT_REASON } from "../reasons.ts";
 import { Planner } from "./context.ts";
+import { reportRefusedCreates } from "./creates.ts";
 import { lossHealth } from "./health.ts";
 import { trainCounters } from "./outcome.ts";
 import { ensureBaseObjects, markSkippedStages, runStage, succeed } from "./stages.ts";
@@ -91,7 +92,8 @@ function run(p: Planner): void {
 
   // Storage, the rendered config and the rank Service are created first; the first stage's Job is created in the same
   // pass, after them (actions run in order and stop at the first error), which saves a round trip through the queue
-  // per job. Status says Pending, truthfully, until the cache shows the base objects.
+  // per job, and status already says what the next pass would (the stage's Job created, no pod ready): one status
+  // write less per job. Should a create be refused, the next pass says so (reportRefusedCreates).
   const desired = desiredObjects(input, enabledStages(spec, config));
   const baseObserved = ensureBaseObjects(p, desired);
   st.outputs = { ...outputPaths(input), ...(st.outputs ?? {}) };
@@ -102,7 +104,10 @@ function run(p: Planner): void {
     return;
   }
   runStage(p, input, desired, next, p.stage(next));
-  if (!baseObserved) p.conclude("Pending", "preparing the output claim, rendered config and rank Service");
+  if (!baseObserved && !p.actions.some((a) => a.kind === "create" && a.object.kind === "Job")) {
+    p.conclude("Pending", "preparing the output claim, rendered config and rank Service");
+  }
+  reportRefusedCreates(p);
 }
 
 function jobRef(ftj: FineTuneJobObject) {

@@ -203,6 +203,8 @@ interface ObserveOptions {
   base?: boolean;
   now?: Date;
   settings?: Partial<PlannerSettings>;
+  /** The API server's refusals of creates, as the reconciler remembers them. */
+  createRefusals?: Record<string, string>;
 }
 
 const built = <T>(x: { build(): T } | T): T => (x instanceof JobBuilder || x instanceof PodBuilder ? (x.build() as T) : structuredClone(x as T));
@@ -229,6 +231,7 @@ function observe(f: FtjBuilder | FineTuneJobObject, opts: ObserveOptions = {}): 
       jobs: (opts.jobs ?? []).map(built),
       pods: (opts.pods ?? []).map(built),
     },
+    ...(opts.createRefusals ? { createRefusals: opts.createRefusals } : {}),
     settings: { ...SETTINGS, ...opts.settings },
     now: opts.now ?? NOW,
   };
@@ -336,7 +339,7 @@ describe("decide: validation", () => {
     const failed = step(ftj().config({ ...LORA, adapter: "qlora" }), { base: false }).next;
     const fixed = failed.generation(2).config({ ...LORA, adapter: "qlora", load_in_4bit: true });
     const { d, next } = step(fixed, { base: false });
-    assert.equal(d.status.phase, "Pending");
+    assert.equal(d.status.phase, "Preprocessing", "the first stage's Job is created in this pass");
     assert.equal(d.status.observedGeneration, 2);
     assert.equal(cond(d.status, "Validated")?.status, "True");
     assert.equal(cond(d.status, "Validated")?.observedGeneration, 2);
@@ -345,7 +348,7 @@ describe("decide: validation", () => {
       created(d).toSorted(),
       ["ConfigMap/demo-config", `ConfigMap/${LAUNCHER}`, "Job/demo-preprocess-0", "PersistentVolumeClaim/demo-output"].toSorted(),
     );
-    // ...and is Preprocessing once the cache shows what it created.
+    // ...and stays Preprocessing once the cache shows what it created.
     const { d: d2 } = step(next, { jobs: [job("preprocess", 0).active()] });
     assert.deepEqual(created(d2), []);
     assert.equal(d2.status.phase, "Preprocessing");
@@ -361,7 +364,7 @@ describe("decide: validation", () => {
   it("warnings do not block the run and are reported once per generation", () => {
     const f = ftj().config({ ...LORA, lora_rr: 8 });
     const { d, next } = step(f, { base: false });
-    assert.equal(d.status.phase, "Pending");
+    assert.equal(d.status.phase, "Preprocessing");
     assert.equal(cond(d.status, "Validated")?.status, "True");
     assert.match(cond(d.status, "Validated")!.message, /1 warning/);
     assert.ok(eventReasons(d).includes("Warning/ConfigWarnings"));
@@ -381,8 +384,8 @@ describe("decide: validation", () => {
 // ---------------------------------------------------------------------------
 
 describe("decide: stages", () => {
-  it("first pass creates the claim, the config, the Service and then the first stage's Job, and stays Pending", () => {
-    const { d } = step(ftj().nodes(2), { base: false });
+  it("first pass creates the claim, the config, the Service and then the first stage's Job, and says so in one status write", () => {
+    const { d, next } = step(ftj().nodes(2), { base: false });
     // In this order: actions stop at the first error, so the Job never exists without what its pods mount.
     assert.deepEqual(created(d), [
       "PersistentVolumeClaim/demo-output",
@@ -391,11 +394,41 @@ describe("decide: stages", () => {
       "Service/demo-ranks",
       "Job/demo-preprocess-0",
     ]);
-    assert.equal(d.status.phase, "Pending", "until the cache shows the base objects");
+    assert.equal(d.status.phase, "Preprocessing");
+    assert.equal(d.status.message, "preprocess attempt 0: 0/1 pod(s) ready (Job demo-preprocess-0)");
     assert.equal(d.status.stages?.preprocess?.jobName, "demo-preprocess-0", "the Job is recorded in status before it is created");
     assert.equal(cond(d.status, "Validated")?.status, "True");
-    assert.deepEqual(eventReasons(d), [], "arriving in Pending is no Event");
+    assert.deepEqual(eventReasons(d), [], "arriving in Preprocessing is no Event");
     assert.equal(d.requeueAfterMs, undefined);
+    // The next pass sees what was created, the Job without pods yet: nothing to write.
+    const seen = step(next, { jobs: [job("preprocess", 0)] }).d;
+    assert.equal(seen.statusChanged, false, JSON.stringify(seen.status));
+    assert.deepEqual(seen.actions, []);
+  });
+
+  it("a refused create goes into status and one Warning Event; the job is Pending until the create goes through", () => {
+    const quota =
+      'persistentvolumeclaims "demo-output" is forbidden: exceeded quota: storage, requested: persistentvolumeclaims=1, used: persistentvolumeclaims=4, limited: persistentvolumeclaims=4';
+    const first = step(ftj(), { base: false });
+    const refusals = { "PersistentVolumeClaim/demo-output": quota };
+    const { d, next } = step(first.next, { base: false, createRefusals: refusals });
+    assert.equal(d.status.phase, "Pending");
+    assert.equal(d.status.message, `the API server refused to create PersistentVolumeClaim demo-output: ${quota}`);
+    assert.equal(cond(d.status, "ObjectsCreated")?.status, "False");
+    assert.equal(cond(d.status, "ObjectsCreated")?.reason, "CreateRefused");
+    assert.deepEqual(eventReasons(d), ["Warning/CreateRefused"]);
+    assert.ok(created(d).includes("PersistentVolumeClaim/demo-output"), "tried again (the queue's backoff paces the tries)");
+    // Refused again: no new Event, no status change.
+    const again = step(next, { base: false, createRefusals: refusals }).d;
+    assert.equal(again.statusChanged, false);
+    assert.deepEqual(eventReasons(again), []);
+    // The quota raised: the claim is created (no refusal left) and the job goes on.
+    const { d: ok } = step(next, { base: false });
+    assert.equal(cond(ok.status, "ObjectsCreated")?.status, "True");
+    assert.equal(ok.status.phase, "Preprocessing");
+    // A refusal of an object the planner no longer creates (it exists now) is not reported.
+    const stale = step(next, { jobs: [job("preprocess", 0)], createRefusals: refusals }).d;
+    assert.equal(cond(stale.status, "ObjectsCreated")?.status, "True");
   });
 
   it("a single node gets no rank Service: its rendezvous stays on loopback", () => {

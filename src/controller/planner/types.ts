@@ -37,6 +37,8 @@ export interface Observed {
   ftj: FineTuneJobObject;
   /** FailedCreate messages of stage Jobs without pods (see podCreateSuspect), by Job name. */
   podCreateFailures?: Readonly<Record<string, string>>;
+  /** Messages of the API server's refusals of this job's own creates, by `Kind/name` (see creates.ts). */
+  createRefusals?: Readonly<Record<string, string>>;
   /** Referenced objects found missing before the run started; the job waits for them. */
   missing?: readonly MissingReference[];
   /** Result of validating the spec and the resolved Axolotl config. */
