@@ -67,7 +67,8 @@ export class KubeApi {
   create(obj: KubernetesObject): Promise<unknown> {
     const kind = CREATABLE[obj.kind ?? ""];
     if (!kind) throw new Error(`the operator does not create ${obj.kind}`);
-    return this.#json("create", kind.resource, "POST", kind.path(obj.metadata?.namespace ?? ""), { body: obj });
+    // The answer is read for its metadata and spec only (a Job's, as the cache would keep it).
+    return this.#json("create", kind.resource, "POST", kind.path(obj.metadata?.namespace ?? ""), { body: obj, dropManagedFields: true });
   }
 
   /**
@@ -75,7 +76,7 @@ export class KubeApi {
    * its pods, so the Job's presence tells the planner that a rank of it may still run.
    */
   deleteJob(namespace: string, name: string): Promise<unknown> {
-    return this.#json("delete", "jobs", "DELETE", one(batch(namespace, "jobs"), name), { query: { propagationPolicy: "Foreground" } });
+    return this.#json("delete", "jobs", "DELETE", one(batch(namespace, "jobs"), name), { query: { propagationPolicy: "Foreground" }, dropManagedFields: true });
   }
 
   getConfigMap(namespace: string, name: string): Promise<V1ConfigMap> {
@@ -110,7 +111,7 @@ export class KubeApi {
   /** Replaces status through the status subresource; the resourceVersion in `obj` makes a stale write fail with 409. */
   replaceStatus(obj: FineTuneJobObject): Promise<FineTuneJobObject> {
     const { namespace = "", name = "" } = obj.metadata;
-    return this.#json("update", "finetunejobs/status", "PUT", `${one(ftjs(namespace), name)}/status`, { body: obj });
+    return this.#json("update", "finetunejobs/status", "PUT", `${one(ftjs(namespace), name)}/status`, { body: obj, dropManagedFields: true });
   }
 
   /** Merge patch of part of status (progress reports): touches only the fields given. */

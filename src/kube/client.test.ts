@@ -180,6 +180,23 @@ describe("KubeClient (against a local HTTP server)", () => {
     c.close();
   });
 
+  it("request with dropManagedFields: a real object answer without managedFields, the rest as the server sent it", async () => {
+    const line = readFileSync(new URL("./testdata/watch-events-1.33.jsonl", import.meta.url), "utf8").split("\n")[1]!;
+    const answer = line.slice(line.indexOf('"object":') + '"object":'.length, -1);
+    handler = (_req, res) => {
+      res.writeHead(201, { "content-type": "application/json" });
+      res.end(answer);
+    };
+    const c = client();
+    const dropped = await c.request<any>("POST", "/apis/batch/v1/namespaces/ml/jobs", { body: {}, dropManagedFields: true });
+    const kept = await c.request<any>("POST", "/apis/batch/v1/namespaces/ml/jobs", { body: {} });
+    assert.ok(kept.metadata.managedFields.length > 0);
+    assert.equal(dropped.metadata.managedFields, undefined);
+    delete kept.metadata.managedFields;
+    assert.deepEqual(dropped, kept);
+    c.close();
+  });
+
   it("an exec-plugin kubeconfig goes through client-node, which runs the plugin and signs the request", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kube-exec-"));
     const credential = JSON.stringify({ apiVersion: "client.authentication.k8s.io/v1beta1", kind: "ExecCredential", status: { token: "from-exec" } });

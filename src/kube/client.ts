@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from "node:fs";
 import type { ClusterAccess, FileSystem } from "./access.ts";
 import { clientNodeTransport, DirectTransport, type Transport } from "./transport.ts";
 import type { WatchOptions } from "../runtime/api-client.ts";
-import { parseWatchLine } from "./watch-text.ts";
+import { parseObjectWithoutManagedFields, parseWatchLine } from "./watch-text.ts";
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -22,6 +22,8 @@ export interface RequestOptions {
   /** Default application/json; `application/merge-patch+json` for merge patches. */
   contentType?: string;
   signal?: AbortSignal;
+  /** The answer's object may come without metadata.managedFields (cut out of the text before parsing). */
+  dropManagedFields?: boolean;
 }
 
 /** An API error: `code` is the HTTP status, `body` the parsed Status (or the raw text). */
@@ -134,7 +136,8 @@ export class KubeClient {
   /** One request with a JSON answer. */
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const { text } = await this.#send(method, path, opts, "application/json");
-    return (text ? JSON.parse(text) : undefined) as T;
+    if (!text) return undefined as T;
+    return opts.dropManagedFields ? parseObjectWithoutManagedFields<T>(text) : (JSON.parse(text) as T);
   }
 
   /** One request with a text answer (pods/log). */

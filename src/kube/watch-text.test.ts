@@ -6,7 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { parseWatchLine, withoutManagedFields } from "./watch-text.ts";
+import { parseObjectWithoutManagedFields, parseWatchLine, withoutManagedFields } from "./watch-text.ts";
 
 type Event = { type: string; object: { kind: string; metadata: Record<string, unknown> & { managedFields?: unknown[] } } };
 
@@ -83,5 +83,21 @@ describe("managedFields cut out of watch event text", () => {
   it("throws for a line that is not JSON, cut or not", () => {
     assert.throws(() => parseWatchLine('{"type":"ADDED","object":{"metadata":{"name":"a","managedFields":[{"x":1}]}', true), SyntaxError);
     assert.throws(() => parseWatchLine("not json", true), SyntaxError);
+  });
+
+  it("parses an API answer's object (the same bytes as the event's object) without managedFields", () => {
+    for (const line of lines) {
+      // A watch event is {"type":...,"object":<the object as the API server writes it in answers>}.
+      const text = line.slice(line.indexOf('"object":') + '"object":'.length, -1);
+      const kind = (JSON.parse(line) as Event).object.kind;
+      assert.deepEqual(parseObjectWithoutManagedFields(text), withoutFields(line).object, kind);
+      assert.ok(withoutManagedFields(text).length < text.length, `${kind}: cut`);
+    }
+    const pod = lines.find((l) => (JSON.parse(l) as Event).object.kind === "Pod" && l.includes('k:{\\"name\\":\\"'))!;
+    const envName = /k:\{\\"name\\":\\"([A-Z_]+)\\"\}/.exec(pod)![1]!;
+    const odd = pod.replaceAll(`\\"${envName}\\"`, `\\"A}],B\\"`).replaceAll(`"name":"${envName}"`, `"name":"A}],B"`);
+    const text = odd.slice(odd.indexOf('"object":') + '"object":'.length, -1);
+    assert.throws(() => JSON.parse(withoutManagedFields(text)), SyntaxError);
+    assert.deepEqual(parseObjectWithoutManagedFields(text), withoutFields(odd).object, "a cut that is not JSON: the whole text");
   });
 });
