@@ -27,7 +27,7 @@ export function progressLine(job: FineTuneJobObject, width = 24): string | undef
   return parts.join("  ");
 }
 
-const WAITING_CONDITIONS = new Set(["PodsScheduled", "ReferencesResolved"]);
+const WAITING_CONDITIONS = new Set(["PodsScheduled", "ReferencesResolved", "PodsCreated", "ObjectsCreated"]);
 
 /** `▇▆▅▃▂▂▁  6.71 -> 2.04 (steps 1-120)`, plus the NaN step when there was one. */
 export function lossCurveLine(job: FineTuneJobObject): string | undefined {
