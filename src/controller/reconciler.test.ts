@@ -147,6 +147,43 @@ describe("Reconciler: a Job it created that the cache does not show yet", () => 
   });
 });
 
+describe("Reconciler: a create the API server refuses", () => {
+  it("is reported in the next pass (status, Event) and tried again; the report clears once it goes through", async () => {
+    const calls: string[] = [];
+    let rv = 1;
+    let cached = newJob({ preprocess: { enabled: false } });
+    let quota = true;
+    const refusal = 'persistentvolumeclaims "demo-output" is forbidden: exceeded quota: no-claims';
+    const reconciler = reconcilerOver(() => cached, {
+      replaceStatus: async (obj: FineTuneJobObject) => {
+        cached = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(++rv) } };
+        return cached;
+      },
+      create: async (o: { kind: string; metadata: { name: string } }) => {
+        calls.push(`create ${o.kind}`);
+        if (quota && o.kind === "PersistentVolumeClaim") throw Object.assign(new Error("HTTP 403"), { code: 403, body: { message: refusal } });
+        return o;
+      },
+      createEvent: async (e: { reason: string; message: string }) => void calls.push(`event ${e.reason}: ${e.message}`),
+    });
+    await assert.rejects(reconciler.reconcile("ns/demo"), /403/);
+    assert.ok(!calls.includes("create Job"), "nothing after the refused claim");
+    calls.length = 0;
+    await assert.rejects(reconciler.reconcile("ns/demo"), /403/);
+    const objects = cached.status?.conditions?.find((c) => c.type === "ObjectsCreated");
+    assert.equal(objects?.status, "False");
+    assert.equal(cached.status?.phase, "Pending");
+    assert.equal(cached.status?.message, `the API server refused to create PersistentVolumeClaim demo-output: ${refusal}`);
+    assert.ok(calls.includes(`event CreateRefused: ${cached.status?.message}`), calls.join(", "));
+    quota = false;
+    await reconciler.reconcile("ns/demo");
+    assert.ok(calls.includes("create Job"));
+    // The claim went through; the next pass finds no refusal left for what it still creates.
+    await reconciler.reconcile("ns/demo");
+    assert.equal(cached.status?.conditions?.find((c) => c.type === "ObjectsCreated")?.status, "True");
+  });
+});
+
 describe("Reconciler: jobs that share one existing output claim", () => {
   it("ask the API server once while it exists; a missing claim is asked again on every try", async () => {
     const lists: string[] = [];

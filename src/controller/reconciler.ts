@@ -272,12 +272,13 @@ export class Reconciler {
   }
 
   /**
-   * The cached Jobs plus the ones created here that the cache does not show yet (read-your-writes): the planner sees
-   * them as just created instead of creating them again, because a Job's watch event can trail the FineTuneJob's.
+   * The cached Jobs plus the ones created here that the cache does not show yet, and those deleted here shown as being
+   * deleted (read-your-writes): the planner sees them as just created or deleted instead of asking again, because a
+   * Job's watch event can trail the FineTuneJob's (a Job deleted in the foreground stays until its pods are gone).
    */
-  #observedJobs(key: string, cached: V1Job[]): V1Job[] {
+  #observedJobs(key: string, cached: V1Job[]): readonly V1Job[] {
     const pending = this.#expect.pendingCreations(key, cached);
-    return pending.length > 0 ? [...cached, ...pending] : cached;
+    return this.#expect.withPendingDeletions(key, pending.length > 0 ? [...cached, ...pending] : cached);
   }
 
   /** Remembers (message) or forgets (undefined) the API server's refusal of one create of this job. */
@@ -317,6 +318,7 @@ export class Reconciler {
       case "delete":
         try {
           await api.deleteJob(action.namespace, action.name);
+          this.#expect.expectDeletion(`${ftj.metadata.namespace}/${ftj.metadata.name}`, action.name);
           this.#emit(ftj, "Normal", Reason.JobDeleted, `deleted Job ${action.name}: ${action.reason}`, log);
         } catch (err) {
           if (!isNotFound(err)) throw err;

@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { EXPECTATION_TIMEOUT_MS, Expectations } from "./expectations.ts";
 
-type Obj = { metadata: { name: string } };
+type Obj = { metadata: { name: string; deletionTimestamp?: string } };
 const obj = (name: string): Obj => ({ metadata: { name } });
 
 function clocked() {
@@ -83,5 +83,36 @@ describe("Expectations: status writes", () => {
     expect.forget("ns/a");
     assert.equal(expect.awaitingStatusWrite("ns/a", "9"), false);
     assert.deepEqual(expect.pendingCreations("ns/a", []), []);
+  });
+});
+
+describe("Expectations: deletions", () => {
+  it("shows an object whose deletion was asked as being deleted until the cache does, or it is gone", () => {
+    const { expect } = clocked();
+    expect.expectDeletion("ns/a", "a-train-0");
+    const [shown, other] = expect.withPendingDeletions("ns/a", [obj("a-train-0"), obj("a-merge-0")]);
+    assert.equal(shown!.metadata.deletionTimestamp, new Date(1_000).toISOString());
+    assert.equal(other!.metadata.deletionTimestamp, undefined);
+    assert.deepEqual(expect.withPendingDeletions("ns/b", [obj("a-train-0")]), [obj("a-train-0")], "per owner");
+    // The cache shows the deletion: its own timestamp, and the expectation is done.
+    const deleting = { metadata: { name: "a-train-0", deletionTimestamp: "2026-12-07T00:00:00Z" } };
+    assert.deepEqual(expect.withPendingDeletions("ns/a", [deleting]), [deleting]);
+    assert.deepEqual(expect.withPendingDeletions("ns/a", [obj("a-train-0")]), [obj("a-train-0")], "not expected again");
+    // Gone from the cache: done too.
+    expect.expectDeletion("ns/a", "a-train-1");
+    assert.deepEqual(expect.withPendingDeletions("ns/a", []), []);
+    assert.deepEqual(expect.withPendingDeletions("ns/a", [obj("a-train-1")]), [obj("a-train-1")]);
+  });
+
+  it("expires after the timeout; forget drops it", () => {
+    const { expect, advance } = clocked();
+    expect.expectDeletion("ns/a", "a-train-0");
+    advance(EXPECTATION_TIMEOUT_MS - 1);
+    assert.ok(expect.withPendingDeletions("ns/a", [obj("a-train-0")])[0]!.metadata.deletionTimestamp);
+    advance(1);
+    assert.equal(expect.withPendingDeletions("ns/a", [obj("a-train-0")])[0]!.metadata.deletionTimestamp, undefined);
+    expect.expectDeletion("ns/a", "a-train-0");
+    expect.forget("ns/a");
+    assert.equal(expect.withPendingDeletions("ns/a", [obj("a-train-0")])[0]!.metadata.deletionTimestamp, undefined);
   });
 });

@@ -19,11 +19,13 @@ export interface ExpectationsOptions {
   now?: () => number;
 }
 
-export class Expectations<T extends { metadata?: { name?: string } }> {
+export class Expectations<T extends { metadata?: { name?: string; deletionTimestamp?: unknown } }> {
   readonly timeoutMs: number;
   readonly #now: () => number;
   /** Objects created per owner that the cache has not shown yet. */
   readonly #creations = new Map<string, Array<{ object: T; at: number }>>();
+  /** Deletions asked per owner (object name -> when) that the cache does not show yet (no deletionTimestamp). */
+  readonly #deletions = new Map<string, Map<string, number>>();
   /**
    * Per owner, until the cache shows a newer version: the resourceVersion a status write was based on, the one it
    * produced, and whether a reconcile was put off until the cache shows it.
@@ -57,6 +59,36 @@ export class Expectations<T extends { metadata?: { name?: string } }> {
     if (left.length > 0) this.#creations.set(owner, left);
     else this.#creations.delete(owner);
     return left.map((c) => c.object);
+  }
+
+  /** Records a deletion the owner's cache should show soon (a deletionTimestamp, or the object gone). */
+  expectDeletion(owner: string, name: string): void {
+    const known = this.#deletions.get(owner);
+    if (known) known.set(name, this.#now());
+    else this.#deletions.set(owner, new Map([[name, this.#now()]]));
+  }
+
+  /**
+   * `cached` (the owner's cache content) with the objects whose deletion is still expected shown as being deleted
+   * (a copy with a deletionTimestamp): a reconcile before the cache shows the deletion does not ask for it again.
+   */
+  withPendingDeletions(owner: string, cached: readonly T[]): readonly T[] {
+    const expected = this.#deletions.get(owner);
+    if (!expected) return cached;
+    const now = this.#now();
+    const names = new Set(cached.map((o) => o.metadata?.name));
+    for (const [name, at] of expected) {
+      const shown = cached.find((o) => o.metadata?.name === name)?.metadata?.deletionTimestamp !== undefined;
+      if (!names.has(name) || shown || now - at >= this.timeoutMs) expected.delete(name);
+    }
+    if (expected.size === 0) {
+      this.#deletions.delete(owner);
+      return cached;
+    }
+    return cached.map((o) => {
+      const at = o.metadata?.name !== undefined ? expected.get(o.metadata.name) : undefined;
+      return at === undefined ? o : ({ ...o, metadata: { ...o.metadata, deletionTimestamp: new Date(at).toISOString() } } as T);
+    });
   }
 
   /**
@@ -99,6 +131,7 @@ export class Expectations<T extends { metadata?: { name?: string } }> {
   /** The owner is gone: nothing of it is expected any more. */
   forget(owner: string): void {
     this.#creations.delete(owner);
+    this.#deletions.delete(owner);
     this.#statusWrites.delete(owner);
   }
 }
