@@ -127,7 +127,9 @@ export class Recorder {
     for (const p of this.pods.items.values()) {
       if (p.metadata?.labels?.[LABEL_STAGE] !== "train" || p.status?.phase === "Succeeded" || p.status?.phase === "Failed") continue;
       const owner = p.metadata?.labels?.[LABEL_JOB_NAME] ?? "";
-      alive.set(owner, [...(alive.get(owner) ?? []), p]);
+      const list = alive.get(owner);
+      if (list) list.push(p);
+      else alive.set(owner, [p]);
     }
     for (const [owner, pods] of alive) {
       const attempts = [...new Set(pods.map((p) => p.metadata?.labels?.[LABEL_ATTEMPT] ?? "?"))].sort();

@@ -76,10 +76,9 @@ export class Expectations<T extends { metadata?: { name?: string; deletionTimest
     const expected = this.#deletions.get(owner);
     if (!expected) return cached;
     const now = this.#now();
-    const names = new Set(cached.map((o) => o.metadata?.name));
     for (const [name, at] of expected) {
-      const shown = cached.find((o) => o.metadata?.name === name)?.metadata?.deletionTimestamp !== undefined;
-      if (!names.has(name) || shown || now - at >= this.timeoutMs) expected.delete(name);
+      const found = cached.find((o) => o.metadata?.name === name);
+      if (!found || found.metadata?.deletionTimestamp !== undefined || now - at >= this.timeoutMs) expected.delete(name);
     }
     if (expected.size === 0) {
       this.#deletions.delete(owner);

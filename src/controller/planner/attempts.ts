@@ -113,7 +113,7 @@ export function startNextAttempt(p: Planner, desired: DesiredObjects, stage: Sta
   if (current && !current.metadata?.deletionTimestamp) p.deleteJob(current, `attempt ${ss.attempt} ended (${record.result})`);
   // A rank still shutting down may be writing a checkpoint: never let two attempts share the output directory.
   const jobs = p.jobsOf(stage).filter((job) => attemptOf(job) <= ss.attempt);
-  const lingering = p.podsOf(stage).filter((pod) => attemptOf(pod) <= ss.attempt && !isTerminal(pod));
+  const lingering = runningPodsUpTo(p, stage, ss.attempt);
   if (jobs.length > 0 || lingering.length > 0) {
     p.conclude(phase, `waiting for ${stage} attempt ${ss.attempt} to be torn down (${teardownLeft(jobs, lingering)}) before the next attempt`);
     ss.phase = "Pending";
@@ -133,6 +133,11 @@ export function startNextAttempt(p: Planner, desired: DesiredObjects, stage: Sta
   p.addRecord({ stage, attempt: ss.attempt, startTime: p.now, result: "Running" });
   p.event("Normal", Reason.Restarting, `starting ${stage} attempt ${ss.attempt}${stage === "train" ? "; it resumes from the newest complete checkpoint" : ""}`);
   createStageJob(p, stage, ss, desired.stageJob(stage, ss.attempt));
+}
+
+/** Pods of the stage's attempts up to `attempt` that have not exited (a rank may still be writing a checkpoint). */
+export function runningPodsUpTo(p: Planner, stage: Stage, attempt: number): V1Pod[] {
+  return p.podsOf(stage).filter((pod) => attemptOf(pod) <= attempt && !isTerminal(pod));
 }
 
 /** What of an ended attempt is still there, in words: "Job being deleted, 1 pod running". */

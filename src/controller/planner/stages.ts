@@ -12,8 +12,8 @@ import { getCondition } from "../conditions.ts";
 import { classifyFailure, stuckPods, type AttemptFailure, type MissingPodReference } from "../failures.ts";
 import { Reason } from "../reasons.ts";
 import { specHash } from "../spec-hash.ts";
-import { attemptEnded, closeAttempt, noteResumePoint, startNextAttempt, teardownLeft } from "./attempts.ts";
-import { STAGE_CONDITION, STAGE_PHASE, attemptOf, isTerminal, jobCondition, type Planner } from "./context.ts";
+import { attemptEnded, closeAttempt, noteResumePoint, runningPodsUpTo, startNextAttempt, teardownLeft } from "./attempts.ts";
+import { STAGE_CONDITION, STAGE_PHASE, attemptOf, jobCondition, type Planner } from "./context.ts";
 import { smokeTestPassed } from "./health.ts";
 import { reportPodCreation, reportPodReferences, reportScheduling } from "./pods.ts";
 import { createStageJob, stageCondition, stageJobMessage } from "./stage-job.ts";
@@ -82,7 +82,7 @@ export function runStage(p: Planner, input: RenderInput, desired: DesiredObjects
     return;
   }
   if (!current && leftovers.length > 0) {
-    const lingering = p.podsOf(stage).filter((pod) => attemptOf(pod) < ss.attempt && !isTerminal(pod));
+    const lingering = runningPodsUpTo(p, stage, ss.attempt - 1);
     p.conclude(
       STAGE_PHASE[stage],
       `waiting for earlier ${stage} attempts to be torn down (${teardownLeft(leftovers, lingering)}) before attempt ${ss.attempt}`,
