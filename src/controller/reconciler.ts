@@ -12,7 +12,7 @@ import { errorMessage, isAlreadyExists, isConflict, isNotFound, isRefusal } from
 import type { KubeApi } from "../kube/api.ts";
 import { traced } from "../observability/tracing.ts";
 import { Expectations } from "../runtime/expectations.ts";
-import { LruCache } from "../runtime/lru.ts";
+import { VersionedMemo } from "../runtime/versioned-memo.ts";
 import { deepFreeze } from "../runtime/store.ts";
 import type { Creatable } from "../render/desired.ts";
 import { configMapName, launcherConfigMapName, outputClaimName, serviceName } from "../render/names.ts";
@@ -71,11 +71,13 @@ export class Reconciler {
   /** Repeats become counts on one Event; a flood per object is cut (client-go's correlator). */
   readonly #events: EventRecorder;
   /**
-   * Validated specs by `<uid>@<generation>`: the API server moves the generation with every spec change, and a
-   * job's reconciles cluster in time (parsing the spec on every reconcile was about 8 % of the operator's CPU in a
-   * burst of 100). Frozen, since reconciles share them; bounded, since only recent jobs need them.
+   * Each job's validated spec, by `<uid>@<generation>` (the API server moves the generation with every spec change;
+   * validating the spec on every reconcile was about 8 % of the operator's CPU in a burst of 100). Frozen, since
+   * reconciles share them.
    */
-  readonly #validatedSpecs = new LruCache<JobValidation>(512);
+  readonly #validatedSpecs = new VersionedMemo<JobValidation>();
+  /** Each job's rendered config.yaml, parsed, by the ConfigMap's resourceVersion (config.ts). */
+  readonly #renderedConfigs = new VersionedMemo<Record<string, unknown>>();
   /** When this replica last wrote each job's status (memory only: after a restart the first write is not held back). */
   readonly #lastStatusWrite = new Map<string, number>();
   /**
@@ -110,6 +112,8 @@ export class Reconciler {
       this.#expect.forget(key);
       this.#lastStatusWrite.delete(key);
       this.#createRefusals.delete(key);
+      this.#validatedSpecs.forget(key);
+      this.#renderedConfigs.forget(key);
       return {}; // deleted: garbage collection removes its children
     }
     // Children created right after a status write send events that can arrive before the job's own update: deciding
@@ -124,7 +128,8 @@ export class Reconciler {
   #validatedSpec(ftj: FineTuneJobObject): JobValidation {
     const { uid, generation, name } = ftj.metadata;
     if (!uid || generation === undefined) return validateNameAndSpec(name, ftj.spec);
-    return this.#validatedSpecs.getOrCompute(`${uid}@${generation}`, () => deepFreeze(validateNameAndSpec(name, ftj.spec)));
+    const key = `${ftj.metadata.namespace}/${name}`;
+    return this.#validatedSpecs.get(key, `${uid}@${generation}`, () => deepFreeze(validateNameAndSpec(name, ftj.spec)));
   }
 
   /** Observe, decide, write status (first), act: each step idempotent. */
@@ -190,6 +195,7 @@ export class Reconciler {
       needsValidation,
       started: Boolean(ftj.status?.specHash),
       getConfigMap: (namespace, cm) => api.getConfigMap(namespace, cm),
+      renderedMemo: { get: (version, parse) => this.#renderedConfigs.get(`${ns}/${name}`, version, parse) },
     });
     const axolotlConfig = resolved.axolotlConfig;
     issues.push(...resolved.issues);
