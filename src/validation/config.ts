@@ -22,8 +22,8 @@ export interface ConfigSources {
   started: boolean;
   /**
    * The caller's memory of this job's parsed rendered config, by the ConfigMap's resourceVersion (the reconciler keeps
-   * one per job): the rendered copy never changes once created, and parsing its YAML on every pass was about 5 % of the
-   * operator's CPU in a burst. Parsed each time when absent.
+   * one per job): the rendered copy never changes once created, and parsing its YAML on every pass was about 10 % of
+   * the operator's CPU in a burst of 100 (an earlier round's profile). Parsed each time when absent.
    */
   renderedMemo?: { get(version: string, compute: () => Record<string, unknown>): Record<string, unknown> };
   /** Reads the `configFrom` ConfigMap; rejects with the API error (404 when it does not exist). */
